@@ -1,0 +1,105 @@
+"""The `forecast-pipeline` flow: pull observations, train if needed, forecast, write SQL and Parquet."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+
+from forecasting import pipeline
+from forecasting.config import load_settings
+from forecasting.errors import ForecastingError
+
+TRAINING_TIMEOUT_SECONDS = 6 * 3600
+
+
+def transient_failure(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry unexpected errors (a dropped connection); never our own clear errors (bad config, bad data)."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001
+        return True
+    return not isinstance(error, ForecastingError)
+
+
+db_task = task(
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_condition_fn=transient_failure,
+)
+
+
+@db_task
+def start_run(config: str | None, model: str, mode: str) -> str:
+    """Record a running row in `runs` after checking config and schema."""
+    return pipeline.start_run(load_settings(config), model, mode, flow_run_id=str(flow_run.id) if flow_run.id else None)
+
+
+@db_task
+def decide_mode(config: str | None, model: str, mode: str) -> dict[str, str]:
+    """Pick the mode to run and say why."""
+    return pipeline.decide_mode(load_settings(config), model, mode)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=TRAINING_TIMEOUT_SECONDS)
+def train(config: str | None, model: str, run_id: str) -> dict[str, Any]:
+    """Retrain from scratch and register the new champion version."""
+    return pipeline.train_step(load_settings(config), model, run_id, verbose=2)
+
+
+@db_task
+def forecast(config: str | None, model: str, run_id: str) -> dict[str, Any]:
+    """Forecast every series with the champion; stage the rows as a file."""
+    return pipeline.forecast_step(load_settings(config), model, run_id)
+
+
+@db_task
+def write_sql(config: str | None, staged: str) -> int:
+    """Upsert staged forecasts into the SQL table."""
+    return pipeline.write_sql_step(load_settings(config), staged)
+
+
+@db_task
+def write_parquet(config: str | None, staged: str) -> int:
+    """Upsert staged forecasts into the Parquet dataset."""
+    return pipeline.write_parquet_step(load_settings(config), staged)
+
+
+@db_task
+def finish_run(config: str | None, run_id: str, summary: dict[str, Any], staged: str) -> None:
+    """Mark the run completed with its counts."""
+    pipeline.finish_run(load_settings(config), run_id, summary, staged)
+
+
+@flow(name="forecast-pipeline", log_prints=True)
+def forecast_pipeline(
+    model: str, mode: Literal["auto", "retrain", "forecast"] = "auto", config: str | None = None
+) -> dict[str, Any]:
+    """Run the forecasting job once for one configured model."""
+    logger = get_run_logger()
+    run_id = start_run(config, model, mode)
+    try:
+        decision = decide_mode(config, model, mode)
+        logger.info(decision["reason"])
+        trained = train(config, model, run_id) if decision["mode"] == "retrain" else None
+        staged = forecast(config, model, run_id)
+        rows_sql = write_sql(config, staged["staged"])
+        rows_parquet = write_parquet(config, staged["staged"])
+        settings = load_settings(config)
+        summary = pipeline.summary_from_steps(settings, model, run_id, decision, trained, staged, rows_sql, rows_parquet)
+        finish_run(config, run_id, summary, staged["staged"])
+    except BaseException as error:
+        pipeline.fail_run(load_settings(config), run_id, error)
+        raise
+    create_markdown_artifact(
+        key=f"{model}-run-summary".lower().replace("_", "-"),
+        markdown="```\n" + pipeline.format_summary(summary) + "\n```",
+        description=f"Forecast pipeline run for model {model}",
+    )
+    return summary

@@ -1,0 +1,203 @@
+"""`forecasting [--config PATH] COMMAND`: exit 0 on success, 2 on usage/config/input errors, 1 on runtime failures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from forecasting.errors import ConfigError, ForecastingError
+
+DEMO_MODEL = "monthly"
+DEMO_SERIES = 300
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from forecasting.config import load_settings
+
+    return load_settings(args.config)
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    from forecasting.config import find_config_path
+
+    return str(find_config_path(args.config))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from forecasting.database import connect_checked, masked_url
+    from forecasting.schema import migrate
+
+    settings = _settings(args)
+    engine = connect_checked(settings.database.url)
+    levels = sorted({level for model in settings.models.values() for level in model.intervals} | {80, 95})
+    result = migrate(engine, levels)
+    for folder in ("models", "forecasts", "tuning"):
+        (settings.storage_root / folder).mkdir(parents=True, exist_ok=True)
+    change = "already current" if result["from_revision"] == result["to_revision"] else f"migrated from {result['from_revision'] or 'empty'}"
+    print(f"schema at revision {result['to_revision']} ({change}) on {masked_url(engine)}")
+    if result["added_columns"]:
+        print(f"added interval columns: {', '.join(result['added_columns'])}")
+    print(f"storage at {settings.storage_root}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from forecasting.database import connect_checked
+    from forecasting.loading import load_observations, read_observation_file
+
+    settings = _settings(args)
+    frame = read_observation_file(
+        args.file,
+        series=args.series_column,
+        time=args.time_column,
+        value=args.value_column,
+        features=settings.source.features,
+        file_format=args.format,
+    )
+    engine = connect_checked(settings.database.url)
+    result = load_observations(engine, settings.source, frame)
+    print(
+        f"loaded {result.rows} observations of {result.series} series from {args.file} into {settings.source.table} "
+        f"({result.inserted} new, {result.updated} replaced; {result.first_ts} to {result.last_ts})"
+    )
+    return 0
+
+
+def _run_flow(config_path: str, model: str, mode: str) -> dict[str, Any]:
+    from flows.forecast_pipeline import forecast_pipeline
+
+    return forecast_pipeline(model=model, mode=mode, config=config_path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from forecasting.pipeline import format_summary, summary_json
+
+    settings = _settings(args)
+    settings.model(args.model)
+    summary = _run_flow(_config_path(args), args.model, args.mode)
+    print(summary_json(summary) if args.json else format_summary(summary))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from forecasting.database import connect_checked
+    from forecasting.registry import list_versions, read_manifest
+
+    settings = _settings(args)
+    engine = connect_checked(settings.database.url)
+    if args.models_command == "list":
+        versions = list_versions(engine, args.model)
+        if versions.empty:
+            print("no model versions registered yet")
+            return 0
+        for row in versions.itertuples():
+            metrics = json.loads(row.metrics or "{}")
+            val = metrics.get("val_smape_model")
+            smape_text = f"  validation sMAPE {val:.2f}" if val is not None else ""
+            print(
+                f"{row.model_name:<16} v{row.version:<4} {row.status:<10} {row.cell:<5} created {row.created_at:%Y-%m-%d %H:%M}  "
+                f"data to {row.data_watermark:%Y-%m-%d}{smape_text}"
+            )
+        return 0
+    versions = list_versions(engine, args.name)
+    if versions.empty:
+        raise ConfigError(f"model {args.name!r} has no registered versions")
+    row = versions.iloc[0] if args.version is None else versions.loc[versions["version"] == args.version]
+    if isinstance(row, type(versions)):
+        if row.empty:
+            raise ConfigError(f"model {args.name!r} has no version {args.version}")
+        row = row.iloc[0]
+    manifest = read_manifest(Path(row["artifact_path"]))
+    manifest["scaler"] = {"method": manifest["scaler"]["method"], "series": f"{len(manifest['scaler']['series'])} series"}
+    manifest.get("training", {}).pop("history", None)
+    print(json.dumps({"status": row["status"], "artifact_path": row["artifact_path"], **manifest}, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from forecasting.database import connect_checked
+    from forecasting.datasets import m3_monthly
+    from forecasting.loading import load_observations
+    from forecasting.pipeline import format_summary
+
+    settings = _settings(args)
+    if DEMO_MODEL not in settings.models:
+        raise ConfigError(f"models.{DEMO_MODEL}: the demo needs a [models.{DEMO_MODEL}] section in the config")
+    print("1/3 creating schema and storage")
+    cmd_init(args)
+    frame = m3_monthly(args.series)
+    engine = connect_checked(settings.database.url)
+    result = load_observations(engine, settings.source, frame)
+    print(
+        f"2/3 loaded {result.rows} observations of {result.series} M3 monthly series into {settings.source.table} "
+        f"({result.inserted} new, {result.updated} replaced)"
+    )
+    print(f"3/3 running forecast-pipeline for model {DEMO_MODEL} (mode retrain) on a local Prefect server")
+    summary = _run_flow(_config_path(args), DEMO_MODEL, "retrain")
+    print()
+    print(format_summary(summary))
+    print()
+    print("next: forecasting models list | forecasting run --model monthly --mode forecast")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forecasting", description="Scheduled recurrent-network forecasting job.")
+    parser.add_argument("--config", help="config file (default: $FORECASTING_CONFIG, else ./forecasting.toml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("init", help="create or migrate the schema and storage folders (idempotent)").set_defaults(handler=cmd_init)
+
+    load = commands.add_parser("load", help="upsert observations from a CSV or Parquet file, all or nothing")
+    load.add_argument("file")
+    load.add_argument("--series-column", default="series_id", help="file column holding the series id (default series_id)")
+    load.add_argument("--time-column", default="ts", help="file column holding the ISO 8601 timestamp (default ts)")
+    load.add_argument("--value-column", default="value", help="file column holding the value (default value)")
+    load.add_argument("--format", choices=["csv", "parquet"], help="file format (default: from the extension)")
+    load.set_defaults(handler=cmd_load)
+
+    run = commands.add_parser("run", help="run the forecast-pipeline flow once")
+    run.add_argument("--model", required=True)
+    run.add_argument("--mode", choices=["auto", "retrain", "forecast"], default="auto")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(handler=cmd_run)
+
+    models = commands.add_parser("models", help="the model registry")
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
+    listing = models_commands.add_parser("list", help="registered versions, newest first")
+    listing.add_argument("--model")
+    show = models_commands.add_parser("show", help="one version's manifest (default: newest)")
+    show.add_argument("name")
+    show.add_argument("version", nargs="?", type=int)
+    models.set_defaults(handler=cmd_models)
+
+    demo = commands.add_parser("demo", help="load M3 monthly series and run the pipeline once (what `make demo` runs)")
+    demo.add_argument("--series", type=int, default=DEMO_SERIES, help=f"how many M3 monthly series to load (default {DEMO_SERIES})")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ForecastingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001
+        if os.environ.get("FORECASTING_DEBUG"):
+            raise
+        print(f"error: {type(error).__name__}: {error} (set FORECASTING_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

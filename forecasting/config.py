@@ -1,0 +1,268 @@
+"""The `forecasting.toml` configuration: pydantic models, loading, environment overrides."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from forecasting.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_ENV = "FORECASTING_CONFIG"
+DATABASE_URL_ENV = "FORECASTING_DATABASE_URL"
+STORAGE_ROOT_ENV = "FORECASTING_STORAGE_ROOT"
+DEFAULT_CONFIG_FILE = "forecasting.toml"
+
+# A model name becomes a folder and a partition value: keep it to a safe alphabet.
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseConfig(_Strict):
+    url: str = "sqlite:///.forecasting/forecasting.db"
+
+
+class StorageConfig(_Strict):
+    root: str = ".forecasting"
+
+
+class SourceConfig(_Strict):
+    table: str = "observations"
+    series: str = "series_id"
+    time: str = "ts"
+    target: str = "value"
+    features: list[str] = Field(default_factory=list)
+    frequency: str | None = None
+
+    @field_validator("table", "series", "time", "target")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not IDENTIFIER_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, underscore)")
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _feature_identifiers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not IDENTIFIER_PATTERN.match(value):
+                raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, underscore)")
+        if len(set(values)) != len(values):
+            raise ValueError("feature names repeat")
+        return values
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import pandas as pd
+
+        try:
+            pd.tseries.frequencies.to_offset(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a pandas offset alias (for example 'MS', 'D', 'h')") from None
+        return value
+
+
+class LayerConfig(_Strict):
+    units: int = Field(gt=0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    activation: Literal["tanh", "relu", "sigmoid", "linear", "elu", "selu", "gelu"] = "tanh"
+
+
+class IntRange(_Strict):
+    min: int
+    max: int
+    step: int = 1
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntRange":
+        if self.min > self.max or self.step <= 0:
+            raise ValueError("needs min <= max and step > 0")
+        return self
+
+
+class FloatRange(_Strict):
+    min: float
+    max: float
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloatRange":
+        if self.min > self.max or (self.step is not None and self.step <= 0):
+            raise ValueError("needs min <= max and step > 0")
+        return self
+
+
+class TuningConfig(_Strict):
+    tuner: Literal["hyperband", "random", "bayesian"] = "hyperband"
+    layers: IntRange = IntRange(min=1, max=4)
+    units: IntRange = IntRange(min=16, max=160, step=16)
+    dropout: FloatRange = FloatRange(min=0.0, max=0.5, step=0.1)
+    activation: list[Literal["tanh", "relu", "sigmoid"]] = ["tanh", "relu", "sigmoid"]
+    max_trials: int = Field(default=20, gt=0)
+
+
+class ScheduleConfig(_Strict):
+    timezone: str = "UTC"
+    forecast: str | None = None
+    fine_tune: str | None = None
+    retrain: str | None = None
+    tune: str | None = None
+
+
+class ModelConfig(_Strict):
+    cell: Literal["rnn", "lstm", "gru"] = "gru"
+    lookback: int = Field(gt=0)
+    horizon: int = Field(gt=0)
+    layers: list[LayerConfig] = Field(min_length=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    loss: Literal["mse", "mae", "huber"] = "mse"
+    epochs: int = Field(default=50, gt=0)
+    batch_size: int = Field(default=256, gt=0)
+    patience: int = Field(default=5, ge=0)
+    intervals: list[int] = Field(default_factory=lambda: [80, 95])
+    seed: int = 42
+    jit_compile: bool = False
+    tuning: TuningConfig | None = None
+    schedule: ScheduleConfig | None = None
+
+    @field_validator("intervals")
+    @classmethod
+    def _levels(cls, values: list[int]) -> list[int]:
+        for value in values:
+            if not 0 < value < 100:
+                raise ValueError(f"interval level {value} must be between 1 and 99 (percent)")
+        return sorted(set(values))
+
+
+class Settings(_Strict):
+    database: DatabaseConfig = DatabaseConfig()
+    storage: StorageConfig = StorageConfig()
+    source: SourceConfig = SourceConfig()
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        for name in models:
+            if not MODEL_NAME_PATTERN.match(name):
+                raise ValueError(
+                    f"model name {name!r} must start with a letter or digit and hold only letters, digits, '-' and '_'"
+                )
+        return models
+
+    def model(self, name: str) -> ModelConfig:
+        """The config of model `name`, or a ConfigError listing the configured ones."""
+        if name not in self.models:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise ConfigError(f"models.{name}: no such model in the config (configured: {known})")
+        return self.models[name]
+
+    @property
+    def storage_root(self) -> Path:
+        return Path(self.storage.root)
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line naming each bad key and what is wrong with it."""
+    parts = []
+    for item in error.errors():
+        where = _format_location(item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        got = item.get("input")
+        if item["type"] not in ("missing", "extra_forbidden") and isinstance(got, (str, int, float)):
+            message += f" (got {got!r})"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative storage paths and SQLite files in the file are relative to the file's folder."""
+    storage = data.setdefault("storage", {})
+    root = storage.get("root", StorageConfig().root)
+    if isinstance(root, str) and "://" not in root and not Path(root).is_absolute():
+        storage["root"] = str(base / root)
+    database = data.setdefault("database", {})
+    url = database.get("url", DatabaseConfig().url)
+    if isinstance(url, str):
+        database["url"] = resolve_sqlite_url(url, base)
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """Make a relative `sqlite:///path` absolute against `base`; other URLs pass unchanged."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        path = url[len(prefix) :]
+        if path and path != ":memory:" and not path.startswith("/"):
+            return prefix + str((base / path).resolve())
+    return url
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config file: `--config`, else $FORECASTING_CONFIG, else ./forecasting.toml."""
+    if explicit:
+        path = Path(explicit)
+        source = "--config"
+    elif os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+        source = CONFIG_ENV
+    else:
+        path = Path(DEFAULT_CONFIG_FILE)
+        source = "default location"
+    if not path.is_file():
+        raise ConfigError(f"config file {path} ({source}) not found; pass --config PATH or set {CONFIG_ENV}")
+    return path.resolve()
+
+
+def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str = "config") -> Settings:
+    """Validate a config mapping, resolving relative paths against `base` and applying env overrides."""
+    data = {key: (dict(value) if isinstance(value, dict) else value) for key, value in data.items()}
+    if base is not None:
+        _resolve_paths(data, base)
+    if os.environ.get(DATABASE_URL_ENV):
+        data.setdefault("database", {})["url"] = resolve_sqlite_url(os.environ[DATABASE_URL_ENV], Path.cwd())
+    if os.environ.get(STORAGE_ROOT_ENV):
+        data.setdefault("storage", {})["root"] = str(Path(os.environ[STORAGE_ROOT_ENV]).resolve())
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{origin}: {format_validation_error(error)}") from None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read and validate the config file (see `find_config_path`)."""
+    config_path = find_config_path(path)
+    try:
+        data = tomllib.loads(config_path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{config_path}: not valid TOML: {error}") from None
+    return parse_settings(data, base=config_path.parent, origin=str(config_path))

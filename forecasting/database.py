@@ -1,0 +1,221 @@
+"""The database: engine, table definitions, schema checks, reads and idempotent upserts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from forecasting.config import SourceConfig
+from forecasting.errors import ConfigError
+
+metadata = sa.MetaData()
+
+# Default source table; users may point `source.*` at any table with equivalent columns.
+observations = sa.Table(
+    "observations",
+    metadata,
+    sa.Column("series_id", sa.String(200), primary_key=True),
+    sa.Column("ts", sa.DateTime(), primary_key=True),
+    sa.Column("value", sa.Float(), nullable=True),
+)
+
+FORECAST_KEY = ("model_name", "series_id", "forecast_origin", "target_ts")
+FORECAST_BASE_COLUMNS = (
+    "model_name",
+    "model_version",
+    "series_id",
+    "forecast_origin",
+    "target_ts",
+    "step",
+    "yhat",
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("model_name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("cell", sa.String(10), nullable=False),
+    sa.Column("artifact_path", sa.Text(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("format_version", sa.Integer(), nullable=False),
+    sa.Column("data_watermark", sa.DateTime()),
+    sa.Column("train_start", sa.DateTime()),
+    sa.Column("train_end", sa.DateTime()),
+    sa.Column("parent_version", sa.Integer()),
+    sa.Column("metrics", sa.Text()),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model_name", sa.String(64), primary_key=True),
+    sa.Column("alias", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(64), nullable=False),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("mode", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text()),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.DateTime(), nullable=False),
+    sa.Column("finished_at", sa.DateTime()),
+    sa.Column("champion_version", sa.Integer()),
+    sa.Column("produced_version", sa.Integer()),
+    sa.Column("series_read", sa.Integer()),
+    sa.Column("series_forecast", sa.Integer()),
+    sa.Column("series_skipped", sa.Integer()),
+    sa.Column("rows_sql", sa.Integer()),
+    sa.Column("rows_parquet", sa.Integer()),
+    sa.Column("error", sa.Text()),
+)
+
+
+def interval_columns(level: int) -> tuple[str, str]:
+    """The forecasts columns holding the lower and upper bound of a `level`% interval."""
+    return f"yhat_lower_{level}", f"yhat_upper_{level}"
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder, WAL mode and a busy timeout."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def masked_url(engine_or_url: Engine | str) -> str:
+    """The database URL with any password replaced by ***, safe for logs and summaries."""
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else sa.engine.make_url(engine_or_url)
+    return url.render_as_string(hide_password=True)
+
+
+def connect_checked(url: str) -> Engine:
+    """An engine that has been shown to connect, or a ConfigError naming `database.url`."""
+    try:
+        engine = create_db_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
+        raise ConfigError(f"database.url: {masked_url_safe(url)} is not a usable SQLAlchemy URL: {error}") from None
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0] if str(getattr(error, "orig", error)).strip() else type(error).__name__
+        raise ConfigError(f"database.url: cannot connect to {masked_url(engine)}: {reason}") from None
+    return engine
+
+
+def masked_url_safe(url: str) -> str:
+    try:
+        return masked_url(url)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def table_columns(connection: Connection, table: str) -> dict[str, Any] | None:
+    """Column name -> type of a live table, or None when the table does not exist."""
+    inspector = sa.inspect(connection)
+    if not inspector.has_table(table):
+        return None
+    return {column["name"]: column["type"] for column in inspector.get_columns(table)}
+
+
+def check_source(connection: Connection, source: SourceConfig) -> sa.Table:
+    """The live source table, after checking every configured column exists in it."""
+    columns = table_columns(connection, source.table)
+    if columns is None:
+        tables = ", ".join(sorted(sa.inspect(connection).get_table_names())) or "none"
+        raise ConfigError(
+            f"source.table: table {source.table!r} not found in the database (tables: {tables}); "
+            "run `forecasting init` to create the default one"
+        )
+    for key, name in [("source.series", source.series), ("source.time", source.time), ("source.target", source.target)] + [
+        (f"source.features[{i}]", feature) for i, feature in enumerate(source.features)
+    ]:
+        if name not in columns:
+            raise ConfigError(
+                f"{key}: column {name!r} not found in table {source.table!r} (columns: {', '.join(columns)})"
+            )
+    return sa.Table(source.table, sa.MetaData(), autoload_with=connection)
+
+
+def read_observations(connection: Connection, source: SourceConfig) -> pd.DataFrame:
+    """All observations in long format: series_id (str), ts (datetime64), value, then features."""
+    table = check_source(connection, source)
+    selected = [
+        table.c[source.series].label("series_id"),
+        table.c[source.time].label("ts"),
+        table.c[source.target].label("value"),
+    ] + [table.c[name].label(name) for name in source.features]
+    query = sa.select(*selected).order_by(table.c[source.series], table.c[source.time])
+    frame = pd.DataFrame(connection.execute(query).fetchall(), columns=["series_id", "ts", "value", *source.features])
+    frame["series_id"] = frame["series_id"].astype(str)
+    frame["ts"] = pd.to_datetime(frame["ts"])
+    for column in ["value", *source.features]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: Iterable[str], chunk_size: int = 5000) -> int:
+    """Insert `rows`, replacing any row with the same `key`; returns the number of rows written."""
+    if not rows:
+        return 0
+    key = list(key)
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - other databases: delete then insert, inside the caller's transaction
+        return _delete_insert(connection, table, rows, key, chunk_size)
+    statement = insert(table)
+    updates = {name: statement.excluded[name] for name in rows[0] if name not in key}
+    statement = statement.on_conflict_do_update(index_elements=key, set_=updates) if updates else statement.on_conflict_do_nothing(index_elements=key)
+    for start in range(0, len(rows), chunk_size):
+        connection.execute(statement, list(rows[start : start + chunk_size]))
+    return len(rows)
+
+
+def _delete_insert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: list[str], chunk_size: int) -> int:
+    for row in rows:
+        connection.execute(sa.delete(table).where(sa.and_(*(table.c[k] == row[k] for k in key))))
+    for start in range(0, len(rows), chunk_size):
+        connection.execute(sa.insert(table), list(rows[start : start + chunk_size]))
+    return len(rows)
+
+
+def frame_to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as plain Python dicts (datetimes, floats, None for missing)."""
+    converted = frame.astype(object).where(frame.notna(), None)
+    records = converted.to_dict(orient="records")
+    for record in records:
+        for name, value in record.items():
+            if isinstance(value, pd.Timestamp):
+                record[name] = value.to_pydatetime()
+    return records

@@ -1,0 +1,73 @@
+"""Create or migrate the schema (Alembic migrations under sql/) and keep the views current."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.resources import as_file, files
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from forecasting.database import interval_columns, table_columns
+
+VIEWS = ("forecast_latest",)
+
+
+def _alembic_config(connection: Connection, script_location: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    with as_file(files("forecasting.sql").joinpath("migrations")) as location:
+        config = Config()
+        config.set_main_option("script_location", str(location))
+        return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(engine: Engine, interval_levels: Iterable[int] = (80, 95)) -> dict[str, object]:
+    """Bring the schema to the newest migration and add interval columns for configured levels.
+
+    Idempotent: on an up-to-date database it changes nothing but re-creating the views.
+    """
+    before = current_revision(engine)
+    with as_file(files("forecasting.sql").joinpath("migrations")) as location:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection, str(location)), "head")
+    added = ensure_interval_columns(engine, interval_levels)
+    return {"from_revision": before, "to_revision": current_revision(engine), "added_columns": added}
+
+
+def ensure_interval_columns(engine: Engine, levels: Iterable[int]) -> list[str]:
+    """Add `yhat_lower_<L>`/`yhat_upper_<L>` columns for levels not yet in `forecasts`."""
+    added: list[str] = []
+    with engine.begin() as connection:
+        existing = table_columns(connection, "forecasts") or {}
+        for level in sorted(set(levels)):
+            for name in interval_columns(level):
+                if name not in existing:
+                    connection.execute(sa.text(f'ALTER TABLE forecasts ADD COLUMN "{name}" FLOAT'))
+                    added.append(name)
+        if added:
+            # PostgreSQL expands `f.*` when a view is created: re-create it to show the new columns.
+            _recreate_views(connection)
+    return added
+
+
+def _recreate_views(connection: Connection) -> None:
+    for view in VIEWS:
+        connection.execute(sa.text(f"DROP VIEW IF EXISTS {view}"))
+        connection.execute(sa.text(files("forecasting.sql").joinpath(f"views/{view}.sql").read_text()))

@@ -1,0 +1,88 @@
+"""The Parquet store: forecasts as a hive-partitioned dataset under `<storage>/forecasts/`.
+
+Layout: `forecasts/model_name=<model>/origin_date=<YYYY-MM-DD>/part-0.parquet`. Writing a partition
+merges with what it holds (rows with the same key are replaced, others kept), writes a hidden
+temporary file and renames it into place, so readers never see a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from forecasting.config import MODEL_NAME_PATTERN
+from forecasting.database import FORECAST_KEY
+from forecasting.errors import ConfigError
+
+PARTITION_FILE = "part-0.parquet"
+PARTITIONING = ds.partitioning(pa.schema([("model_name", pa.string()), ("origin_date", pa.string())]), flavor="hive")
+
+
+def forecasts_root(storage_root: Path) -> Path:
+    return Path(storage_root) / "forecasts"
+
+
+def _partition_dir(root: Path, model_name: str, origin_date: str) -> Path:
+    if not MODEL_NAME_PATTERN.match(model_name):
+        raise ConfigError(f"model name {model_name!r} is not allowed (letters, digits, '-' and '_' only)")
+    return root / f"model_name={model_name}" / f"origin_date={origin_date}"
+
+
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    frame = frame.copy()
+    for column in ("forecast_origin", "target_ts", "created_at"):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def write_forecasts(storage_root: Path, forecasts: pd.DataFrame) -> int:
+    """Upsert forecast rows (with a `model_name` column) into their partitions; returns rows written."""
+    if forecasts.empty:
+        return 0
+    root = forecasts_root(storage_root)
+    origin_dates = pd.to_datetime(forecasts["forecast_origin"]).dt.strftime("%Y-%m-%d")
+    key = [c for c in FORECAST_KEY if c != "model_name"]
+    for (model_name, origin_date), rows in forecasts.groupby([forecasts["model_name"], origin_dates], sort=True):
+        folder = _partition_dir(root, str(model_name), str(origin_date))
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = rows.drop(columns=["model_name"])
+        target = folder / PARTITION_FILE
+        if target.exists():
+            existing = pq.read_table(target).to_pandas()
+            merged = existing.merge(rows[key], on=key, how="left", indicator=True)
+            kept = existing.loc[(merged["_merge"] == "left_only").to_numpy()]
+            rows = pd.concat([kept, rows], ignore_index=True) if len(kept) else rows
+        rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
+        temporary = folder / f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            pq.write_table(_to_arrow(rows), temporary)
+            with open(temporary, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+    return len(forecasts)
+
+
+def read_forecasts(storage_root: Path, model_name: str | None = None) -> pd.DataFrame:
+    """The forecasts dataset as a frame (optionally one model, pruned by partition)."""
+    root = forecasts_root(storage_root)
+    if not root.exists():
+        return pd.DataFrame()
+    dataset = ds.dataset(root, format="parquet", partitioning=PARTITIONING)
+    expression = ds.field("model_name") == model_name if model_name else None
+    return dataset.to_table(filter=expression).to_pandas()
+
+
+def count_rows(storage_root: Path, model_name: str | None = None) -> int:
+    root = forecasts_root(storage_root)
+    if not root.exists():
+        return 0
+    dataset = ds.dataset(root, format="parquet", partitioning=PARTITIONING)
+    return dataset.count_rows(filter=ds.field("model_name") == model_name if model_name else None)

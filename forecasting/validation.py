@@ -1,0 +1,101 @@
+"""Checks on observations before they are stored or used, with reasons a person can act on."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecasting.errors import InputError, RunError
+
+MAX_LISTED = 5
+
+
+def infer_frequency(frame: pd.DataFrame, configured: str | None = None) -> str:
+    """The configured frequency, or the most common one pandas infers across series."""
+    if configured:
+        return configured
+    found: Counter[str] = Counter()
+    for _, group in frame.groupby("series_id", sort=False):
+        if len(group) >= 3:
+            freq = pd.infer_freq(pd.DatetimeIndex(group["ts"]).sort_values())
+            if freq:
+                found[freq] += 1
+        if sum(found.values()) >= 50:
+            break
+    if not found:
+        raise RunError("cannot infer the series frequency from the data; set source.frequency (for example 'MS')")
+    return found.most_common(1)[0][0]
+
+
+@dataclass
+class PreparationReport:
+    """What `regularize` changed: counts a summary can show."""
+
+    duplicate_rows: int = 0
+    non_finite_values: int = 0
+    off_frequency_rows: int = 0
+    filled_gaps: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def regularize(frame: pd.DataFrame, frequency: str) -> tuple[pd.DataFrame, PreparationReport]:
+    """Put every series on a regular `frequency` grid from its first to last timestamp.
+
+    Duplicated (series, ts) keep the last row; non-finite values become missing; rows off the
+    grid are dropped and counted; missing grid points become NaN rows, so no window spans a gap.
+    """
+    report = PreparationReport()
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    duplicated = frame.duplicated(["series_id", "ts"], keep="last")
+    report.duplicate_rows = int(duplicated.sum())
+    frame = frame.loc[~duplicated].copy()
+    value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
+    numeric = frame[value_columns].to_numpy(dtype="float64")
+    non_finite = np.isinf(numeric)
+    report.non_finite_values = int(non_finite.sum())
+    if report.non_finite_values:
+        frame[value_columns] = np.where(non_finite, np.nan, numeric)
+    parts = []
+    for series_id, group in frame.sort_values(["series_id", "ts"]).groupby("series_id", sort=True):
+        index = pd.DatetimeIndex(group["ts"])
+        grid = pd.date_range(index[0], index[-1], freq=offset)
+        on_grid = index.isin(grid)
+        report.off_frequency_rows += int((~on_grid).sum())
+        group = group.loc[on_grid].set_index("ts").reindex(grid)
+        report.filled_gaps += int(len(grid) - on_grid.sum())
+        group["series_id"] = series_id
+        parts.append(group.rename_axis("ts").reset_index())
+    if report.off_frequency_rows:
+        report.notes.append(f"{report.off_frequency_rows} rows off the {frequency} grid were ignored")
+    if not parts:
+        return frame.iloc[0:0], report
+    result = pd.concat(parts, ignore_index=True)[["series_id", "ts", *value_columns]]
+    return result, report
+
+
+def check_loaded_file(raw: pd.DataFrame, parsed: pd.DataFrame, where: str, value_columns: list[str]) -> None:
+    """Reject a whole file when any row has no series id, an unparseable timestamp, a
+    non-numeric or non-finite value, or repeats a (series, ts) key. Names the first rows."""
+    problems: list[tuple[int, str]] = []
+    for position in np.flatnonzero(parsed["series_id"].isna().to_numpy()):
+        problems.append((position, "series id is empty"))
+    for position in np.flatnonzero(parsed["ts"].isna().to_numpy()):
+        problems.append((position, f"timestamp {raw.iloc[position, 1]!r} is not a valid timestamp"))
+    for offset, column in enumerate(value_columns):
+        values = parsed[column].to_numpy(dtype="float64")
+        for position in np.flatnonzero(~np.isfinite(values)):
+            original = raw.iloc[position, 2 + offset]
+            problems.append((position, f"{column} {original!r} is not a finite number"))
+    valid_keys = parsed.dropna(subset=["series_id", "ts"])
+    duplicated = valid_keys.duplicated(["series_id", "ts"], keep=False)
+    for position in valid_keys.index[duplicated.to_numpy()]:
+        problems.append((int(position), "the same series and timestamp appear in more than one row"))
+    if problems:
+        rows = sorted({position for position, _ in problems})
+        problems.sort()
+        listed = "; ".join(f"row {position + 1}: {reason}" for position, reason in problems[:MAX_LISTED])
+        more = f"; and {len(problems) - MAX_LISTED} more problems" if len(problems) > MAX_LISTED else ""
+        raise InputError(f"{where}: {len(rows)} of {len(raw)} rows are invalid, nothing was loaded. {listed}{more}")

@@ -1,0 +1,89 @@
+"""Long-format frames to per-series arrays, and arrays to (lookback -> horizon) windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting.scaling import SeriesScaler
+
+
+@dataclass
+class SeriesArrays:
+    """Regular series: for each id, its timestamps and a (rows x columns) array, column 0 the target."""
+
+    timestamps: dict[str, pd.DatetimeIndex]
+    values: dict[str, np.ndarray]
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.values)
+
+
+def to_series_arrays(frame: pd.DataFrame, features: list[str]) -> SeriesArrays:
+    """Split a long frame (series_id, ts, value, features...) sorted by series and time into arrays."""
+    columns = ["value", *features]
+    timestamps: dict[str, pd.DatetimeIndex] = {}
+    values: dict[str, np.ndarray] = {}
+    for series_id, group in frame.sort_values(["series_id", "ts"]).groupby("series_id", sort=True):
+        timestamps[str(series_id)] = pd.DatetimeIndex(group["ts"])
+        values[str(series_id)] = group[columns].to_numpy(dtype="float64")
+    return SeriesArrays(timestamps=timestamps, values=values)
+
+
+def make_windows(values: np.ndarray, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of one series: inputs (m, lookback, columns) and targets (m, horizon) from column 0.
+
+    Window i reads rows i .. i+lookback-1 and predicts the target in rows i+lookback .. i+lookback+horizon-1.
+    """
+    values = np.asarray(values, dtype="float64").reshape(len(values), -1)
+    count = len(values) - lookback - horizon + 1
+    if count <= 0:
+        return np.empty((0, lookback, values.shape[1])), np.empty((0, horizon))
+    inputs = np.lib.stride_tricks.sliding_window_view(values, (lookback, values.shape[1]))[:count, 0]
+    targets = np.lib.stride_tricks.sliding_window_view(values[:, 0], horizon)[lookback : lookback + count]
+    return np.ascontiguousarray(inputs), np.ascontiguousarray(targets)
+
+
+@dataclass
+class WindowSplit:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    val_series: np.ndarray  # series id of each validation window (for inverse scaling)
+
+
+def split_windows(
+    arrays: SeriesArrays, scaler: SeriesScaler, lookback: int, horizon: int, validation_steps: int
+) -> WindowSplit:
+    """Scaled windows split in time: a window is for validation when its target reaches into the
+    last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped."""
+    x_train, y_train, x_val, y_val, val_series = [], [], [], [], []
+    for series_id, values in arrays.values.items():
+        inputs, targets = make_windows(scaler.transform(series_id, values), lookback, horizon)
+        if not len(inputs):
+            continue
+        finite = np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
+        target_end = np.arange(len(inputs)) + lookback + horizon - 1
+        is_val = target_end >= len(values) - validation_steps
+        train_mask, val_mask = finite & ~is_val, finite & is_val
+        x_train.append(inputs[train_mask])
+        y_train.append(targets[train_mask])
+        x_val.append(inputs[val_mask])
+        y_val.append(targets[val_mask])
+        val_series.append(np.full(int(val_mask.sum()), series_id, dtype=object))
+    columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
+
+    def stack(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+        return np.concatenate(parts).astype("float32") if parts else np.empty(shape, dtype="float32")
+
+    return WindowSplit(
+        x_train=stack(x_train, (0, lookback, columns)),
+        y_train=stack(y_train, (0, horizon)),
+        x_val=stack(x_val, (0, lookback, columns)),
+        y_val=stack(y_val, (0, horizon)),
+        val_series=np.concatenate(val_series) if val_series else np.empty(0, dtype=object),
+    )
