@@ -54,6 +54,7 @@ def conformal_halfwidths(residuals: np.ndarray, levels: list[int]) -> dict[int, 
         if count == 0:
             result[level] = [float("nan")] * residuals.shape[1]
             continue
-        quantile = min(1.0, np.ceil((count + 1) * level / 100.0) / count)
-        result[level] = np.quantile(absolute, quantile, axis=0, method="higher").astype(float).tolist()
+        # The ceil((n + 1) * level)-th smallest residual gives finite-sample coverage >= level.
+        rank = min(count, int(np.ceil((count + 1) * level / 100.0)))
+        result[level] = np.sort(absolute, axis=0)[rank - 1].astype(float).tolist()
     return result

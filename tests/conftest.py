@@ -1,0 +1,119 @@
+"""Shared fixtures: small real data, settings on SQLite or PostgreSQL, a throwaway PostgreSQL server,
+and a temporary Prefect server for flow tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.postgres_server import PostgresServer, create_database, find_binaries
+
+POSTGRES_URL_ENV = "FORECASTING_TEST_POSTGRES_URL"
+
+
+def synthetic_frame(n_series: int = 8, length: int = 48, seed: int = 0, start: str = "2020-01-01") -> pd.DataFrame:
+    """Monthly series with level, trend and yearly seasonality plus noise, in long format."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    ts = pd.date_range(start, periods=length, freq="MS")
+    for index in range(n_series):
+        level = rng.uniform(50, 500)
+        trend = rng.uniform(-1, 2) * np.arange(length)
+        season = rng.uniform(5, 40) * np.sin(2 * np.pi * np.arange(length) / 12 + rng.uniform(0, 6))
+        values = level + trend + season + rng.normal(0, 3, length)
+        parts.append(pd.DataFrame({"series_id": f"S{index:02d}", "ts": ts, "value": values}))
+    return pd.concat(parts, ignore_index=True)
+
+
+TINY_MODEL = {
+    "cell": "gru",
+    "lookback": 12,
+    "horizon": 6,
+    "layers": [{"units": 8, "dropout": 0.1}, {"units": 4}],
+    "learning_rate": 0.01,
+    "epochs": 4,
+    "batch_size": 64,
+    "patience": 2,
+    "intervals": [80, 95],
+}
+
+
+def write_config(directory: Path, database_url: str, model: dict | None = None, source: dict | None = None) -> Path:
+    """A forecasting.toml in `directory` with one model `tiny`."""
+    import json
+
+    model = dict(TINY_MODEL, **(model or {}))
+    lines = [
+        "[database]",
+        f"url = {json.dumps(database_url)}",
+        "[storage]",
+        'root = "store"',
+        "[source]",
+        *(f"{key} = {json.dumps(value)}" for key, value in (source or {"frequency": "MS"}).items()),
+        "[models.tiny]",
+    ]
+    for key, value in model.items():
+        if key == "layers":
+            rendered = "[" + ", ".join("{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in layer.items()) + " }" for layer in value) + "]"
+            lines.append(f"layers = {rendered}")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    path = directory / "forecasting.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server: $FORECASTING_TEST_POSTGRES_URL, or a throwaway one started here."""
+    if os.environ.get(POSTGRES_URL_ENV):
+        yield os.environ[POSTGRES_URL_ENV]
+        return
+    binaries = find_binaries()
+    if binaries is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but no PostgreSQL binaries (initdb, pg_ctl) were found; install postgresql")
+        pytest.skip("no PostgreSQL binaries found and FORECASTING_TEST_POSTGRES_URL is unset")
+    server = PostgresServer(binaries)
+    server.start()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on SQLite and (marked `postgres`) on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return create_database(request.getfixturevalue("postgres_admin_url"))
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Build Settings from a config written into tmp_path (env overrides cleared)."""
+    from forecasting.config import load_settings
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+    def build(database_url: str, **kwargs):
+        path = write_config(tmp_path, database_url, **kwargs)
+        return load_settings(path), path
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A temporary Prefect server with its own database for flow tests."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

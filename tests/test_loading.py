@@ -1,0 +1,78 @@
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from forecasting.config import SourceConfig
+from forecasting.database import create_db_engine, read_observations
+from forecasting.errors import InputError
+from forecasting.loading import load_observations, read_observation_file
+from forecasting.schema import migrate
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    return engine
+
+
+def count(engine):
+    with engine.connect() as connection:
+        return connection.execute(sa.text("SELECT COUNT(*) FROM observations")).scalar_one()
+
+
+def test_load_csv_with_column_mapping_upserts(engine, tmp_path):
+    path = tmp_path / "obs.csv"
+    path.write_text("item,month,sales\nA,2024-01-01,10\nA,2024-02-01,11.5\nB,2024-01-01T00:00:00Z,3\n")
+    frame = read_observation_file(path, series="item", time="month", value="sales")
+    first = load_observations(engine, SourceConfig(), frame)
+    assert (first.rows, first.inserted, first.updated, first.series) == (3, 3, 0, 2)
+    path.write_text("item,month,sales\nA,2024-02-01,12\nA,2024-03-01,13\n")
+    second = load_observations(engine, SourceConfig(), read_observation_file(path, series="item", time="month", value="sales"))
+    assert (second.inserted, second.updated) == (1, 1)
+    with engine.connect() as connection:
+        stored = read_observations(connection, SourceConfig())
+    assert len(stored) == 4
+    assert stored.loc[(stored.series_id == "A") & (stored.ts == "2024-02-01"), "value"].item() == 12
+
+
+def test_load_parquet_with_timezone_aware_timestamps(engine, tmp_path):
+    path = tmp_path / "obs.parquet"
+    pd.DataFrame(
+        {"series_id": ["x", "x"], "ts": pd.to_datetime(["2024-01-01 01:00", "2024-01-01 02:00"]).tz_localize("Europe/Paris"), "value": [1.0, 2.0]}
+    ).to_parquet(path)
+    load_observations(engine, SourceConfig(), read_observation_file(path))
+    with engine.connect() as connection:
+        stored = read_observations(connection, SourceConfig())
+    assert list(stored.ts.dt.hour) == [0, 1]  # stored as UTC
+
+
+def test_bad_file_is_rejected_whole_with_rows_named(engine, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("series_id,ts,value\nA,2024-01-01,1\n")
+    load_observations(engine, SourceConfig(), read_observation_file(good))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("series_id,ts,value\nA,2024-02-01,2\nA,not-a-date,3\nB,2024-01-01,abc\nB,2024-02-01,inf\nC,2024-01-01,\n")
+    with pytest.raises(InputError) as caught:
+        read_observation_file(bad)
+    message = str(caught.value)
+    assert "4 of 5 rows are invalid, nothing was loaded" in message
+    assert "row 2: timestamp 'not-a-date' is not a valid timestamp" in message
+    assert "row 3: value 'abc' is not a finite number" in message
+    assert "row 4: value 'inf'" in message and "row 5: value ''" in message
+    assert count(engine) == 1
+
+
+def test_duplicate_keys_and_missing_columns_are_rejected(tmp_path):
+    duplicated = tmp_path / "dup.csv"
+    duplicated.write_text("series_id,ts,value\nA,2024-01-01,1\nA,2024-01-01,2\n")
+    with pytest.raises(InputError, match="row 1: the same series and timestamp appear in more than one row"):
+        read_observation_file(duplicated)
+    with pytest.raises(InputError, match=r"missing column value \(--value-column\); the file has: series_id, ts, amount"):
+        (tmp_path / "cols.csv").write_text("series_id,ts,amount\nA,2024-01-01,1\n")
+        read_observation_file(tmp_path / "cols.csv")
+    with pytest.raises(InputError, match="no such file"):
+        read_observation_file(tmp_path / "absent.csv")
+    (tmp_path / "obs.json").write_text("{}")
+    with pytest.raises(InputError, match="unknown file type '.json'"):
+        read_observation_file(tmp_path / "obs.json")

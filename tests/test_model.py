@@ -1,0 +1,33 @@
+import keras
+import pytest
+
+from forecasting.config import ModelConfig
+from forecasting.model import build_model
+
+CLASSES = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_three_layer_model_of_each_cell(cell):
+    config = ModelConfig(
+        cell=cell,
+        lookback=10,
+        horizon=4,
+        layers=[
+            {"units": 32, "dropout": 0.2, "activation": "relu"},
+            {"units": 16},
+            {"units": 8, "dropout": 0.1, "activation": "sigmoid"},
+        ],
+        learning_rate=0.005,
+    )
+    model = build_model(config, n_inputs=3)
+    recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
+    assert [type(layer) for layer in recurrent] == [CLASSES[cell]] * 3
+    assert [layer.units for layer in recurrent] == [32, 16, 8]
+    assert [layer.return_sequences for layer in recurrent] == [True, True, False]
+    assert [layer.cell.activation.__name__ for layer in recurrent] == ["relu", "tanh", "sigmoid"]
+    dropouts = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert dropouts == pytest.approx([0.2, 0.1])
+    assert isinstance(model.layers[-1], keras.layers.Dense) and model.layers[-1].units == 4
+    assert model.input_shape == (None, 10, 3) and model.output_shape == (None, 4)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
