@@ -76,8 +76,13 @@ def _run_flow(config_path: str, model: str, mode: str) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from forecasting.pipeline import format_summary, summary_json
 
+    from forecasting.database import connect_checked
+    from forecasting.pipeline import check_schema
+
     settings = _settings(args)
     settings.model(args.model)
+    # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
+    check_schema(connect_checked(settings.database.url), settings, args.model)
     summary = _run_flow(_config_path(args), args.model, args.mode)
     print(summary_json(summary) if args.json else format_summary(summary))
     return 0
@@ -183,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

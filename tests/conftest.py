@@ -15,6 +15,10 @@ from tests.postgres_server import PostgresServer, create_database, find_binaries
 
 POSTGRES_URL_ENV = "FORECASTING_TEST_POSTGRES_URL"
 
+# No network here: keep Prefect's server from trying to send telemetry; quiet TensorFlow's C++ logs.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 
 def synthetic_frame(n_series: int = 8, length: int = 48, seed: int = 0, start: str = "2020-01-01") -> pd.DataFrame:
     """Monthly series with level, trend and yearly seasonality plus noise, in long format."""
