@@ -48,9 +48,9 @@ def decide_mode(config: str | None, model: str, mode: str) -> dict[str, str]:
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=TRAINING_TIMEOUT_SECONDS)
-def train(config: str | None, model: str, run_id: str) -> dict[str, Any]:
-    """Retrain from scratch and register the new champion version."""
-    return pipeline.train_step(load_settings(config), model, run_id, verbose=2)
+def train(config: str | None, model: str, run_id: str, mode: str) -> dict[str, Any]:
+    """Retrain or fine-tune, score against the champion, register and maybe promote."""
+    return pipeline.train_step(load_settings(config), model, run_id, mode=mode, verbose=2)
 
 
 @db_task
@@ -72,14 +72,14 @@ def write_parquet(config: str | None, staged: str) -> int:
 
 
 @db_task
-def finish_run(config: str | None, run_id: str, summary: dict[str, Any], staged: str) -> None:
+def finish_run(config: str | None, run_id: str, summary: dict[str, Any], staged: str | None) -> None:
     """Mark the run completed with its counts."""
     pipeline.finish_run(load_settings(config), run_id, summary, staged)
 
 
 @flow(name="forecast-pipeline", log_prints=True)
 def forecast_pipeline(
-    model: str, mode: Literal["auto", "retrain", "forecast"] = "auto", config: str | None = None
+    model: str, mode: Literal["auto", "retrain", "fine-tune", "forecast"] = "auto", config: str | None = None
 ) -> dict[str, Any]:
     """Run the forecasting job once for one configured model."""
     logger = get_run_logger()
@@ -87,7 +87,7 @@ def forecast_pipeline(
     try:
         decision = decide_mode(config, model, mode)
         logger.info(decision["reason"])
-        trained = train(config, model, run_id) if decision["mode"] == "retrain" else None
+        trained = train(config, model, run_id, decision["mode"]) if decision["mode"] in ("retrain", "fine-tune") else None
         staged = forecast(config, model, run_id)
         rows_sql = write_sql(config, staged["staged"])
         rows_parquet = write_parquet(config, staged["staged"])

@@ -88,12 +88,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from forecasting.database import connect_checked
+    from forecasting.pipeline import check_schema, format_tuning
+
+    settings = _settings(args)
+    settings.model(args.model)
+    if args.max_trials is not None and args.max_trials <= 0:
+        raise ConfigError(f"--max-trials: must be a positive number (got {args.max_trials})")
+    check_schema(connect_checked(settings.database.url), settings, args.model)
+    from flows.tune_model import tune_model
+
+    result = tune_model(model=args.model, tuner=args.tuner, max_trials=args.max_trials, config=_config_path(args))
+    print(format_tuning(result))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from forecasting.database import connect_checked
-    from forecasting.registry import list_versions, read_manifest
+    from forecasting.registry import list_versions, promote, read_manifest, rollback
 
     settings = _settings(args)
     engine = connect_checked(settings.database.url)
+    if args.models_command == "promote":
+        previous = promote(engine, args.name, args.version, reason="promoted by hand (forecasting models promote)")
+        print(f"model {args.name}: champion is now v{args.version} (was v{previous})")
+        return 0
+    if args.models_command == "rollback":
+        current, previous = rollback(engine, args.name, reason="rolled back by hand (forecasting models rollback)")
+        print(f"model {args.name}: rolled back from v{current} to v{previous}")
+        return 0
     if args.models_command == "list":
         versions = list_versions(engine, args.model)
         if versions.empty:
@@ -103,9 +127,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             metrics = json.loads(row.metrics or "{}")
             val = metrics.get("val_smape_model")
             smape_text = f"  validation sMAPE {val:.2f}" if val is not None else ""
+            holdout = f"  holdout {row.holdout_metric} {row.holdout_score:.3f}" if row.holdout_score is not None and row.holdout_score == row.holdout_score else ""
             print(
-                f"{row.model_name:<16} v{row.version:<4} {row.status:<10} {row.cell:<5} created {row.created_at:%Y-%m-%d %H:%M}  "
-                f"data to {row.data_watermark:%Y-%m-%d}{smape_text}"
+                f"{row.model_name:<16} v{row.version:<4} {row.status:<11} {row.mode or 'retrain':<9} {row.cell:<5} "
+                f"created {row.created_at:%Y-%m-%d %H:%M}  data to {row.data_watermark:%Y-%m-%d}{smape_text}{holdout}"
             )
         return 0
     versions = list_versions(engine, args.name)
@@ -167,9 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the forecast-pipeline flow once")
     run.add_argument("--model", required=True)
-    run.add_argument("--mode", choices=["auto", "retrain", "forecast"], default="auto")
+    run.add_argument("--mode", choices=["auto", "retrain", "fine-tune", "forecast"], default="auto")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(handler=cmd_run)
+
+    tune = commands.add_parser("tune", help="hyperparameter search with keras-tuner; later retrains use the winner")
+    tune.add_argument("--model", required=True)
+    tune.add_argument("--tuner", choices=["hyperband", "random", "bayesian"], help="default: the model's tuning.tuner")
+    tune.add_argument("--max-trials", type=int, help="default: the model's tuning.max_trials")
+    tune.set_defaults(handler=cmd_tune)
 
     models = commands.add_parser("models", help="the model registry")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
@@ -178,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = models_commands.add_parser("show", help="one version's manifest (default: newest)")
     show.add_argument("name")
     show.add_argument("version", nargs="?", type=int)
+    promote = models_commands.add_parser("promote", help="make a version the champion (recorded)")
+    promote.add_argument("name")
+    promote.add_argument("version", type=int)
+    rollback = models_commands.add_parser("rollback", help="make the previous champion the champion again (recorded)")
+    rollback.add_argument("name")
     models.set_defaults(handler=cmd_models)
 
     demo = commands.add_parser("demo", help="load M3 monthly series and run the pipeline once (what `make demo` runs)")

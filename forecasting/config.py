@@ -114,7 +114,33 @@ class TuningConfig(_Strict):
     units: IntRange = IntRange(min=16, max=160, step=16)
     dropout: FloatRange = FloatRange(min=0.0, max=0.5, step=0.1)
     activation: list[Literal["tanh", "relu", "sigmoid"]] = ["tanh", "relu", "sigmoid"]
+    learning_rate: list[float] = Field(default_factory=lambda: [1e-2, 1e-3, 1e-4], min_length=1)
+    lookback: list[int] | None = None  # choices; default: the model's own lookback only
     max_trials: int = Field(default=20, gt=0)
+    max_epochs: int = Field(default=20, gt=0)  # per trial; Hyperband's largest budget
+    factor: int = Field(default=3, ge=2)  # Hyperband
+    hyperband_iterations: int = Field(default=1, gt=0)  # Hyperband
+
+    @field_validator("lookback")
+    @classmethod
+    def _positive_lookbacks(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and (not values or any(v <= 0 for v in values)):
+            raise ValueError("lookback choices must be a non-empty list of positive integers")
+        return values
+
+
+class FineTuneConfig(_Strict):
+    learning_rate: float | None = Field(default=None, gt=0.0)  # default: the model's learning_rate / 10
+    epochs: int = Field(default=5, gt=0)
+    replay: float = Field(default=2.0, ge=0.0)  # older windows replayed per new window, so it does not forget
+    patience: int = Field(default=2, ge=0)
+
+
+class PromotionConfig(_Strict):
+    metric: Literal["smape", "mase", "mae"] = "smape"
+    margin: float = Field(default=0.0, ge=0.0, lt=1.0)  # relative improvement needed over the champion
+    retrain_every_days: float | None = Field(default=7.0, gt=0.0)  # auto mode: retrain a champion this old
+    drift_tolerance: float = Field(default=0.2, ge=0.0)  # auto mode: retrain when recent error grows by this fraction
 
 
 class ScheduleConfig(_Strict):
@@ -138,6 +164,8 @@ class ModelConfig(_Strict):
     intervals: list[int] = Field(default_factory=lambda: [80, 95])
     seed: int = 42
     jit_compile: bool = False
+    fine_tune: FineTuneConfig = FineTuneConfig()
+    promotion: PromotionConfig = PromotionConfig()
     tuning: TuningConfig | None = None
     schedule: ScheduleConfig | None = None
 

@@ -52,6 +52,39 @@ model_versions = sa.Table(
     sa.Column("train_end", sa.DateTime()),
     sa.Column("parent_version", sa.Integer()),
     sa.Column("metrics", sa.Text()),
+    sa.Column("mode", sa.String(20)),
+    sa.Column("holdout_metric", sa.String(20)),
+    sa.Column("holdout_score", sa.Float()),
+    sa.Column("champion_score", sa.Float()),
+    sa.Column("baseline_score", sa.Float()),
+    sa.Column("decision", sa.Text()),
+    sa.Column("tuning_record", sa.Integer()),
+)
+
+model_events = sa.Table(
+    "model_events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(20), nullable=False),
+    sa.Column("from_version", sa.Integer()),
+    sa.Column("to_version", sa.Integer()),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("reason", sa.Text()),
+)
+
+tuning_records = sa.Table(
+    "tuning_records",
+    metadata,
+    sa.Column("model_name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("tuner", sa.String(20), nullable=False),
+    sa.Column("hyperparameters", sa.Text(), nullable=False),
+    sa.Column("best_score", sa.Float()),
+    sa.Column("trials", sa.Integer()),
+    sa.Column("directory", sa.Text()),
 )
 
 model_aliases = sa.Table(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -58,3 +60,71 @@ def conformal_halfwidths(residuals: np.ndarray, levels: list[int]) -> dict[int, 
         rank = min(count, int(np.ceil((count + 1) * level / 100.0)))
         result[level] = np.sort(absolute, axis=0)[rank - 1].astype(float).tolist()
     return result
+
+
+def mase(actual: np.ndarray, predicted: np.ndarray, insample_scale: np.ndarray) -> float:
+    """Mean over series of MAE / in-sample seasonal-naive MAE (rows are series)."""
+    errors = np.nanmean(np.abs(np.asarray(actual) - np.asarray(predicted)), axis=1)
+    scale = np.asarray(insample_scale, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(scale > 0, errors / scale, np.nan)
+    return float(np.nanmean(ratios))
+
+
+def seasonal_naive_scale(history: np.ndarray, season: int) -> float:
+    """In-sample MAE of the seasonal-naive forecast (naive when the history is shorter than a season)."""
+    history = np.asarray(history, dtype="float64")
+    lag = season if season > 1 and len(history) > season else 1
+    diffs = np.abs(history[lag:] - history[:-lag])
+    return float(np.nanmean(diffs)) if len(diffs) else float("nan")
+
+
+def score(metric: str, actual: np.ndarray, predicted: np.ndarray, insample_scale: np.ndarray) -> float:
+    if metric == "smape":
+        return smape(actual, predicted)
+    if metric == "mase":
+        return mase(actual, predicted, insample_scale)
+    if metric == "mae":
+        return mae(actual, predicted)
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def score_holdout(
+    model: Any,
+    scaler: Any,
+    arrays: Any,
+    lookback: int,
+    horizon: int,
+    season: int,
+    metric: str,
+) -> dict[str, float]:
+    """Score a model on each series' latest `horizon` observations, forecast from just before them,
+    next to the seasonal-naive forecast from the same origin. Series without `lookback + horizon`
+    finite observations at the end are left out (counted)."""
+    ids, inputs, actual, naive, scales = [], [], [], [], []
+    for series_id, values in arrays.values.items():
+        if len(values) < lookback + horizon:
+            continue
+        window, future = values[-lookback - horizon : -horizon], values[-horizon:, 0]
+        if not (np.isfinite(window).all() and np.isfinite(future).all()):
+            continue
+        history = values[:-horizon, 0]
+        stats = scaler if series_id in scaler else None
+        if stats is None:
+            stats = scaler.__class__()
+            stats.add(series_id, values[:-horizon])
+        ids.append((series_id, stats))
+        inputs.append(stats.transform(series_id, window))
+        actual.append(future)
+        naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
+        scales.append(seasonal_naive_scale(history, season))
+    if not ids:
+        return {"score": float("nan"), "baseline": float("nan"), "series": 0}
+    scaled = model.predict(np.stack(inputs).astype("float32"), batch_size=4096, verbose=0)
+    predicted = np.stack([stats.inverse_target(series_id, row) for (series_id, stats), row in zip(ids, scaled)])
+    actual_array, naive_array, scale_array = np.stack(actual), np.stack(naive), np.asarray(scales)
+    return {
+        "score": score(metric, actual_array, predicted, scale_array),
+        "baseline": score(metric, actual_array, naive_array, scale_array),
+        "series": len(ids),
+    }

@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from forecasting.config import Settings
+from forecasting.config import ModelConfig, Settings, TuningConfig
 from forecasting.database import (
     FORECAST_BASE_COLUMNS,
     FORECAST_KEY,
@@ -34,8 +34,8 @@ from forecasting.errors import ConfigError, RunError
 from forecasting.validation import PreparationReport, infer_frequency, regularize
 from forecasting.windowing import SeriesArrays, to_series_arrays
 
-Mode = Literal["auto", "retrain", "forecast"]
-MODES = ("auto", "retrain", "forecast")
+Mode = Literal["auto", "retrain", "fine-tune", "forecast"]
+MODES = ("auto", "retrain", "fine-tune", "forecast")
 STAGING = "staging"
 
 
@@ -78,7 +78,7 @@ def prepare_data(engine: Engine, settings: Settings, frequency: str | None = Non
 def start_run(settings: Settings, model_name: str, mode: str, flow_run_id: str | None = None) -> str:
     """Check the config against the database and record a `running` row in `runs`."""
     settings.model(model_name)
-    if mode not in MODES:
+    if mode not in (*MODES, "tune"):
         raise ConfigError(f"--mode: {mode!r} is not one of {', '.join(MODES)}")
     engine = open_engine(settings)
     check_schema(engine, settings, model_name)
@@ -109,55 +109,143 @@ def check_schema(engine: Engine, settings: Settings, model_name: str) -> None:
                 )
 
 
+def _holdout(loaded_model: Any, scaler: Any, arrays: SeriesArrays, lookback: int, horizon: int, frequency: str, metric: str) -> dict[str, float]:
+    from forecasting.evaluation import score_holdout, season_length
+
+    return score_holdout(loaded_model, scaler, arrays, lookback, horizon, season_length(frequency), metric)
+
+
+def _format_watermark(value: str | None) -> str:
+    return str(pd.Timestamp(value).date()) if value and pd.Timestamp(value) == pd.Timestamp(value).normalize() else str(value)
+
+
 def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str, str]:
-    """The mode to run and one sentence saying why."""
-    from forecasting.registry import champion_version, read_manifest
-    from forecasting.database import model_versions
+    """The mode to run and one sentence saying why.
+
+    `auto`: no champion -> retrain; champion older than `promotion.retrain_every_days` -> retrain;
+    new observations since the champion's data watermark -> fine-tune, unless the champion's error
+    on the latest holdout grew more than `promotion.drift_tolerance` over its score at promotion
+    (then retrain); no new observations -> forecast only.
+    """
+    from forecasting.registry import champion_version, load_version, version_row
 
     if requested != "auto":
         return {"mode": requested, "reason": f"{requested}: requested"}
+    config = settings.model(model_name)
     engine = open_engine(settings)
     with engine.connect() as connection:
         champion = champion_version(connection, model_name)
-        if champion is None:
-            return {"mode": "retrain", "reason": f"retrain: model {model_name} has no champion yet"}
-        path = connection.execute(
-            sa.select(model_versions.c.artifact_path).where(
-                model_versions.c.model_name == model_name, model_versions.c.version == champion
-            )
-        ).scalar_one()
-        watermark = read_manifest(Path(path)).get("data_watermark")
+    if champion is None:
+        return {"mode": "retrain", "reason": f"retrain: model {model_name} has no champion yet"}
+    row = version_row(engine, model_name, champion)
+    age_days = (utc_now() - row["created_at"]).total_seconds() / 86400
+    if config.promotion.retrain_every_days is not None and age_days > config.promotion.retrain_every_days:
+        return {
+            "mode": "retrain",
+            "reason": f"retrain: champion v{champion} is {age_days:.1f} days old (retrain_every_days {config.promotion.retrain_every_days:g})",
+        }
+    watermark = row["data_watermark"]
+    with engine.connect() as connection:
         source = sa.Table(settings.source.table, sa.MetaData(), autoload_with=connection)
         newer = connection.execute(
             sa.select(sa.func.count(), sa.func.count(sa.distinct(source.c[settings.source.series]))).where(
-                source.c[settings.source.time] > pd.Timestamp(watermark).to_pydatetime()
+                source.c[settings.source.time] > watermark
             )
-        ).one() if watermark else (0, 0)
-    if newer[0]:
-        return {
-            "mode": "retrain",
-            "reason": f"retrain: {newer[0]} new observations for {newer[1]} series since {watermark} (champion v{champion})",
-        }
-    return {"mode": "forecast", "reason": f"forecast: no observations newer than {watermark}, the champion v{champion}'s data"}
+        ).one()
+    since = _format_watermark(str(watermark))
+    if not newer[0]:
+        return {"mode": "forecast", "reason": f"forecast: no observations newer than {since}, the data of champion v{champion}"}
+    new_data = f"{newer[0]} new observation{'s' if newer[0] != 1 else ''} for {newer[1]} series since {since}"
+    if row["holdout_score"] is not None and row["holdout_metric"] == config.promotion.metric:
+        loaded = load_version(engine, model_name, champion)
+        data = prepare_data(engine, settings, frequency=loaded.manifest["frequency"])
+        recent = _holdout(
+            loaded.model, loaded.scaler, data.arrays, loaded.manifest["lookback"], loaded.manifest["horizon"], data.frequency, row["holdout_metric"]
+        )["score"]
+        limit = row["holdout_score"] * (1 + config.promotion.drift_tolerance)
+        if recent > limit:
+            growth = recent / row["holdout_score"] - 1 if row["holdout_score"] else float("inf")
+            return {
+                "mode": "retrain",
+                "reason": f"retrain: champion v{champion}'s recent {row['holdout_metric']} {recent:.3f} is {growth:.0%} worse than "
+                f"{row['holdout_score']:.3f} at promotion (tolerance {config.promotion.drift_tolerance:.0%}); {new_data}",
+            }
+    return {"mode": "fine-tune", "reason": f"fine-tune: {new_data} (champion v{champion})"}
 
 
-def train_step(settings: Settings, model_name: str, run_id: str, verbose: int = 0) -> dict[str, Any]:
-    """Retrain from scratch on all observations, register the new version and make it champion."""
+def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "retrain", verbose: int = 0) -> dict[str, Any]:
+    """Retrain from scratch (with the newest tuning record, if any) or fine-tune the champion; score
+    the new version, the champion and seasonal naive on the latest holdout; register the version and
+    promote it only if it beats the champion by the configured margin."""
     from forecasting.evaluation import season_length
-    from forecasting.registry import build_manifest, register_version
-    from forecasting.training import train
+    from forecasting.registry import (
+        build_manifest,
+        champion_version,
+        latest_tuning_record,
+        load_version,
+        register_version,
+    )
+    from forecasting.training import fine_tune, train
+    from forecasting.tuning import apply_hyperparameters
 
+    if mode not in ("retrain", "fine-tune"):
+        raise ConfigError(f"--mode: {mode!r} does not train; use retrain or fine-tune")
     config = settings.model(model_name)
     engine = open_engine(settings)
-    data = prepare_data(engine, settings)
-    result = train(data.arrays, config, season=season_length(data.frequency), verbose=verbose)
+    with engine.connect() as connection:
+        champion_number = champion_version(connection, model_name)
+        record = latest_tuning_record(connection, model_name)
+    champion = load_version(engine, model_name, champion_number) if champion_number is not None else None
+    tuning_record = None
+    if mode == "fine-tune":
+        if champion is None:
+            raise RunError(f"fine-tune: model {model_name!r} has no champion to continue from; run with --mode retrain first")
+        effective = ModelConfig.model_validate(
+            {**champion.manifest["config"], "fine_tune": config.fine_tune.model_dump(), "promotion": config.promotion.model_dump(),
+             "intervals": config.intervals, "seed": config.seed}
+        )
+        tuning_record = champion.manifest.get("tuning_record")
+        data = prepare_data(engine, settings, frequency=champion.manifest["frequency"])
+        # Load a second copy: the champion's own copy stays untouched for scoring below.
+        parent = load_version(engine, model_name, champion_number)
+        result = fine_tune(
+            data.arrays, effective, parent.model, parent.scaler, champion.manifest.get("series_train_end", {}),
+            season=season_length(data.frequency), verbose=verbose,
+        )
+    else:
+        effective = config
+        if record is not None:
+            tuning_record, hyperparameters = record
+            effective = apply_hyperparameters(config, hyperparameters)
+        data = prepare_data(engine, settings)
+        result = train(data.arrays, effective, season=season_length(data.frequency), verbose=verbose)
+
+    metric = config.promotion.metric
+    new_scores = _holdout(result.model, result.scaler, data.arrays, effective.lookback, effective.horizon, data.frequency, metric)
+    gate: dict[str, Any] = {"holdout_metric": metric, "holdout_score": new_scores["score"], "baseline_score": new_scores["baseline"]}
+    if champion is None:
+        promote, decision = True, f"promoted: first version ({metric} {new_scores['score']:.3f}, seasonal naive {new_scores['baseline']:.3f})"
+    elif champion.manifest["horizon"] != effective.horizon:
+        promote, decision = True, f"promoted: champion v{champion.version} forecasts a different horizon ({champion.manifest['horizon']})"
+    else:
+        old = _holdout(champion.model, champion.scaler, data.arrays, champion.manifest["lookback"], champion.manifest["horizon"], data.frequency, metric)
+        gate["champion_score"] = old["score"]
+        needed = old["score"] * (1 - config.promotion.margin)
+        promote = bool(new_scores["score"] < needed)
+        verdict = "promoted" if promote else "kept as candidate"
+        relation = "beats" if promote else "does not beat"
+        decision = (
+            f"{verdict}: {metric} {new_scores['score']:.3f} {relation} champion v{champion.version}'s {old['score']:.3f}"
+            f" (margin {config.promotion.margin:.0%}; seasonal naive {new_scores['baseline']:.3f})"
+        )
+    gate["decision"] = decision
     manifest = build_manifest(
-        config=config,
+        config=effective,
         scaler=result.scaler,
         features=settings.source.features,
         frequency=data.frequency,
         interval_halfwidths=result.interval_halfwidths,
-        metrics=result.metrics,
+        metrics={**result.metrics, f"holdout_{metric}": new_scores["score"], f"holdout_{metric}_seasonal_naive": new_scores["baseline"]},
         data_watermark=result.data_watermark,
         train_start=result.train_start,
         train_end=result.train_end,
@@ -169,13 +257,24 @@ def train_step(settings: Settings, model_name: str, run_id: str, verbose: int = 
             "series_trained": result.series_trained,
             "seconds": round(result.seconds, 2),
             "history": result.history,
+            **result.extra,
         },
+        parent_version=champion.version if mode == "fine-tune" else None,
+        mode=mode,
+        tuning_record=tuning_record,
+        series_train_end=result.series_train_end,
     )
-    version = register_version(engine, settings.storage_root, model_name, result.model, manifest, run_id)
+    version = register_version(engine, settings.storage_root, model_name, result.model, manifest, run_id, promote=promote, gate=gate)
     return {
         "version": version,
-        "cell": config.cell,
-        "layers": [layer.model_dump() for layer in config.layers],
+        "mode": mode,
+        "promoted": promote,
+        "decision": decision,
+        "parent_version": manifest["parent_version"],
+        "tuning_record": tuning_record,
+        "cell": effective.cell,
+        "layers": [layer.model_dump() for layer in effective.layers],
+        "lookback": effective.lookback,
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
@@ -184,6 +283,35 @@ def train_step(settings: Settings, model_name: str, run_id: str, verbose: int = 
         "series_trained": result.series_trained,
         "train_seconds": round(result.seconds, 1),
         "metrics": result.metrics,
+        "holdout": gate,
+    }
+
+
+def tune_step(settings: Settings, model_name: str, run_id: str, tuner: str | None = None, max_trials: int | None = None, verbose: int = 0) -> dict[str, Any]:
+    """Run or resume the keras-tuner search and store its winner as a new tuning record."""
+    from forecasting.registry import save_tuning_record
+    from forecasting.tuning import search, search_directory
+
+    config = settings.model(model_name)
+    tuning = config.tuning or TuningConfig()
+    tuner = tuner or tuning.tuner
+    engine = open_engine(settings)
+    data = prepare_data(engine, settings)
+    data_key = f"{data.rows_read}:{max(index[-1] for index in data.arrays.timestamps.values())}"
+    directory = search_directory(settings.storage_root, model_name, tuner, config, tuning, data_key)
+    result = search(data.arrays, config, directory, tuner, max_trials, verbose=verbose)
+    record = save_tuning_record(
+        engine, model_name, run_id, tuner, result.hyperparameters, result.best_score, result.trials_completed, result.directory
+    )
+    return {
+        "tuning_record": record,
+        "tuner": tuner,
+        "hyperparameters": result.hyperparameters,
+        "best_val_loss": result.best_score,
+        "trials_completed": result.trials_completed,
+        "trials_run_now": result.trials_run_now,
+        "directory": result.directory,
+        "seconds": round(result.seconds, 1),
     }
 
 
@@ -228,6 +356,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> dict[str,
         "skipped_examples": dict(list(result.skipped.items())[:5]),
         "origins": sorted({str(ts.date()) for ts in forecasts["forecast_origin"]})[:5] if len(forecasts) else [],
         "frequency": data.frequency,
+        "horizon": loaded.manifest["horizon"],
     }
 
 
@@ -314,6 +443,7 @@ def summary_from_steps(
         "series_skipped": forecast["series_skipped"],
         "skipped_examples": forecast["skipped_examples"],
         "frequency": forecast["frequency"],
+        "horizon": forecast["horizon"],
         "origins": forecast["origins"],
         "champion_version": forecast["version"],
         "produced_version": trained["version"] if trained else None,
@@ -351,9 +481,15 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  validation sMAPE: model {metrics['val_smape_model']:.2f}, naive {metrics['val_smape_naive']:.2f}, "
             f"seasonal naive {metrics['val_smape_seasonal_naive']:.2f}"
         )
-        lines.append(f"  version registered: {trained['version']} (champion) in {summary['models']}/{trained['version']}")
+        status = "champion" if trained["promoted"] else "candidate"
+        parent = f", fine-tuned from v{trained['parent_version']}" if trained.get("parent_version") else ""
+        tuned = f", tuning record {trained['tuning_record']}" if trained.get("tuning_record") else ""
+        lines.append(f"  version registered: {trained['version']} ({status}{parent}{tuned}) in {summary['models']}/{trained['version']}")
+        lines.append(f"  promotion gate on the latest {summary.get('horizon', 'horizon')} observations of each series: {trained['decision']}")
     else:
         lines.append(f"  model: champion version {summary['champion_version']} (no training in this run)")
+    if trained and not trained["promoted"]:
+        lines.append(f"  forecasts come from champion version {summary['champion_version']}")
     lines.append(f"  rows written: {summary['rows_sql']} to table forecasts in {summary['database']}")
     lines.append(f"  rows written: {summary['rows_parquet']} to Parquet dataset {summary['parquet']}")
     if summary.get("origins"):
@@ -363,3 +499,17 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def summary_json(summary: dict[str, Any]) -> str:
     return json.dumps(summary, default=str, sort_keys=True)
+
+
+def format_tuning(result: dict[str, Any]) -> str:
+    """A tuning result as a few lines for a person."""
+    hp = result["hyperparameters"]
+    layers = ", ".join(f"{layer['units']} units dropout {layer['dropout']} {layer['activation']}" for layer in hp["layers"])
+    return "\n".join(
+        [
+            f"{result['tuner']} search: {result['trials_run_now']} trials run now, {result['trials_completed']} completed in all "
+            f"({result['seconds']} s), state in {result['directory']}",
+            f"  best validation loss {result['best_val_loss']:.4f}: lookback {hp['lookback']}, learning rate {hp['learning_rate']:g}, layers [{layers}]",
+            f"  stored as tuning record {result['tuning_record']}; the next retrain uses it",
+        ]
+    )

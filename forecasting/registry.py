@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from forecasting import __version__
 from forecasting.config import MODEL_NAME_PATTERN, ModelConfig
-from forecasting.database import model_aliases, model_versions
+from forecasting.database import model_aliases, model_events, model_versions, tuning_records
 from forecasting.errors import ConfigError, RunError
 from forecasting.scaling import SeriesScaler
 
@@ -83,6 +83,7 @@ def register_version(
     manifest: dict[str, Any],
     run_id: str,
     promote: bool = True,
+    gate: dict[str, Any] | None = None,
 ) -> int:
     """Write the artifact to a temporary folder, checksum it, move it into `<version>/`, then add
     the registry row and (when `promote`) move `champion`, both in one transaction."""
@@ -128,21 +129,111 @@ def register_version(
                 train_end=pd.Timestamp(manifest["train_end"]).to_pydatetime() if manifest.get("train_end") else None,
                 parent_version=manifest.get("parent_version"),
                 metrics=json.dumps(manifest.get("metrics", {}), sort_keys=True),
+                mode=manifest.get("mode"),
+                tuning_record=manifest.get("tuning_record"),
+                **{key: (gate or {}).get(key) for key in ("holdout_metric", "holdout_score", "champion_score", "baseline_score", "decision")},
             )
         )
         if promote:
+            previous = champion_version(connection, model_name)
             set_alias(connection, model_name, CHAMPION, version, now)
+            record_event(connection, model_name, "promote", previous, version, (gate or {}).get("decision") or "new version", now)
     return version
 
 
+def record_event(
+    connection: Connection, model_name: str, event: str, from_version: int | None, to_version: int | None, reason: str, when: datetime | None = None
+) -> None:
+    connection.execute(
+        sa.insert(model_events).values(
+            model_name=model_name, event=event, from_version=from_version, to_version=to_version, at=when or utc_now(), reason=reason
+        )
+    )
+
+
+def champion_history(connection: Connection, model_name: str) -> list[int]:
+    """Champions in order, as a stack: each promotion pushes a version, each rollback pops one."""
+    stack: list[int] = []
+    events = connection.execute(
+        sa.select(model_events.c.event, model_events.c.to_version)
+        .where(model_events.c.model_name == model_name)
+        .order_by(model_events.c.id)
+    ).all()
+    for event, to_version in events:
+        if event == "promote":
+            stack.append(to_version)
+        elif event == "rollback" and stack:
+            stack.pop()
+    return stack
+
+
+def promote(engine: Engine, model_name: str, version: int, reason: str = "promoted by hand") -> int | None:
+    """Make `version` the champion (recorded); returns the previous champion."""
+    with engine.begin() as connection:
+        exists = connection.execute(
+            sa.select(model_versions.c.version).where(model_versions.c.model_name == model_name, model_versions.c.version == version)
+        ).scalar()
+        if exists is None:
+            raise RunError(f"model {model_name!r} has no version {version}")
+        previous = champion_version(connection, model_name)
+        if previous == version:
+            raise RunError(f"version {version} is already the champion of {model_name!r}")
+        set_alias(connection, model_name, CHAMPION, version)
+        record_event(connection, model_name, "promote", previous, version, reason)
+    return previous
+
+
+def rollback(engine: Engine, model_name: str, reason: str = "rolled back by hand") -> tuple[int, int]:
+    """Make the previous champion the champion again (recorded); returns (from, to)."""
+    with engine.begin() as connection:
+        history = champion_history(connection, model_name)
+        if len(history) < 2:
+            raise RunError(f"model {model_name!r} has no previous champion to roll back to")
+        current, previous = history[-1], history[-2]
+        set_alias(connection, model_name, CHAMPION, previous)
+        connection.execute(
+            sa.update(model_versions)
+            .where(model_versions.c.model_name == model_name, model_versions.c.version == current)
+            .values(status="rolled-back")
+        )
+        record_event(connection, model_name, "rollback", current, previous, reason)
+    return current, previous
+
+
+def save_tuning_record(engine: Engine, model_name: str, run_id: str, tuner: str, hyperparameters: dict[str, Any], best_score: float, trials: int, directory: str) -> int:
+    """Store the search's winner as the next tuning record version of the model."""
+    with engine.begin() as connection:
+        version = (
+            connection.execute(sa.select(sa.func.max(tuning_records.c.version)).where(tuning_records.c.model_name == model_name)).scalar() or 0
+        ) + 1
+        connection.execute(
+            sa.insert(tuning_records).values(
+                model_name=model_name, version=version, created_at=utc_now(), run_id=run_id, tuner=tuner,
+                hyperparameters=json.dumps(hyperparameters, sort_keys=True), best_score=best_score, trials=trials, directory=directory,
+            )
+        )
+    return version
+
+
+def latest_tuning_record(connection: Connection, model_name: str) -> tuple[int, dict[str, Any]] | None:
+    """(version, hyperparameters) of the newest tuning record of the model, if any."""
+    row = connection.execute(
+        sa.select(tuning_records.c.version, tuning_records.c.hyperparameters)
+        .where(tuning_records.c.model_name == model_name)
+        .order_by(tuning_records.c.version.desc())
+        .limit(1)
+    ).first()
+    return (int(row[0]), json.loads(row[1])) if row else None
+
+
 def set_alias(connection: Connection, model_name: str, alias: str, version: int, when: datetime | None = None) -> None:
-    """Point `alias` at `version` (caller's transaction); earlier champions become `retired`."""
+    """Point `alias` at `version` (caller's transaction); the earlier champion becomes `previous`."""
     when = when or utc_now()
     if alias == CHAMPION:
         connection.execute(
             sa.update(model_versions)
             .where(model_versions.c.model_name == model_name, model_versions.c.status == CHAMPION, model_versions.c.version != version)
-            .values(status="retired")
+            .values(status="previous")
         )
         connection.execute(
             sa.update(model_versions)
@@ -176,6 +267,9 @@ def build_manifest(
     train_end: Any,
     training: dict[str, Any],
     parent_version: int | None = None,
+    mode: str = "retrain",
+    tuning_record: int | None = None,
+    series_train_end: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to forecast with an artifact later, and to know where it came from."""
     return {
@@ -193,6 +287,9 @@ def build_manifest(
         "train_end": _timestamp(train_end),
         "training": training,
         "parent_version": parent_version,
+        "mode": mode,
+        "tuning_record": tuning_record,
+        "series_train_end": series_train_end or {},
     }
 
 
@@ -222,10 +319,21 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_version(engine: Engine, model_name: str, version: int | None = None) -> LoadedVersion:
-    """Load `version` (default: the champion) after checking its format version and checksum."""
+def load_artifact(folder: Path, expected_sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """(Keras model, manifest) from an artifact folder, after checking its format version and checksum."""
     import keras
 
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    actual = sha256_file(folder / MODEL_FILE)
+    for expected in (manifest.get("sha256"), expected_sha256):
+        if expected is not None and actual != expected:
+            raise RunError(f"{folder / MODEL_FILE}: checksum {actual[:12]}… does not match the registered {expected[:12]}…; refusing to load")
+    return keras.models.load_model(folder / MODEL_FILE, compile=False), manifest
+
+
+def load_version(engine: Engine, model_name: str, version: int | None = None) -> LoadedVersion:
+    """Load `version` (default: the champion) after checking its format version and checksum."""
     with engine.connect() as connection:
         if version is None:
             version = champion_version(connection, model_name)
@@ -236,13 +344,16 @@ def load_version(engine: Engine, model_name: str, version: int | None = None) ->
         ).mappings().first()
     if row is None:
         raise RunError(f"model {model_name!r} has no version {version}")
-    folder = Path(row["artifact_path"])
-    manifest = read_manifest(folder)
-    actual = sha256_file(folder / MODEL_FILE)
-    if actual != manifest["sha256"] or actual != row["sha256"]:
-        raise RunError(f"{folder / MODEL_FILE}: checksum {actual[:12]}… does not match the registered {row['sha256'][:12]}…; refusing to load")
-    model = keras.models.load_model(folder / MODEL_FILE, compile=False)
+    model, manifest = load_artifact(Path(row["artifact_path"]), row["sha256"])
     return LoadedVersion(model_name, int(version), model, manifest, SeriesScaler.from_dict(manifest["scaler"]))
+
+
+def version_row(engine: Engine, model_name: str, version: int) -> dict[str, Any] | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(model_versions).where(model_versions.c.model_name == model_name, model_versions.c.version == version)
+        ).mappings().first()
+    return dict(row) if row else None
 
 
 def list_versions(engine: Engine, model_name: str | None = None) -> pd.DataFrame:
@@ -255,6 +366,12 @@ def list_versions(engine: Engine, model_name: str | None = None) -> pd.DataFrame
         model_versions.c.created_at,
         model_versions.c.data_watermark,
         model_versions.c.metrics,
+        model_versions.c.mode,
+        model_versions.c.holdout_metric,
+        model_versions.c.holdout_score,
+        model_versions.c.champion_score,
+        model_versions.c.baseline_score,
+        model_versions.c.decision,
         model_versions.c.artifact_path,
     ).order_by(model_versions.c.model_name, model_versions.c.version.desc())
     if model_name:

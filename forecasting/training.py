@@ -1,4 +1,4 @@
-"""Training a global recurrent model across all series of a model group."""
+"""Training a global recurrent model across all series: retrain from scratch, or fine-tune a parent."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import tensorflow as tf
 from forecasting.config import ModelConfig
 from forecasting.errors import RunError
 from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
-from forecasting.model import build_model
+from forecasting.model import build_model, compile_model
 from forecasting.scaling import SeriesScaler
-from forecasting.windowing import SeriesArrays, split_windows
+from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
 
 
 def set_determinism(seed: int) -> None:
@@ -39,20 +39,15 @@ class TrainResult:
     train_start: pd.Timestamp | None
     train_end: pd.Timestamp | None
     data_watermark: pd.Timestamp | None
+    series_train_end: dict[str, str]
     interval_halfwidths: dict[int, list[float]]
     metrics: dict[str, float]
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: int = 0) -> TrainResult:
-    """Train from scratch: scale each series by its training part, fit on the earlier windows,
-    early-stop on the windows whose targets reach into each series' last `horizon` rows."""
-    started = time.perf_counter()
-    validation_steps = config.horizon
-    train_lengths = {sid: len(values) - validation_steps for sid, values in arrays.values.items()}
-    scaler = SeriesScaler.fit(arrays.values, train_lengths)
-    split = split_windows(arrays, scaler, config.lookback, config.horizon, validation_steps)
+def _split(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
+    split = split_windows(arrays, scaler, config.lookback, config.horizon, config.horizon)
     needed = config.lookback + config.horizon
     if len(split.x_val) == 0:
         raise RunError(
@@ -61,48 +56,147 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
         )
     if len(split.x_train) == 0:
         raise RunError(
-            f"no series has more than {needed + validation_steps - 1} regular observations, so nothing is left to train "
-            f"on before the validation part (the last {validation_steps} of each series)"
+            f"no series has more than {needed + config.horizon - 1} regular observations, so nothing is left to train "
+            f"on before the validation part (the last {config.horizon} of each series)"
         )
-    set_determinism(config.seed)
-    model = build_model(config, n_inputs=split.x_train.shape[2])
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    history = model.fit(
-        split.x_train,
-        split.y_train,
+    return split
+
+
+def _series_train_end(arrays: SeriesArrays, horizon: int) -> dict[str, str]:
+    """Per series, the last timestamp of its training part (everything before its last `horizon` rows)."""
+    return {
+        sid: index[len(index) - horizon - 1].isoformat()
+        for sid, index in arrays.timestamps.items()
+        if len(index) > horizon
+    }
+
+
+def _fit(
+    model: keras.Model,
+    split: WindowSplit,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    verbose: int,
+) -> keras.callbacks.History:
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    return model.fit(
+        x_train,
+        y_train,
         validation_data=(split.x_val, split.y_val),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
+        epochs=epochs,
+        batch_size=batch_size,
         shuffle=True,
         callbacks=[stopper],
         verbose=verbose,
     )
+
+
+def _result(
+    model: keras.Model,
+    scaler: SeriesScaler,
+    split: WindowSplit,
+    history: keras.callbacks.History,
+    arrays: SeriesArrays,
+    config: ModelConfig,
+    season: int,
+    train_windows: int,
+    started: float,
+    train_series: np.ndarray,
+    train_target_end: np.ndarray,
+) -> TrainResult:
     losses = history.history["val_loss"]
-    best_epoch = int(np.nanargmin(losses)) + 1
     predicted = model.predict(split.x_val, batch_size=4096, verbose=0)
-    residuals = split.y_val - predicted
     metrics = validation_metrics(split.x_val, split.y_val, predicted, split.val_series, scaler, config.horizon, season)
     metrics["val_loss"] = float(np.nanmin(losses))
-    trained_ids = [sid for sid, n in train_lengths.items() if n >= needed]
-    train_index = [arrays.timestamps[sid][: train_lengths[sid]] for sid in trained_ids if train_lengths[sid] > 0]
+    starts = [arrays.timestamps[sid][0] for sid in set(train_series)]
     all_index = [index for index in arrays.timestamps.values() if len(index)]
     return TrainResult(
         model=model,
         scaler=scaler,
         epochs_run=len(losses),
-        best_epoch=best_epoch,
+        best_epoch=int(np.nanargmin(losses)) + 1,
         best_val_loss=float(np.nanmin(losses)),
         history={key: [float(v) for v in values] for key, values in history.history.items()},
-        train_windows=int(len(split.x_train)),
+        train_windows=int(train_windows),
         val_windows=int(len(split.x_val)),
-        series_trained=len(trained_ids),
-        train_start=min(index[0] for index in train_index) if train_index else None,
-        train_end=max(index[-1] for index in train_index) if train_index else None,
+        series_trained=len(set(train_series)),
+        train_start=min(starts) if starts else None,
+        train_end=pd.Timestamp(train_target_end.max()) if len(train_target_end) else None,
         data_watermark=max(index[-1] for index in all_index) if all_index else None,
-        interval_halfwidths=conformal_halfwidths(residuals, config.intervals),
+        series_train_end=_series_train_end(arrays, config.horizon),
+        interval_halfwidths=conformal_halfwidths(split.y_val - predicted, config.intervals),
         metrics=metrics,
         seconds=time.perf_counter() - started,
     )
+
+
+def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: int = 0) -> TrainResult:
+    """Train from scratch: scale each series by its training part, fit on the earlier windows,
+    early-stop on the windows whose targets reach into each series' last `horizon` rows."""
+    started = time.perf_counter()
+    train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
+    scaler = SeriesScaler.fit(arrays.values, train_lengths)
+    split = _split(arrays, scaler, config)
+    set_determinism(config.seed)
+    model = build_model(config, n_inputs=split.x_train.shape[2])
+    history = _fit(model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose)
+    return _result(
+        model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series, split.train_target_end
+    )
+
+
+def fine_tune(
+    arrays: SeriesArrays,
+    config: ModelConfig,
+    parent_model: keras.Model,
+    parent_scaler: SeriesScaler,
+    parent_train_end: dict[str, str],
+    season: int = 1,
+    verbose: int = 0,
+) -> TrainResult:
+    """Continue training `parent_model` (its architecture, lookback and scaler state) on the windows
+    that became trainable since the parent was trained, plus a seeded replay sample of older windows
+    (`fine_tune.replay` per new window), with the fine-tune learning rate and epochs."""
+    started = time.perf_counter()
+    scaler = SeriesScaler(loc=dict(parent_scaler.loc), scale=dict(parent_scaler.scale))
+    for series_id, values in arrays.values.items():
+        if series_id not in scaler:
+            scaler.add(series_id, values[: max(len(values) - config.horizon, 2)])
+    split = _split(arrays, scaler, config)
+    cutoffs = np.array(
+        [np.datetime64(pd.Timestamp(parent_train_end[sid])) if sid in parent_train_end else np.datetime64("NaT") for sid in split.train_series],
+        dtype="datetime64[ns]",
+    )
+    is_new = np.isnat(cutoffs) | (split.train_target_end > cutoffs)
+    new_index = np.flatnonzero(is_new)
+    if not len(new_index):
+        raise RunError("fine-tune: no window has become trainable since the parent version; nothing new to learn from")
+    old_index = np.flatnonzero(~is_new)
+    rng = np.random.default_rng(config.seed)
+    replay_count = min(len(old_index), int(round(config.fine_tune.replay * len(new_index))))
+    chosen = np.sort(np.concatenate([new_index, rng.choice(old_index, replay_count, replace=False)]))
+    set_determinism(config.seed)
+    learning_rate = config.fine_tune.learning_rate or config.learning_rate / 10
+    compile_model(parent_model, learning_rate, config.loss, config.jit_compile)
+    history = _fit(
+        parent_model,
+        split,
+        split.x_train[chosen],
+        split.y_train[chosen],
+        config.fine_tune.epochs,
+        config.batch_size,
+        config.fine_tune.patience,
+        verbose,
+    )
+    result = _result(
+        parent_model, scaler, split, history, arrays, config, season, len(chosen), started,
+        split.train_series[chosen], split.train_target_end[chosen],
+    )
+    result.extra = {"new_windows": int(len(new_index)), "replayed_windows": int(replay_count), "learning_rate": learning_rate}
+    return result
 
 
 def validation_metrics(

@@ -54,6 +54,8 @@ class WindowSplit:
     x_val: np.ndarray
     y_val: np.ndarray
     val_series: np.ndarray  # series id of each validation window (for inverse scaling)
+    train_series: np.ndarray  # series id of each training window
+    train_target_end: np.ndarray  # timestamp (datetime64) of the last target row of each training window
 
 
 def split_windows(
@@ -61,7 +63,7 @@ def split_windows(
 ) -> WindowSplit:
     """Scaled windows split in time: a window is for validation when its target reaches into the
     last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped."""
-    x_train, y_train, x_val, y_val, val_series = [], [], [], [], []
+    x_train, y_train, x_val, y_val, val_series, train_series, train_end = [], [], [], [], [], [], []
     for series_id, values in arrays.values.items():
         inputs, targets = make_windows(scaler.transform(series_id, values), lookback, horizon)
         if not len(inputs):
@@ -75,6 +77,8 @@ def split_windows(
         x_val.append(inputs[val_mask])
         y_val.append(targets[val_mask])
         val_series.append(np.full(int(val_mask.sum()), series_id, dtype=object))
+        train_series.append(np.full(int(train_mask.sum()), series_id, dtype=object))
+        train_end.append(arrays.timestamps[series_id].values[target_end[train_mask]])
     columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
 
     def stack(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
@@ -86,4 +90,6 @@ def split_windows(
         x_val=stack(x_val, (0, lookback, columns)),
         y_val=stack(y_val, (0, horizon)),
         val_series=np.concatenate(val_series) if val_series else np.empty(0, dtype=object),
+        train_series=np.concatenate(train_series) if train_series else np.empty(0, dtype=object),
+        train_target_end=np.concatenate(train_end) if train_end else np.empty(0, dtype="datetime64[ns]"),
     )

@@ -72,8 +72,8 @@ def test_auto_mode_forecasts_without_new_data_and_retrains_with_it(loaded):
     new = pd.DataFrame({"series_id": ["S00", "S01"], "ts": pd.Timestamp("2024-01-01"), "value": [300.0, 200.0]})
     load_observations(engine, SourceConfig(), new)
     third = forecast_pipeline(model="tiny", config=config)
-    assert third["mode"] == "retrain" and third["reason"].startswith("retrain: 2 new observations for 2 series")
-    assert third["produced_version"] == 2
+    assert third["mode"] == "fine-tune" and third["reason"].startswith("fine-tune: 2 new observations for 2 series since 2023-12-01")
+    assert third["produced_version"] == 2 and third["training"]["parent_version"] == 1
     stored = sql_forecasts(engine)
     # The two series with a new observation get a new origin; the earlier origin stays as history.
     assert len(stored) == 48 + 2 * 6

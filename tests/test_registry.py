@@ -77,7 +77,7 @@ out.to_parquet({str(tmp_path / 'after.parquet')!r})
     after = pd.read_parquet(tmp_path / "after.parquet")
     pd.testing.assert_frame_equal(before, after, check_dtype=False)
     versions = list_versions(engine, "tiny")
-    assert list(versions.version) == [2, 1] and list(versions.status) == ["champion", "retired"]
+    assert list(versions.version) == [2, 1] and list(versions.status) == ["champion", "previous"]
     manifest = json.loads((tmp_path / "models" / "tiny" / "1" / "manifest.json").read_text())
     assert manifest["format_version"] == FORMAT_VERSION and manifest["lookback"] == 12 and manifest["horizon"] == 6
     assert {"tensorflow", "keras", "python"} <= set(manifest["libraries"])

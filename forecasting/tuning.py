@@ -1,0 +1,150 @@
+"""Hyperparameter search with keras-tuner over the `[models.<name>.tuning]` space.
+
+The space mirrors the seed article: the number of stacked layers, and per layer its units
+(`hp.Int` min/max/step), dropout (`hp.Float` with step) and activation (`hp.Choice`); plus the
+learning rate and the lookback. Trials train on the same time-ordered split as retraining
+(validation = windows reaching into each series' last `horizon` rows), with early stopping.
+Tuner state lives under `<storage>/tuning/<model>/`, so an interrupted search resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+
+from forecasting.config import ModelConfig, TuningConfig
+from forecasting.errors import ConfigError
+from forecasting.model import build_model
+from forecasting.scaling import SeriesScaler
+from forecasting.training import _split, set_determinism
+from forecasting.windowing import SeriesArrays, WindowSplit
+
+TUNERS = {"hyperband": kt.Hyperband, "random": kt.RandomSearch, "bayesian": kt.BayesianOptimization}
+
+
+def apply_hyperparameters(config: ModelConfig, hyperparameters: dict[str, Any] | None) -> ModelConfig:
+    """The model config with tuned `layers`, `learning_rate` and `lookback` put in place."""
+    if not hyperparameters:
+        return config
+    tuned = {key: value for key, value in hyperparameters.items() if key in ("layers", "learning_rate", "lookback")}
+    return ModelConfig.model_validate({**config.model_dump(), **tuned})
+
+
+def hyperparameters_from(hp: kt.HyperParameters) -> dict[str, Any]:
+    """A trial's values in the shape `apply_hyperparameters` takes (unused deeper layers dropped)."""
+    count = hp.get("layers")
+    return {
+        "lookback": int(hp.get("lookback")),
+        "learning_rate": float(hp.get("learning_rate")),
+        "layers": [
+            {"units": int(hp.get(f"units_{i}")), "dropout": round(float(hp.get(f"dropout_{i}")), 6), "activation": hp.get(f"activation_{i}")}
+            for i in range(count)
+        ],
+    }
+
+
+class RecurrentHyperModel(kt.HyperModel):
+    """Builds the seed article's stacked network from a trial's hyperparameters and fits it on the
+    precomputed time-ordered windows for the trial's lookback."""
+
+    def __init__(self, config: ModelConfig, tuning: TuningConfig, splits: dict[int, WindowSplit]) -> None:
+        super().__init__(name=f"{config.cell}_forecaster")
+        self.config, self.tuning, self.splits = config, tuning, splits
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
+        space = self.tuning
+        hp.Choice("lookback", sorted(self.splits))
+        hp.Choice("learning_rate", space.learning_rate)
+        count = hp.Int("layers", space.layers.min, space.layers.max, step=space.layers.step)
+        for i in range(count):
+            hp.Int(f"units_{i}", space.units.min, space.units.max, step=space.units.step)
+            hp.Float(f"dropout_{i}", space.dropout.min, space.dropout.max, step=space.dropout.step)
+            hp.Choice(f"activation_{i}", space.activation)
+        config = apply_hyperparameters(self.config, hyperparameters_from(hp))
+        return build_model(config, n_inputs=self.splits[config.lookback].x_train.shape[2])
+
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        split = self.splits[int(hp.get("lookback"))]
+        return model.fit(
+            split.x_train,
+            split.y_train,
+            validation_data=(split.x_val, split.y_val),
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            **kwargs,
+        )
+
+
+@dataclass
+class SearchResult:
+    hyperparameters: dict[str, Any]
+    best_score: float
+    trials_completed: int
+    trials_run_now: int
+    directory: str
+    seconds: float
+
+
+def search_directory(storage_root: Path, model_name: str, tuner: str, config: ModelConfig, tuning: TuningConfig, data_key: str) -> Path:
+    """`<storage>/tuning/<model>/<tuner>-<hash>`: the same search (space, model, data) resumes in the same place."""
+    fingerprint = json.dumps(
+        {"tuner": tuner, "tuning": tuning.model_dump(mode="json"), "model": config.model_dump(mode="json", exclude={"schedule", "tuning"}), "data": data_key},
+        sort_keys=True,
+    )
+    return Path(storage_root) / "tuning" / model_name / f"{tuner}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}"
+
+
+def search(
+    arrays: SeriesArrays,
+    config: ModelConfig,
+    directory: Path,
+    tuner_name: str | None = None,
+    max_trials: int | None = None,
+    verbose: int = 0,
+) -> SearchResult:
+    """Run (or resume) the search; returns the best hyperparameters and how many trials ran."""
+    tuning = config.tuning or TuningConfig()
+    tuner_name = tuner_name or tuning.tuner
+    if tuner_name not in TUNERS:
+        raise ConfigError(f"--tuner: {tuner_name!r} is not one of {', '.join(TUNERS)}")
+    max_trials = max_trials or tuning.max_trials
+    started = time.perf_counter()
+    splits: dict[int, WindowSplit] = {}
+    train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
+    scaler = SeriesScaler.fit(arrays.values, train_lengths)
+    for lookback in tuning.lookback or [config.lookback]:
+        splits[lookback] = _split(arrays, scaler, config.model_copy(update={"lookback": lookback}))
+    set_determinism(config.seed)
+    hypermodel = RecurrentHyperModel(config, tuning, splits)
+    common = dict(objective="val_loss", seed=config.seed, directory=str(directory.parent), project_name=directory.name, overwrite=False)
+    if tuner_name == "hyperband":
+        tuner = kt.Hyperband(
+            hypermodel, max_epochs=tuning.max_epochs, factor=tuning.factor, hyperband_iterations=tuning.hyperband_iterations, **common
+        )
+        tuner.oracle.max_trials = max_trials
+    else:
+        tuner = TUNERS[tuner_name](hypermodel, max_trials=max_trials, **common)
+    before = _completed(tuner)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    tuner.search(epochs=tuning.max_epochs, callbacks=[stopper], verbose=verbose)
+    completed = _completed(tuner)
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    return SearchResult(
+        hyperparameters=hyperparameters_from(best_trial.hyperparameters),
+        best_score=float(best_trial.score),
+        trials_completed=completed,
+        trials_run_now=completed - before,
+        directory=str(directory),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _completed(tuner: kt.Tuner) -> int:
+    return sum(1 for trial in tuner.oracle.trials.values() if trial.status == "COMPLETED")
