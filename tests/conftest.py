@@ -47,6 +47,19 @@ TINY_MODEL = {
 }
 
 
+def toml_value(value) -> str:
+    """A Python value as an inline TOML value."""
+    import json
+
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
 def write_config(directory: Path, database_url: str, model: dict | None = None, source: dict | None = None) -> Path:
     """A forecasting.toml in `directory` with one model `tiny`."""
     import json
@@ -62,11 +75,7 @@ def write_config(directory: Path, database_url: str, model: dict | None = None, 
         "[models.tiny]",
     ]
     for key, value in model.items():
-        if key == "layers":
-            rendered = "[" + ", ".join("{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in layer.items()) + " }" for layer in value) + "]"
-            lines.append(f"layers = {rendered}")
-        else:
-            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append(f"{key} = {toml_value(value)}")
     path = directory / "forecasting.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

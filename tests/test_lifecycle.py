@@ -1,0 +1,147 @@
+"""Model lifecycle: modes, the auto policy, the promotion gate, promote/rollback, fine-tuning."""
+
+import json
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from forecasting import pipeline
+from forecasting.config import ModelConfig, SourceConfig
+from forecasting.database import create_db_engine
+from forecasting.errors import RunError
+from forecasting.loading import load_observations
+from forecasting.registry import champion_version, list_versions, promote, rollback
+from forecasting.schema import migrate
+from forecasting.training import fine_tune, train
+from forecasting.windowing import to_series_arrays
+from tests.conftest import TINY_MODEL, synthetic_frame
+
+GOOD = {"epochs": 25, "patience": 5}
+BAD = {"epochs": 1, "learning_rate": 1e-5}
+
+
+@pytest.fixture
+def setup(settings_for):
+    """Settings builder over one SQLite database holding the first 54 months of 8 series."""
+    frame = synthetic_frame(n_series=8, length=60)
+    state = {}
+
+    def build(**model):
+        settings, _ = settings_for(state.get("url") or "sqlite:///lifecycle.db", model=model)
+        if "url" not in state:
+            state["url"] = settings.database.url
+            engine = create_db_engine(settings.database.url)
+            migrate(engine)
+            load_observations(engine, SourceConfig(), frame[frame.ts < "2024-07-01"])
+        return settings, create_db_engine(settings.database.url)
+
+    build.frame = frame
+    return build
+
+
+def add_months(engine, frame, until):
+    load_observations(engine, SourceConfig(), frame[frame.ts < until])
+
+
+def champion(engine):
+    with engine.connect() as connection:
+        return champion_version(connection, "tiny")
+
+
+def test_gate_keeps_a_worse_candidate_and_promotes_a_better_one(setup):
+    settings, engine = setup(**BAD)
+    first = pipeline.train_step(settings, "tiny", "r1", mode="retrain")
+    assert first["promoted"] and first["decision"].startswith("promoted: first version")
+    settings, _ = setup(**GOOD)
+    better = pipeline.train_step(settings, "tiny", "r2", mode="retrain")
+    assert better["promoted"], better["decision"]
+    assert better["holdout"]["holdout_score"] < better["holdout"]["champion_score"]
+    settings, _ = setup(**BAD)
+    worse = pipeline.train_step(settings, "tiny", "r3", mode="retrain")
+    assert not worse["promoted"] and worse["decision"].startswith("kept as candidate: smape")
+    assert champion(engine) == 2
+    versions = list_versions(engine, "tiny").set_index("version")
+    assert versions.loc[3, "status"] == "candidate" and versions.loc[2, "status"] == "champion"
+    assert versions.loc[3, "holdout_score"] > versions.loc[3, "champion_score"]
+    assert versions.loc[3, "champion_score"] == pytest.approx(versions.loc[2, "holdout_score"])
+    assert versions.loc[3, "baseline_score"] > 0 and "does not beat champion v2" in versions.loc[3, "decision"]
+    # Forecasts keep coming from the champion, not the candidate.
+    staged = pipeline.forecast_step(settings, "tiny", "r4")
+    assert staged["version"] == 2
+
+
+def test_promote_and_rollback_are_recorded(setup):
+    for run, model in (("a", BAD), ("b", GOOD)):
+        settings, engine = setup(**model)
+        pipeline.train_step(settings, "tiny", run, mode="retrain")
+    settings, _ = setup(**BAD)
+    pipeline.train_step(settings, "tiny", "c", mode="retrain")  # candidate v3
+    assert champion(engine) == 2
+    assert promote(engine, "tiny", 3) == 2 and champion(engine) == 3
+    assert rollback(engine, "tiny") == (3, 2) and champion(engine) == 2
+    assert rollback(engine, "tiny") == (2, 1) and champion(engine) == 1
+    with pytest.raises(RunError, match="no previous champion"):
+        rollback(engine, "tiny")
+    with pytest.raises(RunError, match="has no version 9"):
+        promote(engine, "tiny", 9)
+    with engine.connect() as connection:
+        events = connection.execute(sa.text("SELECT event, from_version, to_version FROM model_events ORDER BY id")).fetchall()
+    assert [tuple(e) for e in events] == [
+        ("promote", None, 1), ("promote", 1, 2), ("promote", 2, 3), ("rollback", 3, 2), ("rollback", 2, 1)
+    ]
+    statuses = list_versions(engine, "tiny").set_index("version")["status"].to_dict()
+    assert statuses == {1: "champion", 2: "rolled-back", 3: "rolled-back"}
+
+
+def test_auto_policy_branches(setup):
+    settings, engine = setup(**GOOD)
+    decision = pipeline.decide_mode(settings, "tiny", "auto")
+    assert decision["mode"] == "retrain" and "no champion" in decision["reason"]
+    pipeline.train_step(settings, "tiny", "r1", mode="retrain")
+    decision = pipeline.decide_mode(settings, "tiny", "auto")
+    assert decision["mode"] == "forecast" and decision["reason"] == "forecast: no observations newer than 2024-06-01, the data of champion v1"
+    add_months(engine, setup.frame, "2024-08-01")
+    decision = pipeline.decide_mode(settings, "tiny", "auto")
+    assert decision == {"mode": "fine-tune", "reason": "fine-tune: 8 new observations for 8 series since 2024-06-01 (champion v1)"}
+    stale, _ = setup(**GOOD, promotion={"retrain_every_days": 1e-9})
+    decision = pipeline.decide_mode(stale, "tiny", "auto")
+    assert decision["mode"] == "retrain" and "days old (retrain_every_days 1e-09)" in decision["reason"]
+    # A level shift in the newest data makes the champion's recent error jump: retrain, not fine-tune.
+    shifted = setup.frame[(setup.frame.ts >= "2024-08-01") & (setup.frame.ts < "2024-10-01")].assign(value=lambda f: f.value * 5)
+    load_observations(engine, SourceConfig(), shifted)
+    decision = pipeline.decide_mode(settings, "tiny", "auto")
+    assert decision["mode"] == "retrain" and "worse than" in decision["reason"] and "at promotion (tolerance 20%)" in decision["reason"]
+
+
+def test_fine_tune_continues_from_the_parent(setup):
+    settings, engine = setup(**GOOD)
+    parent = pipeline.train_step(settings, "tiny", "r1", mode="retrain")
+    with pytest.raises(RunError, match="no window has become trainable"):
+        pipeline.train_step(settings, "tiny", "r2", mode="fine-tune")
+    add_months(engine, setup.frame, "2024-09-01")
+    child = pipeline.train_step(settings, "tiny", "r3", mode="fine-tune")
+    assert child["mode"] == "fine-tune" and child["parent_version"] == 1
+    versions = list_versions(engine, "tiny").set_index("version")
+    assert versions.loc[child["version"], "mode"] == "fine-tune"
+    manifest = json.loads(open(f"{versions.loc[child['version'], 'artifact_path']}/manifest.json").read())
+    assert manifest["parent_version"] == 1 and manifest["training"]["new_windows"] == 8 * 2
+    assert manifest["training"]["replayed_windows"] == 2 * 8 * 2 and manifest["training"]["learning_rate"] == pytest.approx(0.001)
+    assert parent["train_windows"] > manifest["training"]["new_windows"]
+
+
+def test_fine_tune_first_epoch_loss_is_near_the_parents_final_loss():
+    config = ModelConfig(**{**TINY_MODEL, **GOOD})
+    frame = synthetic_frame(n_series=8, length=60)
+    parent = train(to_series_arrays(frame[frame.ts < "2024-10-01"], []), config, 12)
+    fresh_first, parent_last = parent.history["loss"][0], parent.history["loss"][-1]
+    child = fine_tune(to_series_arrays(frame, []), config, parent.model, parent.scaler, parent.series_train_end, 12)
+    child_first = child.history["loss"][0]
+    assert child_first < 2 * parent_last, (child_first, parent_last)
+    assert child_first < 0.5 * fresh_first, (child_first, fresh_first)
+
+
+def test_fine_tune_without_champion_is_a_clear_error(setup):
+    settings, _ = setup(**GOOD)
+    with pytest.raises(RunError, match="has no champion to continue from; run with --mode retrain first"):
+        pipeline.train_step(settings, "tiny", "r", mode="fine-tune")
