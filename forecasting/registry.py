@@ -75,6 +75,16 @@ def _next_version(connection: Connection, folder: Path, model_name: str) -> int:
     return max([in_db or 0, *on_disk]) + 1
 
 
+def write_artifact(folder: Path, model: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Save `model.keras` and `manifest.json` (with format version, checksum, library versions) into `folder`."""
+    model.save(Path(folder) / MODEL_FILE)
+    manifest = dict(manifest, format_version=FORMAT_VERSION)
+    manifest["sha256"] = sha256_file(Path(folder) / MODEL_FILE)
+    manifest["libraries"] = library_versions()
+    (Path(folder) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
 def register_version(
     engine: Engine,
     storage_root: Path,
@@ -92,10 +102,7 @@ def register_version(
     staging = folder / f".tmp-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        model.save(staging / MODEL_FILE)
-        manifest = dict(manifest, format_version=FORMAT_VERSION, model_name=model_name, run_id=run_id)
-        manifest["sha256"] = sha256_file(staging / MODEL_FILE)
-        manifest["libraries"] = library_versions()
+        manifest = write_artifact(staging, model, dict(manifest, model_name=model_name, run_id=run_id))
         with engine.connect() as connection:
             version = _next_version(connection, folder, model_name)
         while True:

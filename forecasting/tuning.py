@@ -20,7 +20,7 @@ import keras
 import keras_tuner as kt
 
 from forecasting.config import ModelConfig, TuningConfig
-from forecasting.errors import ConfigError
+from forecasting.errors import ConfigError, RunError
 from forecasting.model import build_model
 from forecasting.scaling import SeriesScaler
 from forecasting.training import _split, set_determinism
@@ -135,7 +135,10 @@ def search(
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     tuner.search(epochs=tuning.max_epochs, callbacks=[stopper], verbose=verbose)
     completed = _completed(tuner)
-    best_trial = tuner.oracle.get_best_trials(1)[0]
+    best = [trial for trial in tuner.oracle.get_best_trials(1) if trial.score is not None]
+    if not best:
+        raise RunError(f"{tuner_name} search in {directory}: no trial completed with a validation loss (see the log for trial errors)")
+    best_trial = best[0]
     return SearchResult(
         hyperparameters=hyperparameters_from(best_trial.hyperparameters),
         best_score=float(best_trial.score),

@@ -1,0 +1,74 @@
+"""Artifacts that survive upgrades, refuse tampering, and reproduce across processes."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecasting.errors import RunError
+from forecasting.registry import FORMAT_VERSION, load_artifact
+from forecasting.scaling import SeriesScaler
+
+COMMITTED = Path(__file__).parent / "data" / "artifact-v1"
+
+
+def test_committed_artifact_loads_and_predicts_as_when_saved():
+    model, manifest = load_artifact(COMMITTED)
+    expected = json.loads((COMMITTED / "expected.json").read_text())
+    outputs = model.predict(np.asarray(expected["inputs"], dtype="float32"), verbose=0)
+    np.testing.assert_allclose(outputs, expected["outputs"], rtol=1e-5, atol=1e-6)
+    assert manifest["format_version"] == 1 and manifest["horizon"] == outputs.shape[1]
+    assert set(SeriesScaler.from_dict(manifest["scaler"]).loc) == {"S00", "S01", "S02"}
+
+
+def test_unknown_format_version_names_both_versions(tmp_path):
+    folder = shutil.copytree(COMMITTED, tmp_path / "artifact")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(dict(manifest, format_version=FORMAT_VERSION + 1)))
+    with pytest.raises(RunError, match=f"format version {FORMAT_VERSION + 1} is not supported by this code \\(it reads format version {FORMAT_VERSION}\\)"):
+        load_artifact(folder)
+
+
+def test_checksum_mismatch_is_refused(tmp_path):
+    folder = shutil.copytree(COMMITTED, tmp_path / "artifact")
+    data = bytearray((folder / "model.keras").read_bytes())
+    data[-100] ^= 0xFF
+    (folder / "model.keras").write_bytes(bytes(data))
+    with pytest.raises(RunError, match="does not match the registered .*refusing to load"):
+        load_artifact(folder)
+
+
+TRAIN_AND_DIGEST = """
+import hashlib, json
+import numpy as np
+from forecasting.config import ModelConfig
+from forecasting.prediction import predict
+from forecasting.training import train
+from forecasting.windowing import to_series_arrays
+from tests.conftest import TINY_MODEL, synthetic_frame
+arrays = to_series_arrays(synthetic_frame(), [])
+result = train(arrays, ModelConfig(**TINY_MODEL), season=12)
+weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in result.model.get_weights())).hexdigest()
+forecasts = predict(result.model, result.scaler, arrays, 12, 6, "MS", result.interval_halfwidths).forecasts
+print(json.dumps({"weights": weights, "yhat": forecasts.yhat.round(10).tolist()}))
+"""
+
+
+def test_same_data_config_and_seed_give_the_same_weights_in_new_processes():
+    root = Path(__file__).parents[1]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", TRAIN_AND_DIGEST], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+            capture_output=True, text=True, check=True,
+        )
+        for _ in range(2)
+    ]
+    first, second = (json.loads(run.stdout.strip().splitlines()[-1]) for run in runs)
+    assert first["weights"] == second["weights"]
+    assert first["yhat"] == second["yhat"]

@@ -1,0 +1,101 @@
+"""keras-tuner search: all three tuners, tuning records used by retrains, resuming an interrupted search."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from forecasting import pipeline
+from forecasting.config import ModelConfig, SourceConfig
+from forecasting.database import create_db_engine
+from forecasting.loading import load_observations
+from forecasting.schema import migrate
+from forecasting.tuning import apply_hyperparameters, search
+from forecasting.windowing import to_series_arrays
+from tests.conftest import TINY_MODEL, synthetic_frame
+
+SPACE = {
+    "layers": {"min": 1, "max": 2},
+    "units": {"min": 4, "max": 12, "step": 4},
+    "dropout": {"min": 0.0, "max": 0.2, "step": 0.1},
+    "activation": ["tanh", "relu", "sigmoid"],
+    "learning_rate": [0.01, 0.001],
+    "lookback": [6, 12],
+    "max_epochs": 3,
+    "factor": 3,
+    "max_trials": 2,
+}
+
+
+@pytest.mark.parametrize("tuner", ["hyperband", "random", "bayesian"])
+def test_each_tuner_runs_two_trials_and_retrain_uses_the_winner(tuner, settings_for):
+    settings, _ = settings_for("sqlite:///tune.db", model={"tuning": {**SPACE, "tuner": tuner}})
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    result = pipeline.tune_step(settings, "tiny", "tune-run")
+    assert result["tuner"] == tuner and result["trials_completed"] == 2 and result["trials_run_now"] == 2
+    hp = result["hyperparameters"]
+    assert hp["lookback"] in (6, 12) and hp["learning_rate"] in (0.01, 0.001) and 1 <= len(hp["layers"]) <= 2
+    assert all(layer["units"] in (4, 8, 12) and layer["activation"] in ("tanh", "relu", "sigmoid") for layer in hp["layers"])
+    assert result["tuning_record"] == 1 and Path(result["directory"]).is_dir()
+    trained = pipeline.train_step(settings, "tiny", "retrain-run", mode="retrain")
+    assert trained["tuning_record"] == 1 and trained["lookback"] == hp["lookback"]
+    assert [layer["units"] for layer in trained["layers"]] == [layer["units"] for layer in hp["layers"]]
+
+
+def test_apply_hyperparameters_validates():
+    config = ModelConfig(**TINY_MODEL)
+    tuned = apply_hyperparameters(config, {"lookback": 6, "learning_rate": 0.5, "layers": [{"units": 3}], "ignored": 1})
+    assert (tuned.lookback, tuned.learning_rate, tuned.layers[0].units, tuned.horizon) == (6, 0.5, 3, config.horizon)
+
+
+RESUMABLE = """
+import sys
+import keras
+from forecasting.config import ModelConfig
+from forecasting.tuning import search
+from forecasting.windowing import to_series_arrays
+from tests.conftest import TINY_MODEL, synthetic_frame
+config = ModelConfig(**{**TINY_MODEL, "tuning": %s})
+search(to_series_arrays(synthetic_frame(), []), config, __import__("pathlib").Path(sys.argv[1]), "random", 3)
+"""
+
+
+def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
+    space = {**SPACE, "max_epochs": 40, "lookback": [12]}
+    directory = tmp_path / "tuning" / "tiny" / "random-test"
+    script = tmp_path / "search.py"
+    script.write_text(RESUMABLE % json.dumps(space))
+    root = Path(__file__).parents[1]
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(directory)], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    first_trial = None
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and process.poll() is None:
+            finished = [p for p in directory.glob("trial_*/trial.json") if json.loads(p.read_text()).get("status") == "COMPLETED"]
+            if finished:
+                first_trial = finished[0]
+                break
+            time.sleep(0.2)
+    finally:
+        still_running = process.poll() is None
+        if still_running:
+            os.killpg(process.pid, signal.SIGKILL)
+        _, errors = process.communicate()
+    assert first_trial is not None, f"the first trial never completed: {errors[-2000:]}"
+    assert still_running, "the search finished before it could be interrupted"
+    before = first_trial.read_text()
+    config = ModelConfig(**{**TINY_MODEL, "tuning": space})
+    result = search(to_series_arrays(synthetic_frame(), []), config, directory, "random", 3)
+    assert result.trials_completed == 3
+    assert result.trials_run_now <= 2
+    assert first_trial.read_text() == before  # the finished trial was not run again
