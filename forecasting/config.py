@@ -163,6 +163,7 @@ class ModelConfig(_Strict):
     patience: int = Field(default=5, ge=0)
     intervals: list[int] = Field(default_factory=lambda: [80, 95])
     seed: int = 42
+    deterministic: bool = True  # TensorFlow deterministic ops: same data + config + seed -> same weights
     jit_compile: bool = False
     fine_tune: FineTuneConfig = FineTuneConfig()
     promotion: PromotionConfig = PromotionConfig()

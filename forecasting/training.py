@@ -19,10 +19,14 @@ from forecasting.scaling import SeriesScaler
 from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
 
 
-def set_determinism(seed: int) -> None:
-    """Fix Python, NumPy and TensorFlow seeds and ask TensorFlow for deterministic kernels."""
+def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
+    """Fix Python, NumPy and TensorFlow seeds and (by default) ask TensorFlow for deterministic kernels.
+
+    Op determinism is process-wide and cannot be switched off again once on.
+    """
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
 
 
 @dataclass
@@ -46,7 +50,8 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _split(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
+def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
+    """Scaled windows split in time (validation: targets reaching into the last `horizon` rows), or a clear error."""
     split = split_windows(arrays, scaler, config.lookback, config.horizon, config.horizon)
     needed = config.lookback + config.horizon
     if len(split.x_val) == 0:
@@ -139,8 +144,8 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     started = time.perf_counter()
     train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
     scaler = SeriesScaler.fit(arrays.values, train_lengths)
-    split = _split(arrays, scaler, config)
-    set_determinism(config.seed)
+    split = split_for_training(arrays, scaler, config)
+    set_determinism(config.seed, config.deterministic)
     model = build_model(config, n_inputs=split.x_train.shape[2])
     history = _fit(model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose)
     return _result(
@@ -165,7 +170,7 @@ def fine_tune(
     for series_id, values in arrays.values.items():
         if series_id not in scaler:
             scaler.add(series_id, values[: max(len(values) - config.horizon, 2)])
-    split = _split(arrays, scaler, config)
+    split = split_for_training(arrays, scaler, config)
     cutoffs = np.array(
         [np.datetime64(pd.Timestamp(parent_train_end[sid])) if sid in parent_train_end else np.datetime64("NaT") for sid in split.train_series],
         dtype="datetime64[ns]",
@@ -178,7 +183,7 @@ def fine_tune(
     rng = np.random.default_rng(config.seed)
     replay_count = min(len(old_index), int(round(config.fine_tune.replay * len(new_index))))
     chosen = np.sort(np.concatenate([new_index, rng.choice(old_index, replay_count, replace=False)]))
-    set_determinism(config.seed)
+    set_determinism(config.seed, config.deterministic)
     learning_rate = config.fine_tune.learning_rate or config.learning_rate / 10
     compile_model(parent_model, learning_rate, config.loss, config.jit_compile)
     history = _fit(

@@ -23,7 +23,7 @@ from forecasting.config import ModelConfig, TuningConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.model import build_model
 from forecasting.scaling import SeriesScaler
-from forecasting.training import _split, set_determinism
+from forecasting.training import set_determinism, split_for_training
 from forecasting.windowing import SeriesArrays, WindowSplit
 
 TUNERS = {"hyperband": kt.Hyperband, "random": kt.RandomSearch, "bayesian": kt.BayesianOptimization}
@@ -120,8 +120,8 @@ def search(
     train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
     scaler = SeriesScaler.fit(arrays.values, train_lengths)
     for lookback in tuning.lookback or [config.lookback]:
-        splits[lookback] = _split(arrays, scaler, config.model_copy(update={"lookback": lookback}))
-    set_determinism(config.seed)
+        splits[lookback] = split_for_training(arrays, scaler, config.model_copy(update={"lookback": lookback}))
+    set_determinism(config.seed, config.deterministic)
     hypermodel = RecurrentHyperModel(config, tuning, splits)
     common = dict(objective="val_loss", seed=config.seed, directory=str(directory.parent), project_name=directory.name, overwrite=False)
     if tuner_name == "hyperband":
