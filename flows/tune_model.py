@@ -8,12 +8,12 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.forecast_pipeline import TRAINING_TIMEOUT_SECONDS, finish_run, start_run
+from flows.forecast_pipeline import finish_run, lock_for, run_context, start_run
 from forecasting import pipeline
 from forecasting.config import load_settings
 
 
-@task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=TRAINING_TIMEOUT_SECONDS)
+@task(cache_policy=NO_CACHE, persist_result=False)
 def run_search(config: str | None, model: str, run_id: str, tuner: str | None, max_trials: int | None) -> dict[str, Any]:
     """Run or resume the search and store the best hyperparameters."""
     return pipeline.tune_step(load_settings(config), model, run_id, tuner, max_trials, verbose=1)
@@ -27,14 +27,17 @@ def tune_model(
     config: str | None = None,
 ) -> dict[str, Any]:
     """Search hyperparameters for one configured model; later retrains use the winner."""
-    run_id = start_run(config, model, "tune")
-    try:
-        result = run_search(config, model, run_id, tuner, max_trials)
-        reason = f"tune: {result['tuner']} search, {result['trials_run_now']} trials run now, {result['trials_completed']} in all"
-        finish_run(config, run_id, {"mode": "tune", "reason": reason}, None)
-    except BaseException as error:
-        pipeline.fail_run(load_settings(config), run_id, error)
-        raise
+    settings = load_settings(config)
+    with lock_for(settings, model):
+        run_id = start_run(config, model, "tune", *run_context())
+        try:
+            timeout = settings.model(model).training_timeout_minutes * 60
+            result = run_search.with_options(timeout_seconds=timeout)(config, model, run_id, tuner, max_trials)
+            reason = f"tune: {result['tuner']} search, {result['trials_run_now']} trials run now, {result['trials_completed']} in all"
+            finish_run(config, run_id, {"mode": "tune", "reason": reason}, None)
+        except BaseException as error:
+            pipeline.fail_run(settings, run_id, error)
+            raise
     create_markdown_artifact(
         key=f"{model}-tuning".lower().replace("_", "-"),
         markdown=pipeline.format_tuning(result),

@@ -104,6 +104,35 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deployments(args: argparse.Namespace) -> int:
+    from forecasting.deployments import deployment_specs, render_prefect_yaml
+
+    settings = _settings(args)
+    text = render_prefect_yaml(settings)
+    output = Path(args.output)
+    if args.check:
+        if not output.is_file() or output.read_text() != text:
+            raise ConfigError(f"{output} does not match the config; run `forecasting deployments` to regenerate it")
+        print(f"{output} matches the config")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    specs = deployment_specs(settings)
+    scheduled = sum(1 for spec in specs if spec["schedules"])
+    print(f"wrote {len(specs)} deployments ({scheduled} with schedules) to {output}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.models:
+        raise ConfigError("models: no models configured, nothing to serve")
+    from flows.serve import serve_all
+
+    serve_all(_config_path(args), limit=args.limit)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from forecasting.database import connect_checked
     from forecasting.registry import list_versions, promote, read_manifest, rollback
@@ -215,6 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = models_commands.add_parser("rollback", help="make the previous champion the champion again (recorded)")
     rollback.add_argument("name")
     models.set_defaults(handler=cmd_models)
+
+    deployments = commands.add_parser("deployments", help="write deployments/prefect.yaml from the config (the config is the source of truth)")
+    deployments.add_argument("--output", default="deployments/prefect.yaml")
+    deployments.add_argument("--check", action="store_true", help="only check that the file matches the config")
+    deployments.set_defaults(handler=cmd_deployments)
+
+    serve = commands.add_parser("serve", help="serve every deployment with its schedules from this process (no worker needed)")
+    serve.add_argument("--limit", type=int, help="most flow runs at once (default: no limit)")
+    serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="load M3 monthly series and run the pipeline once (what `make demo` runs)")
     demo.add_argument("--series", type=int, default=DEMO_SERIES, help=f"how many M3 monthly series to load (default {DEMO_SERIES})")

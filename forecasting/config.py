@@ -148,7 +148,26 @@ class ScheduleConfig(_Strict):
     forecast: str | None = None
     fine_tune: str | None = None
     retrain: str | None = None
+    auto: str | None = None
     tune: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (for example 'UTC', 'Europe/Berlin')") from None
+        return value
+
+    @field_validator("forecast", "fine_tune", "retrain", "auto", "tune")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month weekday)")
+        return value
 
 
 class ModelConfig(_Strict):
@@ -165,6 +184,8 @@ class ModelConfig(_Strict):
     seed: int = 42
     deterministic: bool = True  # TensorFlow deterministic ops: same data + config + seed -> same weights
     jit_compile: bool = False
+    training_timeout_minutes: float = Field(default=360, gt=0)  # a training task running longer fails the run
+    lock_timeout_minutes: float = Field(default=360, ge=0)  # a run waits this long for another run of the model to finish
     fine_tune: FineTuneConfig = FineTuneConfig()
     promotion: PromotionConfig = PromotionConfig()
     tuning: TuningConfig | None = None

@@ -115,6 +115,9 @@ runs = sa.Table(
     sa.Column("rows_sql", sa.Integer()),
     sa.Column("rows_parquet", sa.Integer()),
     sa.Column("error", sa.Text()),
+    sa.Column("deployment", sa.String(200)),
+    sa.Column("trigger", sa.String(20)),
+    sa.Column("duration_seconds", sa.Float()),
 )
 
 

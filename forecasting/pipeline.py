@@ -75,7 +75,14 @@ def prepare_data(engine: Engine, settings: Settings, frequency: str | None = Non
     )
 
 
-def start_run(settings: Settings, model_name: str, mode: str, flow_run_id: str | None = None) -> str:
+def start_run(
+    settings: Settings,
+    model_name: str,
+    mode: str,
+    flow_run_id: str | None = None,
+    deployment: str | None = None,
+    trigger: str = "manual",
+) -> str:
     """Check the config against the database and record a `running` row in `runs`."""
     settings.model(model_name)
     if mode not in (*MODES, "tune"):
@@ -86,7 +93,8 @@ def start_run(settings: Settings, model_name: str, mode: str, flow_run_id: str |
     with engine.begin() as connection:
         connection.execute(
             sa.insert(runs).values(
-                run_id=run_id, model_name=model_name, flow_run_id=flow_run_id, mode=mode, status="running", started_at=utc_now()
+                run_id=run_id, model_name=model_name, flow_run_id=flow_run_id, mode=mode, status="running", started_at=utc_now(),
+                deployment=deployment, trigger=trigger,
             )
         )
     return run_id
@@ -119,9 +127,22 @@ def _format_watermark(value: str | None) -> str:
     return str(pd.Timestamp(value).date()) if value and pd.Timestamp(value) == pd.Timestamp(value).normalize() else str(value)
 
 
+def _newer_observations(engine: Engine, settings: Settings, watermark: Any) -> tuple[int, int]:
+    """(observations, series) in the source table newer than `watermark`."""
+    with engine.connect() as connection:
+        source = sa.Table(settings.source.table, sa.MetaData(), autoload_with=connection)
+        count, series = connection.execute(
+            sa.select(sa.func.count(), sa.func.count(sa.distinct(source.c[settings.source.series]))).where(
+                source.c[settings.source.time] > watermark
+            )
+        ).one()
+    return int(count), int(series)
+
+
 def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str, str]:
     """The mode to run and one sentence saying why.
 
+    `fine-tune` falls back to retrain without a champion and to forecast without new observations.
     `auto`: no champion -> retrain; champion older than `promotion.retrain_every_days` -> retrain;
     new observations since the champion's data watermark -> fine-tune, unless the champion's error
     on the latest holdout grew more than `promotion.drift_tolerance` over its score at promotion
@@ -129,15 +150,23 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str
     """
     from forecasting.registry import champion_version, load_version, version_row
 
-    if requested != "auto":
+    if requested in ("retrain", "forecast"):
         return {"mode": requested, "reason": f"{requested}: requested"}
     config = settings.model(model_name)
     engine = open_engine(settings)
     with engine.connect() as connection:
         champion = champion_version(connection, model_name)
     if champion is None:
+        if requested == "fine-tune":
+            return {"mode": "retrain", "reason": f"retrain: fine-tune requested, but model {model_name} has no champion to continue from yet"}
         return {"mode": "retrain", "reason": f"retrain: model {model_name} has no champion yet"}
     row = version_row(engine, model_name, champion)
+    if requested == "fine-tune":
+        count, series = _newer_observations(engine, settings, row["data_watermark"])
+        since = _format_watermark(str(row["data_watermark"]))
+        if not count:
+            return {"mode": "forecast", "reason": f"forecast: fine-tune requested, but nothing is newer than {since}, the data of champion v{champion}"}
+        return {"mode": "fine-tune", "reason": f"fine-tune: requested; {count} new observation{'s' if count != 1 else ''} for {series} series since {since} (champion v{champion})"}
     age_days = (utc_now() - row["created_at"]).total_seconds() / 86400
     if config.promotion.retrain_every_days is not None and age_days > config.promotion.retrain_every_days:
         return {
@@ -145,13 +174,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str
             "reason": f"retrain: champion v{champion} is {age_days:.1f} days old (retrain_every_days {config.promotion.retrain_every_days:g})",
         }
     watermark = row["data_watermark"]
-    with engine.connect() as connection:
-        source = sa.Table(settings.source.table, sa.MetaData(), autoload_with=connection)
-        newer = connection.execute(
-            sa.select(sa.func.count(), sa.func.count(sa.distinct(source.c[settings.source.series]))).where(
-                source.c[settings.source.time] > watermark
-            )
-        ).one()
+    newer = _newer_observations(engine, settings, watermark)
     since = _format_watermark(str(watermark))
     if not newer[0]:
         return {"mode": "forecast", "reason": f"forecast: no observations newer than {since}, the data of champion v{champion}"}
@@ -382,13 +405,16 @@ def write_parquet_step(settings: Settings, staged: str) -> int:
 def finish_run(settings: Settings, run_id: str, summary: dict[str, Any], staged: str | None = None) -> None:
     """Mark the run succeeded with its counts, and remove the staged file."""
     engine = open_engine(settings)
+    finished = utc_now()
     with engine.begin() as connection:
+        started = connection.execute(sa.select(runs.c.started_at).where(runs.c.run_id == run_id)).scalar_one()
         connection.execute(
             sa.update(runs)
             .where(runs.c.run_id == run_id)
             .values(
                 status="completed",
-                finished_at=utc_now(),
+                finished_at=finished,
+                duration_seconds=(finished - started).total_seconds(),
                 mode=summary.get("mode"),
                 reason=summary.get("reason"),
                 champion_version=summary.get("champion_version"),
@@ -409,11 +435,13 @@ def fail_run(settings: Settings, run_id: str, error: BaseException) -> None:
     message = f"{type(error).__name__}: {error}"
     try:
         engine = open_engine(settings)
+        finished = utc_now()
         with engine.begin() as connection:
+            started = connection.execute(sa.select(runs.c.started_at).where(runs.c.run_id == run_id)).scalar_one()
             connection.execute(
                 sa.update(runs)
                 .where(runs.c.run_id == run_id)
-                .values(status="failed", finished_at=utc_now(), error=message + "\n" + "".join(traceback.format_exception(error))[-4000:])
+                .values(status="failed", finished_at=finished, duration_seconds=(finished - started).total_seconds(), error=message + "\n" + "".join(traceback.format_exception(error))[-4000:])
             )
     except Exception:  # noqa: BLE001 - recording the failure must not hide the original error
         pass
@@ -513,3 +541,20 @@ def format_tuning(result: dict[str, Any]) -> str:
             f"  stored as tuning record {result['tuning_record']}; the next retrain uses it",
         ]
     )
+
+
+def scores_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for a table of the run's scores: holdout (gate) and validation, model vs baselines."""
+    trained = summary.get("training")
+    if not trained:
+        return []
+    gate, metrics = trained["holdout"], trained["metrics"]
+    rows = [
+        {"set": "holdout", "metric": gate["holdout_metric"], "new_version": gate.get("holdout_score"),
+         "champion": gate.get("champion_score"), "seasonal_naive": gate.get("baseline_score")},
+        {"set": "validation", "metric": "smape", "new_version": metrics["val_smape_model"], "champion": None,
+         "seasonal_naive": metrics["val_smape_seasonal_naive"]},
+        {"set": "validation", "metric": "mae", "new_version": metrics["val_mae_model"], "champion": None,
+         "seasonal_naive": metrics["val_mae_seasonal_naive"]},
+    ]
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in rows]

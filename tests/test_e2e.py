@@ -1,0 +1,179 @@
+"""End to end against a real Prefect server: scheduled and manual runs, no overlap, deploy from YAML."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from forecasting.config import SourceConfig, load_settings
+from forecasting.database import create_db_engine
+from forecasting.deployments import render_prefect_yaml
+from forecasting.loading import load_observations
+from forecasting.schema import migrate
+from forecasting.store import read_forecasts
+from tests.conftest import synthetic_frame, write_config
+from tests.postgres_server import free_port
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+
+
+def wait_for(condition, timeout, what, interval=1.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stop(process, grace=30):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def prefect_env(tmp_path_factory):
+    """A `prefect server start` on a free loopback port with its own PREFECT_HOME and SQLite."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FORECASTING_"))}
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        }
+    )
+    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    log = open(home / "server.log", "w")
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+    def healthy():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, 120, "the Prefect server to answer")
+        yield env
+    finally:
+        stop(server)
+        log.close()
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A config with model `tiny` retraining every minute, its schema and 8 series loaded."""
+    write_config(tmp_path, "sqlite:///e2e.db", model={"schedule": {"timezone": "UTC", "retrain": "* * * * *"}})
+    settings = load_settings(tmp_path / "forecasting.toml")
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    return tmp_path, settings, engine
+
+
+def runs(engine):
+    with engine.connect() as connection:
+        return pd.read_sql(sa.text("SELECT * FROM runs ORDER BY started_at"), connection, parse_dates=["started_at", "finished_at"])
+
+
+def test_serve_runs_scheduled_and_manual_runs_one_at_a_time(prefect_env, project):
+    folder, settings, engine = project
+    serve_log = open(folder / "serve.log", "w")
+    serving = subprocess.Popen(
+        [str(BIN / "forecasting"), "serve"], cwd=folder, env=prefect_env, stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        done = lambda trigger: lambda: (lambda r: r[(r.trigger == trigger) & (r.status == "completed")])(runs(engine)).shape[0]  # noqa: E731
+        wait_for(done("scheduled"), 180, "a scheduled run to complete")
+        scheduled = runs(engine).query("trigger == 'scheduled'").iloc[0]
+        assert scheduled.deployment == "tiny-retrain" and scheduled["mode"] == "retrain" and scheduled.flow_run_id
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT COUNT(*) FROM forecasts")).scalar_one() == 48
+        assert len(read_forecasts(settings.storage_root, "tiny")) == 48
+
+        manual = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "forecast-pipeline/tiny-forecast", "--param", "model=tiny"],
+            env=prefect_env, capture_output=True, text=True, timeout=60,
+        )
+        assert manual.returncode == 0, manual.stderr
+        wait_for(done("manual"), 120, "the manual run to complete")
+        assert runs(engine).query("trigger == 'manual'").iloc[0].deployment == "tiny-forecast"
+
+        before = len(runs(engine))
+        both = [
+            subprocess.Popen([str(BIN / "prefect"), "deployment", "run", name], env=prefect_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name in ("forecast-pipeline/tiny-auto", "forecast-pipeline/tiny-fine-tune")
+        ]
+        for process in both:
+            assert process.wait(60) == 0
+        wait_for(lambda: runs(engine).query("trigger == 'manual' and status != 'running'").shape[0] >= 3, 180, "both manual runs to finish")
+        assert len(runs(engine)) >= before + 2
+    finally:
+        stop(serving)
+        serve_log.close()
+    all_runs = runs(engine)
+    finished = all_runs[all_runs.status != "running"].sort_values("started_at")
+    assert set(finished.status) == {"completed"}, finished[["deployment", "status", "error"]].to_string()
+    for earlier, later in zip(finished.itertuples(), finished.iloc[1:].itertuples()):
+        assert earlier.finished_at <= later.started_at, "two runs of one model overlapped"
+    with engine.connect() as connection:
+        total, distinct = connection.execute(
+            sa.text("SELECT COUNT(*), COUNT(DISTINCT model_name || series_id || forecast_origin || target_ts) FROM forecasts")
+        ).one()
+    assert total == distinct
+    parquet = read_forecasts(settings.storage_root, "tiny")
+    assert len(parquet) == total and not parquet.duplicated(["series_id", "forecast_origin", "target_ts"]).any()
+
+
+def test_generated_prefect_yaml_deploys_and_redeploying_keeps_one_schedule(prefect_env, project):
+    folder, settings, _ = project
+    (folder / "prefect.yaml").write_text(render_prefect_yaml(settings))
+    pool = subprocess.run(
+        [str(BIN / "prefect"), "work-pool", "create", "forecasting", "--type", "process", "--overwrite"],
+        env=prefect_env, capture_output=True, text=True, timeout=60,
+    )
+    assert pool.returncode == 0, pool.stderr
+    for _ in range(2):
+        deploy = subprocess.run(
+            [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=folder, env=prefect_env, capture_output=True, text=True, timeout=180
+        )
+        assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    script = """
+import asyncio
+from prefect.client.orchestration import get_client
+async def main():
+    async with get_client() as client:
+        for name in ("tiny-retrain", "tiny-forecast", "tiny-tune"):
+            d = await client.read_deployment_by_name(("tune-model" if name.endswith("tune") else "forecast-pipeline") + "/" + name)
+            print(name, len(d.schedules), [s.slug for s in d.schedules], d.enforce_parameter_schema,
+                  d.global_concurrency_limit.limit, d.concurrency_options.collision_strategy.value, d.work_pool_name, d.entrypoint, d.parameters.get("mode"))
+asyncio.run(main())
+"""
+    listing = subprocess.run([sys.executable, "-c", script], env=prefect_env, capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    lines = dict(line.split(" ", 1) for line in listing.stdout.strip().splitlines())
+    assert lines["tiny-retrain"].startswith("1 ['tiny-retrain-schedule'] True 1 ENQUEUE forecasting flows.forecast_pipeline.forecast_pipeline retrain")
+    assert lines["tiny-forecast"].startswith("0 [] True 1 ENQUEUE forecasting flows.forecast_pipeline.forecast_pipeline forecast")
+    assert lines["tiny-tune"].startswith("0 [] True 1 ENQUEUE forecasting flows.tune_model.tune_model")
