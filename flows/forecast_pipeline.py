@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
@@ -111,29 +112,61 @@ def publish(model: str, summary: dict[str, Any]) -> None:
         create_table_artifact(key=f"{key}-scores", table=scores, description=f"Scores of the version trained for model {model}")
 
 
+def run_models(models: list[str], mode: str, config: str | None) -> dict[str, dict[str, Any]]:
+    """The pipeline for each model while holding every model's lock. Training and forecasting are
+    submitted to the flow's task runner, so on a parallel runner (Dask) the models train in parallel."""
+    logger = get_run_logger()
+    settings = load_settings(config)
+    models = sorted(dict.fromkeys(models))
+    for model in models:
+        settings.model(model)
+    context = run_context()
+    summaries: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as locks:
+        for model in models:  # always in sorted order, so two runs over several models cannot deadlock
+            waited = locks.enter_context(lock_for(settings, model))
+            if waited > 1:
+                logger.info(f"waited {waited:.0f} s for another run of model {model} to finish")
+        run_ids = {model: start_run(config, model, mode, *context) for model in models}
+        try:
+            decisions = {model: decide_mode(config, model, mode) for model in models}
+            for model, decision in decisions.items():
+                logger.info(f"{model}: {decision['reason']}")
+            training = {
+                model: train.with_options(timeout_seconds=settings.model(model).training_timeout_minutes * 60).submit(
+                    config, model, run_ids[model], decision["mode"]
+                )
+                for model, decision in decisions.items()
+                if decision["mode"] in ("retrain", "fine-tune")
+            }
+            trained = {model: future.result() for model, future in training.items()}
+            forecasting = {model: forecast.submit(config, model, run_ids[model]) for model in models}
+            staged = {model: future.result() for model, future in forecasting.items()}
+            for model in models:
+                rows_sql = write_sql(config, staged[model]["staged"])
+                rows_parquet = write_parquet(config, staged[model]["staged"])
+                summary = pipeline.summary_from_steps(
+                    settings, model, run_ids[model], decisions[model], trained.get(model), staged[model], rows_sql, rows_parquet
+                )
+                finish_run(config, run_ids[model], summary, staged[model]["staged"])
+                summaries[model] = summary
+        except BaseException as error:
+            for model in models:
+                if model not in summaries:
+                    pipeline.fail_run(settings, run_ids[model], error)
+            raise
+    for model, summary in summaries.items():
+        publish(model, summary)
+    return summaries
+
+
 @flow(name="forecast-pipeline", log_prints=True)
 def forecast_pipeline(model: str, mode: Mode = "auto", config: str | None = None) -> dict[str, Any]:
     """Run the forecasting job once for one configured model."""
-    logger = get_run_logger()
-    settings = load_settings(config)
-    with lock_for(settings, model) as waited:
-        if waited > 1:
-            logger.info(f"waited {waited:.0f} s for another run of model {model} to finish")
-        run_id = start_run(config, model, mode, *run_context())
-        try:
-            decision = decide_mode(config, model, mode)
-            logger.info(decision["reason"])
-            trained = None
-            if decision["mode"] in ("retrain", "fine-tune"):
-                timeout = settings.model(model).training_timeout_minutes * 60
-                trained = train.with_options(timeout_seconds=timeout)(config, model, run_id, decision["mode"])
-            staged = forecast(config, model, run_id)
-            rows_sql = write_sql(config, staged["staged"])
-            rows_parquet = write_parquet(config, staged["staged"])
-            summary = pipeline.summary_from_steps(settings, model, run_id, decision, trained, staged, rows_sql, rows_parquet)
-            finish_run(config, run_id, summary, staged["staged"])
-        except BaseException as error:
-            pipeline.fail_run(settings, run_id, error)
-            raise
-    publish(model, summary)
-    return summary
+    return run_models([model], mode, config)[model]
+
+
+@flow(name="forecast-models", log_prints=True)
+def forecast_models(models: list[str] | None = None, mode: Mode = "auto", config: str | None = None) -> dict[str, dict[str, Any]]:
+    """Run the forecasting job once for several models (default: all configured), fanned out on the task runner."""
+    return run_models(models or sorted(load_settings(config).models), mode, config)

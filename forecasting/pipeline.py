@@ -7,6 +7,7 @@ Heavy objects (frames, models) stay inside a step; steps hand each other ids, pa
 from __future__ import annotations
 
 import json
+import os
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -307,6 +308,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         "train_seconds": round(result.seconds, 1),
         "metrics": result.metrics,
         "holdout": gate,
+        "process": os.getpid(),
     }
 
 

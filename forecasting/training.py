@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,12 @@ from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, se
 from forecasting.model import build_model, compile_model
 from forecasting.scaling import SeriesScaler
 from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
+
+
+# TensorFlow's and Keras's random state is process-wide: two trainings in threads of one process
+# would interleave their random streams. Trainings in one process take turns; run models in
+# parallel in separate processes (the Dask task runner does).
+TRAINING_LOCK = threading.Lock()
 
 
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
@@ -145,9 +152,10 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
     scaler = SeriesScaler.fit(arrays.values, train_lengths)
     split = split_for_training(arrays, scaler, config)
-    set_determinism(config.seed, config.deterministic)
-    model = build_model(config, n_inputs=split.x_train.shape[2])
-    history = _fit(model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose)
+    with TRAINING_LOCK:
+        set_determinism(config.seed, config.deterministic)
+        model = build_model(config, n_inputs=split.x_train.shape[2])
+        history = _fit(model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose)
     return _result(
         model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series, split.train_target_end
     )
@@ -183,19 +191,20 @@ def fine_tune(
     rng = np.random.default_rng(config.seed)
     replay_count = min(len(old_index), int(round(config.fine_tune.replay * len(new_index))))
     chosen = np.sort(np.concatenate([new_index, rng.choice(old_index, replay_count, replace=False)]))
-    set_determinism(config.seed, config.deterministic)
     learning_rate = config.fine_tune.learning_rate or config.learning_rate / 10
-    compile_model(parent_model, learning_rate, config.loss, config.jit_compile)
-    history = _fit(
-        parent_model,
-        split,
-        split.x_train[chosen],
-        split.y_train[chosen],
-        config.fine_tune.epochs,
-        config.batch_size,
-        config.fine_tune.patience,
-        verbose,
-    )
+    with TRAINING_LOCK:
+        set_determinism(config.seed, config.deterministic)
+        compile_model(parent_model, learning_rate, config.loss, config.jit_compile)
+        history = _fit(
+            parent_model,
+            split,
+            split.x_train[chosen],
+            split.y_train[chosen],
+            config.fine_tune.epochs,
+            config.batch_size,
+            config.fine_tune.patience,
+            verbose,
+        )
     result = _result(
         parent_model, scaler, split, history, arrays, config, season, len(chosen), started,
         split.train_series[chosen], split.train_target_end[chosen],
