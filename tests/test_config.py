@@ -83,3 +83,10 @@ def test_missing_config_file_and_bad_toml(tmp_path):
     bad.write_text("[models.m\ncell = 'gru'\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad)
+
+
+def test_schedule_checks_cron_and_timezone():
+    with pytest.raises(ConfigError, match=r"models.m.schedule.retrain: .*not a 5-field cron expression"):
+        settings_with(schedule={"retrain": "weekly"})
+    with pytest.raises(ConfigError, match=r"models.m.schedule.timezone: .*not an IANA time zone"):
+        settings_with(schedule={"timezone": "Mars/Olympus"})
