@@ -99,3 +99,24 @@ def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
     assert result.trials_completed == 3
     assert result.trials_run_now <= 2
     assert first_trial.read_text() == before  # the finished trial was not run again
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_tune_model_flow_records_the_run_and_the_winner(settings_for):
+    from flows.tune_model import tune_model
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    settings, path = settings_for("sqlite:///tune-flow.db", model={"tuning": {**SPACE, "max_trials": 1}})
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    result = tune_model(model="tiny", tuner="random", config=str(path))
+    assert result["trials_completed"] == 1 and result["tuning_record"] == 1
+    with engine.connect() as connection:
+        runs = pd.read_sql(sa.text("SELECT mode, status, reason FROM runs"), connection)
+        record = connection.execute(sa.text("SELECT tuner, trials, hyperparameters FROM tuning_records")).one()
+    assert list(runs["mode"]) == ["tune"] and list(runs.status) == ["completed"]
+    assert runs.reason.iloc[0] == "tune: random search, 1 trials run now, 1 in all"
+    assert record[0] == "random" and record[1] == 1 and json.loads(record[2]) == result["hyperparameters"]
