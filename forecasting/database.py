@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,41 @@ def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
     for start in range(0, len(rows), chunk_size):
         connection.execute(statement, list(rows[start : start + chunk_size]))
     return len(rows)
+
+
+def upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame, key: Iterable[str]) -> int:
+    """Upsert a frame in the caller's transaction. On PostgreSQL: COPY into a temporary staging
+    table, then one INSERT ... ON CONFLICT DO UPDATE; elsewhere: batched INSERT ... ON CONFLICT."""
+    if frame.empty:
+        return 0
+    if connection.dialect.name != "postgresql":
+        return upsert(connection, table, frame_to_rows(frame), key)
+    key = list(key)
+    columns = [str(c) for c in frame.columns]
+    unknown = [c for c in columns if c not in table.c]
+    if unknown:
+        raise ConfigError(f"table {table.name!r} has no columns {unknown}")
+    quote = connection.dialect.identifier_preparer.quote
+    column_list = ", ".join(quote(c) for c in columns)
+    stage = quote(f"stage_{uuid.uuid4().hex[:12]}")
+    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} (LIKE {quote(table.name)} INCLUDING DEFAULTS) ON COMMIT DROP")
+    values = frame.astype(object).where(frame.notna(), None)
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    statement = f"COPY {stage} ({column_list}) FROM STDIN"
+    try:
+        with connection.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(statement) as copy:
+                for row in values.itertuples(index=False, name=None):
+                    copy.write_row(row)
+    except dbapi_error as error:
+        # Raise what SQLAlchemy would have raised, so callers handle one family of errors.
+        raise sa.exc.DBAPIError.instance(statement, None, error, dbapi_error, dialect=connection.dialect) from None
+    updates = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in key)
+    connection.exec_driver_sql(
+        f"INSERT INTO {quote(table.name)} ({column_list}) SELECT {column_list} FROM {stage} "
+        f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET {updates}"
+    )
+    return len(frame)
 
 
 def _delete_insert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: list[str], chunk_size: int) -> int:

@@ -23,13 +23,12 @@ from forecasting.database import (
     FORECAST_BASE_COLUMNS,
     FORECAST_KEY,
     connect_checked,
-    frame_to_rows,
     interval_columns,
     masked_url,
     read_observations,
     runs,
     table_columns,
-    upsert,
+    upsert_frame,
 )
 from forecasting.errors import ConfigError, RunError
 from forecasting.validation import PreparationReport, infer_frequency, regularize
@@ -394,7 +393,7 @@ def write_sql_step(settings: Settings, staged: str) -> int:
         missing = [c for c in frame.columns if c not in table.c]
         if missing:
             raise ConfigError(f"forecasts table lacks columns {missing}; run `forecasting init`")
-        return upsert(connection, table, frame_to_rows(frame), key=FORECAST_KEY)
+        return upsert_frame(connection, table, frame, key=FORECAST_KEY)
 
 
 def write_parquet_step(settings: Settings, staged: str) -> int:
