@@ -44,6 +44,18 @@ def start_run(config: str | None, model: str, mode: str, flow_run_id: str | None
 
 
 @db_task
+def pull(config: str | None, run_id: str, full_refresh: bool) -> dict[str, Any]:
+    """Pull new source rows into the history store (quarantining unusable ones)."""
+    return pipeline.pull_step(load_settings(config), run_id, full_refresh)
+
+
+@db_task
+def commit_pull(config: str | None, run_id: str, pulled: dict[str, Any]) -> None:
+    """Advance the source watermark once the run's outputs are committed."""
+    pipeline.commit_pull(load_settings(config), run_id, pulled)
+
+
+@db_task
 def decide_mode(config: str | None, model: str, mode: str) -> dict[str, str]:
     """Pick the mode to run and say why."""
     return pipeline.decide_mode(load_settings(config), model, mode)
@@ -112,7 +124,7 @@ def publish(model: str, summary: dict[str, Any]) -> None:
         create_table_artifact(key=f"{key}-scores", table=scores, description=f"Scores of the version trained for model {model}")
 
 
-def run_models(models: list[str], mode: str, config: str | None) -> dict[str, dict[str, Any]]:
+def run_models(models: list[str], mode: str, config: str | None, full_refresh: bool = False) -> dict[str, dict[str, Any]]:
     """The pipeline for each model while holding every model's lock. Training and forecasting are
     submitted to the flow's task runner, so on a parallel runner (Dask) the models train in parallel."""
     logger = get_run_logger()
@@ -129,6 +141,7 @@ def run_models(models: list[str], mode: str, config: str | None) -> dict[str, di
                 logger.info(f"waited {waited:.0f} s for another run of model {model} to finish")
         run_ids = {model: start_run(config, model, mode, *context) for model in models}
         try:
+            pulled = pull(config, run_ids[models[0]], full_refresh)
             decisions = {model: decide_mode(config, model, mode) for model in models}
             for model, decision in decisions.items():
                 logger.info(f"{model}: {decision['reason']}")
@@ -146,10 +159,11 @@ def run_models(models: list[str], mode: str, config: str | None) -> dict[str, di
                 rows_sql = write_sql(config, staged[model]["staged"])
                 rows_parquet = write_parquet(config, staged[model]["staged"])
                 summary = pipeline.summary_from_steps(
-                    settings, model, run_ids[model], decisions[model], trained.get(model), staged[model], rows_sql, rows_parquet
+                    settings, model, run_ids[model], decisions[model], trained.get(model), staged[model], rows_sql, rows_parquet, pulled
                 )
                 finish_run(config, run_ids[model], summary, staged[model]["staged"])
                 summaries[model] = summary
+            commit_pull(config, run_ids[models[0]], pulled)
         except BaseException as error:
             for model in models:
                 if model not in summaries:
@@ -161,12 +175,14 @@ def run_models(models: list[str], mode: str, config: str | None) -> dict[str, di
 
 
 @flow(name="forecast-pipeline", log_prints=True)
-def forecast_pipeline(model: str, mode: Mode = "auto", config: str | None = None) -> dict[str, Any]:
+def forecast_pipeline(model: str, mode: Mode = "auto", config: str | None = None, full_refresh: bool = False) -> dict[str, Any]:
     """Run the forecasting job once for one configured model."""
-    return run_models([model], mode, config)[model]
+    return run_models([model], mode, config, full_refresh)[model]
 
 
 @flow(name="forecast-models", log_prints=True)
-def forecast_models(models: list[str] | None = None, mode: Mode = "auto", config: str | None = None) -> dict[str, dict[str, Any]]:
+def forecast_models(
+    models: list[str] | None = None, mode: Mode = "auto", config: str | None = None, full_refresh: bool = False
+) -> dict[str, dict[str, Any]]:
     """Run the forecasting job once for several models (default: all configured), fanned out on the task runner."""
-    return run_models(models or sorted(load_settings(config).models), mode, config)
+    return run_models(models or sorted(load_settings(config).models), mode, config, full_refresh)

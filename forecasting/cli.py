@@ -67,10 +67,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_flow(config_path: str, model: str, mode: str) -> dict[str, Any]:
+def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = False) -> dict[str, Any]:
     from flows.forecast_pipeline import forecast_pipeline
 
-    return forecast_pipeline(model=model, mode=mode, config=config_path)
+    return forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings.model(args.model)
     # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
     check_schema(connect_checked(settings.database.url), settings, args.model)
-    summary = _run_flow(_config_path(args), args.model, args.mode)
+    summary = _run_flow(_config_path(args), args.model, args.mode, args.full_refresh)
     print(summary_json(summary) if args.json else format_summary(summary))
     return 0
 
@@ -222,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the forecast-pipeline flow once")
     run.add_argument("--model", required=True)
     run.add_argument("--mode", choices=["auto", "retrain", "fine-tune", "forecast"], default="auto")
+    run.add_argument("--full-refresh", action="store_true", help="rebuild the local history store from the whole source table")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(handler=cmd_run)
 

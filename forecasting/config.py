@@ -46,6 +46,21 @@ class SourceConfig(_Strict):
     target: str = "value"
     features: list[str] = Field(default_factory=list)
     frequency: str | None = None
+    late_arrival: str = "0D"  # pulls re-read this far before the watermark, to pick up corrections
+    gaps: Literal["leave", "interpolate", "ffill", "zero"] = "leave"  # missing grid points
+    max_quarantined_fraction: float = Field(default=0.2, ge=0.0, le=1.0)  # per series and pull; more fails the run
+
+    @field_validator("late_arrival")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        import pandas as pd
+
+        try:
+            if pd.Timedelta(value) < pd.Timedelta(0):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{value!r} is not a non-negative duration (for example '0D', '45D', '6h')") from None
+        return value
 
     @field_validator("table", "series", "time", "target")
     @classmethod

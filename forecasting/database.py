@@ -119,6 +119,34 @@ runs = sa.Table(
     sa.Column("deployment", sa.String(200)),
     sa.Column("trigger", sa.String(20)),
     sa.Column("duration_seconds", sa.Float()),
+    sa.Column("rows_pulled", sa.Integer()),
+    sa.Column("new_series", sa.Integer()),
+    sa.Column("revised_values", sa.Integer()),
+    sa.Column("quarantined", sa.Integer()),
+)
+
+ingestion_state = sa.Table(
+    "ingestion_state",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("watermark", sa.DateTime()),
+    sa.Column("frequency", sa.String(20)),
+    sa.Column("columns", sa.Text()),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("series_id", sa.String(200)),
+    sa.Column("ts", sa.DateTime()),
+    sa.Column("value", sa.Text()),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
 )
 
 
@@ -202,8 +230,8 @@ def check_source(connection: Connection, source: SourceConfig) -> sa.Table:
     return sa.Table(source.table, sa.MetaData(), autoload_with=connection)
 
 
-def read_observations(connection: Connection, source: SourceConfig) -> pd.DataFrame:
-    """All observations in long format: series_id (str), ts (datetime64), value, then features."""
+def read_observations(connection: Connection, source: SourceConfig, since: Any = None) -> pd.DataFrame:
+    """Observations (newer than `since`, when given) in long format: series_id (str), ts, value, features."""
     table = check_source(connection, source)
     selected = [
         table.c[source.series].label("series_id"),
@@ -211,6 +239,8 @@ def read_observations(connection: Connection, source: SourceConfig) -> pd.DataFr
         table.c[source.target].label("value"),
     ] + [table.c[name].label(name) for name in source.features]
     query = sa.select(*selected).order_by(table.c[source.series], table.c[source.time])
+    if since is not None:
+        query = query.where(table.c[source.time] > since)
     frame = pd.DataFrame(connection.execute(query).fetchall(), columns=["series_id", "ts", "value", *source.features])
     frame["series_id"] = frame["series_id"].astype(str)
     frame["ts"] = pd.to_datetime(frame["ts"])

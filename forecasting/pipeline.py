@@ -18,20 +18,23 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from forecasting.config import ModelConfig, Settings, TuningConfig
+from forecasting.config import ModelConfig, Settings, SourceConfig, TuningConfig
 from forecasting.database import (
     FORECAST_BASE_COLUMNS,
     FORECAST_KEY,
     connect_checked,
     interval_columns,
     masked_url,
+    ingestion_state,
+    quarantine,
     read_observations,
     runs,
     table_columns,
     upsert_frame,
 )
 from forecasting.errors import ConfigError, RunError
-from forecasting.validation import PreparationReport, infer_frequency, regularize
+from forecasting.faults import checkpoint
+from forecasting.validation import PreparationReport, fill_gaps, infer_frequency, regularize, screen
 from forecasting.windowing import SeriesArrays, to_series_arrays
 
 Mode = Literal["auto", "retrain", "fine-tune", "forecast"]
@@ -59,13 +62,19 @@ class PreparedData:
 
 
 def prepare_data(engine: Engine, settings: Settings, frequency: str | None = None) -> PreparedData:
-    """Read the source table and put every series on a regular grid of the configured (or inferred) frequency."""
-    with engine.connect() as connection:
-        frame = read_observations(connection, settings.source)
+    """The pulled observations (the local history store), each series on a regular grid of the
+    configured, recorded or inferred frequency, gaps handled per `source.gaps`."""
+    from forecasting import history
+
+    frame = history.read(history.history_root(settings.storage_root, settings.source.table))
     if frame.empty:
-        raise RunError(f"source table {settings.source.table!r} holds no observations; load some with `forecasting load FILE`")
-    frequency = infer_frequency(frame, frequency or settings.source.frequency)
+        raise RunError(
+            f"no observations have been pulled from {settings.source.table!r} yet; load some with `forecasting load FILE` "
+            "and run the pipeline (it pulls first)"
+        )
+    frequency = infer_frequency(frame, frequency or settings.source.frequency or _recorded_frequency(engine, settings))
     regular, report = regularize(frame, frequency)
+    regular = fill_gaps(regular, settings.source.gaps)
     return PreparedData(
         arrays=to_series_arrays(regular, settings.source.features),
         frequency=frequency,
@@ -73,6 +82,103 @@ def prepare_data(engine: Engine, settings: Settings, frequency: str | None = Non
         series_read=int(frame["series_id"].nunique()),
         rows_read=len(frame),
     )
+
+
+def _recorded_frequency(engine: Engine, settings: Settings) -> str | None:
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.select(ingestion_state.c.frequency).where(ingestion_state.c.source == settings.source.table)
+        ).scalar()
+
+
+def source_lock(settings: Settings, engine: Engine) -> Any:
+    """Pulls into one source's history store take turns (models sharing a source may run at once)."""
+    from forecasting.locking import model_lock
+
+    return model_lock(engine, settings.storage_root, f"source.{settings.source.table}", timeout=3600)
+
+
+def pull_step(settings: Settings, run_id: str, full_refresh: bool = False) -> dict[str, Any]:
+    """Read the source rows newer than the stored watermark (minus `source.late_arrival`), screen
+    them (unusable rows go to `quarantine` with a reason) and merge them into the history store.
+    The watermark itself moves only in `commit_pull`, once the run's outputs are committed."""
+    from forecasting import history
+
+    source = settings.source
+    engine = open_engine(settings)
+    root = history.history_root(settings.storage_root, source.table)
+    with source_lock(settings, engine):
+        with engine.connect() as connection:
+            columns = {name: str(kind) for name, kind in (table_columns(connection, source.table) or {}).items()}
+            state = connection.execute(sa.select(ingestion_state).where(ingestion_state.c.source == source.table)).mappings().first()
+        check_source_columns(source, columns, json.loads(state["columns"]) if state and state["columns"] else None)
+        refresh = full_refresh or state is None or state["watermark"] is None or history.read(root).empty
+        since = None if refresh else pd.Timestamp(state["watermark"]) - pd.Timedelta(source.late_arrival)
+        with engine.connect() as connection:
+            frame = read_observations(connection, source, since=since.to_pydatetime() if since is not None else None)
+        frequency = source.frequency or (state["frequency"] if state else None)
+        if frequency is None:
+            frequency = infer_frequency(frame) if len(frame) else None
+        screening = screen(frame, frequency, source.max_quarantined_fraction) if frequency and len(frame) else None
+        clean = screening.clean if screening else frame
+        if screening is not None and len(screening.quarantined):
+            now = utc_now()
+            rows = [
+                {"run_id": run_id, "source": source.table, "series_id": row.series_id, "ts": row.ts.to_pydatetime(),
+                 "value": row.value, "reason": row.reason, "created_at": now}
+                for row in screening.quarantined.itertuples()
+            ]
+            with engine.begin() as connection:
+                connection.execute(sa.insert(quarantine), rows)
+        if refresh:
+            history.clear(root)
+        stats = history.merge(root, clean)
+    previous = pd.Timestamp(state["watermark"]) if state and state["watermark"] is not None and not refresh else None
+    latest = clean["ts"].max() if len(clean) else None
+    watermark = max(t for t in (previous, latest) if t is not None) if (previous is not None or latest is not None) else None
+    return {
+        "full_refresh": bool(refresh),
+        "since": str(since) if since is not None else None,
+        "rows_pulled": len(frame),
+        "rows_new": stats.rows_new,
+        "rows_revised": stats.rows_revised,
+        "new_series": stats.new_series,
+        "quarantined": int(len(screening.quarantined)) if screening else 0,
+        "duplicates": screening.duplicates if screening else 0,
+        "watermark": watermark.isoformat() if watermark is not None else None,
+        "frequency": frequency,
+        "columns": columns,
+    }
+
+
+def commit_pull(settings: Settings, run_id: str, pulled: dict[str, Any]) -> None:
+    """Advance the source's watermark to what the run pulled (called after its outputs are committed)."""
+    engine = open_engine(settings)
+    values = {
+        "watermark": pd.Timestamp(pulled["watermark"]).to_pydatetime() if pulled["watermark"] else None,
+        "frequency": pulled["frequency"],
+        "columns": json.dumps(pulled["columns"], sort_keys=True),
+        "updated_at": utc_now(),
+        "run_id": run_id,
+    }
+    with engine.begin() as connection:
+        updated = connection.execute(
+            sa.update(ingestion_state).where(ingestion_state.c.source == settings.source.table).values(**values)
+        )
+        if updated.rowcount == 0:
+            connection.execute(sa.insert(ingestion_state).values(source=settings.source.table, **values))
+
+
+def check_source_columns(source: SourceConfig, columns: dict[str, str], recorded: dict[str, str] | None) -> None:
+    """Fail clearly when a column the job reads disappeared or changed type since the last pull."""
+    if recorded is None:
+        return
+    for name in [source.series, source.time, source.target, *source.features]:
+        if name in recorded and name in columns and columns[name] != recorded[name]:
+            raise ConfigError(
+                f"source.table: column {name!r} of {source.table!r} changed type from {recorded[name]} to {columns[name]} "
+                "since the last pull; check the data, then run with --full-refresh"
+            )
 
 
 def start_run(
@@ -91,6 +197,12 @@ def start_run(
     check_schema(engine, settings, model_name)
     run_id = uuid.uuid4().hex
     with engine.begin() as connection:
+        # The caller holds the model's lock: a run still marked running was killed without cleanup.
+        connection.execute(
+            sa.update(runs)
+            .where(runs.c.model_name == model_name, runs.c.status == "running")
+            .values(status="abandoned", error="the process ended without finishing the run (killed or crashed)")
+        )
         connection.execute(
             sa.insert(runs).values(
                 run_id=run_id, model_name=model_name, flow_run_id=flow_run_id, mode=mode, status="running", started_at=utc_now(),
@@ -128,15 +240,12 @@ def _format_watermark(value: str | None) -> str:
 
 
 def _newer_observations(engine: Engine, settings: Settings, watermark: Any) -> tuple[int, int]:
-    """(observations, series) in the source table newer than `watermark`."""
-    with engine.connect() as connection:
-        source = sa.Table(settings.source.table, sa.MetaData(), autoload_with=connection)
-        count, series = connection.execute(
-            sa.select(sa.func.count(), sa.func.count(sa.distinct(source.c[settings.source.series]))).where(
-                source.c[settings.source.time] > watermark
-            )
-        ).one()
-    return int(count), int(series)
+    """(observations, series) in the history store newer than `watermark`."""
+    from forecasting import history
+
+    frame = history.read(history.history_root(settings.storage_root, settings.source.table))
+    newer = frame[frame["ts"] > pd.Timestamp(watermark)] if len(frame) else frame
+    return int(len(newer)), int(newer["series_id"].nunique()) if len(newer) else 0
 
 
 def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str, str]:
@@ -393,7 +502,9 @@ def write_sql_step(settings: Settings, staged: str) -> int:
         missing = [c for c in frame.columns if c not in table.c]
         if missing:
             raise ConfigError(f"forecasts table lacks columns {missing}; run `forecasting init`")
-        return upsert_frame(connection, table, frame, key=FORECAST_KEY)
+        written = upsert_frame(connection, table, frame, key=FORECAST_KEY)
+    checkpoint("after-sql-write")
+    return written
 
 
 def write_parquet_step(settings: Settings, staged: str) -> int:
@@ -425,6 +536,10 @@ def finish_run(settings: Settings, run_id: str, summary: dict[str, Any], staged:
                 series_skipped=summary.get("series_skipped"),
                 rows_sql=summary.get("rows_sql"),
                 rows_parquet=summary.get("rows_parquet"),
+                rows_pulled=(summary.get("pull") or {}).get("rows_pulled"),
+                new_series=(summary.get("pull") or {}).get("new_series"),
+                revised_values=(summary.get("pull") or {}).get("rows_revised"),
+                quarantined=(summary.get("pull") or {}).get("quarantined"),
             )
         )
     if staged:
@@ -457,8 +572,9 @@ def summary_from_steps(
     forecast: dict[str, Any],
     rows_sql: int,
     rows_parquet: int,
+    pulled: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The run's summary: what it read, trained, wrote and where."""
+    """The run's summary: what it pulled, read, trained, wrote and where."""
     from forecasting.store import forecasts_root
 
     return {
@@ -466,6 +582,7 @@ def summary_from_steps(
         "model": model_name,
         "mode": decision["mode"],
         "reason": decision["reason"],
+        "pull": {k: v for k, v in (pulled or {}).items() if k != "columns"} or None,
         "series_read": forecast["series_read"],
         "rows_read": forecast["rows_read"],
         "series_forecast": forecast["series_forecast"],
@@ -487,8 +604,15 @@ def summary_from_steps(
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as a few lines for a person."""
-    lines = [
-        f"run {summary['run_id']} of model {summary['model']}: {summary['reason']}",
+    lines = [f"run {summary['run_id']} of model {summary['model']}: {summary['reason']}"]
+    pull = summary.get("pull")
+    if pull:
+        since = "everything (full refresh)" if pull["full_refresh"] else f"rows after {pull['since']}"
+        lines.append(
+            f"  pulled {pull['rows_pulled']} rows ({since}): {pull['rows_new']} new, {pull['rows_revised']} revised, "
+            f"{pull['new_series']} new series, {pull['quarantined']} quarantined, {pull['duplicates']} duplicates; watermark {pull['watermark']}"
+        )
+    lines += [
         f"  series read: {summary['series_read']} ({summary['rows_read']} observations, frequency {summary['frequency']}); "
         f"forecast: {summary['series_forecast']}; skipped: {summary['series_skipped']}",
     ]

@@ -21,6 +21,7 @@ from forecasting import __version__
 from forecasting.config import MODEL_NAME_PATTERN, ModelConfig
 from forecasting.database import model_aliases, model_events, model_versions, tuning_records
 from forecasting.errors import ConfigError, RunError
+from forecasting.faults import checkpoint
 from forecasting.scaling import SeriesScaler
 
 FORMAT_VERSION = 1
@@ -99,6 +100,8 @@ def register_version(
     the registry row and (when `promote`) move `champion`, both in one transaction."""
     folder = model_root(storage_root, model_name)
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".tmp-*"):  # left by a killed run; the model's run lock is held
+        shutil.rmtree(stale, ignore_errors=True)
     staging = folder / f".tmp-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
@@ -118,6 +121,7 @@ def register_version(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    checkpoint("artifact-registration")
     now = utc_now()
     with engine.begin() as connection:
         connection.execute(

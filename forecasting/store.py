@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from forecasting.config import MODEL_NAME_PATTERN
 from forecasting.database import FORECAST_KEY
 from forecasting.errors import ConfigError
+from forecasting.faults import checkpoint
 
 PARTITION_FILE = "part-0.parquet"
 PARTITIONING = ds.partitioning(pa.schema([("model_name", pa.string()), ("origin_date", pa.string())]), flavor="hive")
@@ -59,11 +60,14 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame) -> int:
             kept = existing.loc[(merged["_merge"] == "left_only").to_numpy()]
             rows = pd.concat([kept, rows], ignore_index=True) if len(kept) else rows
         rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
+        for stale in folder.glob(f".{PARTITION_FILE}.*.tmp"):  # left by a killed run
+            stale.unlink(missing_ok=True)
         temporary = folder / f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp"
         try:
             pq.write_table(_to_arrow(rows), temporary)
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
+            checkpoint("parquet-write")
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)

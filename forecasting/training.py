@@ -15,6 +15,7 @@ import tensorflow as tf
 from forecasting.config import ModelConfig
 from forecasting.errors import RunError
 from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
+from forecasting.faults import checkpoint
 from forecasting.model import build_model, compile_model
 from forecasting.scaling import SeriesScaler
 from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
@@ -94,6 +95,7 @@ def _fit(
     verbose: int,
 ) -> keras.callbacks.History:
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    crash_point = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))
     return model.fit(
         x_train,
         y_train,
@@ -101,7 +103,7 @@ def _fit(
         epochs=epochs,
         batch_size=batch_size,
         shuffle=True,
-        callbacks=[stopper],
+        callbacks=[stopper, crash_point],
         verbose=verbose,
     )
 

@@ -30,6 +30,76 @@ def infer_frequency(frame: pd.DataFrame, configured: str | None = None) -> str:
     return found.most_common(1)[0][0]
 
 
+def on_grid(timestamps: pd.Series, frequency: str) -> np.ndarray:
+    """Which timestamps fall on the `frequency` grid (month starts for MS, midnights for D, ...)."""
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    index = pd.DatetimeIndex(timestamps)
+    if isinstance(offset, pd.offsets.Tick):
+        return np.asarray(index.floor(offset) == index)
+    return np.array([offset.is_on_offset(ts) for ts in index], dtype=bool)
+
+
+@dataclass
+class Screening:
+    """Rows fit for use, rows set aside with a reason, and counts."""
+
+    clean: pd.DataFrame
+    quarantined: pd.DataFrame  # series_id, ts, value, reason
+    duplicates: int
+
+
+def screen(frame: pd.DataFrame, frequency: str, max_fraction: float) -> Screening:
+    """Set aside rows that cannot be used (missing or non-finite values, timestamps off the grid),
+    keep the last of duplicated (series, ts) rows, and fail when a series loses more than
+    `max_fraction` of its rows, before anything is stored."""
+    duplicated = frame.duplicated(["series_id", "ts"], keep="last").to_numpy()
+    frame = frame.loc[~duplicated]
+    value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
+    values = frame[value_columns].to_numpy(dtype="float64")
+    reasons = pd.Series("", index=frame.index, dtype=object)
+    bad_value = ~np.isfinite(values).all(axis=1)
+    reasons[bad_value] = "value missing or not finite"
+    off_grid = ~on_grid(frame["ts"], frequency)
+    reasons[off_grid & ~bad_value] = f"timestamp not on the {frequency} grid"
+    is_bad = (reasons != "").to_numpy()
+    quarantined = frame.loc[is_bad, ["series_id", "ts"]].assign(
+        value=[json_value(v) for v in frame.loc[is_bad, value_columns].to_numpy()], reason=reasons[is_bad].to_numpy()
+    )
+    if is_bad.any():
+        fraction = pd.Series(is_bad, index=frame.index).groupby(frame["series_id"]).mean()
+        over = fraction[fraction > max_fraction].sort_values(ascending=False)
+        if len(over):
+            listed = ", ".join(f"{sid} ({share:.0%})" for sid, share in over.head(MAX_LISTED).items())
+            example = quarantined[quarantined.series_id == over.index[0]].iloc[0]
+            raise RunError(
+                f"{len(over)} series have more than {max_fraction:.0%} of their pulled rows unusable: {listed}; "
+                f"for example {example.series_id} at {example.ts}: {example.reason}. Nothing was stored; "
+                "fix the source or raise source.max_quarantined_fraction"
+            )
+    return Screening(clean=frame.loc[~is_bad], quarantined=quarantined.reset_index(drop=True), duplicates=int(duplicated.sum()))
+
+
+def json_value(values: np.ndarray) -> str:
+    return ", ".join("null" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(float(v)) for v in values)
+
+
+def fill_gaps(frame: pd.DataFrame, policy: str) -> pd.DataFrame:
+    """Fill missing grid points of a regular frame per `policy` (leave, interpolate, ffill, zero)."""
+    if policy == "leave":
+        return frame
+    value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
+    grouped = frame.groupby("series_id", sort=False)[value_columns]
+    if policy == "interpolate":
+        filled = grouped.transform(lambda column: column.interpolate(limit_area="inside"))
+    elif policy == "ffill":
+        filled = grouped.ffill()
+    elif policy == "zero":
+        filled = frame[value_columns].fillna(0.0)
+    else:
+        raise ValueError(f"unknown gap policy {policy!r}")
+    return frame.assign(**{c: filled[c] for c in value_columns})
+
+
 @dataclass
 class PreparationReport:
     """What `regularize` changed: counts a summary can show."""

@@ -130,3 +130,12 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def pull(settings) -> dict:
+    """What a pipeline run does first: pull new source rows into the history store, commit the watermark."""
+    from forecasting import pipeline
+
+    pulled = pipeline.pull_step(settings, "test-pull")
+    pipeline.commit_pull(settings, "test-pull", pulled)
+    return pulled

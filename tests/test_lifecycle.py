@@ -15,7 +15,7 @@ from forecasting.registry import champion_version, list_versions, promote, rollb
 from forecasting.schema import migrate
 from forecasting.training import fine_tune, train
 from forecasting.windowing import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.conftest import TINY_MODEL, pull, synthetic_frame
 
 GOOD = {"epochs": 25, "patience": 5}
 BAD = {"epochs": 1, "learning_rate": 1e-5}
@@ -34,14 +34,18 @@ def setup(settings_for):
             engine = create_db_engine(settings.database.url)
             migrate(engine)
             load_observations(engine, SourceConfig(), frame[frame.ts < "2024-07-01"])
+            pull(settings)
+        state["settings"] = settings
         return settings, create_db_engine(settings.database.url)
 
     build.frame = frame
+    build.state = state
     return build
 
 
-def add_months(engine, frame, until):
-    load_observations(engine, SourceConfig(), frame[frame.ts < until])
+def add_months(setup, engine, until):
+    load_observations(engine, SourceConfig(), setup.frame[setup.frame.ts < until])
+    pull(setup.state["settings"])
 
 
 def champion(engine):
@@ -101,7 +105,7 @@ def test_auto_policy_branches(setup):
     pipeline.train_step(settings, "tiny", "r1", mode="retrain")
     decision = pipeline.decide_mode(settings, "tiny", "auto")
     assert decision["mode"] == "forecast" and decision["reason"] == "forecast: no observations newer than 2024-06-01, the data of champion v1"
-    add_months(engine, setup.frame, "2024-08-01")
+    add_months(setup, engine, "2024-08-01")
     decision = pipeline.decide_mode(settings, "tiny", "auto")
     assert decision == {"mode": "fine-tune", "reason": "fine-tune: 8 new observations for 8 series since 2024-06-01 (champion v1)"}
     stale, _ = setup(**GOOD, promotion={"retrain_every_days": 1e-9})
@@ -110,6 +114,7 @@ def test_auto_policy_branches(setup):
     # A level shift in the newest data makes the champion's recent error jump: retrain, not fine-tune.
     shifted = setup.frame[(setup.frame.ts >= "2024-08-01") & (setup.frame.ts < "2024-10-01")].assign(value=lambda f: f.value * 5)
     load_observations(engine, SourceConfig(), shifted)
+    pull(settings)
     decision = pipeline.decide_mode(settings, "tiny", "auto")
     assert decision["mode"] == "retrain" and "worse than" in decision["reason"] and "at promotion (tolerance 20%)" in decision["reason"]
 
@@ -119,7 +124,7 @@ def test_fine_tune_continues_from_the_parent(setup):
     parent = pipeline.train_step(settings, "tiny", "r1", mode="retrain")
     with pytest.raises(RunError, match="no window has become trainable"):
         pipeline.train_step(settings, "tiny", "r2", mode="fine-tune")
-    add_months(engine, setup.frame, "2024-09-01")
+    add_months(setup, engine, "2024-09-01")
     child = pipeline.train_step(settings, "tiny", "r3", mode="fine-tune")
     assert child["mode"] == "fine-tune" and child["parent_version"] == 1
     versions = list_versions(engine, "tiny").set_index("version")

@@ -17,7 +17,7 @@ from forecasting.loading import load_observations
 from forecasting.schema import migrate
 from forecasting.tuning import apply_hyperparameters, search
 from forecasting.windowing import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.conftest import TINY_MODEL, pull, synthetic_frame
 
 SPACE = {
     "layers": {"min": 1, "max": 2},
@@ -38,6 +38,7 @@ def test_each_tuner_runs_two_trials_and_retrain_uses_the_winner(tuner, settings_
     engine = create_db_engine(settings.database.url)
     migrate(engine)
     load_observations(engine, SourceConfig(), synthetic_frame())
+    pull(settings)
     result = pipeline.tune_step(settings, "tiny", "tune-run")
     assert result["tuner"] == tuner and result["trials_completed"] == 2 and result["trials_run_now"] == 2
     hp = result["hyperparameters"]
@@ -61,7 +62,7 @@ import keras
 from forecasting.config import ModelConfig
 from forecasting.tuning import search
 from forecasting.windowing import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.conftest import TINY_MODEL, pull, synthetic_frame
 config = ModelConfig(**{**TINY_MODEL, "tuning": %s})
 search(to_series_arrays(synthetic_frame(), []), config, __import__("pathlib").Path(sys.argv[1]), "random", 3)
 """
