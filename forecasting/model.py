@@ -14,6 +14,9 @@ def build_model(config: ModelConfig, n_inputs: int = 1) -> keras.Model:
     """Stacked recurrent layers (return_sequences on all but the last), each followed by Dropout
     when it has one, then Dense(horizon); compiled with Adam and the configured loss."""
     cell = CELLS[config.cell]
+    # Every initializer and dropout layer gets its own seed from config.seed: nothing draws on
+    # process-wide random state, which other threads (Prefect, Dask) may also use.
+    seeds = iter(range(config.seed * 1000, config.seed * 1000 + 1000))
     model = keras.Sequential(name=f"{config.cell}_forecaster")
     model.add(keras.Input(shape=(config.lookback, n_inputs), name="window"))
     last = len(config.layers) - 1
@@ -23,12 +26,15 @@ def build_model(config: ModelConfig, n_inputs: int = 1) -> keras.Model:
                 layer.units,
                 activation=layer.activation,
                 return_sequences=index < last,
+                kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+                recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)),
+                seed=next(seeds),
                 name=f"{config.cell}_{index}",
             )
         )
         if layer.dropout > 0:
-            model.add(keras.layers.Dropout(layer.dropout, name=f"dropout_{index}"))
-    model.add(keras.layers.Dense(config.horizon, name="forecast"))
+            model.add(keras.layers.Dropout(layer.dropout, seed=next(seeds), name=f"dropout_{index}"))
+    model.add(keras.layers.Dense(config.horizon, kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)), name="forecast"))
     compile_model(model, config.learning_rate, config.loss, config.jit_compile)
     return model
 

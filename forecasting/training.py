@@ -93,16 +93,21 @@ def _fit(
     batch_size: int,
     patience: int,
     verbose: int,
+    seed: int,
 ) -> keras.callbacks.History:
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     crash_point = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))
+    # Shuffle with an explicit seed, reshuffled each epoch, independent of global random state.
+    batches = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+    )
     return model.fit(
-        x_train,
-        y_train,
+        batches,
         validation_data=(split.x_val, split.y_val),
         epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
+        shuffle=False,  # the dataset shuffles itself
         callbacks=[stopper, crash_point],
         verbose=verbose,
     )
@@ -157,7 +162,7 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     with TRAINING_LOCK:
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2])
-        history = _fit(model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose)
+        history = _fit(model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose, config.seed)
     return _result(
         model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series, split.train_target_end
     )
@@ -206,6 +211,7 @@ def fine_tune(
             config.batch_size,
             config.fine_tune.patience,
             verbose,
+            config.seed,
         )
     result = _result(
         parent_model, scaler, split, history, arrays, config, season, len(chosen), started,

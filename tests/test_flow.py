@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 
 def sql_forecasts(engine):
     with engine.connect() as connection:
-        return pd.read_sql(sa.text("SELECT * FROM forecasts ORDER BY series_id, forecast_origin, target_ts"), connection)
+        frame = pd.read_sql(sa.text("SELECT * FROM forecasts ORDER BY series_id, forecast_origin, target_ts"), connection)
+    return frame.assign(forecast_origin=pd.to_datetime(frame.forecast_origin), target_ts=pd.to_datetime(frame.target_ts))
 
 
 def runs_table(engine):
@@ -88,3 +89,23 @@ def test_failed_run_is_recorded_and_writes_nothing(loaded):
     assert list(runs.status) == ["failed"] and "no champion version yet" in runs.error.iloc[0]
     assert sql_forecasts(engine).empty
     assert read_forecasts(settings.storage_root).empty
+
+
+def test_incremental_run_reads_only_new_rows_and_matches_a_full_refresh(loaded):
+    settings, config, engine = loaded
+    first = forecast_pipeline(model="tiny", mode="retrain", config=config)
+    assert first["pull"]["full_refresh"] and first["pull"]["rows_pulled"] == 8 * 48 + 8
+    new = synthetic_frame(length=49)
+    load_observations(engine, SourceConfig(), new[new.ts == "2024-01-01"])
+    incremental = forecast_pipeline(model="tiny", mode="forecast", config=config)
+    assert not incremental["pull"]["full_refresh"]
+    assert (incremental["pull"]["rows_pulled"], incremental["pull"]["rows_new"]) == (8, 8)
+    newest = lambda frame: frame[frame.forecast_origin == pd.Timestamp("2024-01-01")].yhat.to_numpy()  # noqa: E731
+    latest = newest(sql_forecasts(engine))
+    refreshed = forecast_pipeline(model="tiny", mode="forecast", config=config, full_refresh=True)
+    assert refreshed["pull"]["full_refresh"] and refreshed["pull"]["rows_pulled"] == 8 * 49 + 8
+    assert len(latest) == 48
+    assert (newest(sql_forecasts(engine)) == latest).all()
+    with engine.connect() as connection:
+        pulled = connection.execute(sa.text("SELECT rows_pulled FROM runs ORDER BY started_at")).scalars().all()
+    assert pulled == [8 * 48 + 8, 8, 8 * 49 + 8]
