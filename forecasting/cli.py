@@ -276,6 +276,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001
         if os.environ.get("FORECASTING_DEBUG"):
             raise
+        import sqlalchemy as sa
+
+        if isinstance(error, sa.exc.OperationalError):
+            reason = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
+            print(
+                f"error: the database stopped answering ({reason}); the run stopped without leaving partial "
+                "results: run it again when the database is back",
+                file=sys.stderr,
+            )
+            return 1
         print(f"error: {type(error).__name__}: {error} (set FORECASTING_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 

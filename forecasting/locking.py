@@ -41,8 +41,11 @@ def model_lock(engine: Engine, storage_root: Path, model_name: str, timeout: flo
             try:
                 yield time.monotonic() - started
             finally:
-                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+                try:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
+                except sa.exc.SQLAlchemyError:
+                    pass  # the server or connection is gone, and the session's lock with it
         return
     folder = Path(storage_root) / "locks"
     folder.mkdir(parents=True, exist_ok=True)

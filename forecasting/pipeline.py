@@ -22,7 +22,7 @@ from forecasting.config import ModelConfig, Settings, SourceConfig, TuningConfig
 from forecasting.database import (
     FORECAST_BASE_COLUMNS,
     FORECAST_KEY,
-    connect_checked,
+    create_db_engine,
     interval_columns,
     masked_url,
     ingestion_state,
@@ -43,7 +43,9 @@ STAGING = "staging"
 
 
 def open_engine(settings: Settings) -> Engine:
-    return connect_checked(settings.database.url)
+    """An engine for the configured database. Connection failures surface as SQLAlchemy errors,
+    which the flow's database tasks retry; the CLI checks reachability up front (`connect_checked`)."""
+    return create_db_engine(settings.database.url)
 
 
 def utc_now() -> Any:
@@ -495,6 +497,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> dict[str,
 
 def write_sql_step(settings: Settings, staged: str) -> int:
     """Upsert the staged forecasts into the `forecasts` table in one transaction."""
+    checkpoint("before-sql-write")
     frame = pd.read_parquet(staged)
     engine = open_engine(settings)
     with engine.begin() as connection:

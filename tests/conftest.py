@@ -124,12 +124,14 @@ def settings_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """A temporary Prefect server with its own database for flow tests."""
+def prefect_server() -> Iterator[str]:
+    """A temporary Prefect server with its own database for flow tests; yields its API URL
+    (subprocesses given PREFECT_API_URL use it instead of starting their own)."""
+    import prefect.settings
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
-        yield
+        yield prefect.settings.PREFECT_API_URL.value()
 
 
 def pull(settings) -> dict:

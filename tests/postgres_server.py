@@ -49,12 +49,21 @@ class PostgresServer:
 
     def start(self) -> None:
         self._run(str(self.binaries / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync")
+        self.start_server()
+
+    def start_server(self) -> None:
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "server.log"), "-o", options, "-w", "-t", "60", "start")
 
+    def stop_server(self) -> None:
+        """Stop the server, keeping its data (for fault tests); `start_server` brings it back."""
+        self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
     def stop(self) -> None:
         try:
-            self._run(str(self.binaries / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self.stop_server()
+        except subprocess.CalledProcessError:
+            pass  # already stopped
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 

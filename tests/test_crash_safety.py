@@ -1,0 +1,79 @@
+"""Kill the job (SIGKILL) at each stage; the next run completes and leaves everything consistent."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from flows.forecast_pipeline import forecast_pipeline
+from forecasting import history
+from forecasting.config import SourceConfig
+from forecasting.database import create_db_engine
+from forecasting.loading import load_observations
+from forecasting.registry import load_version
+from forecasting.schema import migrate
+from forecasting.store import read_forecasts
+from tests.conftest import synthetic_frame
+
+ROOT = Path(__file__).parents[1]
+RUN = "from flows.forecast_pipeline import forecast_pipeline; import sys; forecast_pipeline(model='tiny', mode=sys.argv[2], config=sys.argv[1])"
+POINTS = ["pull", "training", "after-sql-write", "parquet-write", "artifact-registration"]
+CASES = [pytest.param("sqlite", point, id=f"sqlite-{point}") for point in POINTS] + [
+    pytest.param("postgres", point, id=f"postgres-{point}", marks=pytest.mark.postgres) for point in ("after-sql-write", "artifact-registration")
+]
+
+
+def run_in_subprocess(config, api_url, kill_at, mode="retrain"):
+    env = {**os.environ, "PREFECT_API_URL": api_url, "FORECASTING_KILL_AT": kill_at, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", RUN, config, mode], env=env, capture_output=True, text=True, timeout=300)
+
+
+def assert_consistent(settings, engine):
+    with engine.connect() as connection:
+        forecasts = pd.read_sql(sa.text("SELECT series_id, forecast_origin, target_ts, yhat FROM forecasts"), connection)
+        versions = connection.execute(sa.text("SELECT version FROM model_versions WHERE model_name = 'tiny'")).scalars().all()
+        champion = connection.execute(sa.text("SELECT version FROM model_aliases WHERE model_name = 'tiny' AND alias = 'champion'")).scalar()
+        runs = pd.read_sql(sa.text("SELECT status FROM runs"), connection)
+        watermark = connection.execute(sa.text("SELECT watermark FROM ingestion_state")).scalar()
+    assert len(forecasts) == 48 and not forecasts.duplicated(["series_id", "forecast_origin", "target_ts"]).any()
+    parquet = read_forecasts(settings.storage_root, "tiny")
+    assert len(parquet) == 48
+    merged = forecasts.assign(forecast_origin=pd.to_datetime(forecasts.forecast_origin), target_ts=pd.to_datetime(forecasts.target_ts)).merge(
+        parquet[["series_id", "forecast_origin", "target_ts", "yhat"]], on=["series_id", "forecast_origin", "target_ts"], suffixes=("", "_parquet")
+    )
+    assert len(merged) == 48 and (merged.yhat == merged.yhat_parquet).all()
+    for version in versions:  # every registry row has a complete, checksummed artifact
+        assert load_version(engine, "tiny", version).version == version
+    assert champion in versions
+    leftovers = [str(p) for p in Path(settings.storage_root).rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
+    assert leftovers == []
+    stored = history.read(history.history_root(settings.storage_root, "observations"))
+    assert pd.Timestamp(watermark) == stored.ts.max() == pd.Timestamp("2023-12-01")  # never ahead of the data
+    assert set(runs.status) <= {"completed", "abandoned"} and (runs.status == "completed").sum() >= 1
+
+
+@pytest.mark.parametrize("backend, point", CASES)
+def test_killed_run_then_next_run_leaves_everything_consistent(backend, point, request, settings_for, prefect_server):
+    url = f"sqlite:///{Path(request.getfixturevalue('tmp_path')) / 'crash.db'}" if backend == "sqlite" else None
+    if url is None:
+        from tests.postgres_server import create_database
+
+        url = create_database(request.getfixturevalue("postgres_admin_url"))
+    settings, path = settings_for(url)
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    killed = run_in_subprocess(str(path), prefect_server, point)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    summary = forecast_pipeline(model="tiny", mode="auto", config=str(path))
+    assert summary["rows_sql"] == 48
+    assert_consistent(settings, engine)
+    with engine.connect() as connection:
+        statuses = connection.execute(sa.text("SELECT status FROM runs ORDER BY started_at")).scalars().all()
+    assert statuses == ["abandoned", "completed"]
