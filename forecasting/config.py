@@ -270,6 +270,22 @@ def format_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _refuse_password_in_file(data: dict[str, Any], origin: str) -> None:
+    url = (data.get("database") or {}).get("url")
+    if isinstance(url, str) and "://" in url:
+        import sqlalchemy as sa
+
+        try:
+            password = sa.engine.make_url(url).password
+        except Exception:  # noqa: BLE001 - an unparseable URL is reported when it is used
+            return
+        if password:
+            raise ConfigError(
+                f"{origin}: database.url holds a password; keep credentials out of files and set "
+                f"{DATABASE_URL_ENV} in the environment instead"
+            )
+
+
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Relative storage paths and SQLite files in the file are relative to the file's folder."""
     storage = data.setdefault("storage", {})
@@ -311,6 +327,7 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str = "config") -> Settings:
     """Validate a config mapping, resolving relative paths against `base` and applying env overrides."""
     data = {key: (dict(value) if isinstance(value, dict) else value) for key, value in data.items()}
+    _refuse_password_in_file(data, origin)
     if base is not None:
         _resolve_paths(data, base)
     if os.environ.get(DATABASE_URL_ENV):

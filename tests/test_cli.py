@@ -9,9 +9,12 @@ import pytest
 from tests.conftest import synthetic_frame, write_config
 
 
-def forecasting(*args, cwd, env=None, timeout=600):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FORECASTING_")}
+def forecasting(*args, cwd, env=None, timeout=600, api_url=None):
+    """Run the CLI in a subprocess; with `api_url` it uses that Prefect server instead of starting one."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("FORECASTING_", "PREFECT_API_URL"))}
     environment.update({"PREFECT_HOME": str(cwd / ".prefect"), **(env or {})})
+    if api_url:
+        environment["PREFECT_API_URL"] = api_url
     return subprocess.run(
         [sys.executable, "-m", "forecasting", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
     )
@@ -63,7 +66,7 @@ def test_missing_config_and_bad_file(tmp_path):
     assert_one_line_error(forecasting("load", "bad.csv", cwd=tmp_path), 2, "1 of 2 rows are invalid, nothing was loaded", "row 2")
 
 
-def test_init_load_run_list_and_forecast_again(tmp_path):
+def test_init_load_run_list_and_forecast_again(tmp_path, prefect_server):
     write_config(tmp_path, "sqlite:///db.sqlite")
     first = forecasting("init", cwd=tmp_path)
     assert first.returncode == 0 and "schema at revision" in first.stdout
@@ -72,7 +75,7 @@ def test_init_load_run_list_and_forecast_again(tmp_path):
     synthetic_frame().rename(columns={"series_id": "sku", "ts": "month", "value": "units"}).to_csv(tmp_path / "obs.csv", index=False)
     loaded = forecasting("load", "obs.csv", "--series-column", "sku", "--time-column", "month", "--value-column", "units", cwd=tmp_path)
     assert loaded.returncode == 0 and "loaded 384 observations of 8 series" in loaded.stdout
-    run = forecasting("run", "--model", "tiny", "--mode", "retrain", cwd=tmp_path)
+    run = forecasting("run", "--model", "tiny", "--mode", "retrain", cwd=tmp_path, api_url=prefect_server)
     assert run.returncode == 0, run.stderr[-3000:]
     for text in ("series read: 8", "GRU [8 units dropout 0.1 tanh, 4 units tanh]", "version registered: 1", "rows written: 48 to table forecasts", "rows written: 48 to Parquet"):
         assert text in run.stdout
@@ -80,7 +83,7 @@ def test_init_load_run_list_and_forecast_again(tmp_path):
     assert listing.returncode == 0 and "tiny" in listing.stdout and "v1" in listing.stdout and "champion" in listing.stdout
     show = forecasting("models", "show", "tiny", cwd=tmp_path)
     assert show.returncode == 0 and '"format_version": 1' in show.stdout
-    forecast = forecasting("run", "--model", "tiny", "--mode", "forecast", cwd=tmp_path)
+    forecast = forecasting("run", "--model", "tiny", "--mode", "forecast", cwd=tmp_path, api_url=prefect_server)
     assert forecast.returncode == 0, forecast.stderr[-3000:]
     assert "rows written: 48 to table forecasts" in forecast.stdout and "no training in this run" in forecast.stdout
     assert_one_line_error(forecasting("models", "rollback", "tiny", cwd=tmp_path), 1, "no previous champion to roll back to")

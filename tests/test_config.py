@@ -90,3 +90,14 @@ def test_schedule_checks_cron_and_timezone():
         settings_with(schedule={"retrain": "weekly"})
     with pytest.raises(ConfigError, match=r"models.m.schedule.timezone: .*not an IANA time zone"):
         settings_with(schedule={"timezone": "Mars/Olympus"})
+
+
+def test_a_password_in_the_config_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("FORECASTING_DATABASE_URL", raising=False)
+    path = write_config(tmp_path, "postgresql+psycopg://job:hunter2@db/forecasts")
+    with pytest.raises(ConfigError, match="database.url holds a password; .* set FORECASTING_DATABASE_URL") as caught:
+        load_settings(path)
+    assert "hunter2" not in str(caught.value)
+    monkeypatch.setenv("FORECASTING_DATABASE_URL", "postgresql+psycopg://job:hunter2@db/forecasts")
+    write_config(tmp_path, "postgresql+psycopg://job@db/forecasts")
+    assert load_settings(path).database.url.endswith("job:hunter2@db/forecasts")  # from the environment: fine

@@ -11,6 +11,7 @@ PASSWORD = "Pw-s3cret-9431"
 
 @pytest.mark.postgres
 def test_database_password_never_appears_in_outputs(postgres_admin_url, tmp_path):
+    # Runs its own ephemeral Prefect server under tmp_path, so Prefect's stored logs are searched too.
     url = create_database(postgres_admin_url).replace("postgresql+psycopg://postgres@", f"postgresql+psycopg://postgres:{PASSWORD}@")
     write_config(tmp_path, "sqlite:///unused.db")
     env = {"FORECASTING_DATABASE_URL": url}
