@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 	$(BIN)/forecasting demo
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf .forecasting .pytest_cache
