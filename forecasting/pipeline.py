@@ -610,7 +610,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"run {summary['run_id']} of model {summary['model']}: {summary['reason']}"]
     pull = summary.get("pull")
     if pull:
-        since = "everything (full refresh)" if pull["full_refresh"] else f"rows after {pull['since']}"
+        since = "full refresh" if pull["full_refresh"] else f"newer than {pull['since']}"
         lines.append(
             f"  pulled {pull['rows_pulled']} rows ({since}): {pull['rows_new']} new, {pull['rows_revised']} revised, "
             f"{pull['new_series']} new series, {pull['quarantined']} quarantined, {pull['duplicates']} duplicates; watermark {pull['watermark']}"
