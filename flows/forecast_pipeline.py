@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -15,8 +15,8 @@ from forecasting import pipeline
 from forecasting.config import Settings, load_settings
 from forecasting.errors import ForecastingError
 from forecasting.locking import model_lock
+from forecasting.pipeline import Mode
 
-Mode = Literal["auto", "retrain", "fine-tune", "forecast"]
 
 
 def transient_failure(_task: Any, _task_run: Any, state: Any) -> bool:

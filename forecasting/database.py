@@ -26,15 +26,6 @@ observations = sa.Table(
 )
 
 FORECAST_KEY = ("model_name", "series_id", "forecast_origin", "target_ts")
-FORECAST_BASE_COLUMNS = (
-    "model_name",
-    "model_version",
-    "series_id",
-    "forecast_origin",
-    "target_ts",
-    "step",
-    "yhat",
-)
 
 model_versions = sa.Table(
     "model_versions",

