@@ -25,7 +25,7 @@ ROOT = Path(__file__).parents[1]
 RUN = "from flows.forecast_pipeline import forecast_pipeline; import sys; forecast_pipeline(model='tiny', mode=sys.argv[2], config=sys.argv[1])"
 POINTS = ["pull", "training", "after-sql-write", "parquet-write", "artifact-registration"]
 CASES = [pytest.param("sqlite", point, id=f"sqlite-{point}") for point in POINTS] + [
-    pytest.param("postgres", point, id=f"postgres-{point}", marks=pytest.mark.postgres) for point in ("after-sql-write", "artifact-registration")
+    pytest.param("postgres", point, id=f"postgres-{point}", marks=pytest.mark.postgres) for point in POINTS
 ]
 
 
