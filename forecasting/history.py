@@ -6,9 +6,7 @@ writing each bucket to a hidden temporary file renamed into place."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from forecasting.faults import checkpoint
+from forecasting.files import replace_atomically
 
 BUCKETS = 16
 PART = "part-0.parquet"
@@ -50,8 +49,6 @@ def merge(root: Path, frame: pd.DataFrame) -> MergeStats:
     for bucket, rows in frame.groupby(bucket_of(frame["series_id"]), sort=True):
         folder = Path(root) / f"bucket={bucket:02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(f".{PART}.*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
         target = folder / PART
         existing = pd.read_parquet(target) if target.exists() else frame.iloc[0:0]
         known_series = set(existing["series_id"])
@@ -67,11 +64,7 @@ def merge(root: Path, frame: pd.DataFrame) -> MergeStats:
         keep = existing.merge(rows[["series_id", "ts"]], on=["series_id", "ts"], how="left", indicator=True)
         merged = pd.concat([existing.loc[(keep["_merge"] == "left_only").to_numpy()], rows], ignore_index=True)
         merged = merged.sort_values(["series_id", "ts"]).reset_index(drop=True)
-        temporary = folder / f".{PART}.{uuid.uuid4().hex}.tmp"
-        merged.to_parquet(temporary, index=False)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        replace_atomically(target, lambda path: merged.to_parquet(path, index=False))
         checkpoint("pull")
     return stats
 

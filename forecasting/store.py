@@ -7,8 +7,6 @@ temporary file and renames it into place, so readers never see a partial file.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +17,7 @@ import pyarrow.parquet as pq
 from forecasting.config import MODEL_NAME_PATTERN
 from forecasting.database import FORECAST_KEY
 from forecasting.errors import ConfigError
-from forecasting.faults import checkpoint
+from forecasting.files import replace_atomically
 
 PARTITION_FILE = "part-0.parquet"
 PARTITIONING = ds.partitioning(pa.schema([("model_name", pa.string()), ("origin_date", pa.string())]), flavor="hive")
@@ -60,17 +58,8 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame) -> int:
             kept = existing.loc[(merged["_merge"] == "left_only").to_numpy()]
             rows = pd.concat([kept, rows], ignore_index=True) if len(kept) else rows
         rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
-        for stale in folder.glob(f".{PARTITION_FILE}.*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
-        temporary = folder / f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp"
-        try:
-            pq.write_table(_to_arrow(rows), temporary)
-            with open(temporary, "rb") as handle:
-                os.fsync(handle.fileno())
-            checkpoint("parquet-write")
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        table = _to_arrow(rows)
+        replace_atomically(target, lambda path: pq.write_table(table, path), kill_point="parquet-write")
     return len(forecasts)
 
 
