@@ -250,8 +250,8 @@ def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - other databases: delete then insert, inside the caller's transaction
-        return _delete_insert(connection, table, rows, key, chunk_size)
+    else:
+        raise ConfigError(f"database.url: {dialect} is not supported; use SQLite or PostgreSQL")
     statement = insert(table)
     updates = {name: statement.excluded[name] for name in rows[0] if name not in key}
     statement = statement.on_conflict_do_update(index_elements=key, set_=updates) if updates else statement.on_conflict_do_nothing(index_elements=key)
@@ -293,14 +293,6 @@ def upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame, k
         f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET {updates}"
     )
     return len(frame)
-
-
-def _delete_insert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: list[str], chunk_size: int) -> int:
-    for row in rows:
-        connection.execute(sa.delete(table).where(sa.and_(*(table.c[k] == row[k] for k in key))))
-    for start in range(0, len(rows), chunk_size):
-        connection.execute(sa.insert(table), list(rows[start : start + chunk_size]))
-    return len(rows)
 
 
 def frame_to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

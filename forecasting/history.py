@@ -69,11 +69,19 @@ def merge(root: Path, frame: pd.DataFrame) -> MergeStats:
     return stats
 
 
-def read(root: Path) -> pd.DataFrame:
-    """The whole store as a long frame sorted by series and time (empty when there is none)."""
-    if not Path(root).exists() or not any(Path(root).glob(f"bucket=*/{PART}")):
+def exists(root: Path) -> bool:
+    """Whether the store holds any bucket file (without reading one)."""
+    return any(Path(root).glob(f"bucket=*/{PART}"))
+
+
+def read(root: Path, newer_than: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The store (only rows with ts > `newer_than`, when given) as a long frame sorted by series
+    and time; empty when there is none."""
+    if not exists(root):
         return pd.DataFrame(columns=["series_id", "ts", "value"])
-    table = ds.dataset(root, format="parquet", partitioning="hive").to_table()
+    dataset = ds.dataset(root, format="parquet", partitioning="hive")
+    rows = dataset.filter(ds.field("ts") > pd.Timestamp(newer_than)) if newer_than is not None else dataset
+    table = rows.to_table()
     frame = table.drop_columns(["bucket"]).to_pandas() if "bucket" in table.column_names else table.to_pandas()
     return frame.sort_values(["series_id", "ts"]).reset_index(drop=True)
 

@@ -34,7 +34,7 @@ from forecasting.database import (
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
 from forecasting.registry import utc_now
-from forecasting.validation import PreparationReport, fill_gaps, infer_frequency, regularize, screen
+from forecasting.validation import fill_gaps, infer_frequency, regularize, screen
 from forecasting.windowing import SeriesArrays, to_series_arrays
 
 Mode = Literal["auto", "retrain", "fine-tune", "forecast"]
@@ -52,7 +52,6 @@ def open_engine(settings: Settings) -> Engine:
 class PreparedData:
     arrays: SeriesArrays
     frequency: str
-    report: PreparationReport
     series_read: int
     rows_read: int
 
@@ -69,12 +68,11 @@ def prepare_data(engine: Engine, settings: Settings, frequency: str | None = Non
             "and run the pipeline (it pulls first)"
         )
     frequency = infer_frequency(frame, frequency or settings.source.frequency or _recorded_frequency(engine, settings))
-    regular, report = regularize(frame, frequency)
+    regular, _ = regularize(frame, frequency)
     regular = fill_gaps(regular, settings.source.gaps)
     return PreparedData(
         arrays=to_series_arrays(regular, settings.source.features),
         frequency=frequency,
-        report=report,
         series_read=int(frame["series_id"].nunique()),
         rows_read=len(frame),
     )
@@ -108,7 +106,7 @@ def pull_step(settings: Settings, run_id: str, full_refresh: bool = False) -> di
             columns = {name: str(kind) for name, kind in (table_columns(connection, source.table) or {}).items()}
             state = connection.execute(sa.select(ingestion_state).where(ingestion_state.c.source == source.table)).mappings().first()
         check_source_columns(source, columns, json.loads(state["columns"]) if state and state["columns"] else None)
-        refresh = full_refresh or state is None or state["watermark"] is None or history.read(root).empty
+        refresh = full_refresh or state is None or state["watermark"] is None or not history.exists(root)
         since = None if refresh else pd.Timestamp(state["watermark"]) - pd.Timedelta(source.late_arrival)
         with engine.connect() as connection:
             frame = read_observations(connection, source, since=since.to_pydatetime() if since is not None else None)
@@ -239,8 +237,7 @@ def _newer_observations(engine: Engine, settings: Settings, watermark: Any) -> t
     """(observations, series) in the history store newer than `watermark`."""
     from forecasting import history
 
-    frame = history.read(history.history_root(settings.storage_root, settings.source.table))
-    newer = frame[frame["ts"] > pd.Timestamp(watermark)] if len(frame) else frame
+    newer = history.read(history.history_root(settings.storage_root, settings.source.table), newer_than=watermark)
     return int(len(newer)), int(newer["series_id"].nunique()) if len(newer) else 0
 
 

@@ -58,6 +58,11 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def fit_scaler(arrays: SeriesArrays, horizon: int) -> SeriesScaler:
+    """Per-series statistics from each series' training part (all but its last `horizon` rows)."""
+    return SeriesScaler.fit(arrays.values, {sid: len(values) - horizon for sid, values in arrays.values.items()})
+
+
 def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
     """Scaled windows split in time (validation: targets reaching into the last `horizon` rows), or a clear error."""
     split = split_windows(arrays, scaler, config.lookback, config.horizon, config.horizon)
@@ -156,8 +161,7 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     """Train from scratch: scale each series by its training part, fit on the earlier windows,
     early-stop on the windows whose targets reach into each series' last `horizon` rows."""
     started = time.perf_counter()
-    train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
-    scaler = SeriesScaler.fit(arrays.values, train_lengths)
+    scaler = fit_scaler(arrays, config.horizon)
     split = split_for_training(arrays, scaler, config)
     with TRAINING_LOCK:
         set_determinism(config.seed, config.deterministic)

@@ -22,8 +22,7 @@ import keras_tuner as kt
 from forecasting.config import ModelConfig, TuningConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.model import build_model
-from forecasting.scaling import SeriesScaler
-from forecasting.training import set_determinism, split_for_training
+from forecasting.training import fit_scaler, set_determinism, split_for_training
 from forecasting.windowing import SeriesArrays, WindowSplit
 
 TUNERS = {"hyperband": kt.Hyperband, "random": kt.RandomSearch, "bayesian": kt.BayesianOptimization}
@@ -117,8 +116,7 @@ def search(
     max_trials = max_trials or tuning.max_trials
     started = time.perf_counter()
     splits: dict[int, WindowSplit] = {}
-    train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
-    scaler = SeriesScaler.fit(arrays.values, train_lengths)
+    scaler = fit_scaler(arrays, config.horizon)
     for lookback in tuning.lookback or [config.lookback]:
         splits[lookback] = split_for_training(arrays, scaler, config.model_copy(update={"lookback": lookback}))
     set_determinism(config.seed, config.deterministic)
