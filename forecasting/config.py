@@ -185,6 +185,18 @@ class ScheduleConfig(_Strict):
         return value
 
 
+class EnsembleConfig(_Strict):
+    members: int = Field(default=1, gt=0)  # networks trained side by side; the forecast is their median
+    lookbacks: list[int] | None = None  # each member reads the last lookbacks[i % len] steps; default: all `lookback`
+
+    @field_validator("lookbacks")
+    @classmethod
+    def _positive(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and (not values or any(v <= 0 for v in values)):
+            raise ValueError("ensemble lookbacks must be a non-empty list of positive integers")
+        return values
+
+
 class ModelConfig(_Strict):
     cell: Literal["rnn", "lstm", "gru"] = "gru"
     lookback: int = Field(gt=0)
@@ -197,6 +209,10 @@ class ModelConfig(_Strict):
     patience: int = Field(default=5, ge=0)
     intervals: list[int] = Field(default_factory=lambda: [80, 95])
     seed: int = 42
+    normalization: Literal["series", "window", "window_log"] = "window_log"  # how the target is scaled (scaling.py)
+    refit: bool = True  # after early stopping, retrain on all windows (validation ones too) for the best epoch count
+    calendar: bool = False  # add calendar inputs (month of year, day of week, hour of day as fits the frequency)
+    ensemble: EnsembleConfig = EnsembleConfig()
     deterministic: bool = True  # TensorFlow deterministic ops: same data + config + seed -> same weights
     jit_compile: bool = False
     training_timeout_minutes: float = Field(default=360, gt=0)  # a training task running longer fails the run
@@ -205,6 +221,18 @@ class ModelConfig(_Strict):
     promotion: PromotionConfig = PromotionConfig()
     tuning: TuningConfig | None = None
     schedule: ScheduleConfig | None = None
+
+    @model_validator(mode="after")
+    def _member_lookbacks(self) -> "ModelConfig":
+        for value in self.ensemble.lookbacks or []:
+            if value > self.lookback:
+                raise ValueError(f"ensemble lookback {value} is longer than the model's lookback {self.lookback}")
+        return self
+
+    def member_lookbacks(self) -> list[int]:
+        """The lookback of each ensemble member."""
+        choices = self.ensemble.lookbacks or [self.lookback]
+        return [choices[i % len(choices)] for i in range(self.ensemble.members)]
 
     @field_validator("intervals")
     @classmethod

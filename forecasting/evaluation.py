@@ -101,7 +101,10 @@ def score_holdout(
     """Score a model on each series' latest `horizon` observations, forecast from just before them,
     next to the seasonal-naive forecast from the same origin. Series without `lookback + horizon`
     finite observations at the end are left out (counted)."""
-    ids, inputs, actual, naive, scales = [], [], [], [], []
+    from forecasting.model import forecast_array
+    from forecasting.scaling import WindowLevels
+
+    inputs, levels, actual, naive, scales = [], [], [], [], []
     for series_id, values in arrays.values.items():
         if len(values) < lookback + horizon:
             continue
@@ -109,22 +112,107 @@ def score_holdout(
         if not (np.isfinite(window).all() and np.isfinite(future).all()):
             continue
         history = values[:-horizon, 0]
-        stats = scaler if series_id in scaler else None
-        if stats is None:
-            stats = scaler.__class__()
+        stats = scaler
+        if series_id not in scaler:  # new since training: scaled by its own history, the scaler left as it is
+            stats = scaler.__class__(target=scaler.target)
             stats.add(series_id, values[:-horizon])
-        ids.append((series_id, stats))
-        inputs.append(stats.transform(series_id, window))
+        scaled, _, level = stats.encode(series_id, window[np.newaxis])
+        inputs.append(scaled[0])
+        levels.append(level)
         actual.append(future)
         naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
         scales.append(seasonal_naive_scale(history, season))
-    if not ids:
+    if not inputs:
         return {"score": float("nan"), "baseline": float("nan"), "series": 0}
-    scaled = model.predict(np.stack(inputs).astype("float32"), batch_size=4096, verbose=0)
-    predicted = np.stack([stats.inverse_target(series_id, row) for (series_id, stats), row in zip(ids, scaled)])
+    predicted = WindowLevels.concat(levels).decode(forecast_array(model, np.stack(inputs)))
     actual_array, naive_array, scale_array = np.stack(actual), np.stack(naive), np.asarray(scales)
     return {
         "score": score(metric, actual_array, predicted, scale_array),
         "baseline": score(metric, actual_array, naive_array, scale_array),
-        "series": len(ids),
+        "series": len(inputs),
     }
+
+
+def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Share of actual values inside [lower, upper], in percent."""
+    actual, lower, upper = (np.asarray(a, dtype="float64") for a in (actual, lower, upper))
+    return float(np.nanmean((actual >= lower) & (actual <= upper)) * 100.0)
+
+
+def mean_width(lower: np.ndarray, upper: np.ndarray) -> float:
+    return float(np.nanmean(np.asarray(upper, dtype="float64") - np.asarray(lower, dtype="float64")))
+
+
+def baseline_forecasts(
+    histories: dict[str, np.ndarray], origins: dict[str, Any], horizon: int, season: int, frequency: str
+) -> dict[str, "pd.DataFrame"]:
+    """Naive and seasonal-naive forecasts (long frames like the model's) from each series' history."""
+    import pandas as pd
+
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    ids = list(histories)
+    steps = np.arange(1, horizon + 1)
+    result = {}
+    for method, make in (("naive", lambda h: naive_forecast(h, horizon)), ("seasonal_naive", lambda h: seasonal_naive_forecast(h, horizon, season))):
+        values = np.concatenate([make(np.asarray(histories[sid], dtype="float64")[np.newaxis, :, np.newaxis])[0] for sid in ids]) if ids else []
+        origin = pd.DatetimeIndex(np.repeat(pd.DatetimeIndex([origins[sid] for sid in ids]).values, horizon))
+        result[method] = pd.DataFrame(
+            {
+                "series_id": np.repeat(np.asarray(ids, dtype=object), horizon),
+                "forecast_origin": origin,
+                "target_ts": pd.DatetimeIndex([o + int(s) * offset for o, s in zip(origin, np.tile(steps, len(ids)))]),
+                "step": np.tile(steps, len(ids)),
+                "yhat": values,
+            }
+        )
+    return result
+
+
+def accuracy_by_step(
+    forecasts: "pd.DataFrame", actuals: "pd.DataFrame", scales: dict[str, float], levels: list[int] | tuple[int, ...] = ()
+) -> "pd.DataFrame":
+    """Score a long forecast frame against actuals (series_id, ts, value): one row per step and a
+    last row with step 0 for all steps together; columns series, mae, rmse, smape, mase and, per
+    interval level present, coverage_<level> (percent) and width_<level> (mean width divided by the
+    series' MASE scale, so series of any size count alike). Forecasts without an actual are left out."""
+    import pandas as pd
+
+    joined = forecasts.merge(
+        actuals.rename(columns={"ts": "target_ts", "value": "actual"})[["series_id", "target_ts", "actual"]],
+        on=["series_id", "target_ts"],
+        how="inner",
+    )
+    joined = joined[np.isfinite(joined["actual"].to_numpy(dtype="float64"))]
+    scale = joined["series_id"].map(scales).to_numpy(dtype="float64")
+    actual, predicted = joined["actual"].to_numpy(dtype="float64"), joined["yhat"].to_numpy(dtype="float64")
+    error = np.abs(actual - predicted)
+    denominator = np.abs(actual) + np.abs(predicted)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        parts = {
+            "abs_error": error,
+            "sq_error": error**2,
+            "smape_term": np.where(denominator == 0, 0.0, 200.0 * error / denominator),
+            "scaled_error": np.where(scale > 0, error / scale, np.nan),
+        }
+        for level in levels:
+            lower, upper = joined[f"yhat_lower_{level}"].to_numpy(dtype="float64"), joined[f"yhat_upper_{level}"].to_numpy(dtype="float64")
+            parts[f"inside_{level}"] = ((actual >= lower) & (actual <= upper)) * 100.0
+            parts[f"scaled_width_{level}"] = np.where(scale > 0, (upper - lower) / scale, np.nan)
+    terms = pd.DataFrame({"series_id": joined["series_id"].to_numpy(), "step": joined["step"].to_numpy(dtype="int64"), **parts})
+
+    def summarise(group: pd.DataFrame) -> dict[str, float]:
+        row = {
+            "series": float(group["series_id"].nunique()),
+            "mae": float(group["abs_error"].mean()),
+            "rmse": float(np.sqrt(group["sq_error"].mean())),
+            "smape": float(group["smape_term"].mean()),
+            "mase": float(group["scaled_error"].mean()),
+        }
+        for level in levels:
+            row[f"coverage_{level}"] = float(group[f"inside_{level}"].mean())
+            row[f"width_{level}"] = float(group[f"scaled_width_{level}"].mean())
+        return row
+
+    rows = [{"step": int(step), **summarise(group)} for step, group in terms.groupby("step", sort=True)]
+    rows.append({"step": 0, **summarise(terms)})
+    return pd.DataFrame(rows)

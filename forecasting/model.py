@@ -1,8 +1,10 @@
-"""The seed article's networks, built from config: stacked SimpleRNN/LSTM/GRU layers and a Dense head."""
+"""The seed article's networks, built from config: stacked SimpleRNN/LSTM/GRU layers and a Dense head,
+optionally several of them side by side (an ensemble in one Keras model)."""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from forecasting.config import ModelConfig
 
@@ -10,31 +12,48 @@ CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.
 LOSSES = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber}
 
 
+def _member(config: ModelConfig, window: keras.KerasTensor, lookback: int, index: int, seeds) -> keras.KerasTensor:
+    prefix = f"m{index}_" if config.ensemble.members > 1 else ""
+    x = window
+    if lookback < config.lookback:
+        x = keras.layers.Cropping1D((config.lookback - lookback, 0), name=f"{prefix}last_{lookback}")(x)
+    last = len(config.layers) - 1
+    for depth, layer in enumerate(config.layers):
+        x = CELLS[config.cell](
+            layer.units,
+            activation=layer.activation,
+            return_sequences=depth < last,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)),
+            seed=next(seeds),
+            name=f"{prefix}{config.cell}_{depth}",
+        )(x)
+        if layer.dropout > 0:
+            x = keras.layers.Dropout(layer.dropout, seed=next(seeds), name=f"{prefix}dropout_{depth}")(x)
+    return keras.layers.Dense(
+        config.horizon, kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)), name=f"{prefix}forecast"
+    )(x)
+
+
 def build_model(config: ModelConfig, n_inputs: int = 1) -> keras.Model:
     """Stacked recurrent layers (return_sequences on all but the last), each followed by Dropout
-    when it has one, then Dense(horizon); compiled with Adam and the configured loss."""
-    cell = CELLS[config.cell]
+    when it has one, then Dense(horizon); compiled with Adam and the configured loss.
+
+    With `ensemble.members` > 1 the model holds that many such networks, each on the last
+    `member_lookbacks()[i]` steps of the window, and outputs (batch, members, horizon):
+    `forecast_array` takes their median."""
     # Every initializer and dropout layer gets its own seed from config.seed: nothing draws on
     # process-wide random state, which other threads (Prefect, Dask) may also use.
-    seeds = iter(range(config.seed * 1000, config.seed * 1000 + 1000))
-    model = keras.Sequential(name=f"{config.cell}_forecaster")
-    model.add(keras.Input(shape=(config.lookback, n_inputs), name="window"))
-    last = len(config.layers) - 1
-    for index, layer in enumerate(config.layers):
-        model.add(
-            cell(
-                layer.units,
-                activation=layer.activation,
-                return_sequences=index < last,
-                kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
-                recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)),
-                seed=next(seeds),
-                name=f"{config.cell}_{index}",
-            )
+    seeds = iter(range(config.seed * 1000, config.seed * 1000 + 100_000))
+    window = keras.Input(shape=(config.lookback, n_inputs), name="window")
+    outputs = [_member(config, window, lookback, i, seeds) for i, lookback in enumerate(config.member_lookbacks())]
+    if len(outputs) == 1:
+        output = outputs[0]
+    else:
+        output = keras.layers.Concatenate(axis=1, name="members")(
+            [keras.layers.Reshape((1, config.horizon), name=f"m{i}_row")(o) for i, o in enumerate(outputs)]
         )
-        if layer.dropout > 0:
-            model.add(keras.layers.Dropout(layer.dropout, seed=next(seeds), name=f"dropout_{index}"))
-    model.add(keras.layers.Dense(config.horizon, kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)), name="forecast"))
+    model = keras.Model(window, output, name=f"{config.cell}_forecaster")
     compile_model(model, config.learning_rate, config.loss, config.jit_compile)
     return model
 
@@ -47,3 +66,23 @@ def compile_model(model: keras.Model, learning_rate: float, loss: str, jit_compi
         loss=loss_fn() if isinstance(loss_fn, type) else loss_fn,
         jit_compile=jit_compile,
     )
+
+
+def member_count(model: keras.Model) -> int:
+    shape = model.output_shape
+    return int(shape[1]) if len(shape) == 3 else 1
+
+
+def member_targets(model: keras.Model, targets: np.ndarray) -> np.ndarray:
+    """Targets (windows x horizon) repeated for each member, as the model's output is shaped:
+    every member learns the same target, so training them together equals training them apart."""
+    count = member_count(model)
+    if count == 1:
+        return targets
+    return np.repeat(targets[:, np.newaxis, :], count, axis=1)
+
+
+def forecast_array(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
+    """Scaled forecasts (windows x horizon): the model's output, or the median over its members."""
+    predicted = model.predict(np.asarray(inputs, dtype="float32"), batch_size=4096, verbose=0)
+    return np.median(predicted, axis=1) if predicted.ndim == 3 else predicted

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from forecasting.database import interval_columns
-from forecasting.scaling import SeriesScaler
+from forecasting.model import forecast_array
+from forecasting.scaling import SeriesScaler, WindowLevels
 from forecasting.windowing import SeriesArrays
 
 
@@ -33,9 +34,8 @@ def predict(
     Series the scaler has not seen (new since training) are scaled by their own history.
     Returns a long frame: series_id, forecast_origin, target_ts, step, yhat, interval columns.
     """
-    offset = pd.tseries.frequencies.to_offset(frequency)
     skipped: dict[str, str] = {}
-    ids, inputs = [], []
+    ids, inputs, levels = [], [], []
     for series_id, values in arrays.values.items():
         if len(values) < lookback:
             skipped[series_id] = f"{len(values)} observations, fewer than lookback {lookback}"
@@ -46,32 +46,49 @@ def predict(
             continue
         if series_id not in scaler:
             scaler.add(series_id, values)
+        scaled, _, level = scaler.encode(series_id, window[np.newaxis])
         ids.append(series_id)
-        inputs.append(scaler.transform(series_id, window))
+        inputs.append(scaled[0])
+        levels.append(level)
     columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
     for level in sorted(interval_halfwidths or {}):
         columns += list(interval_columns(level))
     if not ids:
         return ForecastResult(pd.DataFrame(columns=columns), skipped)
-    scaled = model.predict(np.stack(inputs).astype("float32"), batch_size=4096, verbose=0)
+    window_levels = WindowLevels.concat(levels)
+    scaled = forecast_array(model, np.stack(inputs))
+    frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
+    return ForecastResult(frame[columns], skipped)
+
+
+def forecast_frame(
+    ids: list[str],
+    origins: list[pd.Timestamp],
+    scaled: np.ndarray,
+    levels: WindowLevels,
+    frequency: str,
+    interval_halfwidths: dict[int, list[float]] | None = None,
+) -> pd.DataFrame:
+    """Scaled forecasts (series x horizon) to the long forecast frame, with interval columns.
+
+    Interval bounds are the forecast plus and minus the per-step half-width in the scaled space,
+    mapped back: with log scaling they are asymmetric and never below zero."""
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    horizon = scaled.shape[1]
     steps = np.arange(1, horizon + 1)
-    parts = []
-    for series_id, row in zip(ids, scaled):
-        origin = arrays.timestamps[series_id][-1]
-        part = pd.DataFrame(
-            {
-                "series_id": series_id,
-                "forecast_origin": origin,
-                "target_ts": pd.DatetimeIndex([origin + step * offset for step in steps]),
-                "step": steps,
-                "yhat": scaler.inverse_target(series_id, row),
-            }
-        )
-        scale = scaler.target_scale(series_id)
-        for level, widths in sorted((interval_halfwidths or {}).items()):
-            lower, upper = interval_columns(level)
-            half = np.asarray(widths, dtype="float64") * scale
-            part[lower] = part["yhat"] - half
-            part[upper] = part["yhat"] + half
-        parts.append(part)
-    return ForecastResult(pd.concat(parts, ignore_index=True)[columns], skipped)
+    origin_index = pd.DatetimeIndex(np.repeat(pd.DatetimeIndex(origins).values, horizon))
+    frame = pd.DataFrame(
+        {
+            "series_id": np.repeat(np.asarray(ids, dtype=object), horizon),
+            "forecast_origin": origin_index,
+            "target_ts": pd.DatetimeIndex([origin + step * offset for origin, step in zip(origin_index, np.tile(steps, len(ids)))]),
+            "step": np.tile(steps, len(ids)),
+            "yhat": levels.decode(scaled).ravel(),
+        }
+    )
+    for level, widths in sorted((interval_halfwidths or {}).items()):
+        lower, upper = interval_columns(level)
+        half = np.asarray(widths, dtype="float64")[np.newaxis, :]
+        frame[lower] = levels.decode(scaled - half).ravel()
+        frame[upper] = levels.decode(scaled + half).ravel()
+    return frame

@@ -16,7 +16,7 @@ from forecasting.config import ModelConfig
 from forecasting.errors import RunError
 from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
 from forecasting.faults import checkpoint
-from forecasting.model import build_model, compile_model
+from forecasting.model import build_model, compile_model, forecast_array, member_targets
 from forecasting.scaling import SeriesScaler
 from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
 
@@ -58,9 +58,11 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def fit_scaler(arrays: SeriesArrays, horizon: int) -> SeriesScaler:
+def fit_scaler(arrays: SeriesArrays, config: ModelConfig) -> SeriesScaler:
     """Per-series statistics from each series' training part (all but its last `horizon` rows)."""
-    return SeriesScaler.fit(arrays.values, {sid: len(values) - horizon for sid, values in arrays.values.items()})
+    return SeriesScaler.fit(
+        arrays.values, {sid: len(values) - config.horizon for sid, values in arrays.values.items()}, target=config.normalization
+    )
 
 
 def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
@@ -91,7 +93,7 @@ def _series_train_end(arrays: SeriesArrays, horizon: int) -> dict[str, str]:
 
 def _fit(
     model: keras.Model,
-    split: WindowSplit,
+    split: WindowSplit | None,
     x_train: np.ndarray,
     y_train: np.ndarray,
     epochs: int,
@@ -100,20 +102,25 @@ def _fit(
     verbose: int,
     seed: int,
 ) -> keras.callbacks.History:
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    crash_point = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))
+    """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
+    without one, run all `epochs`."""
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))]
+    validation = None
+    if split is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+        validation = (split.x_val, member_targets(model, split.y_val))
     # Shuffle with an explicit seed, reshuffled each epoch, independent of global random state.
     batches = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        tf.data.Dataset.from_tensor_slices((x_train, member_targets(model, y_train)))
         .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
     )
     return model.fit(
         batches,
-        validation_data=(split.x_val, split.y_val),
+        validation_data=validation,
         epochs=epochs,
         shuffle=False,  # the dataset shuffles itself
-        callbacks=[stopper, crash_point],
+        callbacks=callbacks,
         verbose=verbose,
     )
 
@@ -130,15 +137,16 @@ def _result(
     started: float,
     train_series: np.ndarray,
     train_target_end: np.ndarray,
+    final_model: keras.Model | None = None,
 ) -> TrainResult:
     losses = history.history["val_loss"]
-    predicted = model.predict(split.x_val, batch_size=4096, verbose=0)
-    metrics = validation_metrics(split.x_val, split.y_val, predicted, split.val_series, scaler, config.horizon, season)
+    predicted = forecast_array(model, split.x_val)
+    metrics = validation_metrics(split, predicted, config.lookback, config.horizon, season)
     metrics["val_loss"] = float(np.nanmin(losses))
     starts = [arrays.timestamps[sid][0] for sid in set(train_series)]
     all_index = [index for index in arrays.timestamps.values() if len(index)]
     return TrainResult(
-        model=model,
+        model=final_model or model,
         scaler=scaler,
         epochs_run=len(losses),
         best_epoch=int(np.nanargmin(losses)) + 1,
@@ -159,17 +167,35 @@ def _result(
 
 def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: int = 0) -> TrainResult:
     """Train from scratch: scale each series by its training part, fit on the earlier windows,
-    early-stop on the windows whose targets reach into each series' last `horizon` rows."""
+    early-stop on the windows whose targets reach into each series' last `horizon` rows.
+
+    With `config.refit`, a second network (same seed) is then trained on all windows, validation
+    ones included, for the number of epochs early stopping chose: the final model learns from each
+    series' most recent data, while the validation scores and the interval widths stay those of
+    the first network on windows it never saw."""
     started = time.perf_counter()
-    scaler = fit_scaler(arrays, config.horizon)
+    scaler = fit_scaler(arrays, config)
     split = split_for_training(arrays, scaler, config)
+    final_model = None
     with TRAINING_LOCK:
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2])
         history = _fit(model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose, config.seed)
-    return _result(
-        model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series, split.train_target_end
+        if config.refit:
+            best_epoch = int(np.nanargmin(history.history["val_loss"])) + 1
+            set_determinism(config.seed, config.deterministic)
+            final_model = build_model(config, n_inputs=split.x_train.shape[2])
+            _fit(
+                final_model, None, np.concatenate([split.x_train, split.x_val]), np.concatenate([split.y_train, split.y_val]),
+                best_epoch, config.batch_size, config.patience, verbose, config.seed,
+            )
+    result = _result(
+        model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series,
+        split.train_target_end, final_model,
     )
+    if final_model is not None:
+        result.extra["refit"] = {"epochs": result.best_epoch, "windows": int(len(split.x_train) + len(split.x_val))}
+    return result
 
 
 def fine_tune(
@@ -185,7 +211,7 @@ def fine_tune(
     that became trainable since the parent was trained, plus a seeded replay sample of older windows
     (`fine_tune.replay` per new window), with the fine-tune learning rate and epochs."""
     started = time.perf_counter()
-    scaler = SeriesScaler(loc=dict(parent_scaler.loc), scale=dict(parent_scaler.scale))
+    scaler = SeriesScaler(loc=dict(parent_scaler.loc), scale=dict(parent_scaler.scale), target=parent_scaler.target)
     for series_id, values in arrays.values.items():
         if series_id not in scaler:
             scaler.add(series_id, values[: max(len(values) - config.horizon, 2)])
@@ -225,28 +251,19 @@ def fine_tune(
     return result
 
 
-def validation_metrics(
-    inputs: np.ndarray,
-    actual: np.ndarray,
-    predicted: np.ndarray,
-    series: np.ndarray,
-    scaler: SeriesScaler,
-    horizon: int,
-    season: int,
-) -> dict[str, float]:
+def validation_metrics(split: WindowSplit, predicted: np.ndarray, lookback: int, horizon: int, season: int) -> dict[str, float]:
     """MAE and sMAPE in original units on the validation windows, for the model and the naive baselines."""
-
-    def original(scaled: np.ndarray) -> np.ndarray:
-        return np.stack([scaler.inverse_target(sid, row) for sid, row in zip(series, scaled)])
-
-    actual_units = original(actual)
+    levels = split.val_levels
+    actual = levels.decode(split.y_val)
+    # The baselines read the raw input window: decode its target column like a forecast of `lookback` steps.
+    history = levels.decode(split.x_val[:, :, 0])[:, :, np.newaxis]
     forecasts = {
-        "model": original(predicted),
-        "naive": original(naive_forecast(inputs, horizon)),
-        "seasonal_naive": original(seasonal_naive_forecast(inputs, horizon, season)),
+        "model": levels.decode(predicted),
+        "naive": naive_forecast(history, horizon),
+        "seasonal_naive": seasonal_naive_forecast(history, horizon, season),
     }
     metrics: dict[str, float] = {}
     for name, values in forecasts.items():
-        metrics[f"val_mae_{name}"] = mae(actual_units, values)
-        metrics[f"val_smape_{name}"] = smape(actual_units, values)
+        metrics[f"val_mae_{name}"] = mae(actual, values)
+        metrics[f"val_smape_{name}"] = smape(actual, values)
     return metrics

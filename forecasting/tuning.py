@@ -19,9 +19,9 @@ from typing import Any
 import keras
 import keras_tuner as kt
 
-from forecasting.config import ModelConfig, TuningConfig
+from forecasting.config import EnsembleConfig, ModelConfig, TuningConfig
 from forecasting.errors import ConfigError, RunError
-from forecasting.model import build_model
+from forecasting.model import build_model, member_targets
 from forecasting.training import fit_scaler, set_determinism, split_for_training
 from forecasting.windowing import SeriesArrays, WindowSplit
 
@@ -33,7 +33,11 @@ def apply_hyperparameters(config: ModelConfig, hyperparameters: dict[str, Any] |
     if not hyperparameters:
         return config
     tuned = {key: value for key, value in hyperparameters.items() if key in ("layers", "learning_rate", "lookback")}
-    return ModelConfig.model_validate({**config.model_dump(), **tuned})
+    merged = {**config.model_dump(), **tuned}
+    if merged["ensemble"]["lookbacks"]:
+        # Ensemble members may not read further back than the tuned lookback.
+        merged["ensemble"]["lookbacks"] = [min(value, merged["lookback"]) for value in merged["ensemble"]["lookbacks"]]
+    return ModelConfig.model_validate(merged)
 
 
 def hyperparameters_from(hp: kt.HyperParameters) -> dict[str, Any]:
@@ -73,8 +77,8 @@ class RecurrentHyperModel(kt.HyperModel):
         split = self.splits[int(hp.get("lookback"))]
         return model.fit(
             split.x_train,
-            split.y_train,
-            validation_data=(split.x_val, split.y_val),
+            member_targets(model, split.y_train),
+            validation_data=(split.x_val, member_targets(model, split.y_val)),
             batch_size=self.config.batch_size,
             shuffle=True,
             **kwargs,
@@ -116,7 +120,9 @@ def search(
     max_trials = max_trials or tuning.max_trials
     started = time.perf_counter()
     splits: dict[int, WindowSplit] = {}
-    scaler = fit_scaler(arrays, config.horizon)
+    # The search tunes one network; an ensemble then repeats the winner over seeds and lookbacks.
+    config = config.model_copy(update={"ensemble": EnsembleConfig()})
+    scaler = fit_scaler(arrays, config)
     for lookback in tuning.lookback or [config.lookback]:
         splits[lookback] = split_for_training(arrays, scaler, config.model_copy(update={"lookback": lookback}))
     set_determinism(config.seed, config.deterministic)

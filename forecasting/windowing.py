@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecasting.scaling import SeriesScaler
+from forecasting.scaling import SeriesScaler, WindowLevels
 
 
 @dataclass
@@ -22,14 +22,43 @@ class SeriesArrays:
         return list(self.values)
 
 
-def to_series_arrays(frame: pd.DataFrame, features: list[str]) -> SeriesArrays:
-    """Split a long frame (series_id, ts, value, features...) sorted by series and time into arrays."""
+def calendar_features(timestamps: pd.DatetimeIndex, frequency: str) -> np.ndarray:
+    """Calendar inputs as fits the frequency, each cycle as a sine/cosine pair (rows x columns):
+    month of year for monthly and coarser data (quarter of year for quarterly), week of year for
+    weekly, day of week and month of year for daily, hour of day and day of week below a day.
+    They are known for any timestamp, so they carry no information about future values."""
+    base = pd.tseries.frequencies.to_offset(frequency)
+    index = pd.DatetimeIndex(timestamps)
+    if isinstance(base, pd.offsets.Tick) and base.nanos < pd.Timedelta("1D").value:
+        cycles = [(index.hour + index.minute / 60.0, 24.0), (index.dayofweek, 7.0)]
+    elif isinstance(base, (pd.offsets.Day, pd.offsets.BusinessDay)):
+        cycles = [(index.dayofweek, 7.0), (index.month - 1, 12.0)]
+    elif isinstance(base, pd.offsets.Week):
+        cycles = [(index.isocalendar().week.to_numpy(dtype="float64") - 1, 52.0)]
+    elif isinstance(base, (pd.offsets.QuarterBegin, pd.offsets.QuarterEnd)):
+        cycles = [(index.quarter - 1, 4.0)]
+    else:
+        cycles = [(index.month - 1, 12.0)]
+    columns = []
+    for position, period in cycles:
+        angle = 2 * np.pi * np.asarray(position, dtype="float64") / period
+        columns += [np.sin(angle), np.cos(angle)]
+    return np.column_stack(columns)
+
+
+def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | None = None, calendar: bool = False) -> SeriesArrays:
+    """Split a long frame (series_id, ts, value, features...) sorted by series and time into arrays;
+    with `calendar`, calendar inputs for `frequency` follow the feature columns."""
+    if calendar and not frequency:
+        raise ValueError("calendar features need the series frequency")
     columns = ["value", *features]
     timestamps: dict[str, pd.DatetimeIndex] = {}
     values: dict[str, np.ndarray] = {}
     for series_id, group in frame.sort_values(["series_id", "ts"]).groupby("series_id", sort=True):
-        timestamps[str(series_id)] = pd.DatetimeIndex(group["ts"])
-        values[str(series_id)] = group[columns].to_numpy(dtype="float64")
+        index = pd.DatetimeIndex(group["ts"])
+        timestamps[str(series_id)] = index
+        block = group[columns].to_numpy(dtype="float64")
+        values[str(series_id)] = np.hstack([block, calendar_features(index, frequency)]) if calendar else block
     return SeriesArrays(timestamps=timestamps, values=values)
 
 
@@ -53,7 +82,8 @@ class WindowSplit:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    val_series: np.ndarray  # series id of each validation window (for inverse scaling)
+    val_series: np.ndarray  # series id of each validation window
+    val_levels: WindowLevels  # how each validation window's target was scaled (to decode forecasts)
     train_series: np.ndarray  # series id of each training window
     train_target_end: np.ndarray  # timestamp (datetime64) of the last target row of each training window
 
@@ -63,12 +93,14 @@ def split_windows(
 ) -> WindowSplit:
     """Scaled windows split in time: a window is for validation when its target reaches into the
     last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped."""
-    x_train, y_train, x_val, y_val, val_series, train_series, train_end = [], [], [], [], [], [], []
+    x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end = [], [], [], [], [], [], [], []
     for series_id, values in arrays.values.items():
-        inputs, targets = make_windows(scaler.transform(series_id, values), lookback, horizon)
-        if not len(inputs):
+        raw_inputs, raw_targets = make_windows(values, lookback, horizon)
+        if not len(raw_inputs):
             continue
-        finite = np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
+        finite = np.isfinite(raw_inputs).all(axis=(1, 2)) & np.isfinite(raw_targets).all(axis=1)
+        inputs, targets, levels = scaler.encode(series_id, raw_inputs, raw_targets)
+        finite &= np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
         target_end = np.arange(len(inputs)) + lookback + horizon - 1
         is_val = target_end >= len(values) - validation_steps
         train_mask, val_mask = finite & ~is_val, finite & is_val
@@ -77,6 +109,7 @@ def split_windows(
         x_val.append(inputs[val_mask])
         y_val.append(targets[val_mask])
         val_series.append(np.full(int(val_mask.sum()), series_id, dtype=object))
+        val_levels.append(levels.take(val_mask))
         train_series.append(np.full(int(train_mask.sum()), series_id, dtype=object))
         train_end.append(arrays.timestamps[series_id].values[target_end[train_mask]])
     columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
@@ -90,6 +123,7 @@ def split_windows(
         x_val=stack(x_val, (0, lookback, columns)),
         y_val=stack(y_val, (0, horizon)),
         val_series=np.concatenate(val_series) if val_series else np.empty(0, dtype=object),
+        val_levels=WindowLevels.concat(val_levels),
         train_series=np.concatenate(train_series) if train_series else np.empty(0, dtype=object),
         train_target_end=np.concatenate(train_end) if train_end else np.empty(0, dtype="datetime64[ns]"),
     )
