@@ -104,6 +104,28 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from forecasting.database import connect_checked
+    from forecasting.pipeline import check_schema
+
+    settings = _settings(args)
+    settings.model(args.model)
+    if args.windows <= 0:
+        raise ConfigError(f"--windows: must be a positive number (got {args.windows})")
+    if args.step is not None and args.step <= 0:
+        raise ConfigError(f"--step: must be a positive number (got {args.step})")
+    check_schema(connect_checked(settings.database.url), settings, args.model)
+    from flows.backtest_model import backtest_model
+
+    result = backtest_model(model=args.model, windows=args.windows, step=args.step, config=_config_path(args))
+    if args.json:
+        print(json.dumps({key: value for key, value in result.items() if key != "table"}))
+    else:
+        print(result["table"])
+        print(f"backtest {result['backtest_id']}: {result['rows']} rows in table backtests")
+    return 0
+
+
 def cmd_deployments(args: argparse.Namespace) -> int:
     from forecasting.deployments import deployment_specs, render_prefect_yaml
 
@@ -231,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--tuner", choices=["hyperband", "random", "bayesian"], help="default: the model's tuning.tuner")
     tune.add_argument("--max-trials", type=int, help="default: the model's tuning.max_trials")
     tune.set_defaults(handler=cmd_tune)
+
+    backtest = commands.add_parser("backtest", help="rolling-origin backtest: train up to each origin, forecast, score; stored in table backtests")
+    backtest.add_argument("--model", required=True)
+    backtest.add_argument("--windows", type=int, default=3, help="number of forecast origins (default 3)")
+    backtest.add_argument("--step", type=int, default=None, help="periods between origins (default: the horizon)")
+    backtest.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    backtest.set_defaults(handler=cmd_backtest)
 
     models = commands.add_parser("models", help="the model registry")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")

@@ -127,6 +127,28 @@ ingestion_state = sa.Table(
     sa.Column("run_id", sa.String(64)),
 )
 
+backtests = sa.Table(
+    "backtests",
+    metadata,
+    sa.Column("backtest_id", sa.String(32), primary_key=True),
+    sa.Column("window_number", sa.Integer(), primary_key=True),  # 1 = oldest origin; 0 = all windows together
+    sa.Column("method", sa.String(20), primary_key=True),  # model, naive, seasonal_naive
+    sa.Column("step", sa.Integer(), primary_key=True),  # 1..horizon; 0 = all steps together
+    sa.Column("model_name", sa.String(64), nullable=False),
+    sa.Column("model_version", sa.Integer()),  # the champion when it ran, for reference; the backtest trains its own
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("forecast_origin", sa.DateTime()),
+    sa.Column("windows", sa.Integer(), nullable=False),
+    sa.Column("step_size", sa.Integer(), nullable=False),
+    sa.Column("series", sa.Integer()),
+    sa.Column("mae", sa.Float()),
+    sa.Column("rmse", sa.Float()),
+    sa.Column("smape", sa.Float()),
+    sa.Column("mase", sa.Float()),
+    sa.Column("intervals", sa.Text()),  # JSON {"80": {"coverage": percent, "width": mean width / MASE scale}, ...}
+)
+
 quarantine = sa.Table(
     "quarantine",
     metadata,

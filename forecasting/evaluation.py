@@ -174,7 +174,8 @@ def accuracy_by_step(
     """Score a long forecast frame against actuals (series_id, ts, value): one row per step and a
     last row with step 0 for all steps together; columns series, mae, rmse, smape, mase and, per
     interval level present, coverage_<level> (percent) and width_<level> (mean width divided by the
-    series' MASE scale, so series of any size count alike). Forecasts without an actual are left out."""
+    series' MASE scale, so series of any size count alike). Forecasts without an actual are left out.
+    A `mase_scale` column in `forecasts` overrides `scales` row by row (backtests: one scale per origin)."""
     import pandas as pd
 
     joined = forecasts.merge(
@@ -183,7 +184,7 @@ def accuracy_by_step(
         how="inner",
     )
     joined = joined[np.isfinite(joined["actual"].to_numpy(dtype="float64"))]
-    scale = joined["series_id"].map(scales).to_numpy(dtype="float64")
+    scale = (joined["mase_scale"] if "mase_scale" in joined else joined["series_id"].map(scales)).to_numpy(dtype="float64")
     actual, predicted = joined["actual"].to_numpy(dtype="float64"), joined["yhat"].to_numpy(dtype="float64")
     error = np.abs(actual - predicted)
     denominator = np.abs(actual) + np.abs(predicted)

@@ -56,7 +56,7 @@ class PreparedData:
     rows_read: int
 
 
-def prepare_data(engine: Engine, settings: Settings, frequency: str | None = None) -> PreparedData:
+def prepare_data(engine: Engine, settings: Settings, frequency: str | None = None, calendar: bool = False) -> PreparedData:
     """The pulled observations (the local history store), each series on a regular grid of the
     configured, recorded or inferred frequency, gaps handled per `source.gaps`."""
     from forecasting import history
@@ -71,7 +71,7 @@ def prepare_data(engine: Engine, settings: Settings, frequency: str | None = Non
     regular, _ = regularize(frame, frequency)
     regular = fill_gaps(regular, settings.source.gaps)
     return PreparedData(
-        arrays=to_series_arrays(regular, settings.source.features),
+        arrays=to_series_arrays(regular, settings.source.features, frequency, calendar),
         frequency=frequency,
         series_read=int(frame["series_id"].nunique()),
         rows_read=len(frame),
@@ -185,7 +185,7 @@ def start_run(
 ) -> str:
     """Check the config against the database and record a `running` row in `runs`."""
     settings.model(model_name)
-    if mode not in (*MODES, "tune"):
+    if mode not in (*MODES, "tune", "backtest"):
         raise ConfigError(f"--mode: {mode!r} is not one of {', '.join(MODES)}")
     engine = open_engine(settings)
     check_schema(engine, settings, model_name)
@@ -221,6 +221,11 @@ def check_schema(engine: Engine, settings: Settings, model_name: str) -> None:
                 raise ConfigError(
                     f"models.{model_name}.intervals: forecasts has no column {column} for level {level}; run `forecasting init`"
                 )
+
+
+def uses_calendar(manifest: dict[str, Any]) -> bool:
+    """Whether a version was trained with calendar inputs (versions from before the option: no)."""
+    return bool(manifest.get("config", {}).get("calendar", False))
 
 
 def _holdout(loaded_model: Any, scaler: Any, arrays: SeriesArrays, lookback: int, horizon: int, frequency: str, metric: str) -> dict[str, float]:
@@ -283,7 +288,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str
     new_data = f"{newer[0]} new observation{'s' if newer[0] != 1 else ''} for {newer[1]} series since {since}"
     if row["holdout_score"] is not None and row["holdout_metric"] == config.promotion.metric:
         loaded = load_version(engine, model_name, champion)
-        data = prepare_data(engine, settings, frequency=loaded.manifest["frequency"])
+        data = prepare_data(engine, settings, frequency=loaded.manifest["frequency"], calendar=uses_calendar(loaded.manifest))
         recent = _holdout(
             loaded.model, loaded.scaler, data.arrays, loaded.manifest["lookback"], loaded.manifest["horizon"], data.frequency, row["holdout_metric"]
         )["score"]
@@ -330,7 +335,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
              "intervals": config.intervals, "seed": config.seed}
         )
         tuning_record = champion.manifest.get("tuning_record")
-        data = prepare_data(engine, settings, frequency=champion.manifest["frequency"])
+        data = prepare_data(engine, settings, frequency=champion.manifest["frequency"], calendar=uses_calendar(champion.manifest))
         # Load a second copy: the champion's own copy stays untouched for scoring below.
         parent = load_version(engine, model_name, champion_number)
         result = fine_tune(
@@ -342,7 +347,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         if record is not None:
             tuning_record, hyperparameters = record
             effective = apply_hyperparameters(config, hyperparameters)
-        data = prepare_data(engine, settings)
+        data = prepare_data(engine, settings, calendar=effective.calendar)
         result = train(data.arrays, effective, season=season_length(data.frequency), verbose=verbose)
 
     metric = config.promotion.metric
@@ -353,7 +358,10 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     elif champion.manifest["horizon"] != effective.horizon:
         promote, decision = True, f"promoted: champion v{champion.version} forecasts a different horizon ({champion.manifest['horizon']})"
     else:
-        old = _holdout(champion.model, champion.scaler, data.arrays, champion.manifest["lookback"], champion.manifest["horizon"], data.frequency, metric)
+        champion_arrays = data.arrays
+        if uses_calendar(champion.manifest) != effective.calendar:  # the champion reads other input columns
+            champion_arrays = prepare_data(engine, settings, frequency=data.frequency, calendar=uses_calendar(champion.manifest)).arrays
+        old = _holdout(champion.model, champion.scaler, champion_arrays, champion.manifest["lookback"], champion.manifest["horizon"], data.frequency, metric)
         gate["champion_score"] = old["score"]
         needed = old["score"] * (1 - config.promotion.margin)
         promote = bool(new_scores["score"] < needed)
@@ -441,6 +449,54 @@ def tune_step(settings: Settings, model_name: str, run_id: str, tuner: str | Non
     }
 
 
+def backtest_step(
+    settings: Settings, model_name: str, run_id: str, windows: int, step: int | None = None, verbose: int = 0
+) -> dict[str, Any]:
+    """Rolling-origin backtest of the model's config (tuned hyperparameters applied) on the pulled
+    data; the scores replace those of an identical earlier backtest in the `backtests` table."""
+    from forecasting.backtesting import backtest, backtest_id, format_scores, score_rows
+    from forecasting.database import backtests
+    from forecasting.evaluation import season_length
+    from forecasting.registry import champion_version, latest_tuning_record
+    from forecasting.tuning import apply_hyperparameters
+
+    config = settings.model(model_name)
+    step = step or config.horizon
+    engine = open_engine(settings)
+    with engine.connect() as connection:
+        record = latest_tuning_record(connection, model_name)
+        champion = champion_version(connection, model_name)
+    effective = apply_hyperparameters(config, record[1]) if record is not None else config
+    data = prepare_data(engine, settings, calendar=effective.calendar)
+    result = backtest(data.arrays, effective, data.frequency, season_length(data.frequency), windows, step, verbose=verbose)
+    data_key = f"{data.rows_read}:{max(index[-1] for index in data.arrays.timestamps.values())}:{data.frequency}"
+    identifier = backtest_id(model_name, effective, data_key, windows, step)
+    created = utc_now()
+    rows = [
+        {**row, "backtest_id": identifier, "model_name": model_name, "model_version": champion, "run_id": run_id,
+         "created_at": created, "windows": windows, "step_size": step}
+        for row in score_rows(result.scores, effective.intervals)
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.delete(backtests).where(backtests.c.backtest_id == identifier))
+        connection.execute(sa.insert(backtests), rows)
+    overall = result.scores[(result.scores["window"] == 0) & (result.scores["step"] == 0)].set_index("method")
+    return {
+        "backtest_id": identifier,
+        "windows": windows,
+        "step": step,
+        "origins": [origin.isoformat() for origin in result.origins],
+        "rows": len(rows),
+        "smape": float(overall.loc["model", "smape"]),
+        "mase": float(overall.loc["model", "mase"]),
+        "seasonal_naive_smape": float(overall.loc["seasonal_naive", "smape"]),
+        "naive_smape": float(overall.loc["naive", "smape"]),
+        "coverage": {level: float(overall.loc["model", f"coverage_{level}"]) for level in effective.intervals},
+        "train_seconds": round(sum(result.train_seconds), 1),
+        "table": format_scores(result.scores, effective.intervals),
+    }
+
+
 def forecast_step(settings: Settings, model_name: str, run_id: str) -> dict[str, Any]:
     """Forecast every series with the champion and stage the rows as a Parquet file; returns its path."""
     from forecasting.prediction import predict
@@ -453,7 +509,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> dict[str,
             f"source.features {settings.source.features} differ from the features champion v{loaded.version} was trained "
             f"with ({loaded.manifest.get('features', [])}); retrain the model"
         )
-    data = prepare_data(engine, settings, frequency=loaded.manifest["frequency"])
+    data = prepare_data(engine, settings, frequency=loaded.manifest["frequency"], calendar=uses_calendar(loaded.manifest))
     result = predict(
         loaded.model,
         loaded.scaler,

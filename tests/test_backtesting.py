@@ -1,0 +1,72 @@
+"""Rolling-origin backtests: origins, cuts, scores next to baselines, the command and its table."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from forecasting.backtesting import backtest, cut, rolling_origins
+from forecasting.config import ModelConfig
+from forecasting.windowing import to_series_arrays
+from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.test_cli import assert_one_line_error, forecasting
+
+
+def test_origins_step_back_from_the_latest_observation():
+    arrays = to_series_arrays(synthetic_frame(n_series=2, length=48), [])
+    origins = rolling_origins(arrays, "MS", horizon=6, windows=3, step=4)
+    # latest 2023-12; last origin leaves 6 months of actuals; the others 4 months apart
+    assert origins == [pd.Timestamp("2022-10-01"), pd.Timestamp("2023-02-01"), pd.Timestamp("2023-06-01")]
+
+
+def test_cut_keeps_the_past_for_training_and_the_next_horizon_as_actuals():
+    arrays = to_series_arrays(synthetic_frame(n_series=2, length=48), [])
+    known, actuals = cut(arrays, pd.Timestamp("2023-06-01"), 6, "MS")
+    assert all(index[-1] == pd.Timestamp("2023-06-01") for index in known.timestamps.values())
+    assert len(actuals) == 12 and actuals["ts"].min() == pd.Timestamp("2023-07-01") and actuals["ts"].max() == pd.Timestamp("2023-12-01")
+
+
+def test_backtest_scores_model_and_baselines_per_window_and_step():
+    arrays = to_series_arrays(synthetic_frame(n_series=6, length=60), [])
+    config = ModelConfig.model_validate({**TINY_MODEL, "epochs": 2})
+    result = backtest(arrays, config, "MS", season=12, windows=2)
+    scores = result.scores
+    assert set(scores["method"]) == {"model", "naive", "seasonal_naive"}
+    assert set(scores["window"]) == {0, 1, 2} and set(scores["step"]) == set(range(0, 7))
+    overall = scores[(scores["window"] == 0) & (scores["step"] == 0)].set_index("method")
+    assert (overall["series"] == 6).all()
+    # All windows together: the mean of the two windows' step-0 scores (each window scores 6 series x 6 steps).
+    per_window = scores[(scores["window"] > 0) & (scores["step"] == 0)]
+    for method in ("model", "seasonal_naive"):
+        assert overall.loc[method, "smape"] == pytest.approx(per_window[per_window["method"] == method]["smape"].mean())
+    assert 0 <= overall.loc["model", "coverage_95"] <= 100 and "coverage_95" in overall.columns
+
+
+def test_backtest_command_stores_scores_and_replaces_them_when_repeated(tmp_path, prefect_server):
+    from tests.conftest import write_config
+
+    write_config(tmp_path, "sqlite:///db.sqlite", model={"epochs": 2})
+    assert forecasting("init", cwd=tmp_path).returncode == 0
+    synthetic_frame(n_series=6, length=60).to_csv(tmp_path / "obs.csv", index=False)
+    assert forecasting("load", "obs.csv", cwd=tmp_path).returncode == 0
+    assert_one_line_error(forecasting("backtest", "--model", "tiny", "--windows", "0", cwd=tmp_path), 2, "--windows: must be a positive number")
+    first = forecasting("backtest", "--model", "tiny", "--windows", "2", cwd=tmp_path, api_url=prefect_server)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "sMAPE" in first.stdout and "window 2 (origin 2024-06-01)" in first.stdout
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT window_number, method, step, smape, intervals FROM backtests")).all()
+        mode = connection.execute(sa.text("SELECT mode, status FROM runs")).all()
+    # 3 methods x (6 steps + all) x (2 windows + all)
+    assert len(rows) == 3 * 7 * 3
+    assert ("backtest", "completed") in mode
+    model_all = [row for row in rows if row.window_number == 0 and row.method == "model" and row.step == 0][0]
+    assert set(json.loads(model_all.intervals)) == {"80", "95"}
+    again = forecasting("backtest", "--model", "tiny", "--windows", "2", "--json", cwd=tmp_path, api_url=prefect_server)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["rows"] == 63 and np.isfinite(summary["smape"])
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM backtests")).scalar_one() == 63
