@@ -38,6 +38,15 @@ def _override(data: dict, dotted: str) -> None:
     data[leaf] = value
 
 
+def m3_split(series: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """M3 monthly in long format: each series' training part `x`, and the 18 held-out months `xx`."""
+    from forecasting.datasets import M3_ANCHOR, m3_monthly
+
+    full = m3_monthly(series, end=M3_ANCHOR, include_test=True)
+    held_out = full["ts"] > pd.Timestamp(M3_ANCHOR)
+    return full[~held_out].reset_index(drop=True), full[held_out].reset_index(drop=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "forecasting.toml"))
@@ -49,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from forecasting.config import ModelConfig, load_settings
-    from forecasting.datasets import M3_ANCHOR, m3_monthly
     from forecasting.evaluation import accuracy_by_step, baseline_forecasts, seasonal_naive_scale
     from forecasting.prediction import predict
     from forecasting.training import train
@@ -64,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.horizon != M3_HORIZON:
         parser.error(f"model {args.model!r} forecasts {config.horizon} steps; M3 monthly holds out {M3_HORIZON}")
 
-    full = m3_monthly(args.series, end=M3_ANCHOR, include_test=True)
-    train_part = full[full["ts"] <= pd.Timestamp(M3_ANCHOR)]
-    test_part = full[full["ts"] > pd.Timestamp(M3_ANCHOR)]
+    train_part, test_part = m3_split(args.series)
     arrays = to_series_arrays(train_part, [], "MS", config.calendar)
 
     started = time.perf_counter()

