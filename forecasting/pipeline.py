@@ -351,7 +351,8 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         result = train(data.arrays, effective, season=season_length(data.frequency), verbose=verbose)
 
     metric = config.promotion.metric
-    new_scores = _holdout(result.model, result.scaler, data.arrays, effective.lookback, effective.horizon, data.frequency, metric)
+    # Scored by the network that has not seen the holdout (a refit model has): a fair comparison.
+    new_scores = _holdout(result.holdout_model or result.model, result.scaler, data.arrays, effective.lookback, effective.horizon, data.frequency, metric)
     gate: dict[str, Any] = {"holdout_metric": metric, "holdout_score": new_scores["score"], "baseline_score": new_scores["baseline"]}
     if champion is None:
         promote, decision = True, f"promoted: first version ({metric} {new_scores['score']:.3f}, seasonal naive {new_scores['baseline']:.3f})"
@@ -408,6 +409,10 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         "cell": effective.cell,
         "layers": [layer.model_dump() for layer in effective.layers],
         "lookback": effective.lookback,
+        "members": effective.ensemble.members,
+        "member_lookbacks": sorted(set(effective.member_lookbacks())),
+        "normalization": effective.normalization,
+        "refit": result.extra.get("refit"),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
@@ -675,10 +680,14 @@ def format_summary(summary: dict[str, Any]) -> str:
             for layer in trained["layers"]
         )
         metrics = trained["metrics"]
+        members = trained.get("members", 1)
+        ensemble = f" x {members} members (lookbacks {'/'.join(map(str, trained['member_lookbacks']))}, median)" if members > 1 else ""
+        refit = f"; refit on {trained['refit']['windows']} windows" if trained.get("refit") else ""
         lines.append(
-            f"  model: {trained['cell'].upper()} [{layers}]; {trained['epochs_run']} epochs run, best epoch {trained['best_epoch']}, "
-            f"best validation loss {trained['best_val_loss']:.4f} ({trained['train_windows']} training / {trained['val_windows']} validation windows, "
-            f"{trained['train_seconds']} s)"
+            f"  model: {trained['cell'].upper()} [{layers}]{ensemble}, {trained.get('normalization', 'series')} scaling; "
+            f"{trained['epochs_run']} epochs run, best epoch {trained['best_epoch']}, "
+            f"best validation loss {trained['best_val_loss']:.4f} ({trained['train_windows']} training / {trained['val_windows']} validation windows"
+            f"{refit}, {trained['train_seconds']} s)"
         )
         lines.append(
             f"  validation sMAPE: model {metrics['val_smape_model']:.2f}, naive {metrics['val_smape_naive']:.2f}, "

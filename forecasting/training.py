@@ -56,6 +56,9 @@ class TrainResult:
     metrics: dict[str, float]
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    # The network that never saw any series' last `horizon` rows (differs from `model` after a refit):
+    # out-of-sample scores on that holdout, such as the promotion gate's, come from it.
+    holdout_model: keras.Model | None = None
 
 
 def fit_scaler(arrays: SeriesArrays, config: ModelConfig) -> SeriesScaler:
@@ -147,6 +150,7 @@ def _result(
     all_index = [index for index in arrays.timestamps.values() if len(index)]
     return TrainResult(
         model=final_model or model,
+        holdout_model=model,
         scaler=scaler,
         epochs_run=len(losses),
         best_epoch=int(np.nanargmin(losses)) + 1,
