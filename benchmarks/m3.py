@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     model_scores = accuracy_by_step(forecast.forecasts, test_part, scales, config.intervals).set_index("step")
     baselines = baseline_forecasts(histories, origins, config.horizon, SEASON, "MS")
     snaive = accuracy_by_step(baselines["seasonal_naive"], test_part, scales).set_index("step")
+    naive = accuracy_by_step(baselines["naive"], test_part, scales).set_index("step")
     overall = model_scores.loc[0]
     line = {
         "dataset": "m3-monthly",
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "mase": round(float(overall["mase"]), 4),
         "snaive_smape": round(float(snaive.loc[0, "smape"]), 3),
         "snaive_mase": round(float(snaive.loc[0, "mase"]), 4),
+        "naive_smape": round(float(naive.loc[0, "smape"]), 3),
         **{f"coverage_{level}": round(float(overall[f"coverage_{level}"]), 2) for level in config.intervals},
         "train_seconds": round(train_seconds, 1),
         "best_epoch": result.best_epoch,
