@@ -207,6 +207,7 @@ class ModelConfig(_Strict):
     epochs: int = Field(default=50, gt=0)
     batch_size: int = Field(default=256, gt=0)
     patience: int = Field(default=5, ge=0)
+    min_epochs: int = Field(default=0, ge=0)  # early stopping neither stops nor keeps weights before this epoch
     intervals: list[int] = Field(default_factory=lambda: [80, 95])
     seed: int = 42
     normalization: Literal["series", "window", "window_log"] = "window_log"  # how the target is scaled (scaling.py)
@@ -224,6 +225,8 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _member_lookbacks(self) -> "ModelConfig":
+        if self.min_epochs > self.epochs:
+            raise ValueError(f"min_epochs {self.min_epochs} is more than epochs {self.epochs}")
         for value in self.ensemble.lookbacks or []:
             if value > self.lookback:
                 raise ValueError(f"ensemble lookback {value} is longer than the model's lookback {self.lookback}")

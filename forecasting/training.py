@@ -104,13 +104,17 @@ def _fit(
     patience: int,
     verbose: int,
     seed: int,
+    min_epochs: int = 0,
 ) -> keras.callbacks.History:
     """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
     without one, run all `epochs`."""
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))]
     validation = None
     if split is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+        # A noisy validation loss can dip early by chance: `min_epochs` keeps that dip from ending the run.
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=min_epochs)
+        )
         validation = (split.x_val, member_targets(model, split.y_val))
     # Shuffle with an explicit seed, reshuffled each epoch, independent of global random state.
     batches = (
@@ -126,6 +130,13 @@ def _fit(
         callbacks=callbacks,
         verbose=verbose,
     )
+
+
+def _best_epoch(history: keras.callbacks.History, min_epochs: int = 0) -> int:
+    """The epoch (1-based) whose weights early stopping kept: the lowest validation loss from `min_epochs` on."""
+    losses = np.asarray(history.history["val_loss"], dtype="float64")
+    start = min(min_epochs, len(losses) - 1)
+    return int(np.nanargmin(losses[start:])) + start + 1
 
 
 def _result(
@@ -145,7 +156,7 @@ def _result(
     losses = history.history["val_loss"]
     predicted = forecast_array(model, split.x_val)
     metrics = validation_metrics(split, predicted, config.lookback, config.horizon, season)
-    metrics["val_loss"] = float(np.nanmin(losses))
+    metrics["val_loss"] = float(losses[_best_epoch(history, config.min_epochs) - 1])
     starts = [arrays.timestamps[sid][0] for sid in set(train_series)]
     all_index = [index for index in arrays.timestamps.values() if len(index)]
     return TrainResult(
@@ -153,8 +164,8 @@ def _result(
         holdout_model=model,
         scaler=scaler,
         epochs_run=len(losses),
-        best_epoch=int(np.nanargmin(losses)) + 1,
-        best_val_loss=float(np.nanmin(losses)),
+        best_epoch=_best_epoch(history, config.min_epochs),
+        best_val_loss=float(losses[_best_epoch(history, config.min_epochs) - 1]),
         history={key: [float(v) for v in values] for key, values in history.history.items()},
         train_windows=int(train_windows),
         val_windows=int(len(split.x_val)),
@@ -184,9 +195,11 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     with TRAINING_LOCK:
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2])
-        history = _fit(model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose, config.seed)
+        history = _fit(
+            model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose, config.seed, config.min_epochs
+        )
         if config.refit:
-            best_epoch = int(np.nanargmin(history.history["val_loss"])) + 1
+            best_epoch = _best_epoch(history, config.min_epochs)
             set_determinism(config.seed, config.deterministic)
             final_model = build_model(config, n_inputs=split.x_train.shape[2])
             _fit(

@@ -34,6 +34,7 @@ def test_committed_example_config_is_valid():
         ({"learning_rate": 0}, "models.m.learning_rate", "greater than 0"),
         ({"intervals": [80, 120]}, "models.m.intervals", "between 1 and 99"),
         ({"colour": "red"}, "models.m.colour", "unknown key"),
+        ({"min_epochs": 60, "epochs": 50}, "models.m", "min_epochs 60 is more than epochs 50"),
         ({"normalization": "boxcox"}, "models.m.normalization", "'series', 'window' or 'window_log'"),
         ({"ensemble": {"members": 0}}, "models.m.ensemble.members", "greater than 0"),
         ({"lookback": 12, "ensemble": {"members": 2, "lookbacks": [6, 24]}}, "models.m", "ensemble lookback 24 is longer than the model's lookback 12"),

@@ -51,3 +51,20 @@ def test_ensemble_members_read_their_own_lookback_and_combine_by_median():
     assert not np.allclose(before[0, 1], after[0, 1])
     np.testing.assert_allclose(forecast_array(model, window), np.median(before, axis=1), rtol=1e-6)
     assert member_targets(model, np.ones((5, 3))).shape == (5, 3, 3)
+
+
+def test_min_epochs_keeps_early_stopping_from_ending_on_an_early_dip():
+    import numpy as np
+
+    from forecasting.training import _fit, _best_epoch
+    from forecasting.windowing import WindowSplit
+    from forecasting.scaling import WindowLevels
+
+    config = ModelConfig(lookback=4, horizon=2, layers=[{"units": 2}], learning_rate=1e-6)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4, 1)).astype("float32"), rng.normal(size=(64, 2)).astype("float32")
+    split = WindowSplit(x, y, x[:8], y[:8], np.array(["a"] * 8, dtype=object), WindowLevels.empty(), np.array([]), np.array([]))
+    # With a learning rate this small nothing improves much: patience 1 would stop at once without min_epochs.
+    history = _fit(build_model(config), split, x, y, epochs=8, batch_size=32, patience=1, verbose=0, seed=1, min_epochs=5)
+    assert len(history.history["val_loss"]) >= 6
+    assert _best_epoch(history, 5) >= 6
