@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from forecasting.config import ModelConfig, load_settings
+    from pydantic import ValidationError
+
+    from forecasting.config import ModelConfig, format_validation_error, load_settings
     from forecasting.evaluation import accuracy_by_step, baseline_forecasts, seasonal_naive_scale
     from forecasting.prediction import predict
     from forecasting.training import train
@@ -68,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         _override(data, item)
     if args.seed is not None:
         data["seed"] = args.seed
-    config = ModelConfig.model_validate(data)
+    try:
+        config = ModelConfig.model_validate(data)
+    except ValidationError as error:
+        parser.error(f"models.{args.model}: {format_validation_error(error)}")
     if config.horizon != M3_HORIZON:
         parser.error(f"model {args.model!r} forecasts {config.horizon} steps; M3 monthly holds out {M3_HORIZON}")
 

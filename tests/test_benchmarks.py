@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_m3_benchmark_prints_one_json_line_with_the_issue_keys():
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.m3", "--series", "30", "--set", "epochs=1", "--set", "ensemble.members=1", "--seed", "5"],
+        [sys.executable, "-m", "benchmarks.m3", "--series", "30", "--set", "epochs=1", "--set", "min_epochs=0", "--set", "ensemble.members=1", "--seed", "5"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

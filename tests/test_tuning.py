@@ -68,6 +68,13 @@ search(to_series_arrays(synthetic_frame(), []), config, __import__("pathlib").Pa
 """
 
 
+def _status(trial_file: Path) -> str | None:
+    try:
+        return json.loads(trial_file.read_text()).get("status")
+    except json.JSONDecodeError:  # keras-tuner is writing it right now
+        return None
+
+
 def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
     space = {**SPACE, "max_epochs": 40, "lookback": [12]}
     directory = tmp_path / "tuning" / "tiny" / "random-test"
@@ -82,7 +89,7 @@ def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
     deadline = time.time() + 240
     try:
         while time.time() < deadline and process.poll() is None:
-            finished = [p for p in directory.glob("trial_*/trial.json") if json.loads(p.read_text()).get("status") == "COMPLETED"]
+            finished = [p for p in directory.glob("trial_*/trial.json") if _status(p) == "COMPLETED"]
             if finished:
                 first_trial = finished[0]
                 break
