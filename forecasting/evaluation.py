@@ -146,26 +146,21 @@ def mean_width(lower: np.ndarray, upper: np.ndarray) -> float:
 def baseline_forecasts(
     histories: dict[str, np.ndarray], origins: dict[str, Any], horizon: int, season: int, frequency: str
 ) -> dict[str, "pd.DataFrame"]:
-    """Naive and seasonal-naive forecasts (long frames like the model's) from each series' history."""
-    import pandas as pd
+    """Naive and seasonal-naive forecasts from each series' history, as long frames built like the model's."""
+    from forecasting.prediction import forecast_frame
+    from forecasting.scaling import WindowLevels
 
-    offset = pd.tseries.frequencies.to_offset(frequency)
     ids = list(histories)
-    steps = np.arange(1, horizon + 1)
-    result = {}
-    for method, make in (("naive", lambda h: naive_forecast(h, horizon)), ("seasonal_naive", lambda h: seasonal_naive_forecast(h, horizon, season))):
-        values = np.concatenate([make(np.asarray(histories[sid], dtype="float64")[np.newaxis, :, np.newaxis])[0] for sid in ids]) if ids else []
-        origin = pd.DatetimeIndex(np.repeat(pd.DatetimeIndex([origins[sid] for sid in ids]).values, horizon))
-        result[method] = pd.DataFrame(
-            {
-                "series_id": np.repeat(np.asarray(ids, dtype=object), horizon),
-                "forecast_origin": origin,
-                "target_ts": pd.DatetimeIndex([o + int(s) * offset for o, s in zip(origin, np.tile(steps, len(ids)))]),
-                "step": np.tile(steps, len(ids)),
-                "yhat": values,
-            }
+    windows = [np.asarray(histories[sid], dtype="float64")[np.newaxis, :, np.newaxis] for sid in ids]
+    unscaled = WindowLevels(np.zeros(len(ids)), np.ones(len(ids)), np.zeros(len(ids), dtype=bool))
+    makers = {"naive": lambda w: naive_forecast(w, horizon), "seasonal_naive": lambda w: seasonal_naive_forecast(w, horizon, season)}
+    return {
+        method: forecast_frame(
+            ids, [origins[sid] for sid in ids],
+            np.concatenate([make(w) for w in windows]) if ids else np.empty((0, horizon)), unscaled, frequency,
         )
-    return result
+        for method, make in makers.items()
+    }
 
 
 def accuracy_by_step(

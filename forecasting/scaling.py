@@ -133,10 +133,6 @@ class SeriesScaler:
                 y = np.where(log[:, None], np.log(target_ratio), target_ratio - 1.0)
         return x, y, WindowLevels(np.where(log, 0.0, level), level, log)
 
-    def inverse_target(self, series_id: str, scaled: np.ndarray) -> np.ndarray:
-        """Series-standardised target values (any shape) back to the original units."""
-        return np.asarray(scaled) * self.scale[series_id][0] + self.loc[series_id][0]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": "standard",
