@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.forecast_pipeline import commit_pull, finish_run, lock_for, pull, run_context, start_run
+from flows.forecast_pipeline import recorded_run
 from forecasting import pipeline
 from forecasting.config import load_settings
 
@@ -22,22 +22,12 @@ def run_backtest(config: str | None, model: str, run_id: str, windows: int, step
 @flow(name="backtest-model", log_prints=True)
 def backtest_model(model: str, windows: int = 3, step: int | None = None, config: str | None = None) -> dict[str, Any]:
     """Backtest one configured model over `windows` rolling origins `step` periods apart (default: its horizon)."""
-    settings = load_settings(config)
-    with lock_for(settings, model):
-        run_id = start_run(config, model, "backtest", *run_context())
-        try:
-            pulled = pull(config, run_id, False)
-            timeout = settings.model(model).training_timeout_minutes * 60 * windows
-            result = run_backtest.with_options(timeout_seconds=timeout)(config, model, run_id, windows, step)
-            reason = (
-                f"backtest: {windows} windows, sMAPE {result['smape']:.2f} (seasonal naive {result['seasonal_naive_smape']:.2f}), "
-                f"MASE {result['mase']:.3f}"
-            )
-            finish_run(config, run_id, {"mode": "backtest", "reason": reason, "pull": pulled}, None)
-            commit_pull(config, run_id, pulled)
-        except BaseException as error:
-            pipeline.fail_run(settings, run_id, error)
-            raise
+    timeout = load_settings(config).model(model).training_timeout_minutes * 60 * windows
+    result = recorded_run(
+        config, model, "backtest", run_backtest, timeout,
+        lambda r: f"backtest: {windows} windows, sMAPE {r['smape']:.2f} (seasonal naive {r['seasonal_naive_smape']:.2f}), MASE {r['mase']:.3f}",
+        windows, step,
+    )
     create_markdown_artifact(
         key=f"{model}-backtest".lower().replace("_", "-"),
         markdown=f"```\n{result['table']}\n```",

@@ -113,6 +113,25 @@ def lock_for(settings: Settings, model: str) -> Any:
     )
 
 
+def recorded_run(
+    config: str | None, model: str, mode: str, step: Any, timeout_seconds: float, reason: Any, *args: Any
+) -> dict[str, Any]:
+    """One run of a single-step flow (tune, backtest): the model's lock, a `runs` row, a pull, the
+    step task with its timeout, then the run finished and the pull committed; failed on any error."""
+    settings = load_settings(config)
+    with lock_for(settings, model):
+        run_id = start_run(config, model, mode, *run_context())
+        try:
+            pulled = pull(config, run_id, False)
+            result = step.with_options(timeout_seconds=timeout_seconds)(config, model, run_id, *args)
+            finish_run(config, run_id, {"mode": mode, "reason": reason(result), "pull": pulled}, None)
+            commit_pull(config, run_id, pulled)
+        except BaseException as error:
+            pipeline.fail_run(settings, run_id, error)
+            raise
+    return result
+
+
 def publish(model: str, summary: dict[str, Any]) -> None:
     """Markdown summary and a table of scores as Prefect artifacts."""
     key = model.lower().replace("_", "-")

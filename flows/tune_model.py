@@ -8,7 +8,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.forecast_pipeline import commit_pull, finish_run, lock_for, pull, run_context, start_run
+from flows.forecast_pipeline import recorded_run
 from forecasting import pipeline
 from forecasting.config import load_settings
 
@@ -27,19 +27,12 @@ def tune_model(
     config: str | None = None,
 ) -> dict[str, Any]:
     """Search hyperparameters for one configured model; later retrains use the winner."""
-    settings = load_settings(config)
-    with lock_for(settings, model):
-        run_id = start_run(config, model, "tune", *run_context())
-        try:
-            pulled = pull(config, run_id, False)
-            timeout = settings.model(model).training_timeout_minutes * 60
-            result = run_search.with_options(timeout_seconds=timeout)(config, model, run_id, tuner, max_trials)
-            reason = f"tune: {result['tuner']} search, {result['trials_run_now']} trials run now, {result['trials_completed']} in all"
-            finish_run(config, run_id, {"mode": "tune", "reason": reason, "pull": pulled}, None)
-            commit_pull(config, run_id, pulled)
-        except BaseException as error:
-            pipeline.fail_run(settings, run_id, error)
-            raise
+    timeout = load_settings(config).model(model).training_timeout_minutes * 60
+    result = recorded_run(
+        config, model, "tune", run_search, timeout,
+        lambda r: f"tune: {r['tuner']} search, {r['trials_run_now']} trials run now, {r['trials_completed']} in all",
+        tuner, max_trials,
+    )
     create_markdown_artifact(
         key=f"{model}-tuning".lower().replace("_", "-"),
         markdown=pipeline.format_tuning(result),
