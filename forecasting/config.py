@@ -213,6 +213,9 @@ class ModelConfig(_Strict):
     normalization: Literal["series", "window", "window_log"] = "window_log"  # how the target is scaled (scaling.py)
     refit: bool = True  # after early stopping, retrain on all windows (validation ones too) for the best epoch count
     calendar: bool = False  # add calendar inputs (month of year, day of week, hour of day as fits the frequency)
+    # Each series' windows count in the loss by (its mean level / its in-sample seasonal-naive MAE) ** this:
+    # 0 weighs every window alike (the loss aims at relative error, like sMAPE), 1 aims it at MASE.
+    series_weighting: float = Field(default=0.0, ge=0.0, le=2.0)
     ensemble: EnsembleConfig = EnsembleConfig()
     deterministic: bool = True  # TensorFlow deterministic ops: same data + config + seed -> same weights
     jit_compile: bool = False

@@ -14,9 +14,9 @@ import tensorflow as tf
 
 from forecasting.config import ModelConfig
 from forecasting.errors import RunError
-from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
+from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, seasonal_naive_scale, smape
 from forecasting.faults import checkpoint
-from forecasting.model import build_model, compile_model, forecast_array, member_targets
+from forecasting.model import build_model, compile_model, forecast_array, member_count, member_targets
 from forecasting.scaling import SeriesScaler
 from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
 
@@ -85,6 +85,40 @@ def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: Model
     return split
 
 
+def series_weights(arrays: SeriesArrays, horizon: int, season: int, power: float) -> dict[str, float]:
+    """Per series, how much its windows count in the loss: (mean |value| / in-sample seasonal-naive MAE) ** power,
+    both from its training part (all but the last `horizon` rows), clipped to the 5th-95th percentile over
+    series so that a flat series cannot outweigh the rest. Windows in scaled units carry errors relative
+    to the series' level; this weight turns them into errors relative to the seasonal-naive scale (MASE's)."""
+    ratios: dict[str, float] = {}
+    for series_id, values in arrays.values.items():
+        history = values[: max(len(values) - horizon, 2), 0]
+        scale = seasonal_naive_scale(history, season)
+        level = float(np.nanmean(np.abs(history))) if len(history) else float("nan")
+        ratios[series_id] = level / scale if np.isfinite(scale) and scale > 0 and np.isfinite(level) else float("nan")
+    finite = np.array([r for r in ratios.values() if np.isfinite(r) and r > 0])
+    if not len(finite) or power == 0:
+        return {series_id: 1.0 for series_id in ratios}
+    low, high = np.percentile(finite, [5, 95])
+    middle = float(np.median(finite))
+    return {
+        series_id: float(np.clip(ratio if np.isfinite(ratio) and ratio > 0 else middle, low, high) ** power)
+        for series_id, ratio in ratios.items()
+    }
+
+
+def window_weights(weights: dict[str, float], window_series: np.ndarray) -> np.ndarray:
+    """Each window's loss weight (its series'), scaled to mean 1 over the windows given."""
+    values = np.array([weights.get(series_id, 1.0) for series_id in window_series], dtype="float32")
+    return values / values.mean() if len(values) else values
+
+
+def _member_weights(model: keras.Model, weights: np.ndarray) -> np.ndarray:
+    """Window weights shaped like the model's per-window losses: one per member for an ensemble."""
+    count = member_count(model)
+    return weights if count == 1 else np.repeat(weights[:, np.newaxis], count, axis=1)
+
+
 def _series_train_end(arrays: SeriesArrays, horizon: int) -> dict[str, str]:
     """Per series, the last timestamp of its training part (everything before its last `horizon` rows)."""
     return {
@@ -105,9 +139,12 @@ def _fit(
     verbose: int,
     seed: int,
     min_epochs: int = 0,
+    weights: dict[str, float] | None = None,
+    train_series: np.ndarray | None = None,
 ) -> keras.callbacks.History:
     """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
-    without one, run all `epochs`."""
+    without one, run all `epochs`. With `weights` (per series, see `series_weights`), each window's
+    loss counts by its series' weight, `train_series` naming the series of each training window."""
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))]
     validation = None
     if split is not None:
@@ -116,9 +153,14 @@ def _fit(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=min_epochs)
         )
         validation = (split.x_val, member_targets(model, split.y_val))
+        if weights is not None:
+            validation = (*validation, _member_weights(model, window_weights(weights, split.val_series)))
+    tensors = (x_train, member_targets(model, y_train))
+    if weights is not None:
+        tensors = (*tensors, _member_weights(model, window_weights(weights, train_series)))
     # Shuffle with an explicit seed, reshuffled each epoch, independent of global random state.
     batches = (
-        tf.data.Dataset.from_tensor_slices((x_train, member_targets(model, y_train)))
+        tf.data.Dataset.from_tensor_slices(tensors)
         .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
     )
@@ -191,12 +233,14 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     started = time.perf_counter()
     scaler = fit_scaler(arrays, config)
     split = split_for_training(arrays, scaler, config)
+    weights = series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None
     final_model = None
     with TRAINING_LOCK:
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2])
         history = _fit(
-            model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose, config.seed, config.min_epochs
+            model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose, config.seed,
+            config.min_epochs, weights, split.train_series,
         )
         if config.refit:
             best_epoch = _best_epoch(history, config.min_epochs)
@@ -205,6 +249,7 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
             _fit(
                 final_model, None, np.concatenate([split.x_train, split.x_val]), np.concatenate([split.y_train, split.y_val]),
                 best_epoch, config.batch_size, config.patience, verbose, config.seed,
+                weights=weights, train_series=np.concatenate([split.train_series, split.val_series]),
             )
     result = _result(
         model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series,
@@ -259,6 +304,8 @@ def fine_tune(
             config.fine_tune.patience,
             verbose,
             config.seed,
+            weights=series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None,
+            train_series=split.train_series[chosen],
         )
     result = _result(
         parent_model, scaler, split, history, arrays, config, season, len(chosen), started,

@@ -68,3 +68,57 @@ def test_min_epochs_keeps_early_stopping_from_ending_on_an_early_dip():
     history = _fit(build_model(config), split, x, y, epochs=8, batch_size=32, patience=1, verbose=0, seed=1, min_epochs=5)
     assert len(history.history["val_loss"]) >= 6
     assert _best_epoch(history, 5) >= 6
+
+
+def test_series_weights_are_level_over_seasonal_naive_scale_clipped_across_series():
+    import numpy as np
+
+    from forecasting.training import series_weights, window_weights
+    from forecasting.windowing import SeriesArrays
+
+    horizon, season = 2, 4
+    values = {
+        # training part 10,12,10,12,11,13 (+ 2 held-out rows): lag-4 diffs |11-10|,|13-12| -> scale 1; level 68/6
+        "a": np.array([10, 12, 10, 12, 11, 13, 99, 99], dtype="float64"),
+        # lag-4 diffs 2,2 -> scale 2; level 76/6
+        "b": np.array([10, 14, 10, 14, 12, 16, 99, 99], dtype="float64"),
+        # lag-4 diffs 8,8 -> scale 8; level 15
+        "c": np.array([10, 20, 10, 20, 18, 12, 0, 0], dtype="float64"),
+    }
+    arrays = SeriesArrays(timestamps={}, values={key: v[:, None] for key, v in values.items()})
+    ratios = np.array([68 / 6, 76 / 12, 15 / 8])
+    low, high = np.percentile(ratios, [5, 95])
+    weights = series_weights(arrays, horizon, season, power=1.0)
+    np.testing.assert_allclose([weights[k] for k in "abc"], np.clip(ratios, low, high))
+    halves = series_weights(arrays, horizon, season, power=0.5)
+    np.testing.assert_allclose([halves[k] for k in "abc"], np.sqrt(np.clip(ratios, low, high)))
+    assert set(series_weights(arrays, horizon, season, power=0.0).values()) == {1.0}
+    scaled = window_weights(weights, np.array(["a", "a", "c"], dtype=object))
+    np.testing.assert_allclose(scaled, np.array([weights["a"], weights["a"], weights["c"]]) / np.mean([weights["a"], weights["a"], weights["c"]]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_series_weights_weigh_each_windows_loss(members):
+    import numpy as np
+
+    from forecasting.model import forecast_array
+    from forecasting.scaling import WindowLevels
+    from forecasting.training import _fit
+    from forecasting.windowing import WindowSplit
+
+    config = ModelConfig(lookback=4, horizon=2, layers=[{"units": 2}], learning_rate=1e-9, loss="mae", ensemble={"members": members})
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 4, 1)).astype("float32"), rng.normal(size=(40, 2)).astype("float32")
+    series = np.array(["a"] * 20 + ["b"] * 20, dtype=object)
+    split = WindowSplit(x, y, x, y, series, WindowLevels.empty(), series, np.array([]))
+    model = build_model(config)
+    predicted = model.predict(x, verbose=0)
+    per_window = np.abs(predicted - (y if members == 1 else y[:, None, :])).mean(axis=-1)
+    if members > 1:
+        per_window = per_window.mean(axis=1)
+    history = _fit(model, split, x, y, epochs=1, batch_size=40, patience=0, verbose=0, seed=1, weights={"a": 1.0, "b": 3.0}, train_series=series)
+    weights = np.where(series == "a", 1.0, 3.0) / 2.0
+    # The learning rate is too small to move the weights: the validation loss is the weighted MAE of the start.
+    assert history.history["val_loss"][0] == pytest.approx(float(np.mean(per_window * weights)), rel=1e-4)
+    assert history.history["val_loss"][0] != pytest.approx(float(np.mean(per_window)), rel=1e-3)
+    assert forecast_array(model, x).shape == (40, 2)
