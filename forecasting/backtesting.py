@@ -53,7 +53,7 @@ def cut(arrays: SeriesArrays, origin: pd.Timestamp, horizon: int, frequency: str
         if later.any():
             actuals.append(pd.DataFrame({"series_id": series_id, "ts": index[later], "value": arrays.values[series_id][later, 0]}))
     frame = pd.concat(actuals, ignore_index=True) if actuals else pd.DataFrame(columns=["series_id", "ts", "value"])
-    return SeriesArrays(timestamps=timestamps, values=values), frame
+    return SeriesArrays(timestamps=timestamps, values=values, frequency=arrays.frequency), frame
 
 
 def backtest(

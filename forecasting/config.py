@@ -213,6 +213,9 @@ class ModelConfig(_Strict):
     normalization: Literal["series", "window", "window_log"] = "window_log"  # how the target is scaled (scaling.py)
     refit: bool = True  # after early stopping, retrain on all windows (validation ones too) for the best epoch count
     calendar: bool = False  # add calendar inputs (month of year, day of week, hour of day as fits the frequency)
+    # Divide each series' target by its multiplicative seasonal factors (classical decomposition of its
+    # training part, when its autocorrelation at the seasonal lag is significant) before scaling.
+    deseasonalize: bool = True
     # Each series' windows count in the loss by (its mean level / its in-sample seasonal-naive MAE) ** this:
     # 0 weighs every window alike (the loss aims at relative error, like sMAPE), 1 aims it at MASE.
     series_weighting: float = Field(default=0.0, ge=0.0, le=2.0)

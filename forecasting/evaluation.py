@@ -114,9 +114,10 @@ def score_holdout(
         history = values[:-horizon, 0]
         stats = scaler
         if series_id not in scaler:  # new since training: scaled by its own history, the scaler left as it is
-            stats = scaler.__class__(target=scaler.target)
+            stats = scaler.__class__(target=scaler.target, season=scaler.season, frequency=scaler.frequency)
             stats.add(series_id, values[:-horizon])
-        scaled, _, level = stats.encode(series_id, window[np.newaxis])
+        first_tick = stats.ticks(arrays.timestamps[series_id][-lookback - horizon :])[:1]
+        scaled, _, level = stats.encode(series_id, window[np.newaxis], first_ticks=first_tick)
         inputs.append(scaled[0])
         levels.append(level)
         actual.append(future)

@@ -352,7 +352,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
 
     metric = config.promotion.metric
     # Scored by the network that has not seen the holdout (a refit model has): a fair comparison.
-    new_scores = _holdout(result.holdout_model or result.model, result.scaler, data.arrays, effective.lookback, effective.horizon, data.frequency, metric)
+    new_scores = _holdout(result.holdout_model or result.model, result.holdout_scaler or result.scaler, data.arrays, effective.lookback, effective.horizon, data.frequency, metric)
     gate: dict[str, Any] = {"holdout_metric": metric, "holdout_score": new_scores["score"], "baseline_score": new_scores["baseline"]}
     if champion is None:
         promote, decision = True, f"promoted: first version ({metric} {new_scores['score']:.3f}, seasonal naive {new_scores['baseline']:.3f})"

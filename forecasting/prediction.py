@@ -46,7 +46,8 @@ def predict(
             continue
         if series_id not in scaler:
             scaler.add(series_id, values)
-        scaled, _, level = scaler.encode(series_id, window[np.newaxis])
+        first_tick = scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1]
+        scaled, _, level = scaler.encode(series_id, window[np.newaxis], first_ticks=first_tick)
         ids.append(series_id)
         inputs.append(scaled[0])
         levels.append(level)

@@ -10,6 +10,10 @@ training part. The target is scaled one of three ways (`ModelConfig.normalizatio
 
 Window scaling follows Hewamalage, Bergmeir & Bandara (2021) and N-BEATS/DeepAR: the network sees
 shapes relative to the recent level, so one global model serves series of any magnitude and trend.
+
+With seasonal factors (`fit_seasonal`, `ModelConfig.deseasonalize`), the target is first divided
+by its series' multiplicative factor at each step's position in the season (seasonality.py), and
+forecasts are multiplied back when decoded: the network learns level and trend, not the season.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
+
+from forecasting.seasonality import season_ticks, seasonal_factors
 
 TargetNormalization = Literal["series", "window", "window_log"]
 
@@ -32,11 +39,14 @@ def _safe_scale(scale: np.ndarray, loc: np.ndarray) -> np.ndarray:
 @dataclass
 class WindowLevels:
     """How each window's target was scaled, to map forecasts back: y = exp(z) * scale where `log`,
-    else z * scale + loc."""
+    else z * scale + loc; then, with seasonal `factors` (windows x season), times the factor at each
+    step's position, counted from `first_tick` (the position tick of each window's first target step)."""
 
     loc: np.ndarray
     scale: np.ndarray
     log: np.ndarray
+    factors: np.ndarray | None = None
+    first_tick: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> "WindowLevels":
@@ -46,20 +56,36 @@ class WindowLevels:
     def concat(cls, parts: list["WindowLevels"]) -> "WindowLevels":
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("loc", "scale", "log")))
+        levels = cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("loc", "scale", "log")))
+        seasons = {p.factors.shape[1] for p in parts if p.factors is not None}
+        if seasons:
+            # Windows scaled without factors (a series new since training) decode with factors 1.
+            (season,) = seasons
+            levels.factors = np.concatenate([p.factors if p.factors is not None else np.ones((len(p), season)) for p in parts])
+            levels.first_tick = np.concatenate(
+                [p.first_tick if p.first_tick is not None else np.zeros(len(p), dtype="int64") for p in parts]
+            )
+        return levels
 
     def __len__(self) -> int:
         return len(self.loc)
 
     def take(self, index: np.ndarray) -> "WindowLevels":
-        return WindowLevels(self.loc[index], self.scale[index], self.log[index])
+        if self.factors is None:
+            return WindowLevels(self.loc[index], self.scale[index], self.log[index])
+        return WindowLevels(self.loc[index], self.scale[index], self.log[index], self.factors[index], self.first_tick[index])
 
-    def decode(self, scaled: np.ndarray) -> np.ndarray:
-        """Scaled targets (windows x steps) back to original units."""
+    def decode(self, scaled: np.ndarray, shift: int = 0) -> np.ndarray:
+        """Scaled targets (windows x steps) back to original units; `shift` moves the first step's
+        season position (-lookback decodes a window's inputs)."""
         scaled = np.asarray(scaled, dtype="float64")
         loc, scale, log = self.loc[:, None], self.scale[:, None], self.log[:, None]
         with np.errstate(over="ignore"):
-            return np.where(log, np.exp(np.clip(scaled, -50, 50)) * scale, scaled * scale + loc)
+            values = np.where(log, np.exp(np.clip(scaled, -50, 50)) * scale, scaled * scale + loc)
+        if self.factors is None:
+            return values
+        positions = (self.first_tick[:, None] + shift + np.arange(scaled.shape[1])) % self.factors.shape[1]
+        return values * np.take_along_axis(self.factors, positions, axis=1)
 
 
 @dataclass
@@ -69,6 +95,11 @@ class SeriesScaler:
     loc: dict[str, np.ndarray] = field(default_factory=dict)
     scale: dict[str, np.ndarray] = field(default_factory=dict)
     target: TargetNormalization = "series"
+    # Seasonal factors per series (only those that passed the seasonality test), the season length
+    # and the frequency that turns timestamps into season positions; season 1 means none.
+    factors: dict[str, np.ndarray] = field(default_factory=dict)
+    season: int = 1
+    frequency: str | None = None
 
     @classmethod
     def fit(
@@ -93,6 +124,32 @@ class SeriesScaler:
         self.loc[series_id] = loc
         self.scale[series_id] = _safe_scale(scale, loc)
 
+    def fit_seasonal(
+        self, series: Mapping[str, np.ndarray], timestamps: Mapping[str, pd.DatetimeIndex], train_lengths: Mapping[str, int], frequency: str, season: int
+    ) -> None:
+        """Seasonal factors of each series' target from its first `train_lengths[id]` rows; series that
+        fail the seasonality test (or are not positive) get none and are left as they are."""
+        self.season, self.frequency = season, frequency
+        for series_id, values in series.items():
+            length = train_lengths.get(series_id, len(values))
+            ticks = season_ticks(timestamps[series_id][:length], frequency)
+            found = seasonal_factors(np.asarray(values)[:length, 0], ticks, season)
+            if found is not None:
+                self.factors[series_id] = found
+
+    @property
+    def seasonal(self) -> bool:
+        return self.season > 1 and self.frequency is not None
+
+    def ticks(self, timestamps: pd.DatetimeIndex) -> np.ndarray:
+        """Season position ticks of `timestamps` (zeros without seasonal factors)."""
+        if not self.seasonal:
+            return np.zeros(len(timestamps), dtype="int64")
+        return season_ticks(timestamps, self.frequency)
+
+    def copy(self) -> "SeriesScaler":
+        return SeriesScaler(dict(self.loc), dict(self.scale), self.target, dict(self.factors), self.season, self.frequency)
+
     def __contains__(self, series_id: object) -> bool:
         return series_id in self.loc
 
@@ -102,11 +159,37 @@ class SeriesScaler:
         return (values - self.loc[series_id]) / self.scale[series_id]
 
     def encode(
-        self, series_id: str, inputs: np.ndarray, targets: np.ndarray | None = None
+        self, series_id: str, inputs: np.ndarray, targets: np.ndarray | None = None, first_ticks: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None, WindowLevels]:
         """Scale windows of one series: inputs (windows x lookback x columns) and, for training,
-        targets (windows x horizon). Returns scaled inputs, scaled targets and the levels to decode with."""
+        targets (windows x horizon). With seasonal factors, `first_ticks` (see `ticks`) gives the
+        position tick of each window's first input row. Returns scaled inputs, scaled targets and
+        the levels to decode with."""
         inputs = np.asarray(inputs, dtype="float64")
+        if self.seasonal:
+            if first_ticks is None:
+                raise ValueError("a scaler with seasonal factors needs each window's first tick")
+            inputs, targets, levels = self._deseasonalize(series_id, inputs, targets, np.asarray(first_ticks, dtype="int64"))
+            x, y, scaled = self._encode_level(series_id, inputs, targets)
+            scaled.factors, scaled.first_tick = levels
+            return x, y, scaled
+        return self._encode_level(series_id, inputs, targets)
+
+    def _deseasonalize(
+        self, series_id: str, inputs: np.ndarray, targets: np.ndarray | None, first_ticks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
+        factors = self.factors.get(series_id, np.ones(self.season))
+        lookback = inputs.shape[1]
+        inputs = inputs.copy()
+        inputs[:, :, 0] /= factors[(first_ticks[:, None] + np.arange(lookback)) % self.season]
+        if targets is not None:
+            targets = np.asarray(targets, dtype="float64")
+            targets = targets / factors[(first_ticks[:, None] + lookback + np.arange(targets.shape[1])) % self.season]
+        return inputs, targets, (np.tile(factors, (len(inputs), 1)), first_ticks + lookback)
+
+    def _encode_level(
+        self, series_id: str, inputs: np.ndarray, targets: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, WindowLevels]:
         count = len(inputs)
         x = (inputs - self.loc[series_id]) / self.scale[series_id]
         y = None
@@ -134,11 +217,18 @@ class SeriesScaler:
         return x, y, WindowLevels(np.where(log, 0.0, level), level, log)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "method": "standard",
             "target": self.target,
             "series": {key: {"loc": self.loc[key].tolist(), "scale": self.scale[key].tolist()} for key in self.loc},
         }
+        if self.seasonal:
+            state["seasonal"] = {
+                "season": self.season,
+                "frequency": self.frequency,
+                "factors": {key: values.tolist() for key, values in self.factors.items()},
+            }
+        return state
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> "SeriesScaler":
@@ -148,4 +238,8 @@ class SeriesScaler:
         for key, stats in state["series"].items():
             scaler.loc[key] = np.asarray(stats["loc"], dtype="float64")
             scaler.scale[key] = np.asarray(stats["scale"], dtype="float64")
+        seasonal = state.get("seasonal")  # absent in artifacts saved before deseasonalisation existed
+        if seasonal:
+            scaler.season, scaler.frequency = int(seasonal["season"]), seasonal["frequency"]
+            scaler.factors = {key: np.asarray(values, dtype="float64") for key, values in seasonal["factors"].items()}
         return scaler

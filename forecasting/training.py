@@ -56,16 +56,25 @@ class TrainResult:
     metrics: dict[str, float]
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
-    # The network that never saw any series' last `horizon` rows (differs from `model` after a refit):
-    # out-of-sample scores on that holdout, such as the promotion gate's, come from it.
+    # The network that never saw any series' last `horizon` rows (differs from `model` after a refit),
+    # and the scaler it reads its windows with: out-of-sample scores on that holdout, such as the
+    # promotion gate's, come from them.
     holdout_model: keras.Model | None = None
+    holdout_scaler: SeriesScaler | None = None
 
 
-def fit_scaler(arrays: SeriesArrays, config: ModelConfig) -> SeriesScaler:
-    """Per-series statistics from each series' training part (all but its last `horizon` rows)."""
-    return SeriesScaler.fit(
-        arrays.values, {sid: len(values) - config.horizon for sid, values in arrays.values.items()}, target=config.normalization
-    )
+def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1, all_rows: bool = False) -> SeriesScaler:
+    """Per-series statistics from each series' training part (all but its last `horizon` rows, or all
+    rows with `all_rows`); with `config.deseasonalize` and a season, seasonal factors too (for the
+    series that pass the test)."""
+    holdout = 0 if all_rows else config.horizon
+    train_lengths = {sid: len(values) - holdout for sid, values in arrays.values.items()}
+    scaler = SeriesScaler.fit(arrays.values, train_lengths, target=config.normalization)
+    if config.deseasonalize and season > 1:
+        if not arrays.frequency:
+            raise ValueError("deseasonalising needs the series frequency")
+        scaler.fit_seasonal(arrays.values, arrays.timestamps, train_lengths, arrays.frequency, season)
+    return scaler
 
 
 def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
@@ -205,6 +214,7 @@ def _result(
         model=final_model or model,
         holdout_model=model,
         scaler=scaler,
+        holdout_scaler=scaler,
         epochs_run=len(losses),
         best_epoch=_best_epoch(history, config.min_epochs),
         best_val_loss=float(losses[_best_epoch(history, config.min_epochs) - 1]),
@@ -229,9 +239,11 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     With `config.refit`, a second network (same seed) is then trained on all windows, validation
     ones included, for the number of epochs early stopping chose: the final model learns from each
     series' most recent data, while the validation scores and the interval widths stay those of
-    the first network on windows it never saw."""
+    the first network on windows it never saw. Seasonal factors are estimated again for the refit
+    from all rows (series with three seasons in all, but not before their last `horizon` rows, get
+    theirs then)."""
     started = time.perf_counter()
-    scaler = fit_scaler(arrays, config)
+    scaler = fit_scaler(arrays, config, season)
     split = split_for_training(arrays, scaler, config)
     weights = series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None
     final_model = None
@@ -244,18 +256,21 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
         )
         if config.refit:
             best_epoch = _best_epoch(history, config.min_epochs)
+            final_scaler = fit_scaler(arrays, config, season, all_rows=True) if scaler.seasonal else scaler
+            every = split if final_scaler is scaler else split_for_training(arrays, final_scaler, config)
             set_determinism(config.seed, config.deterministic)
             final_model = build_model(config, n_inputs=split.x_train.shape[2])
             _fit(
-                final_model, None, np.concatenate([split.x_train, split.x_val]), np.concatenate([split.y_train, split.y_val]),
+                final_model, None, np.concatenate([every.x_train, every.x_val]), np.concatenate([every.y_train, every.y_val]),
                 best_epoch, config.batch_size, config.patience, verbose, config.seed,
-                weights=weights, train_series=np.concatenate([split.train_series, split.val_series]),
+                weights=weights, train_series=np.concatenate([every.train_series, every.val_series]),
             )
     result = _result(
         model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series,
         split.train_target_end, final_model,
     )
     if final_model is not None:
+        result.scaler = final_scaler
         result.extra["refit"] = {"epochs": result.best_epoch, "windows": int(len(split.x_train) + len(split.x_val))}
     return result
 
@@ -273,7 +288,7 @@ def fine_tune(
     that became trainable since the parent was trained, plus a seeded replay sample of older windows
     (`fine_tune.replay` per new window), with the fine-tune learning rate and epochs."""
     started = time.perf_counter()
-    scaler = SeriesScaler(loc=dict(parent_scaler.loc), scale=dict(parent_scaler.scale), target=parent_scaler.target)
+    scaler = parent_scaler.copy()
     for series_id, values in arrays.values.items():
         if series_id not in scaler:
             scaler.add(series_id, values[: max(len(values) - config.horizon, 2)])
@@ -320,7 +335,7 @@ def validation_metrics(split: WindowSplit, predicted: np.ndarray, lookback: int,
     levels = split.val_levels
     actual = levels.decode(split.y_val)
     # The baselines read the raw input window: decode its target column like a forecast of `lookback` steps.
-    history = levels.decode(split.x_val[:, :, 0])[:, :, np.newaxis]
+    history = levels.decode(split.x_val[:, :, 0], shift=-lookback)[:, :, np.newaxis]
     forecasts = {
         "model": levels.decode(predicted),
         "naive": naive_forecast(history, horizon),

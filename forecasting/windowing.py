@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.errors import RunError
 from forecasting.scaling import SeriesScaler, WindowLevels
+from forecasting.validation import infer_frequency
 
 
 @dataclass
@@ -16,6 +18,7 @@ class SeriesArrays:
 
     timestamps: dict[str, pd.DatetimeIndex]
     values: dict[str, np.ndarray]
+    frequency: str | None = None  # the pandas frequency of the timestamps, where known
 
     @property
     def ids(self) -> list[str]:
@@ -48,9 +51,15 @@ def calendar_features(timestamps: pd.DatetimeIndex, frequency: str) -> np.ndarra
 
 def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | None = None, calendar: bool = False) -> SeriesArrays:
     """Split a long frame (series_id, ts, value, features...) sorted by series and time into arrays;
-    with `calendar`, calendar inputs for `frequency` follow the feature columns."""
+    with `calendar`, calendar inputs for `frequency` follow the feature columns. Without a
+    `frequency`, the one pandas infers is kept (None where it cannot tell)."""
     if calendar and not frequency:
         raise ValueError("calendar features need the series frequency")
+    if frequency is None and len(frame):
+        try:
+            frequency = infer_frequency(frame)
+        except RunError:
+            frequency = None
     columns = ["value", *features]
     timestamps: dict[str, pd.DatetimeIndex] = {}
     values: dict[str, np.ndarray] = {}
@@ -59,7 +68,7 @@ def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | 
         timestamps[str(series_id)] = index
         block = group[columns].to_numpy(dtype="float64")
         values[str(series_id)] = np.hstack([block, calendar_features(index, frequency)]) if calendar else block
-    return SeriesArrays(timestamps=timestamps, values=values)
+    return SeriesArrays(timestamps=timestamps, values=values, frequency=frequency)
 
 
 def make_windows(values: np.ndarray, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +108,8 @@ def split_windows(
         if not len(raw_inputs):
             continue
         finite = np.isfinite(raw_inputs).all(axis=(1, 2)) & np.isfinite(raw_targets).all(axis=1)
-        inputs, targets, levels = scaler.encode(series_id, raw_inputs, raw_targets)
+        first_ticks = scaler.ticks(arrays.timestamps[series_id])[: len(raw_inputs)]
+        inputs, targets, levels = scaler.encode(series_id, raw_inputs, raw_targets, first_ticks)
         finite &= np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
         target_end = np.arange(len(inputs)) + lookback + horizon - 1
         is_val = target_end >= len(values) - validation_steps

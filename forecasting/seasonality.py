@@ -1,0 +1,76 @@
+"""Classical multiplicative seasonal factors per series, as the Theta method and the M4 benchmarks
+deseasonalise: a seasonality test on the autocorrelation at the seasonal lag, then a centred
+moving average of one season, the ratio of each value to it, and the mean ratio at each position
+of the season, normalised to mean 1.
+
+Positions come from timestamps (`season_ticks`), not from row numbers, so a factor stays tied to
+its month (or weekday, or hour) whatever the first row of the history read in a later run is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# The 90% one-sided limit used by the Theta method's seasonality test (Assimakopoulos & Nikolopoulos
+# 2000; the M4 competition's benchmarks).
+_TEST_QUANTILE = 1.645
+
+
+def season_ticks(timestamps: pd.DatetimeIndex, frequency: str) -> np.ndarray:
+    """Each timestamp as a count of `frequency` steps since 1970: consecutive rows differ by one, and
+    `ticks % season` is the position in the season (the same month of year gives the same position)."""
+    base = pd.tseries.frequencies.to_offset(frequency)
+    index = pd.DatetimeIndex(timestamps)
+    if isinstance(base, (pd.offsets.MonthBegin, pd.offsets.MonthEnd)):
+        steps = (index.year - 1970) * 12 + index.month - 1
+    elif isinstance(base, (pd.offsets.QuarterBegin, pd.offsets.QuarterEnd)):
+        steps = (index.year - 1970) * 4 + index.quarter - 1
+    elif isinstance(base, (pd.offsets.YearBegin, pd.offsets.YearEnd)):
+        steps = index.year - 1970
+    elif isinstance(base, pd.offsets.Week):
+        steps = (index.normalize() - pd.Timestamp("1970-01-05")).days // 7
+    elif isinstance(base, pd.offsets.Day):
+        steps = (index.normalize() - pd.Timestamp("1970-01-01")).days // base.n
+    elif isinstance(base, pd.offsets.BusinessDay):
+        steps = np.busday_count(np.datetime64("1970-01-01"), index.values.astype("datetime64[D]"))
+    elif isinstance(base, pd.offsets.Tick):
+        steps = (index.as_unit("ns").asi8 - pd.Timestamp("1970-01-01").value) // pd.Timedelta(base).value
+    else:
+        raise ValueError(f"no seasonal positions for frequency {frequency!r}")
+    return np.asarray(steps, dtype="int64")
+
+
+def _autocorrelation(values: np.ndarray, lag: int) -> float:
+    centred = values - values.mean()
+    denominator = float(centred @ centred)
+    return float(centred[:-lag] @ centred[lag:]) / denominator if denominator > 0 else 0.0
+
+
+def is_seasonal(values: np.ndarray, season: int) -> bool:
+    """Whether the autocorrelation at lag `season` is significant (90%, Bartlett's variance), on at
+    least three seasons of data."""
+    values = np.asarray(values, dtype="float64")
+    if season < 2 or len(values) < 3 * season or not np.isfinite(values).all():
+        return False
+    correlations = np.array([_autocorrelation(values, lag) for lag in range(1, season + 1)])
+    limit = _TEST_QUANTILE * np.sqrt((1 + 2 * np.sum(correlations[:-1] ** 2)) / len(values))
+    return bool(abs(correlations[-1]) > limit)
+
+
+def seasonal_factors(values: np.ndarray, ticks: np.ndarray, season: int) -> np.ndarray | None:
+    """Multiplicative factors by position (`ticks % season`), mean 1, from consecutive rows; None
+    when the series is not seasonal, not positive, or too short to tell."""
+    values = np.asarray(values, dtype="float64")
+    if not (np.isfinite(values).all() and (values > 0).all()) or not is_seasonal(values, season):
+        return None
+    # Centred moving average over one season (2 x season for an even season).
+    weights = np.ones(season + 1 - season % 2)
+    if season % 2 == 0:
+        weights[0] = weights[-1] = 0.5
+    trend = np.convolve(values, weights / season, mode="valid")
+    offset = (len(weights) - 1) // 2
+    ratios = values[offset : offset + len(trend)] / trend
+    positions = np.asarray(ticks[offset : offset + len(trend)]) % season
+    factors = np.array([ratios[positions == p].mean() if (positions == p).any() else 1.0 for p in range(season)])
+    return factors / factors.mean()
