@@ -412,6 +412,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         "members": effective.ensemble.members,
         "member_lookbacks": sorted(set(effective.member_lookbacks())),
         "normalization": effective.normalization,
+        "seasonal_series": len(result.scaler.factors) if result.scaler.seasonal else None,
         "refit": result.extra.get("refit"),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
@@ -683,8 +684,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         members = trained.get("members", 1)
         ensemble = f" x {members} members (lookbacks {'/'.join(map(str, trained['member_lookbacks']))}, median)" if members > 1 else ""
         refit = f"; refit on {trained['refit']['windows']} windows" if trained.get("refit") else ""
+        seasonal = trained.get("seasonal_series")
+        deseasonalized = f", {seasonal} series deseasonalised" if seasonal is not None else ""
         lines.append(
-            f"  model: {trained['cell'].upper()} [{layers}]{ensemble}, {trained.get('normalization', 'series')} scaling; "
+            f"  model: {trained['cell'].upper()} [{layers}]{ensemble}, {trained.get('normalization', 'series')} scaling{deseasonalized}; "
             f"{trained['epochs_run']} epochs run, best epoch {trained['best_epoch']}, "
             f"best validation loss {trained['best_val_loss']:.4f} ({trained['train_windows']} training / {trained['val_windows']} validation windows"
             f"{refit}, {trained['train_seconds']} s)"
