@@ -12,6 +12,9 @@ from tests.conftest import synthetic_frame, write_config
 def forecasting(*args, cwd, env=None, timeout=600, api_url=None):
     """Run the CLI in a subprocess; with `api_url` it uses that Prefect server instead of starting one."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("FORECASTING_", "PREFECT_API_URL"))}
+    # A CLI run without `api_url` starts its own ephemeral Prefect server: on a loaded machine its
+    # start can take longer than Prefect's 20 s default.
+    environment.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     environment.update({"PREFECT_HOME": str(cwd / ".prefect"), **(env or {})})
     if api_url:
         environment["PREFECT_API_URL"] = api_url
