@@ -63,12 +63,10 @@ class TrainResult:
     holdout_scaler: SeriesScaler | None = None
 
 
-def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1, all_rows: bool = False) -> SeriesScaler:
-    """Per-series statistics from each series' training part (all but its last `horizon` rows, or all
-    rows with `all_rows`); with `config.deseasonalize` and a season, seasonal factors too (for the
-    series that pass the test)."""
-    holdout = 0 if all_rows else config.horizon
-    train_lengths = {sid: len(values) - holdout for sid, values in arrays.values.items()}
+def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1) -> SeriesScaler:
+    """Per-series statistics from each series' training part (all but its last `horizon` rows); with
+    `config.deseasonalize` and a season, seasonal factors too (for the series that pass the test)."""
+    train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
     scaler = SeriesScaler.fit(arrays.values, train_lengths, target=config.normalization)
     if config.deseasonalize and season > 1:
         if not arrays.frequency:
@@ -256,8 +254,12 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
         )
         if config.refit:
             best_epoch = _best_epoch(history, config.min_epochs)
-            final_scaler = fit_scaler(arrays, config, season, all_rows=True) if scaler.seasonal else scaler
-            every = split if final_scaler is scaler else split_for_training(arrays, final_scaler, config)
+            final_scaler, every = scaler, split
+            if scaler.seasonal:
+                final_scaler = scaler.copy()
+                final_scaler.factors = {}
+                final_scaler.fit_seasonal(arrays.values, arrays.timestamps, {}, scaler.frequency, scaler.season)
+                every = split_for_training(arrays, final_scaler, config)
             set_determinism(config.seed, config.deterministic)
             final_model = build_model(config, n_inputs=split.x_train.shape[2])
             _fit(

@@ -106,6 +106,8 @@ def test_the_refit_estimates_factors_from_all_rows_and_the_holdout_network_keeps
     result = train(arrays, ModelConfig(**{**TINY_MODEL, "epochs": 2}), season=12)
     assert "seasonal" not in result.holdout_scaler.factors
     assert set(result.scaler.factors) == {"seasonal"}
+    # Only the factors are estimated again: level statistics stay those of the training part.
+    np.testing.assert_array_equal(result.scaler.loc["seasonal"], result.holdout_scaler.loc["seasonal"])
     assert result.model is not result.holdout_model
     forecasts = predict(result.model, result.scaler, arrays, 12, 6, "MS", result.interval_halfwidths).forecasts
     assert forecasts.yhat.notna().all() and len(forecasts) == 12
