@@ -22,9 +22,8 @@ def run_backtest(config: str | None, model: str, run_id: str, windows: int, step
 @flow(name="backtest-model", log_prints=True)
 def backtest_model(model: str, windows: int = 3, step: int | None = None, config: str | None = None) -> dict[str, Any]:
     """Backtest one configured model over `windows` rolling origins `step` periods apart (default: its horizon)."""
-    timeout = load_settings(config).model(model).training_timeout_minutes * 60 * windows
     result = recorded_run(
-        config, model, "backtest", run_backtest, timeout,
+        config, model, "backtest", run_backtest,
         lambda r: f"backtest: {windows} windows, sMAPE {r['smape']:.2f} (seasonal naive {r['seasonal_naive_smape']:.2f}), MASE {r['mase']:.3f}",
         windows, step,
     )

@@ -113,17 +113,17 @@ def lock_for(settings: Settings, model: str) -> Any:
     )
 
 
-def recorded_run(
-    config: str | None, model: str, mode: str, step: Any, timeout_seconds: float, reason: Any, *args: Any
-) -> dict[str, Any]:
+def recorded_run(config: str | None, model: str, mode: str, step: Any, reason: Any, *args: Any) -> dict[str, Any]:
     """One run of a single-step flow (tune, backtest): the model's lock, a `runs` row, a pull, the
-    step task with its timeout, then the run finished and the pull committed; failed on any error."""
+    step task, then the run finished and the pull committed; failed on any error. The training time
+    limit is enforced inside training and tuning (forecasting.training.Deadline), not by a task timeout,
+    which cannot interrupt a thread."""
     settings = load_settings(config)
     with lock_for(settings, model):
         run_id = start_run(config, model, mode, *run_context())
         try:
             pulled = pull(config, run_id, False)
-            result = step.with_options(timeout_seconds=timeout_seconds)(config, model, run_id, *args)
+            result = step(config, model, run_id, *args)
             finish_run(config, run_id, {"mode": mode, "reason": reason(result), "pull": pulled}, None)
             commit_pull(config, run_id, pulled)
         except BaseException as error:
@@ -165,9 +165,7 @@ def run_models(models: list[str], mode: str, config: str | None, full_refresh: b
             for model, decision in decisions.items():
                 logger.info(f"{model}: {decision['reason']}")
             training = {
-                model: train.with_options(timeout_seconds=settings.model(model).training_timeout_minutes * 60).submit(
-                    config, model, run_ids[model], decision["mode"]
-                )
+                model: train.submit(config, model, run_ids[model], decision["mode"])
                 for model, decision in decisions.items()
                 if decision["mode"] in ("retrain", "fine-tune")
             }

@@ -27,9 +27,8 @@ def tune_model(
     config: str | None = None,
 ) -> dict[str, Any]:
     """Search hyperparameters for one configured model; later retrains use the winner."""
-    timeout = load_settings(config).model(model).training_timeout_minutes * 60
     result = recorded_run(
-        config, model, "tune", run_search, timeout,
+        config, model, "tune", run_search,
         lambda r: f"tune: {r['tuner']} search, {r['trials_run_now']} trials run now, {r['trials_completed']} in all",
         tuner, max_trials,
     )

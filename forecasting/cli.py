@@ -32,9 +32,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from forecasting.schema import migrate
 
     settings = _settings(args)
-    engine = connect_checked(settings.database.url)
+    engine = connect_checked(settings.database.url, settings.database.schema_name)
     levels = sorted({level for model in settings.models.values() for level in model.intervals} | {80, 95})
-    result = migrate(engine, levels)
+    result = migrate(engine, levels, settings.database.schema_name)
     for folder in ("models", "forecasts", "tuning"):
         (settings.storage_root / folder).mkdir(parents=True, exist_ok=True)
     change = "already current" if result["from_revision"] == result["to_revision"] else f"migrated from {result['from_revision'] or 'empty'}"
@@ -58,7 +58,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         features=settings.source.features,
         file_format=args.format,
     )
-    engine = connect_checked(settings.database.url)
+    engine = connect_checked(settings.database.url, settings.database.schema_name)
     result = load_observations(engine, settings.source, frame)
     print(
         f"loaded {result.rows} observations of {result.series} series from {args.file} into {settings.source.table} "
@@ -82,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.model(args.model)
     # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
-    check_schema(connect_checked(settings.database.url), settings, args.model)
+    check_schema(connect_checked(settings.database.url, settings.database.schema_name), settings, args.model)
     summary = _run_flow(_config_path(args), args.model, args.mode, args.full_refresh)
     print(summary_json(summary) if args.json else format_summary(summary))
     return 0
@@ -96,7 +96,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     settings.model(args.model)
     if args.max_trials is not None and args.max_trials <= 0:
         raise ConfigError(f"--max-trials: must be a positive number (got {args.max_trials})")
-    check_schema(connect_checked(settings.database.url), settings, args.model)
+    check_schema(connect_checked(settings.database.url, settings.database.schema_name), settings, args.model)
     from flows.tune_model import tune_model
 
     result = tune_model(model=args.model, tuner=args.tuner, max_trials=args.max_trials, config=_config_path(args))
@@ -114,7 +114,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--windows: must be a positive number (got {args.windows})")
     if args.step is not None and args.step <= 0:
         raise ConfigError(f"--step: must be a positive number (got {args.step})")
-    check_schema(connect_checked(settings.database.url), settings, args.model)
+    check_schema(connect_checked(settings.database.url, settings.database.schema_name), settings, args.model)
     from flows.backtest_model import backtest_model
 
     result = backtest_model(model=args.model, windows=args.windows, step=args.step, config=_config_path(args))
@@ -160,7 +160,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from forecasting.registry import list_versions, promote, read_manifest, rollback
 
     settings = _settings(args)
-    engine = connect_checked(settings.database.url)
+    engine = connect_checked(settings.database.url, settings.database.schema_name)
     if args.models_command == "promote":
         previous = promote(engine, args.name, args.version, reason="promoted by hand (forecasting models promote)")
         print(f"model {args.name}: champion is now v{args.version} (was v{previous})")
@@ -192,8 +192,23 @@ def cmd_models(args: argparse.Namespace) -> int:
         if row.empty:
             raise ConfigError(f"model {args.name!r} has no version {args.version}")
         row = row.iloc[0]
-    manifest = read_manifest(Path(row["artifact_path"]))
-    manifest["scaler"] = {"method": manifest["scaler"]["method"], "series": f"{len(manifest['scaler']['series'])} series"}
+    folder = Path(row["artifact_path"])
+    manifest = read_manifest(folder)
+    if args.series:
+        import pandas as pd
+
+        from forecasting.registry import series_table
+
+        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
+            print(series_table(folder, manifest).to_string(index=False))
+        return 0
+    if "series_file" not in manifest:  # format 1 holds the per-series state inline: summarise it
+        scaler = manifest["scaler"]
+        manifest["scaler"] = {
+            "method": scaler["method"], "target": scaler.get("target", "series"), "series_count": len(scaler["series"]),
+            "seasonal_series": len((scaler.get("seasonal") or {}).get("factors", {})),
+        }
+        manifest["series_train_end"] = f"{len(manifest.get('series_train_end', {}))} series (see --series)"
     manifest.get("training", {}).pop("history", None)
     print(json.dumps({"status": row["status"], "artifact_path": row["artifact_path"], **manifest}, indent=2, sort_keys=True))
     return 0
@@ -211,7 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("1/3 creating schema and storage")
     cmd_init(args)
     frame = m3_monthly(args.series)
-    engine = connect_checked(settings.database.url)
+    engine = connect_checked(settings.database.url, settings.database.schema_name)
     result = load_observations(engine, settings.source, frame)
     print(
         f"2/3 loaded {result.rows} observations of {result.series} M3 monthly series into {settings.source.table} "
@@ -268,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = models_commands.add_parser("show", help="one version's manifest (default: newest)")
     show.add_argument("name")
     show.add_argument("version", nargs="?", type=int)
+    show.add_argument("--series", action="store_true", help="print the per-series state (levels, seasonal factors, training ends) as a table")
     promote = models_commands.add_parser("promote", help="make a version the champion (recorded)")
     promote.add_argument("name")
     promote.add_argument("version", type=int)

@@ -32,7 +32,27 @@ class _Strict(BaseModel):
 
 
 class DatabaseConfig(_Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     url: str = "sqlite:///.forecasting/forecasting.db"
+    # PostgreSQL schema for the job's tables and views (created by `init`); None: the connection's default.
+    schema_name: str | None = Field(default=None, alias="schema")
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_identifier(cls, value: str | None) -> str | None:
+        if value is not None and not IDENTIFIER_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, underscore)")
+        return value
+
+    @model_validator(mode="after")
+    def _schema_needs_postgresql(self) -> "DatabaseConfig":
+        if self.schema_name is not None and self.url.startswith("sqlite"):
+            raise ValueError(
+                f"schema {self.schema_name!r} is set, but SQLite has no schemas: leave database.schema unset "
+                "(the job's tables live in the SQLite file itself)"
+            )
+        return self
 
 
 class StorageConfig(_Strict):
@@ -62,12 +82,33 @@ class SourceConfig(_Strict):
             raise ValueError(f"{value!r} is not a non-negative duration (for example '0D', '45D', '6h')") from None
         return value
 
-    @field_validator("table", "series", "time", "target")
+    @field_validator("series", "time", "target")
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not IDENTIFIER_PATTERN.match(value):
             raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, underscore)")
         return value
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) > 2 or not all(IDENTIFIER_PATTERN.match(part) for part in parts):
+            raise ValueError(
+                f"{value!r} is not a table name: a plain SQL identifier (letters, digits, underscore), "
+                "optionally schema-qualified (analytics.sales)"
+            )
+        return value
+
+    @property
+    def table_schema(self) -> str | None:
+        """The schema part of a schema-qualified `table` (None: the connection's search path)."""
+        return self.table.split(".")[0] if "." in self.table else None
+
+    @property
+    def table_name(self) -> str:
+        """`table` without its schema."""
+        return self.table.split(".")[-1]
 
     @field_validator("features")
     @classmethod

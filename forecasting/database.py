@@ -168,9 +168,15 @@ def interval_columns(level: int) -> tuple[str, str]:
     return f"yhat_lower_{level}", f"yhat_upper_{level}"
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get their folder, WAL mode and a busy timeout."""
+def create_db_engine(url: str, schema: str | None = None) -> Engine:
+    """An engine for `url`; SQLite files get their folder, WAL mode and a busy timeout. With a
+    PostgreSQL `schema` (`database.schema`), every connection's search path is that schema alone, so
+    the job's unqualified table and view names (Core tables, Alembic, raw SQL) all resolve there."""
     parsed = sa.engine.make_url(url)
+    if schema is not None:
+        if parsed.get_backend_name() != "postgresql":
+            raise ConfigError(f"database.schema: {schema!r} is set, but only PostgreSQL has schemas; leave it unset for {parsed.get_backend_name()}")
+        return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": f'-csearch_path="{schema}"'})
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
@@ -194,10 +200,10 @@ def masked_url(engine_or_url: Engine | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def connect_checked(url: str) -> Engine:
+def connect_checked(url: str, schema: str | None = None) -> Engine:
     """An engine that has been shown to connect, or a ConfigError naming `database.url`."""
     try:
-        engine = create_db_engine(url)
+        engine = create_db_engine(url, schema)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
         raise ConfigError(f"database.url: {masked_url_safe(url)} is not a usable SQLAlchemy URL: {error}") from None
     try:
@@ -216,21 +222,35 @@ def masked_url_safe(url: str) -> str:
         return "<unparseable URL>"
 
 
+def split_table(table: str) -> tuple[str | None, str]:
+    """(schema or None, name) of a table name that may be schema-qualified (`analytics.sales`)."""
+    schema, _, name = table.rpartition(".")
+    return schema or None, name
+
+
 def table_columns(connection: Connection, table: str) -> dict[str, Any] | None:
-    """Column name -> type of a live table, or None when the table does not exist."""
+    """Column name -> type of a live table or view (`schema.name` allowed), or None when there is none."""
+    schema, name = split_table(table)
     inspector = sa.inspect(connection)
-    if not inspector.has_table(table):
+    if schema is not None and schema not in inspector.get_schema_names():
         return None
-    return {column["name"]: column["type"] for column in inspector.get_columns(table)}
+    if not inspector.has_table(name, schema=schema):
+        return None
+    return {column["name"]: column["type"] for column in inspector.get_columns(name, schema=schema)}
 
 
 def check_source(connection: Connection, source: SourceConfig) -> sa.Table:
-    """The live source table, after checking every configured column exists in it."""
+    """The live source table (or view), after checking every configured column exists in it."""
     columns = table_columns(connection, source.table)
     if columns is None:
-        tables = ", ".join(sorted(sa.inspect(connection).get_table_names())) or "none"
+        schema, _ = split_table(source.table)
+        inspector = sa.inspect(connection)
+        if schema is not None and schema not in inspector.get_schema_names():
+            raise ConfigError(f"source.table: schema {schema!r} of {source.table!r} not found in the database")
+        names = [*inspector.get_table_names(schema=schema), *inspector.get_view_names(schema=schema)]
+        where = f"schema {schema!r}" if schema else "the database"
         raise ConfigError(
-            f"source.table: table {source.table!r} not found in the database (tables: {tables}); "
+            f"source.table: table {source.table!r} not found in {where} (tables and views: {', '.join(sorted(names)) or 'none'}); "
             "run `forecasting init` to create the default one"
         )
     for key, name in [("source.series", source.series), ("source.time", source.time), ("source.target", source.target)] + [
@@ -240,7 +260,9 @@ def check_source(connection: Connection, source: SourceConfig) -> sa.Table:
             raise ConfigError(
                 f"{key}: column {name!r} not found in table {source.table!r} (columns: {', '.join(columns)})"
             )
-    return sa.Table(source.table, sa.MetaData(), autoload_with=connection)
+    schema, name = split_table(source.table)
+    # Schema and name stay separate identifiers, so SQLAlchemy quotes each one.
+    return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
 
 
 def read_observations(connection: Connection, source: SourceConfig, since: Any = None) -> pd.DataFrame:

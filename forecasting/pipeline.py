@@ -45,7 +45,7 @@ STAGING = "staging"
 def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database. Connection failures surface as SQLAlchemy errors,
     which the flow's database tasks retry; the CLI checks reachability up front (`connect_checked`)."""
-    return create_db_engine(settings.database.url)
+    return create_db_engine(settings.database.url, settings.database.schema_name)
 
 
 @dataclass
@@ -246,14 +246,33 @@ def _newer_observations(engine: Engine, settings: Settings, watermark: Any) -> t
     return int(len(newer)), int(newer["series_id"].nunique()) if len(newer) else 0
 
 
+def _newest_version(engine: Engine, model_name: str) -> dict[str, Any] | None:
+    """The registry row of the most recently trained version (champion or not)."""
+    from forecasting.database import model_versions
+
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(model_versions).where(model_versions.c.model_name == model_name).order_by(model_versions.c.version.desc()).limit(1)
+        ).mappings().first()
+    return dict(row) if row else None
+
+
+def _trained_on(newest: dict[str, Any], champion: int) -> str:
+    """Which version's data watermark 'new' is measured from, for the reason text."""
+    if newest["version"] == champion:
+        return f"champion v{champion}"
+    return f"{newest['status']} v{newest['version']}; champion v{champion}"
+
+
 def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str, str]:
     """The mode to run and one sentence saying why.
 
+    "New observations" are those newer than the data watermark of the newest version trained
+    (champion or candidate), so a candidate that was not promoted is not trained again on the same data.
     `fine-tune` falls back to retrain without a champion and to forecast without new observations.
     `auto`: no champion -> retrain; champion older than `promotion.retrain_every_days` -> retrain;
-    new observations since the champion's data watermark -> fine-tune, unless the champion's error
-    on the latest holdout grew more than `promotion.drift_tolerance` over its score at promotion
-    (then retrain); no new observations -> forecast only.
+    new observations -> fine-tune, unless the champion's error on the latest holdout grew more than
+    `promotion.drift_tolerance` over its score at promotion (then retrain); none -> forecast only.
     """
     from forecasting.registry import champion_version, load_version, version_row
 
@@ -268,23 +287,24 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str
             return {"mode": "retrain", "reason": f"retrain: fine-tune requested, but model {model_name} has no champion to continue from yet"}
         return {"mode": "retrain", "reason": f"retrain: model {model_name} has no champion yet"}
     row = version_row(engine, model_name, champion)
+    newest = _newest_version(engine, model_name) or row
+    trained_on = _trained_on(newest, champion)
+    watermark = newest["data_watermark"]
+    since = _format_watermark(str(watermark))
     if requested == "fine-tune":
-        count, series = _newer_observations(engine, settings, row["data_watermark"])
-        since = _format_watermark(str(row["data_watermark"]))
+        count, series = _newer_observations(engine, settings, watermark)
         if not count:
-            return {"mode": "forecast", "reason": f"forecast: fine-tune requested, but nothing is newer than {since}, the data of champion v{champion}"}
-        return {"mode": "fine-tune", "reason": f"fine-tune: requested; {count} new observation{'s' if count != 1 else ''} for {series} series since {since} (champion v{champion})"}
+            return {"mode": "forecast", "reason": f"forecast: fine-tune requested, but nothing is newer than {since}, the data of {trained_on}"}
+        return {"mode": "fine-tune", "reason": f"fine-tune: requested; {count} new observation{'s' if count != 1 else ''} for {series} series since {since} ({trained_on})"}
     age_days = (utc_now() - row["created_at"]).total_seconds() / 86400
     if config.promotion.retrain_every_days is not None and age_days > config.promotion.retrain_every_days:
         return {
             "mode": "retrain",
             "reason": f"retrain: champion v{champion} is {age_days:.1f} days old (retrain_every_days {config.promotion.retrain_every_days:g})",
         }
-    watermark = row["data_watermark"]
     newer = _newer_observations(engine, settings, watermark)
-    since = _format_watermark(str(watermark))
     if not newer[0]:
-        return {"mode": "forecast", "reason": f"forecast: no observations newer than {since}, the data of champion v{champion}"}
+        return {"mode": "forecast", "reason": f"forecast: no observations newer than {since}, the data of {trained_on}"}
     new_data = f"{newer[0]} new observation{'s' if newer[0] != 1 else ''} for {newer[1]} series since {since}"
     if row["holdout_score"] is not None and row["holdout_metric"] == config.promotion.metric:
         loaded = load_version(engine, model_name, champion)
@@ -300,7 +320,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str
                 "reason": f"retrain: champion v{champion}'s recent {row['holdout_metric']} {recent:.3f} is {growth:.0%} worse than "
                 f"{row['holdout_score']:.3f} at promotion (tolerance {config.promotion.drift_tolerance:.0%}); {new_data}",
             }
-    return {"mode": "fine-tune", "reason": f"fine-tune: {new_data} (champion v{champion})"}
+    return {"mode": "fine-tune", "reason": f"fine-tune: {new_data} ({trained_on})"}
 
 
 def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "retrain", verbose: int = 0) -> dict[str, Any]:
@@ -325,7 +345,15 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     with engine.connect() as connection:
         champion_number = champion_version(connection, model_name)
         record = latest_tuning_record(connection, model_name)
-    champion = load_version(engine, model_name, champion_number) if champion_number is not None else None
+    champion, unusable = None, None
+    if champion_number is not None:
+        try:
+            champion = load_version(engine, model_name, champion_number)
+        except RunError as error:
+            if mode == "fine-tune":
+                raise
+            # A retrain does not need the champion's network: gate against seasonal naive alone.
+            unusable = f"champion v{champion_number} could not be loaded ({error})"
     tuning_record = None
     if mode == "fine-tune":
         if champion is None:
@@ -354,7 +382,15 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     # Scored by the network that has not seen the holdout (a refit model has): a fair comparison.
     new_scores = _holdout(result.holdout_model or result.model, result.holdout_scaler or result.scaler, data.arrays, effective.lookback, effective.horizon, data.frequency, metric)
     gate: dict[str, Any] = {"holdout_metric": metric, "holdout_score": new_scores["score"], "baseline_score": new_scores["baseline"]}
-    if champion is None:
+    if unusable is not None:
+        needed = new_scores["baseline"] * (1 - config.promotion.margin)
+        promote = bool(new_scores["score"] < needed)
+        decision = (
+            f"{'promoted' if promote else 'kept as candidate'}: {unusable}; gated against seasonal naive only: {metric} "
+            f"{new_scores['score']:.3f} {'beats' if promote else 'does not beat'} seasonal naive {new_scores['baseline']:.3f} "
+            f"(margin {config.promotion.margin:.0%})"
+        )
+    elif champion is None:
         promote, decision = True, f"promoted: first version ({metric} {new_scores['score']:.3f}, seasonal naive {new_scores['baseline']:.3f})"
     elif champion.manifest["horizon"] != effective.horizon:
         promote, decision = True, f"promoted: champion v{champion.version} forecasts a different horizon ({champion.manifest['horizon']})"

@@ -24,9 +24,13 @@ from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
 from forecasting.scaling import SeriesScaler
 
-FORMAT_VERSION = 1
+# Format 2 keeps per-series state (scaler levels, seasonal factors, training ends) in SERIES_FILE
+# beside the manifest instead of inside it; format 1 artifacts (state in the manifest) still load.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
+SERIES_FILE = "series.parquet"
 CHAMPION = "champion"
 
 
@@ -76,10 +80,75 @@ def _next_version(connection: Connection, folder: Path, model_name: str) -> int:
     return max([in_db or 0, *on_disk]) + 1
 
 
+def write_series_state(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Move the manifest's per-series state (scaler levels and factors, training ends) into
+    `series.parquet`; returns the manifest with a summary and the file's checksum in its place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scaler = SeriesScaler.from_dict(manifest["scaler"])
+    columns = scaler.series_columns()
+    train_end = manifest.get("series_train_end") or {}
+    for series_id in train_end:
+        if series_id not in scaler:
+            for name in ("loc", "scale", "factors"):
+                columns[name].append(None)
+            columns["series_id"].append(series_id)
+    columns["train_end"] = [train_end.get(series_id) for series_id in columns["series_id"]]
+    floats = pa.list_(pa.float64())
+    schema = pa.schema([("series_id", pa.string()), ("loc", floats), ("scale", floats), ("factors", floats), ("train_end", pa.string())])
+    path = Path(folder) / SERIES_FILE
+    pq.write_table(pa.table(columns, schema=schema), path)
+    manifest = {key: value for key, value in manifest.items() if key != "series_train_end"}
+    manifest["scaler"] = {**scaler.header(), "series_count": len(scaler.loc), "seasonal_series": len(scaler.factors)}
+    manifest["series_file"] = {"path": SERIES_FILE, "sha256": sha256_file(path), "rows": len(columns["series_id"])}
+    return manifest
+
+
+def read_series_state(folder: Path, manifest: dict[str, Any]) -> tuple[SeriesScaler, dict[str, str]]:
+    """The scaler and per-series training ends of an artifact (either format), checksum checked."""
+    if "series_file" not in manifest:  # format 1: in the manifest
+        return SeriesScaler.from_dict(manifest["scaler"]), dict(manifest.get("series_train_end", {}))
+    import pyarrow.parquet as pq
+
+    path = Path(folder) / SERIES_FILE
+    if not path.is_file():
+        raise RunError(f"{folder}: artifact has no {SERIES_FILE}")
+    expected, actual = manifest["series_file"]["sha256"], sha256_file(path)
+    if actual != expected:
+        raise RunError(f"{path}: checksum {actual[:12]}… does not match the manifest's {expected[:12]}…; refusing to load")
+    columns = pq.read_table(path).to_pydict()
+    with_state = [i for i, loc in enumerate(columns["loc"]) if loc is not None]
+    scaler = SeriesScaler.from_columns(
+        {key: value for key, value in manifest["scaler"].items() if key in ("method", "target", "seasonal")},
+        {name: [columns[name][i] for i in with_state] for name in ("series_id", "loc", "scale", "factors")},
+    )
+    train_end = {key: end for key, end in zip(columns["series_id"], columns["train_end"]) if end is not None}
+    return scaler, train_end
+
+
+def series_table(folder: Path, manifest: dict[str, Any]) -> pd.DataFrame:
+    """Per-series state for people: series, training end, target level and scale, seasonal factors."""
+    scaler, train_end = read_series_state(folder, manifest)
+    ids = list(dict.fromkeys([*scaler.loc, *train_end]))
+    return pd.DataFrame(
+        {
+            "series_id": ids,
+            "train_end": [train_end.get(key) for key in ids],
+            "loc": [float(scaler.loc[key][0]) if key in scaler else None for key in ids],
+            "scale": [float(scaler.scale[key][0]) if key in scaler else None for key in ids],
+            "seasonal_factors": [
+                " ".join(f"{value:.3f}" for value in scaler.factors[key]) if key in scaler.factors else "" for key in ids
+            ],
+        }
+    )
+
+
 def write_artifact(folder: Path, model: Any, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Save `model.keras` and `manifest.json` (with format version, checksum, library versions) into `folder`."""
+    """Save `model.keras`, `series.parquet` and `manifest.json` (with format version, checksums,
+    library versions) into `folder`."""
     model.save(Path(folder) / MODEL_FILE)
-    manifest = dict(manifest, format_version=FORMAT_VERSION)
+    manifest = dict(write_series_state(folder, manifest), format_version=FORMAT_VERSION)
     manifest["sha256"] = sha256_file(Path(folder) / MODEL_FILE)
     manifest["libraries"] = library_versions()
     (Path(folder) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -321,11 +390,17 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise RunError(f"{folder}: artifact has no {MANIFEST_FILE}")
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunError(f"{path}: not a readable manifest ({error}); the artifact is damaged") from None
+    if not isinstance(manifest, dict):
+        raise RunError(f"{path}: not a readable manifest (a JSON object was expected); the artifact is damaged")
     found = manifest.get("format_version")
-    if found != FORMAT_VERSION:
+    if found not in READABLE_FORMATS:
         raise RunError(
-            f"{path}: artifact format version {found} is not supported by this code (it reads format version {FORMAT_VERSION})"
+            f"{path}: artifact format version {found} is not supported by this code (it reads format version {FORMAT_VERSION}) "
+            f"and is not an older format it still reads ({', '.join(str(v) for v in READABLE_FORMATS if v != FORMAT_VERSION)})"
         )
     return manifest
 
@@ -336,10 +411,15 @@ def load_artifact(folder: Path, expected_sha256: str | None = None) -> tuple[Any
 
     folder = Path(folder)
     manifest = read_manifest(folder)
+    if not (folder / MODEL_FILE).is_file():
+        raise RunError(f"{folder}: artifact has no {MODEL_FILE}")
     actual = sha256_file(folder / MODEL_FILE)
     for expected in (manifest.get("sha256"), expected_sha256):
         if expected is not None and actual != expected:
             raise RunError(f"{folder / MODEL_FILE}: checksum {actual[:12]}… does not match the registered {expected[:12]}…; refusing to load")
+    scaler, train_end = read_series_state(folder, manifest)
+    # Callers see one in-memory layout whatever the format: the per-series state inside the manifest.
+    manifest = dict(manifest, scaler=scaler.to_dict(), series_train_end=train_end)
     return keras.models.load_model(folder / MODEL_FILE, compile=False), manifest
 
 

@@ -230,6 +230,36 @@ class SeriesScaler:
             }
         return state
 
+    def header(self) -> dict[str, Any]:
+        """The state shared by all series (what `to_dict` holds besides the per-series values)."""
+        state: dict[str, Any] = {"method": "standard", "target": self.target}
+        if self.seasonal:
+            state["seasonal"] = {"season": self.season, "frequency": self.frequency}
+        return state
+
+    def series_columns(self) -> dict[str, list[Any]]:
+        """Per-series state as columns: series_id, loc and scale (one value per input column) and
+        seasonal factors (None for series without them); `from_columns` reverses it exactly."""
+        ids = list(self.loc)
+        return {
+            "series_id": ids,
+            "loc": [self.loc[key].tolist() for key in ids],
+            "scale": [self.scale[key].tolist() for key in ids],
+            "factors": [self.factors[key].tolist() if key in self.factors else None for key in ids],
+        }
+
+    @classmethod
+    def from_columns(cls, header: Mapping[str, Any], columns: Mapping[str, list[Any]]) -> "SeriesScaler":
+        """A scaler from `header()` and `series_columns()` (as read back from a file)."""
+        state = dict(header)
+        state["series"] = {key: {"loc": loc, "scale": scale} for key, loc, scale in zip(columns["series_id"], columns["loc"], columns["scale"])}
+        if "seasonal" in header:
+            state["seasonal"] = {
+                **header["seasonal"],
+                "factors": {key: values for key, values in zip(columns["series_id"], columns["factors"]) if values is not None},
+            }
+        return cls.from_dict(state)
+
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> "SeriesScaler":
         if state.get("method") != "standard":

@@ -17,10 +17,11 @@ from forecasting.database import interval_columns, table_columns
 VIEWS = ("forecast_latest",)
 
 
-def _alembic_config(connection: Connection, script_location: str) -> Config:
+def _alembic_config(connection: Connection, script_location: str, schema: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", script_location)
     config.attributes["connection"] = connection
+    config.attributes["version_table_schema"] = schema
     return config
 
 
@@ -32,23 +33,28 @@ def head_revision() -> str:
         return ScriptDirectory.from_config(config).get_current_head()
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revision(engine: Engine, schema: str | None = None) -> str | None:
     """The migration the database is at (None for an empty database)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return MigrationContext.configure(connection, opts={"version_table_schema": schema}).get_current_revision()
 
 
-def migrate(engine: Engine, interval_levels: Iterable[int] = (80, 95)) -> dict[str, object]:
+def migrate(engine: Engine, interval_levels: Iterable[int] = (80, 95), schema: str | None = None) -> dict[str, object]:
     """Bring the schema to the newest migration and add interval columns for configured levels.
 
+    With a PostgreSQL `schema` (`database.schema`; the engine's search path is that schema), the
+    schema is created when missing, and the tables, views and Alembic's version table go into it.
     Idempotent: on an up-to-date database it changes nothing but re-creating the views.
     """
-    before = current_revision(engine)
+    if schema is not None:
+        with engine.begin() as connection:
+            connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+    before = current_revision(engine, schema)
     with as_file(files("forecasting.sql").joinpath("migrations")) as location:
         with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection, str(location)), "head")
+            command.upgrade(_alembic_config(connection, str(location), schema), "head")
     added = ensure_interval_columns(engine, interval_levels)
-    return {"from_revision": before, "to_revision": current_revision(engine), "added_columns": added}
+    return {"from_revision": before, "to_revision": current_revision(engine, schema), "added_columns": added}
 
 
 def ensure_interval_columns(engine: Engine, levels: Iterable[int]) -> list[str]:

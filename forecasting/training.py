@@ -27,6 +27,46 @@ from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
 TRAINING_LOCK = threading.Lock()
 
 
+def monotonic() -> float:
+    """The clock deadlines are measured on (a seam for tests)."""
+    return time.monotonic()
+
+
+class TrainingTimeout(RunError):
+    """Training ran past `training_timeout_minutes`."""
+
+
+def timeout_message(minutes: float, what: str = "training") -> str:
+    return (
+        f"{what} stopped: it ran longer than the limit of {minutes:g} minutes "
+        "(models.<name>.training_timeout_minutes); raise the limit or train a smaller model"
+    )
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stops `fit` once `minutes` have passed since `start()` by raising `TrainingTimeout` between
+    batches (a Prefect task timeout cannot interrupt a training thread; this can)."""
+
+    def __init__(self, minutes: float, what: str = "training", error: type[RunError] = TrainingTimeout) -> None:
+        super().__init__()
+        self.minutes, self.what, self.error = minutes, what, error
+        self.at: float | None = None
+
+    def start(self) -> "Deadline":
+        """Start the clock (once; later calls keep the first deadline)."""
+        if self.at is None:
+            self.at = monotonic() + self.minutes * 60
+        return self
+
+    def check(self) -> None:
+        """Raise `TrainingTimeout` when the deadline has passed."""
+        if self.at is not None and monotonic() >= self.at:
+            raise self.error(timeout_message(self.minutes, self.what))
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.check()
+
+
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
     """Fix Python, NumPy and TensorFlow seeds and (by default) ask TensorFlow for deterministic kernels.
 
@@ -148,11 +188,14 @@ def _fit(
     min_epochs: int = 0,
     weights: dict[str, float] | None = None,
     train_series: np.ndarray | None = None,
+    deadline: Deadline | None = None,
 ) -> keras.callbacks.History:
     """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
     without one, run all `epochs`. With `weights` (per series, see `series_weights`), each window's
     loss counts by its series' weight, `train_series` naming the series of each training window."""
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))]
+    if deadline is not None:
+        callbacks.append(deadline.start())
     validation = None
     if split is not None:
         # A noisy validation loss can dip early by chance: `min_epochs` keeps that dip from ending the run.
@@ -246,11 +289,13 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     weights = series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None
     final_model = None
     with TRAINING_LOCK:
+        # The limit counts from here: waiting for another training's turn is not training time.
+        deadline = Deadline(config.training_timeout_minutes).start()
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2])
         history = _fit(
             model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose, config.seed,
-            config.min_epochs, weights, split.train_series,
+            config.min_epochs, weights, split.train_series, deadline,
         )
         if config.refit:
             best_epoch = _best_epoch(history, config.min_epochs)
@@ -265,7 +310,7 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
             _fit(
                 final_model, None, np.concatenate([every.x_train, every.x_val]), np.concatenate([every.y_train, every.y_val]),
                 best_epoch, config.batch_size, config.patience, verbose, config.seed,
-                weights=weights, train_series=np.concatenate([every.train_series, every.val_series]),
+                weights=weights, train_series=np.concatenate([every.train_series, every.val_series]), deadline=deadline,
             )
     result = _result(
         model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series,
@@ -309,6 +354,7 @@ def fine_tune(
     chosen = np.sort(np.concatenate([new_index, rng.choice(old_index, replay_count, replace=False)]))
     learning_rate = config.fine_tune.learning_rate or config.learning_rate / 10
     with TRAINING_LOCK:
+        deadline = Deadline(config.training_timeout_minutes).start()
         set_determinism(config.seed, config.deterministic)
         compile_model(parent_model, learning_rate, config.loss, config.jit_compile)
         history = _fit(
@@ -323,6 +369,7 @@ def fine_tune(
             config.seed,
             weights=series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None,
             train_series=split.train_series[chosen],
+            deadline=deadline,
         )
     result = _result(
         parent_model, scaler, split, history, arrays, config, season, len(chosen), started,

@@ -23,10 +23,14 @@ from forecasting.config import EnsembleConfig, ModelConfig, TuningConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.evaluation import season_length
 from forecasting.model import build_model, member_targets
-from forecasting.training import fit_scaler, set_determinism, split_for_training
+from forecasting.training import Deadline, TrainingTimeout, fit_scaler, set_determinism, split_for_training
 from forecasting.windowing import SeriesArrays, WindowSplit
 
 TUNERS = {"hyperband": kt.Hyperband, "random": kt.RandomSearch, "bayesian": kt.BayesianOptimization}
+
+
+class TuningTimeout(TrainingTimeout, kt.errors.FatalError):
+    """The search ran past `training_timeout_minutes` (a FatalError, so keras-tuner stops instead of failing a trial)."""
 
 
 def apply_hyperparameters(config: ModelConfig, hyperparameters: dict[str, Any] | None) -> ModelConfig:
@@ -138,7 +142,9 @@ def search(
         tuner = TUNERS[tuner_name](hypermodel, max_trials=max_trials, **common)
     before = _completed(tuner)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
-    tuner.search(epochs=tuning.max_epochs, callbacks=[stopper], verbose=verbose)
+    # The whole search shares one deadline (keras-tuner copies the callback into each trial, clock started).
+    deadline = Deadline(config.training_timeout_minutes, "tuning", TuningTimeout).start()
+    tuner.search(epochs=tuning.max_epochs, callbacks=[stopper, deadline], verbose=verbose)
     completed = _completed(tuner)
     best = [trial for trial in tuner.oracle.get_best_trials(1) if trial.score is not None]
     if not best:

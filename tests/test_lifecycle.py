@@ -159,3 +159,57 @@ def test_fine_tune_without_champion_is_a_clear_error(setup):
     settings, _ = setup(**GOOD)
     with pytest.raises(RunError, match="has no champion to continue from; run with --mode retrain first"):
         pipeline.train_step(settings, "tiny", "r", mode="fine-tune")
+
+
+def test_auto_and_fine_tune_measure_new_data_from_the_newest_version_not_only_the_champion(setup):
+    settings, engine = setup(**GOOD)
+    pipeline.train_step(settings, "tiny", "r1", mode="retrain")  # champion v1, data to 2024-06-01
+    add_months(setup, engine, "2024-08-01")
+    settings, _ = setup(**BAD)
+    candidate = pipeline.train_step(settings, "tiny", "r2", mode="retrain")  # v2 on the new months, not promoted
+    assert not candidate["promoted"] and champion(engine) == 1
+    settings, _ = setup(**GOOD)
+    # Nothing arrived since v2 was trained: training again would repeat v2's data.
+    assert pipeline.decide_mode(settings, "tiny", "auto") == {
+        "mode": "forecast", "reason": "forecast: no observations newer than 2024-07-01, the data of candidate v2; champion v1"
+    }
+    assert pipeline.decide_mode(settings, "tiny", "fine-tune") == {
+        "mode": "forecast",
+        "reason": "forecast: fine-tune requested, but nothing is newer than 2024-07-01, the data of candidate v2; champion v1",
+    }
+    add_months(setup, engine, "2024-09-01")
+    assert pipeline.decide_mode(settings, "tiny", "auto") == {
+        "mode": "fine-tune", "reason": "fine-tune: 8 new observations for 8 series since 2024-07-01 (candidate v2; champion v1)"
+    }
+
+
+@pytest.mark.parametrize("damage", ["model", "manifest"])
+def test_a_damaged_champion_does_not_block_a_retrain(setup, damage):
+    from forecasting.registry import load_version
+
+    settings, engine = setup(**GOOD)
+    pipeline.train_step(settings, "tiny", "r1", mode="retrain")
+    folder = list_versions(engine, "tiny").set_index("version").loc[1, "artifact_path"]
+    if damage == "model":
+        data = bytearray(open(f"{folder}/model.keras", "rb").read())
+        data[len(data) // 2] ^= 0xFF
+        open(f"{folder}/model.keras", "wb").write(bytes(data))
+        expected = "does not match the registered"
+    else:
+        with open(f"{folder}/manifest.json", "a") as handle:
+            handle.write("}{ truncated")
+        expected = f"{folder}/manifest.json: not a readable manifest .*the artifact is damaged"
+    with pytest.raises(RunError, match=expected):
+        load_version(engine, "tiny")
+    # Forecasting and fine-tuning need the champion's network and refuse; a retrain does not.
+    with pytest.raises(RunError, match=expected):
+        pipeline.forecast_step(settings, "tiny", "f1")
+    with pytest.raises(RunError, match=expected):
+        pipeline.train_step(settings, "tiny", "r2", mode="fine-tune")
+    retrained = pipeline.train_step(settings, "tiny", "r3", mode="retrain")
+    assert "champion v1 could not be loaded" in retrained["decision"]
+    assert "gated against seasonal naive only" in retrained["decision"]
+    assert retrained["promoted"] == (retrained["holdout"]["holdout_score"] < retrained["holdout"]["baseline_score"])
+    assert retrained["holdout"].get("champion_score") is None
+    if retrained["promoted"]:
+        assert pipeline.forecast_step(settings, "tiny", "f2")["version"] == retrained["version"]

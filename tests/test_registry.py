@@ -82,7 +82,9 @@ out.to_parquet({str(tmp_path / 'after.parquet')!r})
     assert manifest["format_version"] == FORMAT_VERSION and manifest["lookback"] == 12 and manifest["horizon"] == 6
     assert {"tensorflow", "keras", "python"} <= set(manifest["libraries"])
     assert manifest["data_watermark"].startswith("2023-12-01") and len(manifest["sha256"]) == 64
-    assert set(manifest["scaler"]["series"]) == set(arrays.ids)
+    # Per-series state sits in series.parquet beside the manifest (format 2).
+    assert manifest["scaler"]["series_count"] == len(arrays.ids)
+    assert set(pd.read_parquet(tmp_path / "models" / "tiny" / "1" / "series.parquet").series_id) == set(arrays.ids)
 
 
 def test_tampered_or_unknown_artifacts_are_refused(trained, tmp_path):

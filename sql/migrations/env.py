@@ -13,6 +13,9 @@ if connection is None:
         with context.begin_transaction():
             context.run_migrations()
 else:
-    context.configure(connection=connection, render_as_batch=True)
+    # With `database.schema` the connection's search path is that schema; Alembic's version table goes there too.
+    context.configure(
+        connection=connection, render_as_batch=True, version_table_schema=context.config.attributes.get("version_table_schema")
+    )
     with context.begin_transaction():
         context.run_migrations()
