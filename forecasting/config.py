@@ -95,7 +95,7 @@ class SourceConfig(_Strict):
         parts = value.split(".")
         if len(parts) > 2 or not all(IDENTIFIER_PATTERN.match(part) for part in parts):
             raise ValueError(
-                f"{value!r} is not a table name: a plain SQL identifier (letters, digits, underscore), "
+                f"{value!r} is not a plain SQL identifier (letters, digits, underscore), "
                 "optionally schema-qualified (analytics.sales)"
             )
         return value

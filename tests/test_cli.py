@@ -85,7 +85,7 @@ def test_init_load_run_list_and_forecast_again(tmp_path, prefect_server):
     listing = forecasting("models", "list", cwd=tmp_path)
     assert listing.returncode == 0 and "tiny" in listing.stdout and "v1" in listing.stdout and "champion" in listing.stdout
     show = forecasting("models", "show", "tiny", cwd=tmp_path)
-    assert show.returncode == 0 and '"format_version": 1' in show.stdout
+    assert show.returncode == 0 and '"format_version": 2' in show.stdout and '"series_count": 8' in show.stdout
     forecast = forecasting("run", "--model", "tiny", "--mode", "forecast", cwd=tmp_path, api_url=prefect_server)
     assert forecast.returncode == 0, forecast.stderr[-3000:]
     assert "rows written: 48 to table forecasts" in forecast.stdout and "no training in this run" in forecast.stdout
