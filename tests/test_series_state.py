@@ -108,3 +108,18 @@ def test_models_show_prints_a_summary_and_the_series_on_request(trained, tmp_pat
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["series_id", "train_end", "loc", "scale", "seasonal_factors"]
     assert len(table) == 9 and table[1].split()[0] == "S00"
+
+
+def test_committed_format_2_artifact_loads_and_predicts_as_when_saved():
+    from pathlib import Path
+
+    from forecasting.registry import load_artifact
+
+    folder = Path(__file__).parent / "data" / "artifact-v2"
+    model, manifest = load_artifact(folder)
+    expected = json.loads((folder / "expected.json").read_text())
+    outputs = model.predict(np.asarray(expected["inputs"], dtype="float32"), verbose=0)
+    np.testing.assert_allclose(outputs, expected["outputs"], rtol=1e-5, atol=1e-6)
+    assert manifest["format_version"] == 2 and manifest["series_file"]["path"] == SERIES_FILE
+    assert set(SeriesScaler.from_dict(manifest["scaler"]).loc) == {"S00", "S01", "S02"}
+    assert set(manifest["series_train_end"]) == {"S00", "S01", "S02"}
