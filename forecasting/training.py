@@ -37,6 +37,7 @@ class TrainingTimeout(RunError):
 
 
 def timeout_message(minutes: float, what: str = "training") -> str:
+    """The one line a run past its training time limit fails with."""
     return (
         f"{what} stopped: it ran longer than the limit of {minutes:g} minutes "
         "(models.<name>.training_timeout_minutes); raise the limit or train a smaller model"
