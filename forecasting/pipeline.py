@@ -570,6 +570,15 @@ def write_parquet_step(settings: Settings, staged: str) -> int:
     return write_forecasts(settings.storage_root, pd.read_parquet(staged))
 
 
+def repair_parquet_step(settings: Settings, model_name: str) -> dict[str, Any]:
+    """Rebuild from SQL every Parquet partition of the model that is missing, unreadable or holds
+    a different number of rows than SQL (see forecasting.repair); returns what was fixed."""
+    from forecasting.repair import repair_parquet
+
+    report = repair_parquet(open_engine(settings), settings.storage_root, model_name, settings.model(model_name).intervals)
+    return report.as_dict()
+
+
 def finish_run(settings: Settings, run_id: str, summary: dict[str, Any], staged: str | None = None) -> None:
     """Mark the run succeeded with its counts, and remove the staged file."""
     engine = open_engine(settings)
@@ -629,6 +638,7 @@ def summary_from_steps(
     rows_sql: int,
     rows_parquet: int,
     pulled: dict[str, Any] | None = None,
+    repaired: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's summary: what it pulled, read, trained, wrote and where."""
     from forecasting.store import forecasts_root
@@ -652,6 +662,7 @@ def summary_from_steps(
         "training": trained,
         "rows_sql": rows_sql,
         "rows_parquet": rows_parquet,
+        "parquet_repair": repaired,
         "database": masked_url(settings.database.url),
         "parquet": str(forecasts_root(settings.storage_root)),
         "models": str(Path(settings.storage_root) / "models" / model_name),
@@ -707,6 +718,14 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  forecasts come from champion version {summary['champion_version']}")
     lines.append(f"  rows written: {summary['rows_sql']} to table forecasts in {summary['database']}")
     lines.append(f"  rows written: {summary['rows_parquet']} to Parquet dataset {summary['parquet']}")
+    repaired = summary.get("parquet_repair") or {}
+    if repaired.get("fixed"):
+        listed = ", ".join(f"{day} {problem}" for day, problem in list(repaired["fixed"].items())[:5])
+        more = f", and {len(repaired['fixed']) - 5} more" if len(repaired["fixed"]) > 5 else ""
+        lines.append(
+            f"  parquet repaired: {repaired['origins_repaired']} origins rebuilt from table forecasts "
+            f"({repaired['rows_rebuilt']} rows: {listed}{more})"
+        )
     if summary.get("origins"):
         lines.append(f"  forecast origins: {', '.join(summary['origins'])}")
     return "\n".join(lines)

@@ -52,8 +52,8 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         rows = rows.drop(columns=["model_name"])
         target = folder / PARTITION_FILE
-        if target.exists():
-            existing = pq.read_table(target).to_pandas()
+        existing = _read_partition(target)
+        if existing is not None:
             merged = existing.merge(rows[key], on=key, how="left", indicator=True)
             kept = existing.loc[(merged["_merge"] == "left_only").to_numpy()]
             rows = pd.concat([kept, rows], ignore_index=True) if len(kept) else rows
@@ -61,6 +61,44 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame) -> int:
         table = _to_arrow(rows)
         replace_atomically(target, lambda path: pq.write_table(table, path), kill_point="parquet-write")
     return len(forecasts)
+
+
+def _read_partition(path: Path) -> pd.DataFrame | None:
+    """A partition's rows, or None when it is missing or unreadable (a truncated file): the rows
+    about to be written replace it, and `repair_parquet` rebuilds the rest from SQL."""
+    if not path.exists():
+        return None
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def partition_row_counts(storage_root: Path, model_name: str) -> dict[str, int | None]:
+    """Per origin date, the rows the model's partition file holds by its Parquet footer (the data
+    is not read); None for a partition folder whose file is missing or unreadable."""
+    folder = _partition_dir(forecasts_root(storage_root), model_name, "x").parent
+    counts: dict[str, int | None] = {}
+    if not folder.is_dir():
+        return counts
+    for partition in sorted(folder.glob("origin_date=*")):
+        if not partition.is_dir():
+            continue
+        try:
+            counts[partition.name.split("=", 1)[1]] = pq.read_metadata(partition / PARTITION_FILE).num_rows
+        except (OSError, pa.ArrowException):
+            counts[partition.name.split("=", 1)[1]] = None
+    return counts
+
+
+def replace_partition(storage_root: Path, model_name: str, origin_date: str, rows: pd.DataFrame) -> int:
+    """Write one partition with exactly `rows` (no `model_name` column), atomically; returns rows written."""
+    folder = _partition_dir(forecasts_root(storage_root), model_name, origin_date)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
+    table = _to_arrow(rows)
+    replace_atomically(folder / PARTITION_FILE, lambda path: pq.write_table(table, path), kill_point="parquet-write")
+    return len(rows)
 
 
 def read_forecasts(storage_root: Path, model_name: str | None = None) -> pd.DataFrame:
