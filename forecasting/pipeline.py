@@ -7,6 +7,7 @@ Heavy objects (frames, models) stay inside a step; steps hand each other ids, pa
 from __future__ import annotations
 
 import json
+import math
 import os
 import traceback
 import uuid
@@ -312,6 +313,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         build_manifest,
         champion_version,
         latest_tuning_record,
+        load_holdout,
         load_version,
         register_version,
     )
@@ -342,6 +344,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
             data.arrays, effective, parent.model, parent.scaler, champion.manifest.get("series_train_end", {}),
             season=season_length(data.frequency), verbose=verbose,
         )
+        _fine_tune_holdout_network(engine, parent, result, data, effective, verbose)
     else:
         effective = config
         if record is not None:
@@ -351,10 +354,17 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         result = train(data.arrays, effective, season=season_length(data.frequency), verbose=verbose)
 
     metric = config.promotion.metric
-    # Scored by the network that has not seen the holdout (a refit model has): a fair comparison.
+    # Both sides are scored by their holdout networks: trained on nothing at or after the start of
+    # the current holdout (a refit network has seen its own holdout, so it would score in sample).
     new_scores = _holdout(result.holdout_model or result.model, result.holdout_scaler or result.scaler, data.arrays, effective.lookback, effective.horizon, data.frequency, metric)
-    gate: dict[str, Any] = {"holdout_metric": metric, "holdout_score": new_scores["score"], "baseline_score": new_scores["baseline"]}
-    if champion is None:
+    gate: dict[str, Any] = {"holdout_metric": metric, "holdout_score": _finite(new_scores["score"]), "baseline_score": _finite(new_scores["baseline"])}
+    if not math.isfinite(new_scores["score"]):
+        promote = False
+        decision = (
+            f"kept as candidate: its {metric} on the holdout is {new_scores['score']} (not finite), so it cannot be compared"
+            + (f"; forecasts stay with champion v{champion.version}" if champion is not None else "; the model has no champion")
+        )
+    elif champion is None:
         promote, decision = True, f"promoted: first version ({metric} {new_scores['score']:.3f}, seasonal naive {new_scores['baseline']:.3f})"
     elif champion.manifest["horizon"] != effective.horizon:
         promote, decision = True, f"promoted: champion v{champion.version} forecasts a different horizon ({champion.manifest['horizon']})"
@@ -362,16 +372,26 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         champion_arrays = data.arrays
         if uses_calendar(champion.manifest) != effective.calendar:  # the champion reads other input columns
             champion_arrays = prepare_data(engine, settings, frequency=data.frequency, calendar=uses_calendar(champion.manifest)).arrays
-        old = _holdout(champion.model, champion.scaler, champion_arrays, champion.manifest["lookback"], champion.manifest["horizon"], data.frequency, metric)
-        gate["champion_score"] = old["score"]
-        needed = old["score"] * (1 - config.promotion.margin)
-        promote = bool(new_scores["score"] < needed)
-        verdict = "promoted" if promote else "kept as candidate"
-        relation = "beats" if promote else "does not beat"
-        decision = (
-            f"{verdict}: {metric} {new_scores['score']:.3f} {relation} champion v{champion.version}'s {old['score']:.3f}"
-            f" (margin {config.promotion.margin:.0%}; seasonal naive {new_scores['baseline']:.3f})"
-        )
+        held_out = load_holdout(engine, champion)
+        scored_by = "" if held_out is not None else " (scored by its deployed network: its artifact predates holdout networks)"
+        champion_model, champion_scaler = held_out or (champion.model, champion.scaler)
+        old = _holdout(champion_model, champion_scaler, champion_arrays, champion.manifest["lookback"], champion.manifest["horizon"], data.frequency, metric)
+        gate["champion_score"] = _finite(old["score"])
+        if not math.isfinite(old["score"]):
+            promote = True
+            decision = (
+                f"promoted: {metric} {new_scores['score']:.3f}; champion v{champion.version}'s {metric} on the holdout is "
+                f"{old['score']} (not finite){scored_by}"
+            )
+        else:
+            needed = old["score"] * (1 - config.promotion.margin)
+            promote = bool(new_scores["score"] < needed)
+            verdict = "promoted" if promote else "kept as candidate"
+            relation = "beats" if promote else "does not beat"
+            decision = (
+                f"{verdict}: {metric} {new_scores['score']:.3f} {relation} champion v{champion.version}'s {old['score']:.3f}{scored_by}"
+                f" (margin {config.promotion.margin:.0%}; seasonal naive {new_scores['baseline']:.3f})"
+            )
     gate["decision"] = decision
     manifest = build_manifest(
         config=effective,
@@ -379,7 +399,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         features=settings.source.features,
         frequency=data.frequency,
         interval_halfwidths=result.interval_halfwidths,
-        metrics={**result.metrics, f"holdout_{metric}": new_scores["score"], f"holdout_{metric}_seasonal_naive": new_scores["baseline"]},
+        metrics={**result.metrics, f"holdout_{metric}": gate["holdout_score"], f"holdout_{metric}_seasonal_naive": gate["baseline_score"]},
         data_watermark=result.data_watermark,
         train_start=result.train_start,
         train_end=result.train_end,
@@ -398,7 +418,14 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         tuning_record=tuning_record,
         series_train_end=result.series_train_end,
     )
-    version = register_version(engine, settings.storage_root, model_name, result.model, manifest, run_id, promote=promote, gate=gate)
+    holdout = (result.holdout_model or result.model, result.holdout_scaler if result.holdout_scaler is not result.scaler else None)
+    version = register_version(engine, settings.storage_root, model_name, result.model, manifest, run_id, promote=promote, gate=gate, holdout=holdout)
+    if champion is None and not promote:
+        raise RunError(
+            f"model {model_name!r}: version {version} was registered as a candidate, not champion: its holdout {metric} is "
+            f"{new_scores['score']} (not finite), and there is no champion to forecast with; check the data "
+            "(values far beyond the series' usual size, the quarantine table), then retrain"
+        )
     return {
         "version": version,
         "mode": mode,
@@ -425,6 +452,32 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         "holdout": gate,
         "process": os.getpid(),
     }
+
+
+def _finite(value: float) -> float | None:
+    """A score to store: None instead of inf or NaN (the decision says why)."""
+    return float(value) if math.isfinite(value) else None
+
+
+def _fine_tune_holdout_network(engine: Engine, parent: Any, result: Any, data: PreparedData, config: ModelConfig, verbose: int) -> None:
+    """Fine-tune the parent's holdout network on the same windows, so that the new version also has a
+    network that never saw the current holdout (the parent's deployed network may have, after a refit).
+    Its validation scores and interval widths are out of sample, so the result takes those too."""
+    from forecasting.evaluation import season_length
+    from forecasting.registry import load_holdout
+    from forecasting.training import fine_tune
+
+    entry = parent.manifest.get("holdout")
+    if entry is None or entry["model"] == "model.keras":  # no holdout network kept, or the deployed one is it
+        return
+    held_out = load_holdout(engine, parent)
+    honest = fine_tune(
+        data.arrays, config, held_out[0], held_out[1], parent.manifest.get("series_train_end", {}),
+        season=season_length(data.frequency), verbose=verbose,
+    )
+    result.holdout_model, result.holdout_scaler = honest.model, honest.scaler
+    result.metrics, result.interval_halfwidths = honest.metrics, honest.interval_halfwidths
+    result.extra["holdout_network"] = {"epochs_run": honest.epochs_run, "best_epoch": honest.best_epoch}
 
 
 def tune_step(settings: Settings, model_name: str, run_id: str, tuner: str | None = None, max_trials: int | None = None, verbose: int = 0) -> dict[str, Any]:
@@ -542,6 +595,8 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> dict[str,
         "series_forecast": int(forecasts["series_id"].nunique()) if len(forecasts) else 0,
         "series_skipped": len(result.skipped),
         "skipped_examples": dict(list(result.skipped.items())[:5]),
+        "series_constant": len(result.constant),
+        "constant_examples": dict(list(result.constant.items())[:5]),
         "origins": sorted({str(ts.date()) for ts in forecasts["forecast_origin"]})[:5] if len(forecasts) else [],
         "frequency": data.frequency,
         "horizon": loaded.manifest["horizon"],
@@ -654,6 +709,8 @@ def summary_from_steps(
         "series_forecast": forecast["series_forecast"],
         "series_skipped": forecast["series_skipped"],
         "skipped_examples": forecast["skipped_examples"],
+        "series_constant": forecast.get("series_constant", 0),
+        "constant_examples": forecast.get("constant_examples", {}),
         "frequency": forecast["frequency"],
         "horizon": forecast["horizon"],
         "origins": forecast["origins"],
@@ -685,6 +742,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     for series_id, reason in summary.get("skipped_examples", {}).items():
         lines.append(f"    skipped {series_id}: {reason}")
+    if summary.get("series_constant"):
+        lines.append(
+            f"  constant series: {summary['series_constant']} forecast as their last value with zero-width intervals, not by the network"
+        )
+        for series_id, what in summary.get("constant_examples", {}).items():
+            lines.append(f"    constant {series_id}: {what}")
     trained = summary.get("training")
     if trained:
         layers = ", ".join(

@@ -27,6 +27,8 @@ from forecasting.scaling import SeriesScaler
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
+HOLDOUT_MODEL_FILE = "holdout.keras"
+HOLDOUT_SCALER_FILE = "holdout-scaler.json"
 CHAMPION = "champion"
 
 
@@ -95,9 +97,11 @@ def register_version(
     run_id: str,
     promote: bool = True,
     gate: dict[str, Any] | None = None,
+    holdout: tuple[Any, SeriesScaler | None] | None = None,
 ) -> int:
     """Write the artifact to a temporary folder, checksum it, move it into `<version>/`, then add
-    the registry row and (when `promote`) move `champion`, both in one transaction."""
+    the registry row and (when `promote`) move `champion`, both in one transaction. `holdout`: the
+    network that never saw the holdout and its scaler (None: the version's own), see `write_holdout`."""
     folder = model_root(storage_root, model_name)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".tmp-*"):  # left by a killed run; the model's run lock is held
@@ -106,6 +110,8 @@ def register_version(
     staging.mkdir()
     try:
         manifest = write_artifact(staging, model, dict(manifest, model_name=model_name, run_id=run_id))
+        if holdout is not None:
+            manifest["holdout"] = write_holdout(staging, model, *holdout)
         with engine.connect() as connection:
             version = _next_version(connection, folder, model_name)
         while True:
@@ -150,6 +156,43 @@ def register_version(
             set_alias(connection, model_name, CHAMPION, version, now)
             record_event(connection, model_name, "promote", previous, version, (gate or {}).get("decision") or "new version", now)
     return version
+
+
+def write_holdout(folder: Path, model: Any, holdout_model: Any, holdout_scaler: SeriesScaler | None) -> dict[str, Any]:
+    """Save the version's holdout network (trained without any series' last `horizon` rows; differs
+    from `model` after a refit or a fine-tune of a refit parent) next to `model.keras`, so that a
+    later promotion gate can score this version out of sample. Returns the manifest's `holdout`
+    entry with the files' checksums; `{"model": "model.keras"}` when the version's network is it."""
+    if holdout_model is model:
+        return {"model": MODEL_FILE}
+    holdout_model.save(Path(folder) / HOLDOUT_MODEL_FILE)
+    entry: dict[str, Any] = {"model": HOLDOUT_MODEL_FILE, "sha256": sha256_file(Path(folder) / HOLDOUT_MODEL_FILE), "scaler": None}
+    if holdout_scaler is not None:  # None: the version's own scaler
+        (Path(folder) / HOLDOUT_SCALER_FILE).write_text(json.dumps(holdout_scaler.to_dict(), sort_keys=True))
+        entry.update(scaler=HOLDOUT_SCALER_FILE, scaler_sha256=sha256_file(Path(folder) / HOLDOUT_SCALER_FILE))
+    return entry
+
+
+def load_holdout(engine: Engine, loaded: "LoadedVersion") -> tuple[Any, SeriesScaler] | None:
+    """A version's holdout network and scaler (checksums checked), a fresh copy; None for versions
+    saved before holdout networks were kept (their deployed network may have seen their holdout)."""
+    import keras
+
+    entry = loaded.manifest.get("holdout")
+    if entry is None:
+        return None
+    row = version_row(engine, loaded.model_name, loaded.version)
+    folder = Path(row["artifact_path"])
+    if entry["model"] == MODEL_FILE:
+        model, _ = load_artifact(folder, row["sha256"])
+        return model, loaded.scaler.copy()
+    files = [(entry["model"], entry["sha256"])] + ([(entry["scaler"], entry["scaler_sha256"])] if entry.get("scaler") else [])
+    for name, expected in files:
+        actual = sha256_file(folder / name)
+        if actual != expected:
+            raise RunError(f"{folder / name}: checksum {actual[:12]}… does not match the manifest's {expected[:12]}…; refusing to load")
+    scaler = SeriesScaler.from_dict(json.loads((folder / entry["scaler"]).read_text())) if entry.get("scaler") else loaded.scaler.copy()
+    return keras.models.load_model(folder / entry["model"], compile=False), scaler
 
 
 def record_event(
