@@ -1,15 +1,18 @@
 """Keeping a model's Parquet forecasts dataset equal to the `forecasts` table, origin date by origin date.
 
 SQL is written first in every run and is the source of truth; the Parquet dataset is its copy. The
-check is cheap: one GROUP BY query for the rows per origin in SQL, and the row count in each
-partition file's Parquet footer (the data is not read). Partitions that are missing, unreadable or
-hold a different number of rows are rebuilt from SQL with an atomic replacement. Partitions with no
+check is cheap: one GROUP BY query for the rows and newest `created_at` per origin in SQL, and the
+row count and `created_at` statistics in each partition file's Parquet footer (the data is not
+read). Partitions that are missing, unreadable, hold a different number of rows or older rows than
+SQL (SQL took a rewrite of the origin that Parquet missed) are rebuilt from SQL with an atomic
+replacement. Partitions with no
 rows in SQL at all are reported and left as they are (nothing is deleted).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecasting.database import interval_columns
-from forecasting.store import forecasts_root, partition_row_counts, replace_partition
+from forecasting.store import forecasts_root, partition_footers, replace_partition
 
 DATE_FORMAT = "%Y-%m-%d"
 
@@ -29,7 +32,7 @@ class RepairReport:
 
     model_name: str
     origins_checked: int = 0
-    # origin date -> what was wrong: "missing", "unreadable" or "row-count mismatch (parquet N, sql M)"
+    # origin date -> what was wrong: "missing", "unreadable", "row-count mismatch (parquet N, sql M)" or "stale (...)"
     fixed: dict[str, str] = field(default_factory=dict)
     rows_rebuilt: int = 0
     parquet_only: list[str] = field(default_factory=list)
@@ -49,18 +52,21 @@ def _forecasts_table(connection: Connection) -> sa.Table:
     return sa.Table("forecasts", sa.MetaData(), autoload_with=connection)
 
 
-def sql_origin_counts(connection: Connection, model_name: str) -> dict[str, int]:
-    """Rows per origin date of the model in the `forecasts` table (one GROUP BY on the indexed origin)."""
+def sql_origin_counts(connection: Connection, model_name: str) -> dict[str, tuple[int, datetime]]:
+    """Per origin date, the model's rows in the `forecasts` table and their newest `created_at`
+    (one GROUP BY on the indexed origin)."""
     table = _forecasts_table(connection)
     rows = connection.execute(
-        sa.select(table.c.forecast_origin, sa.func.count())
+        sa.select(table.c.forecast_origin, sa.func.count(), sa.func.max(table.c.created_at))
         .where(table.c.model_name == model_name)
         .group_by(table.c.forecast_origin)
     ).all()
-    counts: dict[str, int] = {}
-    for origin, count in rows:
+    counts: dict[str, tuple[int, datetime]] = {}
+    for origin, count, created in rows:
         day = pd.Timestamp(origin).strftime(DATE_FORMAT)  # several origins a day (hourly data) share a partition
-        counts[day] = counts.get(day, 0) + int(count)
+        created = pd.Timestamp(created).to_pydatetime()
+        earlier = counts.get(day)
+        counts[day] = (int(count), created) if earlier is None else (earlier[0] + int(count), max(earlier[1], created))
     return counts
 
 
@@ -93,26 +99,28 @@ def _sql_partition(connection: Connection, model_name: str, origin_date: str, le
 
 
 def repair_parquet(engine: Engine, storage_root: Path, model_name: str, levels: list[int] | None = None) -> RepairReport:
-    """Compare the model's partitions with SQL (rows per origin date) and rebuild from SQL every
-    partition that is missing, unreadable or holds a different number of rows. `levels`: the
+    """Compare the model's partitions with SQL (rows and newest `created_at` per origin date) and
+    rebuild from SQL every partition that is missing, unreadable, short or stale. `levels`: the
     interval levels whose columns the partitions carry (None: every interval column of the table).
     The caller holds the model's lock (a run does; `forecasting repair` takes it)."""
     report = RepairReport(model_name)
     with engine.connect() as connection:
         expected = sql_origin_counts(connection, model_name)
-    found = partition_row_counts(storage_root, model_name)
+    found = partition_footers(storage_root, model_name)
     report.origins_checked = len(expected)
     report.parquet_only = sorted(set(found) - set(expected))
-    for origin_date, rows in sorted(expected.items()):
+    for origin_date, (rows, created) in sorted(expected.items()):
         stored = found.get(origin_date, "missing")
-        if stored == rows:
-            continue
         if stored == "missing":
             problem = "missing"
         elif stored is None:
             problem = "unreadable"
+        elif stored[0] != rows:
+            problem = f"row-count mismatch (parquet {stored[0]}, sql {rows})"
+        elif stored[1] is not None and pd.Timestamp(stored[1]) != pd.Timestamp(created):
+            problem = f"stale (newest row written {pd.Timestamp(stored[1])} in parquet, {pd.Timestamp(created)} in sql)"
         else:
-            problem = f"row-count mismatch (parquet {stored}, sql {rows})"
+            continue
         with engine.connect() as connection:
             frame = _sql_partition(connection, model_name, origin_date, levels)
         report.rows_rebuilt += replace_partition(storage_root, model_name, origin_date, frame)

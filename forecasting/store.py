@@ -7,6 +7,7 @@ temporary file and renames it into place, so readers never see a partial file.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -74,21 +75,35 @@ def _read_partition(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def partition_row_counts(storage_root: Path, model_name: str) -> dict[str, int | None]:
-    """Per origin date, the rows the model's partition file holds by its Parquet footer (the data
-    is not read); None for a partition folder whose file is missing or unreadable."""
+def partition_footers(storage_root: Path, model_name: str) -> dict[str, tuple[int, datetime | None] | None]:
+    """Per origin date, (rows, newest `created_at`) of the model's partition file, both from its
+    Parquet footer (row count and column statistics; the data is not read); None for a partition
+    folder whose file is missing or unreadable."""
     folder = _partition_dir(forecasts_root(storage_root), model_name, "x").parent
-    counts: dict[str, int | None] = {}
+    found: dict[str, tuple[int, datetime | None] | None] = {}
     if not folder.is_dir():
-        return counts
+        return found
     for partition in sorted(folder.glob("origin_date=*")):
         if not partition.is_dir():
             continue
         try:
-            counts[partition.name.split("=", 1)[1]] = pq.read_metadata(partition / PARTITION_FILE).num_rows
+            metadata = pq.read_metadata(partition / PARTITION_FILE)
+            found[partition.name.split("=", 1)[1]] = (metadata.num_rows, _newest_created(metadata))
         except (OSError, pa.ArrowException):
-            counts[partition.name.split("=", 1)[1]] = None
-    return counts
+            found[partition.name.split("=", 1)[1]] = None
+    return found
+
+
+def _newest_created(metadata: pq.FileMetaData) -> datetime | None:
+    """The largest `created_at` by the row groups' statistics (None when a row group has none)."""
+    index = metadata.schema.to_arrow_schema().get_field_index("created_at")
+    newest = None
+    for group in range(metadata.num_row_groups):
+        column = metadata.row_group(group).column(index) if index >= 0 else None
+        if column is None or not column.is_stats_set or not column.statistics.has_min_max:
+            return None
+        newest = column.statistics.max if newest is None else max(newest, column.statistics.max)
+    return newest
 
 
 def replace_partition(storage_root: Path, model_name: str, origin_date: str, rows: pd.DataFrame) -> int:

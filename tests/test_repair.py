@@ -65,6 +65,17 @@ def test_removed_dataset_and_truncated_or_short_partitions_are_rebuilt_from_sql(
     assert repair_parquet(engine, tmp_path, "tiny", [80, 95]).fixed == {}
     assert not [p for p in forecasts_root(tmp_path).rglob(".*") if p.is_file()]
 
+    # SQL took a rewrite of an origin (same rows, newer values) that the Parquet write missed.
+    rewritten = frame[frame.forecast_origin == "2025-10-01"].assign(yhat=7.0, run_id="r9", created_at=pd.Timestamp("2026-02-01 10:11:12.131415"))
+    with engine.begin() as connection:
+        upsert_frame(connection, sa.Table("forecasts", sa.MetaData(), autoload_with=connection), rewritten, key=FORECAST_KEY)
+    report = repair_parquet(engine, tmp_path, "tiny", [80, 95])
+    assert report.fixed == {
+        "2025-10-01": "stale (newest row written 2026-01-01 00:00:00 in parquet, 2026-02-01 10:11:12.131415 in sql)"
+    }
+    stored = read_forecasts(tmp_path, "tiny")
+    assert set(stored[stored.origin_date == "2025-10-01"].yhat) == {7.0} and len(stored) == 18
+
 
 def test_a_truncated_partition_does_not_block_the_next_write(tmp_path):
     frame = forecast_rows("a", "2025-12-01", "r1")
