@@ -77,7 +77,12 @@ def predict(
     if ids:
         window_levels = WindowLevels.concat(levels)
         scaled = forecast_array(model, np.stack(inputs))
-        frames.append(forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths))
+        frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
+        values = frame[[c for c in frame.columns if c == "yhat" or c.startswith(("yhat_lower_", "yhat_upper_"))]].to_numpy(dtype="float64")
+        broken = frame.loc[~np.isfinite(values).all(axis=1), "series_id"].unique()
+        for series_id in broken:  # never written: listed with the skipped series instead
+            skipped[series_id] = "the network's forecast is not finite"
+        frames.append(frame[~frame["series_id"].isin(broken)])
     if constant:
         # Scale 0 decodes every value, interval bounds included, to the constant: a zero-width interval.
         flat = WindowLevels(np.array([value for value, _ in constant.values()]), np.zeros(len(constant)), np.zeros(len(constant), dtype=bool))

@@ -180,3 +180,19 @@ def test_fine_tuned_versions_are_scored_by_a_network_that_never_saw_the_holdout(
     assert child["holdout"]["champion_score"] == pytest.approx(
         pipeline._holdout(champion_model, champion_scaler, data.arrays, 12, 6, "MS", "smape")["score"]
     )
+
+
+def test_a_non_finite_network_forecast_is_skipped_with_a_reason_never_written():
+    import keras
+
+    from forecasting.prediction import predict
+    from forecasting.scaling import SeriesScaler
+    from forecasting.windowing import to_series_arrays
+
+    arrays = to_series_arrays(synthetic_frame(n_series=2), [])
+    scaler = SeriesScaler.fit(arrays.values, target="series")
+    model = keras.Sequential([keras.Input((12, 1)), keras.layers.Flatten(), keras.layers.Dense(6)])
+    model.set_weights([np.zeros((12, 6), dtype="float32"), np.full(6, np.nan, dtype="float32")])
+    result = predict(model, scaler, arrays, 12, 6, "MS", {80: [0.1] * 6})
+    assert result.forecasts.empty
+    assert result.skipped == {"S00": "the network's forecast is not finite", "S01": "the network's forecast is not finite"}
