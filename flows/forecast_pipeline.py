@@ -86,6 +86,12 @@ def write_parquet(config: str | None, staged: str) -> int:
 
 
 @db_task
+def repair_parquet(config: str | None, model: str) -> dict[str, Any]:
+    """Rebuild from SQL the model's Parquet partitions that are missing, unreadable or short."""
+    return pipeline.repair_parquet_step(load_settings(config), model)
+
+
+@db_task
 def finish_run(config: str | None, run_id: str, summary: dict[str, Any], staged: str | None) -> None:
     """Mark the run completed with its counts."""
     pipeline.finish_run(load_settings(config), run_id, summary, staged)
@@ -175,8 +181,10 @@ def run_models(models: list[str], mode: str, config: str | None, full_refresh: b
             for model in models:
                 rows_sql = write_sql(config, staged[model]["staged"])
                 rows_parquet = write_parquet(config, staged[model]["staged"])
+                repaired = repair_parquet(config, model)
                 summary = pipeline.summary_from_steps(
-                    settings, model, run_ids[model], decisions[model], trained.get(model), staged[model], rows_sql, rows_parquet, pulled
+                    settings, model, run_ids[model], decisions[model], trained.get(model), staged[model], rows_sql, rows_parquet, pulled,
+                    repaired,
                 )
                 finish_run(config, run_ids[model], summary, staged[model]["staged"])
                 summaries[model] = summary

@@ -126,6 +126,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    from forecasting.database import connect_checked
+    from forecasting.locking import model_lock
+    from forecasting.pipeline import check_schema
+    from forecasting.repair import format_repair, repair_parquet
+
+    settings = _settings(args)
+    config = settings.model(args.model)
+    engine = connect_checked(settings.database.url)
+    check_schema(engine, settings, args.model)
+    with model_lock(engine, settings.storage_root, args.model, config.lock_timeout_minutes * 60):
+        report = repair_parquet(engine, settings.storage_root, args.model, config.intervals)
+    print(format_repair(report, settings.storage_root))
+    return 0
+
+
 def cmd_deployments(args: argparse.Namespace) -> int:
     from forecasting.deployments import deployment_specs, render_prefect_yaml
 
@@ -275,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--step", type=int, default=None, help="periods between origins (default: the horizon)")
     backtest.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     backtest.set_defaults(handler=cmd_backtest)
+
+    repair = commands.add_parser("repair", help="rebuild the model's missing, unreadable or short Parquet partitions from SQL")
+    repair.add_argument("--model", required=True)
+    repair.set_defaults(handler=cmd_repair)
 
     models = commands.add_parser("models", help="the model registry")
     models_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")

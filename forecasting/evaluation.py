@@ -102,9 +102,11 @@ def score_holdout(
     next to the seasonal-naive forecast from the same origin. Series without `lookback + horizon`
     finite observations at the end are left out (counted)."""
     from forecasting.model import forecast_array
+    from forecasting.prediction import constant_value
     from forecasting.scaling import WindowLevels
 
     inputs, levels, actual, naive, scales = [], [], [], [], []
+    constant: dict[int, float] = {}  # position -> the value forecast for a constant series, as `predict` does
     for series_id, values in arrays.values.items():
         if len(values) < lookback + horizon:
             continue
@@ -112,6 +114,13 @@ def score_holdout(
         if not (np.isfinite(window).all() and np.isfinite(future).all()):
             continue
         history = values[:-horizon, 0]
+        found = constant_value(values[:-horizon], lookback, scaler.target != "series")
+        if found is not None:
+            constant[len(actual)] = found[0]
+            actual.append(future)
+            naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
+            scales.append(seasonal_naive_scale(history, season))
+            continue
         stats = scaler
         if series_id not in scaler:  # new since training: scaled by its own history, the scaler left as it is
             stats = scaler.__class__(target=scaler.target, season=scaler.season, frequency=scaler.frequency)
@@ -123,14 +132,19 @@ def score_holdout(
         actual.append(future)
         naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
         scales.append(seasonal_naive_scale(history, season))
-    if not inputs:
+    if not actual:
         return {"score": float("nan"), "baseline": float("nan"), "series": 0}
-    predicted = WindowLevels.concat(levels).decode(forecast_array(model, np.stack(inputs)))
+    predicted = np.empty((len(actual), horizon))
+    by_network = [position for position in range(len(actual)) if position not in constant]
+    if inputs:
+        predicted[by_network] = WindowLevels.concat(levels).decode(forecast_array(model, np.stack(inputs)))
+    for position, value in constant.items():
+        predicted[position] = value
     actual_array, naive_array, scale_array = np.stack(actual), np.stack(naive), np.asarray(scales)
     return {
         "score": score(metric, actual_array, predicted, scale_array),
         "baseline": score(metric, actual_array, naive_array, scale_array),
-        "series": len(inputs),
+        "series": len(actual),
     }
 
 

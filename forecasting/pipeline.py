@@ -7,6 +7,7 @@ Heavy objects (frames, models) stay inside a step; steps hand each other ids, pa
 from __future__ import annotations
 
 import json
+import math
 import os
 import traceback
 import uuid
@@ -274,7 +275,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str
     new observations -> fine-tune, unless the champion's error on the latest holdout grew more than
     `promotion.drift_tolerance` over its score at promotion (then retrain); none -> forecast only.
     """
-    from forecasting.registry import champion_version, load_version, version_row
+    from forecasting.registry import champion_version, load_holdout, load_version, version_row
 
     if requested in ("retrain", "forecast"):
         return {"mode": requested, "reason": f"{requested}: requested"}
@@ -307,10 +308,15 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> dict[str
         return {"mode": "forecast", "reason": f"forecast: no observations newer than {since}, the data of {trained_on}"}
     new_data = f"{newer[0]} new observation{'s' if newer[0] != 1 else ''} for {newer[1]} series since {since}"
     if row["holdout_score"] is not None and row["holdout_metric"] == config.promotion.metric:
-        loaded = load_version(engine, model_name, champion)
+        try:
+            loaded = load_version(engine, model_name, champion)
+            # The network the promotion score came from (out of sample), where the artifact keeps it.
+            network, scaler = load_holdout(engine, loaded) or (loaded.model, loaded.scaler)
+        except RunError as error:
+            return {"mode": "retrain", "reason": f"retrain: champion v{champion} could not be loaded ({error}); {new_data}"}
         data = prepare_data(engine, settings, frequency=loaded.manifest["frequency"], calendar=uses_calendar(loaded.manifest))
         recent = _holdout(
-            loaded.model, loaded.scaler, data.arrays, loaded.manifest["lookback"], loaded.manifest["horizon"], data.frequency, row["holdout_metric"]
+            network, scaler, data.arrays, loaded.manifest["lookback"], loaded.manifest["horizon"], data.frequency, row["holdout_metric"]
         )["score"]
         limit = row["holdout_score"] * (1 + config.promotion.drift_tolerance)
         if recent > limit:
@@ -332,6 +338,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         build_manifest,
         champion_version,
         latest_tuning_record,
+        load_holdout,
         load_version,
         register_version,
     )
@@ -345,11 +352,13 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     with engine.connect() as connection:
         champion_number = champion_version(connection, model_name)
         record = latest_tuning_record(connection, model_name)
-    champion, unusable = None, None
+    champion, champion_holdout, unusable = None, None, None
     if champion_number is not None:
         try:
             champion = load_version(engine, model_name, champion_number)
+            champion_holdout = load_holdout(engine, champion)
         except RunError as error:
+            champion = None
             if mode == "fine-tune":
                 raise
             # A retrain does not need the champion's network: gate against seasonal naive alone.
@@ -370,6 +379,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
             data.arrays, effective, parent.model, parent.scaler, champion.manifest.get("series_train_end", {}),
             season=season_length(data.frequency), verbose=verbose,
         )
+        _fine_tune_holdout_network(engine, parent, result, data, effective, verbose)
     else:
         effective = config
         if record is not None:
@@ -379,10 +389,17 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         result = train(data.arrays, effective, season=season_length(data.frequency), verbose=verbose)
 
     metric = config.promotion.metric
-    # Scored by the network that has not seen the holdout (a refit model has): a fair comparison.
+    # Both sides are scored by their holdout networks: trained on nothing at or after the start of
+    # the current holdout (a refit network has seen its own holdout, so it would score in sample).
     new_scores = _holdout(result.holdout_model or result.model, result.holdout_scaler or result.scaler, data.arrays, effective.lookback, effective.horizon, data.frequency, metric)
-    gate: dict[str, Any] = {"holdout_metric": metric, "holdout_score": new_scores["score"], "baseline_score": new_scores["baseline"]}
-    if unusable is not None:
+    gate: dict[str, Any] = {"holdout_metric": metric, "holdout_score": _finite(new_scores["score"]), "baseline_score": _finite(new_scores["baseline"])}
+    if not math.isfinite(new_scores["score"]):
+        promote = False
+        decision = (
+            f"kept as candidate: its {metric} on the holdout is {new_scores['score']} (not finite), so it cannot be compared"
+            + (f"; forecasts stay with champion v{champion.version}" if champion is not None else "; the model has no champion")
+        )
+    elif unusable is not None:
         needed = new_scores["baseline"] * (1 - config.promotion.margin)
         promote = bool(new_scores["score"] < needed)
         decision = (
@@ -398,16 +415,26 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         champion_arrays = data.arrays
         if uses_calendar(champion.manifest) != effective.calendar:  # the champion reads other input columns
             champion_arrays = prepare_data(engine, settings, frequency=data.frequency, calendar=uses_calendar(champion.manifest)).arrays
-        old = _holdout(champion.model, champion.scaler, champion_arrays, champion.manifest["lookback"], champion.manifest["horizon"], data.frequency, metric)
-        gate["champion_score"] = old["score"]
-        needed = old["score"] * (1 - config.promotion.margin)
-        promote = bool(new_scores["score"] < needed)
-        verdict = "promoted" if promote else "kept as candidate"
-        relation = "beats" if promote else "does not beat"
-        decision = (
-            f"{verdict}: {metric} {new_scores['score']:.3f} {relation} champion v{champion.version}'s {old['score']:.3f}"
-            f" (margin {config.promotion.margin:.0%}; seasonal naive {new_scores['baseline']:.3f})"
-        )
+        held_out = champion_holdout
+        scored_by = "" if held_out is not None else " (scored by its deployed network: its artifact predates holdout networks)"
+        champion_model, champion_scaler = held_out or (champion.model, champion.scaler)
+        old = _holdout(champion_model, champion_scaler, champion_arrays, champion.manifest["lookback"], champion.manifest["horizon"], data.frequency, metric)
+        gate["champion_score"] = _finite(old["score"])
+        if not math.isfinite(old["score"]):
+            promote = True
+            decision = (
+                f"promoted: {metric} {new_scores['score']:.3f}; champion v{champion.version}'s {metric} on the holdout is "
+                f"{old['score']} (not finite){scored_by}"
+            )
+        else:
+            needed = old["score"] * (1 - config.promotion.margin)
+            promote = bool(new_scores["score"] < needed)
+            verdict = "promoted" if promote else "kept as candidate"
+            relation = "beats" if promote else "does not beat"
+            decision = (
+                f"{verdict}: {metric} {new_scores['score']:.3f} {relation} champion v{champion.version}'s {old['score']:.3f}{scored_by}"
+                f" (margin {config.promotion.margin:.0%}; seasonal naive {new_scores['baseline']:.3f})"
+            )
     gate["decision"] = decision
     manifest = build_manifest(
         config=effective,
@@ -415,7 +442,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         features=settings.source.features,
         frequency=data.frequency,
         interval_halfwidths=result.interval_halfwidths,
-        metrics={**result.metrics, f"holdout_{metric}": new_scores["score"], f"holdout_{metric}_seasonal_naive": new_scores["baseline"]},
+        metrics={**result.metrics, f"holdout_{metric}": gate["holdout_score"], f"holdout_{metric}_seasonal_naive": gate["baseline_score"]},
         data_watermark=result.data_watermark,
         train_start=result.train_start,
         train_end=result.train_end,
@@ -434,7 +461,14 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         tuning_record=tuning_record,
         series_train_end=result.series_train_end,
     )
-    version = register_version(engine, settings.storage_root, model_name, result.model, manifest, run_id, promote=promote, gate=gate)
+    holdout = (result.holdout_model or result.model, result.holdout_scaler if result.holdout_scaler is not result.scaler else None)
+    version = register_version(engine, settings.storage_root, model_name, result.model, manifest, run_id, promote=promote, gate=gate, holdout=holdout)
+    if champion_number is None and not promote:
+        raise RunError(
+            f"model {model_name!r}: version {version} was registered as a candidate, not champion: its holdout {metric} is "
+            f"{new_scores['score']} (not finite), and there is no champion to forecast with; check the data "
+            "(values far beyond the series' usual size, the quarantine table), then retrain"
+        )
     return {
         "version": version,
         "mode": mode,
@@ -461,6 +495,32 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         "holdout": gate,
         "process": os.getpid(),
     }
+
+
+def _finite(value: float) -> float | None:
+    """A score to store: None instead of inf or NaN (the decision says why)."""
+    return float(value) if math.isfinite(value) else None
+
+
+def _fine_tune_holdout_network(engine: Engine, parent: Any, result: Any, data: PreparedData, config: ModelConfig, verbose: int) -> None:
+    """Fine-tune the parent's holdout network on the same windows, so that the new version also has a
+    network that never saw the current holdout (the parent's deployed network may have, after a refit).
+    Its validation scores and interval widths are out of sample, so the result takes those too."""
+    from forecasting.evaluation import season_length
+    from forecasting.registry import load_holdout
+    from forecasting.training import fine_tune
+
+    entry = parent.manifest.get("holdout")
+    if entry is None or entry["model"] == "model.keras":  # no holdout network kept, or the deployed one is it
+        return
+    held_out = load_holdout(engine, parent)
+    honest = fine_tune(
+        data.arrays, config, held_out[0], held_out[1], parent.manifest.get("series_train_end", {}),
+        season=season_length(data.frequency), verbose=verbose,
+    )
+    result.holdout_model, result.holdout_scaler = honest.model, honest.scaler
+    result.metrics, result.interval_halfwidths = honest.metrics, honest.interval_halfwidths
+    result.extra["holdout_network"] = {"epochs_run": honest.epochs_run, "best_epoch": honest.best_epoch}
 
 
 def tune_step(settings: Settings, model_name: str, run_id: str, tuner: str | None = None, max_trials: int | None = None, verbose: int = 0) -> dict[str, Any]:
@@ -578,6 +638,8 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> dict[str,
         "series_forecast": int(forecasts["series_id"].nunique()) if len(forecasts) else 0,
         "series_skipped": len(result.skipped),
         "skipped_examples": dict(list(result.skipped.items())[:5]),
+        "series_constant": len(result.constant),
+        "constant_examples": dict(list(result.constant.items())[:5]),
         "origins": sorted({str(ts.date()) for ts in forecasts["forecast_origin"]})[:5] if len(forecasts) else [],
         "frequency": data.frequency,
         "horizon": loaded.manifest["horizon"],
@@ -604,6 +666,15 @@ def write_parquet_step(settings: Settings, staged: str) -> int:
     from forecasting.store import write_forecasts
 
     return write_forecasts(settings.storage_root, pd.read_parquet(staged))
+
+
+def repair_parquet_step(settings: Settings, model_name: str) -> dict[str, Any]:
+    """Rebuild from SQL every Parquet partition of the model that is missing, unreadable or holds
+    a different number of rows than SQL (see forecasting.repair); returns what was fixed."""
+    from forecasting.repair import repair_parquet
+
+    report = repair_parquet(open_engine(settings), settings.storage_root, model_name, settings.model(model_name).intervals)
+    return report.as_dict()
 
 
 def finish_run(settings: Settings, run_id: str, summary: dict[str, Any], staged: str | None = None) -> None:
@@ -665,6 +736,7 @@ def summary_from_steps(
     rows_sql: int,
     rows_parquet: int,
     pulled: dict[str, Any] | None = None,
+    repaired: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's summary: what it pulled, read, trained, wrote and where."""
     from forecasting.store import forecasts_root
@@ -680,6 +752,8 @@ def summary_from_steps(
         "series_forecast": forecast["series_forecast"],
         "series_skipped": forecast["series_skipped"],
         "skipped_examples": forecast["skipped_examples"],
+        "series_constant": forecast.get("series_constant", 0),
+        "constant_examples": forecast.get("constant_examples", {}),
         "frequency": forecast["frequency"],
         "horizon": forecast["horizon"],
         "origins": forecast["origins"],
@@ -688,6 +762,7 @@ def summary_from_steps(
         "training": trained,
         "rows_sql": rows_sql,
         "rows_parquet": rows_parquet,
+        "parquet_repair": repaired,
         "database": masked_url(settings.database.url),
         "parquet": str(forecasts_root(settings.storage_root)),
         "models": str(Path(settings.storage_root) / "models" / model_name),
@@ -710,6 +785,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     for series_id, reason in summary.get("skipped_examples", {}).items():
         lines.append(f"    skipped {series_id}: {reason}")
+    if summary.get("series_constant"):
+        lines.append(
+            f"  constant series: {summary['series_constant']} forecast as their last value with zero-width intervals, not by the network"
+        )
+        for series_id, what in summary.get("constant_examples", {}).items():
+            lines.append(f"    constant {series_id}: {what}")
     trained = summary.get("training")
     if trained:
         layers = ", ".join(
@@ -743,6 +824,14 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  forecasts come from champion version {summary['champion_version']}")
     lines.append(f"  rows written: {summary['rows_sql']} to table forecasts in {summary['database']}")
     lines.append(f"  rows written: {summary['rows_parquet']} to Parquet dataset {summary['parquet']}")
+    repaired = summary.get("parquet_repair") or {}
+    if repaired.get("fixed"):
+        listed = ", ".join(f"{day} {problem}" for day, problem in list(repaired["fixed"].items())[:5])
+        more = f", and {len(repaired['fixed']) - 5} more" if len(repaired["fixed"]) > 5 else ""
+        lines.append(
+            f"  parquet repaired: {repaired['origins_repaired']} origins rebuilt from table forecasts "
+            f"({repaired['rows_rebuilt']} rows: {listed}{more})"
+        )
     if summary.get("origins"):
         lines.append(f"  forecast origins: {', '.join(summary['origins'])}")
     return "\n".join(lines)

@@ -18,6 +18,20 @@ from forecasting.windowing import SeriesArrays
 class ForecastResult:
     forecasts: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)  # series id -> reason
+    constant: dict[str, str] = field(default_factory=dict)  # series id -> value forecast and why
+
+
+def constant_value(values: np.ndarray, lookback: int, window_scaling: bool) -> tuple[float, str] | None:
+    """The value to forecast, and why, for a series the network cannot forecast sensibly: every
+    observation the same (a constant series: the network would add a shape it learned elsewhere),
+    or, with window scaling, an input window of zeros (no level to scale by). None otherwise."""
+    target = np.asarray(values, dtype="float64")[:, 0]
+    finite = target[np.isfinite(target)]
+    if len(finite) and (finite == finite[0]).all():
+        return float(finite[0]), "constant series"
+    if window_scaling and len(target) >= lookback and (target[-lookback:] == 0).all():
+        return 0.0, f"last {lookback} observations all zero"
+    return None
 
 
 def predict(
@@ -35,6 +49,7 @@ def predict(
     Returns a long frame: series_id, forecast_origin, target_ts, step, yhat, interval columns.
     """
     skipped: dict[str, str] = {}
+    constant: dict[str, tuple[float, str]] = {}
     ids, inputs, levels = [], [], []
     for series_id, values in arrays.values.items():
         if len(values) < lookback:
@@ -43,6 +58,10 @@ def predict(
         window = values[-lookback:]
         if not np.isfinite(window).all():
             skipped[series_id] = f"missing values in the last {lookback} observations"
+            continue
+        found = constant_value(values, lookback, scaler.target != "series")
+        if found is not None:
+            constant[series_id] = found
             continue
         if series_id not in scaler:
             scaler.add(series_id, values)
@@ -54,12 +73,27 @@ def predict(
     columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
     for level in sorted(interval_halfwidths or {}):
         columns += list(interval_columns(level))
-    if not ids:
-        return ForecastResult(pd.DataFrame(columns=columns), skipped)
-    window_levels = WindowLevels.concat(levels)
-    scaled = forecast_array(model, np.stack(inputs))
-    frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
-    return ForecastResult(frame[columns], skipped)
+    frames = []
+    if ids:
+        window_levels = WindowLevels.concat(levels)
+        scaled = forecast_array(model, np.stack(inputs))
+        frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
+        values = frame[[c for c in frame.columns if c == "yhat" or c.startswith(("yhat_lower_", "yhat_upper_"))]].to_numpy(dtype="float64")
+        broken = frame.loc[~np.isfinite(values).all(axis=1), "series_id"].unique()
+        for series_id in broken:  # never written: listed with the skipped series instead
+            skipped[series_id] = "the network's forecast is not finite"
+        frames.append(frame[~frame["series_id"].isin(broken)])
+    if constant:
+        # Scale 0 decodes every value, interval bounds included, to the constant: a zero-width interval.
+        flat = WindowLevels(np.array([value for value, _ in constant.values()]), np.zeros(len(constant)), np.zeros(len(constant), dtype=bool))
+        frames.append(
+            forecast_frame(list(constant), [arrays.timestamps[sid][-1] for sid in constant], np.zeros((len(constant), horizon)), flat,
+                           frequency, interval_halfwidths)
+        )
+    described = {sid: f"{value:g} ({why})" for sid, (value, why) in constant.items()}
+    if not frames:
+        return ForecastResult(pd.DataFrame(columns=columns), skipped, described)
+    return ForecastResult(pd.concat(frames, ignore_index=True)[columns], skipped, described)
 
 
 def forecast_frame(

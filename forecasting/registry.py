@@ -31,6 +31,8 @@ READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 SERIES_FILE = "series.parquet"
+HOLDOUT_MODEL_FILE = "holdout.keras"
+HOLDOUT_SCALER_FILE = "holdout-series.parquet"
 CHAMPION = "champion"
 
 
@@ -80,15 +82,13 @@ def _next_version(connection: Connection, folder: Path, model_name: str) -> int:
     return max([in_db or 0, *on_disk]) + 1
 
 
-def write_series_state(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Move the manifest's per-series state (scaler levels and factors, training ends) into
-    `series.parquet`; returns the manifest with a summary and the file's checksum in its place."""
+def _write_scaler_table(path: Path, scaler: SeriesScaler, train_end: dict[str, str] | None = None) -> str:
+    """Write a scaler's per-series state (and training ends) as one Parquet table; returns its sha256."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    scaler = SeriesScaler.from_dict(manifest["scaler"])
     columns = scaler.series_columns()
-    train_end = manifest.get("series_train_end") or {}
+    train_end = train_end or {}
     for series_id in train_end:
         if series_id not in scaler:
             for name in ("loc", "scale", "factors"):
@@ -97,11 +97,38 @@ def write_series_state(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]
     columns["train_end"] = [train_end.get(series_id) for series_id in columns["series_id"]]
     floats = pa.list_(pa.float64())
     schema = pa.schema([("series_id", pa.string()), ("loc", floats), ("scale", floats), ("factors", floats), ("train_end", pa.string())])
-    path = Path(folder) / SERIES_FILE
     pq.write_table(pa.table(columns, schema=schema), path)
+    return sha256_file(path)
+
+
+def _read_scaler_table(path: Path, header: dict[str, Any], expected_sha256: str) -> tuple[SeriesScaler, dict[str, str]]:
+    """The scaler and training ends written by `_write_scaler_table`, checksum checked."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise RunError(f"{path.parent}: artifact has no {path.name}")
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise RunError(f"{path}: checksum {actual[:12]}… does not match the manifest's {expected_sha256[:12]}…; refusing to load")
+    columns = pq.read_table(path).to_pydict()
+    with_state = [i for i, loc in enumerate(columns["loc"]) if loc is not None]
+    scaler = SeriesScaler.from_columns(
+        {key: value for key, value in header.items() if key in ("method", "target", "seasonal")},
+        {name: [columns[name][i] for i in with_state] for name in ("series_id", "loc", "scale", "factors")},
+    )
+    train_end = {key: end for key, end in zip(columns["series_id"], columns["train_end"]) if end is not None}
+    return scaler, train_end
+
+
+def write_series_state(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Move the manifest's per-series state (scaler levels and factors, training ends) into
+    `series.parquet`; returns the manifest with a summary and the file's checksum in its place."""
+    scaler = SeriesScaler.from_dict(manifest["scaler"])
+    train_end = manifest.get("series_train_end") or {}
+    digest = _write_scaler_table(Path(folder) / SERIES_FILE, scaler, train_end)
     manifest = {key: value for key, value in manifest.items() if key != "series_train_end"}
     manifest["scaler"] = {**scaler.header(), "series_count": len(scaler.loc), "seasonal_series": len(scaler.factors)}
-    manifest["series_file"] = {"path": SERIES_FILE, "sha256": sha256_file(path), "rows": len(columns["series_id"])}
+    manifest["series_file"] = {"path": SERIES_FILE, "sha256": digest, "rows": len(set(scaler.loc) | set(train_end))}
     return manifest
 
 
@@ -109,22 +136,7 @@ def read_series_state(folder: Path, manifest: dict[str, Any]) -> tuple[SeriesSca
     """The scaler and per-series training ends of an artifact (either format), checksum checked."""
     if "series_file" not in manifest:  # format 1: in the manifest
         return SeriesScaler.from_dict(manifest["scaler"]), dict(manifest.get("series_train_end", {}))
-    import pyarrow.parquet as pq
-
-    path = Path(folder) / SERIES_FILE
-    if not path.is_file():
-        raise RunError(f"{folder}: artifact has no {SERIES_FILE}")
-    expected, actual = manifest["series_file"]["sha256"], sha256_file(path)
-    if actual != expected:
-        raise RunError(f"{path}: checksum {actual[:12]}… does not match the manifest's {expected[:12]}…; refusing to load")
-    columns = pq.read_table(path).to_pydict()
-    with_state = [i for i, loc in enumerate(columns["loc"]) if loc is not None]
-    scaler = SeriesScaler.from_columns(
-        {key: value for key, value in manifest["scaler"].items() if key in ("method", "target", "seasonal")},
-        {name: [columns[name][i] for i in with_state] for name in ("series_id", "loc", "scale", "factors")},
-    )
-    train_end = {key: end for key, end in zip(columns["series_id"], columns["train_end"]) if end is not None}
-    return scaler, train_end
+    return _read_scaler_table(Path(folder) / SERIES_FILE, manifest["scaler"], manifest["series_file"]["sha256"])
 
 
 def series_table(folder: Path, manifest: dict[str, Any]) -> pd.DataFrame:
@@ -164,9 +176,11 @@ def register_version(
     run_id: str,
     promote: bool = True,
     gate: dict[str, Any] | None = None,
+    holdout: tuple[Any, SeriesScaler | None] | None = None,
 ) -> int:
     """Write the artifact to a temporary folder, checksum it, move it into `<version>/`, then add
-    the registry row and (when `promote`) move `champion`, both in one transaction."""
+    the registry row and (when `promote`) move `champion`, both in one transaction. `holdout`: the
+    network that never saw the holdout and its scaler (None: the version's own), see `write_holdout`."""
     folder = model_root(storage_root, model_name)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".tmp-*"):  # left by a killed run; the model's run lock is held
@@ -175,6 +189,8 @@ def register_version(
     staging.mkdir()
     try:
         manifest = write_artifact(staging, model, dict(manifest, model_name=model_name, run_id=run_id))
+        if holdout is not None:
+            manifest["holdout"] = write_holdout(staging, model, *holdout)
         with engine.connect() as connection:
             version = _next_version(connection, folder, model_name)
         while True:
@@ -219,6 +235,43 @@ def register_version(
             set_alias(connection, model_name, CHAMPION, version, now)
             record_event(connection, model_name, "promote", previous, version, (gate or {}).get("decision") or "new version", now)
     return version
+
+
+def write_holdout(folder: Path, model: Any, holdout_model: Any, holdout_scaler: SeriesScaler | None) -> dict[str, Any]:
+    """Save the version's holdout network (trained without any series' last `horizon` rows; differs
+    from `model` after a refit or a fine-tune of a refit parent) next to `model.keras`, so that a
+    later promotion gate can score this version out of sample. Returns the manifest's `holdout`
+    entry with the files' checksums; `{"model": "model.keras"}` when the version's network is it."""
+    if holdout_model is model:
+        return {"model": MODEL_FILE}
+    holdout_model.save(Path(folder) / HOLDOUT_MODEL_FILE)
+    entry: dict[str, Any] = {"model": HOLDOUT_MODEL_FILE, "sha256": sha256_file(Path(folder) / HOLDOUT_MODEL_FILE), "scaler": None}
+    if holdout_scaler is not None:  # None: the version's own scaler
+        digest = _write_scaler_table(Path(folder) / HOLDOUT_SCALER_FILE, holdout_scaler)
+        entry.update(scaler=HOLDOUT_SCALER_FILE, scaler_sha256=digest, scaler_header=holdout_scaler.header())
+    return entry
+
+
+def load_holdout(engine: Engine, loaded: "LoadedVersion") -> tuple[Any, SeriesScaler] | None:
+    """A version's holdout network and scaler (checksums checked), a fresh copy; None for versions
+    saved before holdout networks were kept (their deployed network may have seen their holdout)."""
+    import keras
+
+    entry = loaded.manifest.get("holdout")
+    if entry is None:
+        return None
+    row = version_row(engine, loaded.model_name, loaded.version)
+    folder = Path(row["artifact_path"])
+    if entry["model"] == MODEL_FILE:
+        model, _ = load_artifact(folder, row["sha256"])
+        return model, loaded.scaler.copy()
+    actual = sha256_file(folder / entry["model"])
+    if actual != entry["sha256"]:
+        raise RunError(f"{folder / entry['model']}: checksum {actual[:12]}… does not match the manifest's {entry['sha256'][:12]}…; refusing to load")
+    scaler = loaded.scaler.copy()
+    if entry.get("scaler"):
+        scaler, _ = _read_scaler_table(folder / entry["scaler"], entry["scaler_header"], entry["scaler_sha256"])
+    return keras.models.load_model(folder / entry["model"], compile=False), scaler
 
 
 def record_event(

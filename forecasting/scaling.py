@@ -29,6 +29,19 @@ from forecasting.seasonality import season_ticks, seasonal_factors
 
 TargetNormalization = Literal["series", "window", "window_log"]
 
+# The largest |value| the job uses. Means and sums of up to 10^8 such values stay below float32's
+# largest number (3.4e38, the network's inputs), their squares (standard deviations) within float64's
+# (1.8e308); a value near the float64 limit would overflow the scaling to inf and the forecasts to garbage.
+MAX_ABS_VALUE = 1e30
+TOO_LARGE_REASON = f"|value| above {MAX_ABS_VALUE:g}, beyond what the scaling can represent"
+
+
+def representable(values: np.ndarray) -> np.ndarray:
+    """Per row of `values` (rows x columns), whether every finite value is within +-MAX_ABS_VALUE."""
+    values = np.asarray(values, dtype="float64")
+    with np.errstate(invalid="ignore"):
+        return ~(np.isfinite(values) & (np.abs(values) > MAX_ABS_VALUE)).any(axis=1)
+
 
 def _safe_scale(scale: np.ndarray, loc: np.ndarray) -> np.ndarray:
     # A constant series has std 0: fall back to its level (or 1) so it maps to 0 instead of inf.

@@ -7,6 +7,7 @@ temporary file and renames it into place, so readers never see a partial file.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -52,8 +53,8 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         rows = rows.drop(columns=["model_name"])
         target = folder / PARTITION_FILE
-        if target.exists():
-            existing = pq.read_table(target).to_pandas()
+        existing = _read_partition(target)
+        if existing is not None:
             merged = existing.merge(rows[key], on=key, how="left", indicator=True)
             kept = existing.loc[(merged["_merge"] == "left_only").to_numpy()]
             rows = pd.concat([kept, rows], ignore_index=True) if len(kept) else rows
@@ -61,6 +62,58 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame) -> int:
         table = _to_arrow(rows)
         replace_atomically(target, lambda path: pq.write_table(table, path), kill_point="parquet-write")
     return len(forecasts)
+
+
+def _read_partition(path: Path) -> pd.DataFrame | None:
+    """A partition's rows, or None when it is missing or unreadable (a truncated file): the rows
+    about to be written replace it, and `repair_parquet` rebuilds the rest from SQL."""
+    if not path.exists():
+        return None
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def partition_footers(storage_root: Path, model_name: str) -> dict[str, tuple[int, datetime | None] | None]:
+    """Per origin date, (rows, newest `created_at`) of the model's partition file, both from its
+    Parquet footer (row count and column statistics; the data is not read); None for a partition
+    folder whose file is missing or unreadable."""
+    folder = _partition_dir(forecasts_root(storage_root), model_name, "x").parent
+    found: dict[str, tuple[int, datetime | None] | None] = {}
+    if not folder.is_dir():
+        return found
+    for partition in sorted(folder.glob("origin_date=*")):
+        if not partition.is_dir():
+            continue
+        try:
+            metadata = pq.read_metadata(partition / PARTITION_FILE)
+            found[partition.name.split("=", 1)[1]] = (metadata.num_rows, _newest_created(metadata))
+        except (OSError, pa.ArrowException):
+            found[partition.name.split("=", 1)[1]] = None
+    return found
+
+
+def _newest_created(metadata: pq.FileMetaData) -> datetime | None:
+    """The largest `created_at` by the row groups' statistics (None when a row group has none)."""
+    index = metadata.schema.to_arrow_schema().get_field_index("created_at")
+    newest = None
+    for group in range(metadata.num_row_groups):
+        column = metadata.row_group(group).column(index) if index >= 0 else None
+        if column is None or not column.is_stats_set or not column.statistics.has_min_max:
+            return None
+        newest = column.statistics.max if newest is None else max(newest, column.statistics.max)
+    return newest
+
+
+def replace_partition(storage_root: Path, model_name: str, origin_date: str, rows: pd.DataFrame) -> int:
+    """Write one partition with exactly `rows` (no `model_name` column), atomically; returns rows written."""
+    folder = _partition_dir(forecasts_root(storage_root), model_name, origin_date)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
+    table = _to_arrow(rows)
+    replace_atomically(folder / PARTITION_FILE, lambda path: pq.write_table(table, path), kill_point="parquet-write")
+    return len(rows)
 
 
 def read_forecasts(storage_root: Path, model_name: str | None = None) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import InputError, RunError
+from forecasting.scaling import TOO_LARGE_REASON, representable
 
 MAX_LISTED = 5
 
@@ -61,6 +62,7 @@ def screen(frame: pd.DataFrame, frequency: str, max_fraction: float) -> Screenin
     reasons[bad_value] = "value missing or not finite"
     off_grid = ~on_grid(frame["ts"], frequency)
     reasons[off_grid & ~bad_value] = f"timestamp not on the {frequency} grid"
+    reasons[~representable(values)] = TOO_LARGE_REASON
     is_bad = (reasons != "").to_numpy()
     quarantined = frame.loc[is_bad, ["series_id", "ts"]].assign(
         value=[json_value(v) for v in frame.loc[is_bad, value_columns].to_numpy()], reason=reasons[is_bad].to_numpy()

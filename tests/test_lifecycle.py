@@ -68,13 +68,13 @@ def test_gate_keeps_a_worse_candidate_and_promotes_a_better_one(setup):
     versions = list_versions(engine, "tiny").set_index("version")
     assert versions.loc[3, "status"] == "candidate" and versions.loc[2, "status"] == "champion"
     assert versions.loc[3, "holdout_score"] > versions.loc[3, "champion_score"]
-    # The champion is scored as deployed (its refit network); a candidate by the network that never
-    # saw the holdout, so its score is out of sample.
-    from forecasting.registry import load_version
+    # Both sides are scored by their networks that never saw the holdout (the champion's refit
+    # network has seen it), so both scores are out of sample.
+    from forecasting.registry import load_holdout, load_version
 
-    deployed = load_version(engine, "tiny", 2)
+    held_out_model, held_out_scaler = load_holdout(engine, load_version(engine, "tiny", 2))
     data = pipeline.prepare_data(engine, settings)
-    rescored = pipeline._holdout(deployed.model, deployed.scaler, data.arrays, 12, 6, "MS", "smape")["score"]
+    rescored = pipeline._holdout(held_out_model, held_out_scaler, data.arrays, 12, 6, "MS", "smape")["score"]
     assert versions.loc[3, "champion_score"] == pytest.approx(rescored)
     assert versions.loc[3, "baseline_score"] > 0 and "does not beat champion v2" in versions.loc[3, "decision"]
     # Forecasts keep coming from the champion, not the candidate.
