@@ -120,6 +120,7 @@ def merge(root: Path, frame: pd.DataFrame, replace_after: Mapping[str, pd.Timest
             rebuild.commit()
         return stats
     folder = _current(root)
+    _remove_unreferenced(root)  # what a killed rebuild left aside
     found = manifest(root)
     stats, buckets = _merge_into(folder, frame, replace_after or {}, dict(found["buckets"]))  # type: ignore[index]
     _write_manifest(root, {**found, "buckets": buckets})  # type: ignore[dict-item]
