@@ -322,7 +322,7 @@ def source_summary(connection: Connection, source: SourceConfig) -> pd.DataFrame
     time_column = _time_column(connection, table, source)
     query = sa.select(
         table.c[source.series], sa.func.count(), sa.func.min(time_column), sa.func.max(time_column),
-        sa.func.sum(table.c[source.target]) if isinstance(table.c[source.target].type, (sa.Numeric, sa.Integer)) else sa.null(),
+        sa.func.sum(table.c[source.target]) if isinstance(table.c[source.target].type, (sa.Numeric, sa.Float, sa.Integer)) else sa.null(),
     ).group_by(table.c[source.series])
     frame = pd.DataFrame(connection.execute(query).fetchall(), columns=["key", "rows", "first", "last", "total"])
     frame["total"] = pd.to_numeric(frame["total"], errors="coerce").astype("float64")

@@ -225,6 +225,17 @@ def test_a_row_inserted_far_back_is_picked_up(project):
     assert stored.loc[(stored.series_id == "S04") & (stored.ts == pd.Timestamp("2021-05-01")), "value"].item() == 7.0
 
 
+def test_a_value_revised_far_back_is_picked_up_without_late_arrival(project):
+    settings, engine = project()
+    committed(settings, engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE observations SET value = -5 WHERE series_id = 'S06' AND ts < '2020-01-02'"))
+    pulled = pipeline.pull_step(settings, "r2")
+    assert (pulled["rows_revised"], pulled["series_read_whole"], pulled["series_unchanged"]) == (1, 1, 7)
+    stored = store(settings)
+    assert stored.loc[(stored.series_id == "S06") & (stored.ts == pd.Timestamp("2020-01-01")), "value"].item() == -5
+
+
 def test_a_sharp_drop_in_series_fails_the_pull_unless_allowed(project):
     """Issue 12, point 1: a run read 2 of 30 series and went on with exit 0."""
     settings, engine = project()
