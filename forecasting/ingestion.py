@@ -72,6 +72,7 @@ def _read_series(engine: Engine, settings: Settings, keys: list[Any], since: dic
 
 
 def read_observations_empty(settings: Settings) -> pd.DataFrame:
+    """An empty frame shaped like `read_observations`' result."""
     frame = pd.DataFrame({"series_id": pd.Series(dtype=str), "ts": pd.Series(dtype="datetime64[us]"), "value": pd.Series(dtype="float64")})
     for name in settings.source.features:
         frame[name] = pd.Series(dtype="float64")
@@ -107,7 +108,7 @@ def check_series_drop(settings: Settings, before: int, after: int, gone: Any, al
         raise RunError(
             f"the pull would leave {after} series in the history store of {settings.source.table!r}, {drop:.0%} fewer than the {before} "
             f"of the last completed pull{missing}; nothing was changed. If that is intended, raise source.max_series_drop "
-            f"(now {limit:.0%}) or run with --allow-series-drop"
+            f"(now {limit:.0%}) for one run"
         )
 
 

@@ -242,7 +242,7 @@ def test_a_sharp_drop_in_series_fails_the_pull_unless_allowed(project):
     committed(settings, engine)
     before = store(settings)
     delete(engine, "series_id IN ('S01', 'S02', 'S03')")
-    with pytest.raises(RunError, match=r"leave 5 series in the history store of 'observations', 38% fewer than the 8 .*S01, S02, S03.*source.max_series_drop"):
+    with pytest.raises(RunError, match=r"leave 5 series in the history store of 'observations', 38% fewer than the 8 .*S01, S02, S03.*raise source.max_series_drop \(now 20%\) for one run"):
         pipeline.pull_step(settings, "r2")
     pd.testing.assert_frame_equal(store(settings), before)
     with pytest.raises(RunError, match="fewer than the 8"):
