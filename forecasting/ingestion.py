@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 from forecasting import history
 from forecasting.config import Settings
-from forecasting.database import ingestion_series, ingestion_state, quarantine, read_observations, source_summary, table_columns
+from forecasting.database import ingestion_series, ingestion_state, quarantine, read_observations, records, source_summary, table_columns
 from forecasting.errors import RunError
 from forecasting.registry import utc_now
 from forecasting.validation import MAX_LISTED, infer_frequency, screen
@@ -45,8 +45,9 @@ STATE_COLUMNS = ["series_id", "source_rows", "source_first", "source_last", "rer
 def recorded_series(engine: Engine, table: str) -> pd.DataFrame:
     """The per-series state of the last committed pull of `table`."""
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(*[ingestion_series.c[c] for c in STATE_COLUMNS]).where(ingestion_series.c.source == table)).fetchall()
-    frame = pd.DataFrame(rows, columns=STATE_COLUMNS)
+        frame = records(connection.execute(sa.select(*[ingestion_series.c[c] for c in STATE_COLUMNS]).where(ingestion_series.c.source == table)), STATE_COLUMNS)
+    for column in ("source_rows", "rows_before", "source_sum", "sum_before"):
+        frame[column] = pd.to_numeric(frame[column]).astype("float64")
     for column in ("source_first", "source_last", "reread_from", "last_ts"):
         frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
     return frame.set_index("series_id")
@@ -161,7 +162,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
             | (old["last_ts"] - late < old["reread_from"])
         )
         to_window = (changed | (late > pd.Timedelta(0))) & ~whole
-        window = {sid: old.loc[sid, "reread_from"] for sid in known[to_window.to_numpy()]}
+        window = old.loc[to_window.to_numpy(), "reread_from"].to_dict()
         full_ids = new_ids | set(known[whole.to_numpy()])
         windowed = _read_series(engine, settings, list(summary.loc[list(window), "key"]), since=window) if window else read_observations_empty(settings)
         # What the source holds at or before reread_from (rows, sum of values) must be as last time;
@@ -232,7 +233,8 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
             rebuild.commit()
 
     # The state the next pull starts from, committed with the run.
-    after = history.read(root, columns=["series_id", "ts"])
+    nothing_merged = reason is None and not replace_after and clean.empty
+    after = stored if nothing_merged and stored is not None else history.read(root, columns=["series_id", "ts"])
     last_ts = after.groupby("series_id")["ts"].max() if len(after) else pd.Series(dtype="datetime64[us]")
     advanced = [sid for sid in summary.index if sid not in skipped]
     if reason is None:
@@ -252,13 +254,15 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     has_window = new_state["reread_from"].notna()
     new_state["rows_before"] = (new_state["source_rows"] - tail.size().reindex(new_state.index, fill_value=0)).where(has_window)
     new_state["sum_before"] = (new_state["source_sum"] - tail["value"].sum().reindex(new_state.index, fill_value=0.0)).where(has_window)
-    # Series not read (unchanged) or set aside keep their recorded state; series gone lose theirs.
-    untouched = recorded.loc[recorded.index.isin(summary.index) & ~recorded.index.isin(new_state.index)]
-    combined = pd.concat([new_state, untouched[new_state.columns]]) if len(untouched) else new_state
+    # Only what changed is staged: series not read (unchanged) or set aside keep their recorded
+    # state; series gone lose theirs; a full refresh replaces the whole state.
+    staged = new_state.rename_axis("series_id").reset_index().assign(gone=False)
+    if reason is None and gone:
+        staged = pd.concat([staged, pd.DataFrame({"series_id": gone, "gone": True})], ignore_index=True)
     staging = Path(settings.storage_root) / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     state_file = staging / f"{run_id}-pull-state.parquet"
-    combined.rename_axis("series_id").reset_index().to_parquet(state_file, index=False)
+    staged.to_parquet(state_file, index=False)
 
     watermark = after["ts"].max() if len(after) else None
     return {
@@ -284,6 +288,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         "frequency": frequency,
         "columns": columns,
         "state_file": str(state_file),
+        "state_replace": reason is not None,
     }
 
 
@@ -303,13 +308,12 @@ def commit(settings: Settings, engine: Engine, run_id: str, pulled: dict[str, An
         "run_id": run_id,
     }
     state_file = pulled.get("state_file")
-    rows: list[dict[str, Any]] | None = None
-    if state_file and Path(state_file).exists():
-        frame = pd.read_parquet(state_file)
+    staged = pd.read_parquet(state_file) if state_file and Path(state_file).exists() else None
+    rows: list[dict[str, Any]] = []
+    if staged is not None:
         now = utc_now()
-        rows = []
-        for record in frame.to_dict(orient="records"):
-            row = {"source": table, "updated_at": now, "run_id": run_id}
+        for record in staged.loc[~staged["gone"].to_numpy(dtype=bool)].to_dict(orient="records"):
+            row: dict[str, Any] = {"source": table, "updated_at": now, "run_id": run_id}
             for name in STATE_COLUMNS:
                 value = record[name]
                 if name in ("source_sum", "sum_before"):
@@ -325,8 +329,14 @@ def commit(settings: Settings, engine: Engine, run_id: str, pulled: dict[str, An
         updated = connection.execute(sa.update(ingestion_state).where(ingestion_state.c.source == table).values(**values))
         if updated.rowcount == 0:
             connection.execute(sa.insert(ingestion_state).values(source=table, **values))
-        if rows is not None:
-            connection.execute(sa.delete(ingestion_series).where(ingestion_series.c.source == table))
+        if staged is not None:
+            mine = ingestion_series.c.source == table
+            if pulled.get("state_replace", True):
+                connection.execute(sa.delete(ingestion_series).where(mine))
+            else:
+                ids = [str(sid) for sid in staged["series_id"]]
+                for start in range(0, len(ids), CHUNK):
+                    connection.execute(sa.delete(ingestion_series).where(mine, ingestion_series.c.series_id.in_(ids[start : start + CHUNK])))
             for start in range(0, len(rows), 5000):
                 connection.execute(sa.insert(ingestion_series), rows[start : start + 5000])
     if state_file:
