@@ -176,6 +176,11 @@ def _remove_unreferenced(root: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
+def ids(frame: pd.DataFrame) -> set[str]:
+    """The distinct series ids of a frame (through `unique`: iterating a whole Arrow-backed column is slow)."""
+    return set(frame["series_id"].unique().tolist())
+
+
 def _merge_into(
     folder: Path, frame: pd.DataFrame, replace_after: Mapping[str, pd.Timestamp | None], buckets: dict[str, dict[str, int]]
 ) -> tuple[MergeStats, dict[str, dict[str, int]]]:
@@ -192,8 +197,8 @@ def _merge_into(
         target = Path(folder) / f"bucket={bucket:02d}" / PART
         existing = pd.read_parquet(target) if target.exists() else frame.iloc[0:0]
         existing = existing.assign(ts=existing["ts"].astype("datetime64[us]"))
-        known_series = set(existing["series_id"])
-        stats.new_series += len(set(rows["series_id"]) - known_series)
+        known_series = ids(existing)
+        stats.new_series += len(ids(rows) - known_series)
         joined = rows.merge(existing, on=["series_id", "ts"], how="left", suffixes=("", "__old"), indicator=True)
         is_new = (joined["_merge"] == "left_only").to_numpy()
         old_columns = [f"{c}__old" if f"{c}__old" in joined else None for c in value_columns]
@@ -213,7 +218,7 @@ def _merge_into(
         dropped = existing.loc[replaced].merge(rows[key], on=key, how="left", indicator=True)
         stats.rows_removed += int((dropped["_merge"] == "left_only").sum())
         merged = pd.concat([kept, rows], ignore_index=True).sort_values(key).reset_index(drop=True)
-        stats.series_removed += len(known_series - set(merged["series_id"]))
+        stats.series_removed += len(known_series - ids(merged))
         target.parent.mkdir(parents=True, exist_ok=True)
         if merged.empty:
             target.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from forecasting import history
+from forecasting.history import ids
 from forecasting.config import Settings
 from forecasting.database import ingestion_series, ingestion_state, quarantine, read_observations, records, source_summary, table_columns
 from forecasting.errors import RunError
@@ -200,13 +201,13 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         replace_after = {sid: None for sid in full_ids if sid not in skipped}
         replace_after.update({sid: t for sid, t in window.items() if sid not in skipped})
         replace_after.update({sid: None for sid in gone})
-        stored_series = set(stored["series_id"]) if stored is not None else set()
-        after_ids = (stored_series - set(gone)) | set(clean["series_id"])
+        stored_series = ids(stored) if stored is not None else set()
+        after_ids = (stored_series - set(gone)) | ids(clean)
     else:
-        after_ids = set(clean["series_id"])
+        after_ids = ids(clean)
         if skipped and stored is not None:
             # A series set aside keeps the history it had, even through a rebuild.
-            carried_ids = [sid for sid in skipped if sid in set(stored["series_id"])]
+            carried_ids = set(skipped) & ids(stored)
             after_ids |= set(carried_ids)
         gone = sorted(set(recorded.index) - set(summary.index)) if len(recorded) else []
     check_series_drop(settings, before, len(after_ids), gone, allow_series_drop)
@@ -276,7 +277,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         "rows_new": stats.rows_new,
         "rows_revised": stats.rows_revised,
         "rows_removed": stats.rows_removed,
-        "new_series": stats.new_series if reason is None else len(set(clean["series_id"]) - set(recorded.index)),
+        "new_series": stats.new_series if reason is None else len(ids(clean) - set(recorded.index)),
         "series_removed": len(gone) if reason is None else len(set(recorded.index) - after_ids),
         "removed_examples": sorted(gone)[:MAX_LISTED],
         "series_in_store": int(after["series_id"].nunique()) if len(after) else 0,
