@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from forecasting import history
 from forecasting.history import ids
 from forecasting.config import Settings
-from forecasting.database import ingestion_series, ingestion_state, quarantine, read_observations, records, source_summary, table_columns
+from forecasting.database import ingestion_series, ingestion_state, quarantine, read_observations, records, source_summary, table_columns, upsert_frame
 from forecasting.errors import RunError
 from forecasting.registry import utc_now
 from forecasting.validation import MAX_LISTED, infer_frequency, screen
@@ -335,10 +335,10 @@ def commit(settings: Settings, engine: Engine, run_id: str, pulled: dict[str, An
             if pulled.get("state_replace", True):
                 connection.execute(sa.delete(ingestion_series).where(mine))
             else:
-                ids = [str(sid) for sid in staged["series_id"]]
-                for start in range(0, len(ids), CHUNK):
-                    connection.execute(sa.delete(ingestion_series).where(mine, ingestion_series.c.series_id.in_(ids[start : start + CHUNK])))
-            for start in range(0, len(rows), 5000):
-                connection.execute(sa.insert(ingestion_series), rows[start : start + 5000])
+                gone = [str(sid) for sid in staged.loc[staged["gone"].to_numpy(dtype=bool), "series_id"]]
+                for start in range(0, len(gone), CHUNK):
+                    connection.execute(sa.delete(ingestion_series).where(mine, ingestion_series.c.series_id.in_(gone[start : start + CHUNK])))
+            if rows:  # COPY and one upsert on PostgreSQL
+                upsert_frame(connection, ingestion_series, pd.DataFrame(rows), key=["source", "series_id"])
     if state_file:
         Path(state_file).unlink(missing_ok=True)
