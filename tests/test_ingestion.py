@@ -304,3 +304,22 @@ def test_gap_policies():
     assert fill_gaps(frame, "interpolate").value.isna().sum() == 2  # only inside gaps
     assert fill_gaps(frame, "ffill").value.tolist() == [1.0, 1.0, 3.0, 3.0, 3.0]
     assert fill_gaps(frame, "zero").value.tolist() == [1.0, 0.0, 3.0, 0.0, 0.0]
+
+
+def test_reads_in_several_chunks_give_what_the_source_holds(project, monkeypatch):
+    from forecasting import ingestion
+
+    monkeypatch.setattr(ingestion, "CHUNK", 3)
+    settings, engine = project(late_arrival="40D")
+    frame = synthetic_frame()
+    committed(settings, engine, frame[(frame.series_id != "S07") | (frame.ts < "2023-06-01")])  # S07 ends earlier: its own window
+    next_month(engine, series=range(7))
+    insert(engine, *[("S07", f"2023-{month:02d}-01 00:00:00", 1.0) for month in range(6, 10)])
+    load_observations(engine, SourceConfig(), synthetic_frame(n_series=4, length=20, seed=3).assign(series_id=lambda f: "NEW" + f.series_id))
+    pulled = pipeline.pull_step(settings, "r2")
+    assert pulled["series_read_window"] == 8 and pulled["series_read_whole"] == 4
+    with engine.connect() as connection:
+        source = pd.read_sql(sa.text("SELECT series_id, ts, value FROM observations ORDER BY series_id, ts"), connection)
+    stored = store(settings)
+    assert len(stored) == len(source) and (stored.value.to_numpy() == source.value.to_numpy()).all()
+    assert (pd.to_datetime(source.ts, format="ISO8601").to_numpy() == stored.ts.to_numpy()).all()
