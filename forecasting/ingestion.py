@@ -156,7 +156,9 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     else:
         known = summary.index.intersection(recorded.index)
         new_ids = set(summary.index.difference(recorded.index))
-        gone = sorted(recorded.index.difference(summary.index))
+        stored_ids = ids(stored)
+        # The store is reconciled with the source too: a series it holds that the source lost goes.
+        gone = sorted(set(recorded.index.difference(summary.index)) | (stored_ids - set(summary.index)))
         old = recorded.loc[known]
         now = summary.loc[known]
         changed = (
@@ -169,6 +171,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         whole = (
             (now["first"] != old["source_first"]) | (now["last"] < old["source_last"]) | old["reread_from"].isna()
             | (old["last_ts"] - late < old["reread_from"])
+            | (old["last_ts"].notna() & ~old.index.isin(list(stored_ids)))  # recorded, yet missing from the store
         )
         to_window = (changed | (late > pd.Timedelta(0))) & ~whole
         window = old.loc[to_window.to_numpy(), "reread_from"].to_dict()

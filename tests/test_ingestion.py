@@ -323,3 +323,16 @@ def test_reads_in_several_chunks_give_what_the_source_holds(project, monkeypatch
     stored = store(settings)
     assert len(stored) == len(source) and (stored.value.to_numpy() == source.value.to_numpy()).all()
     assert (pd.to_datetime(source.ts, format="ISO8601").to_numpy() == stored.ts.to_numpy()).all()
+
+
+def test_the_store_is_reconciled_with_the_source(project):
+    """A series the state says was pulled but the store lacks is read again; one only the store holds goes."""
+    settings, engine = project()
+    committed(settings, engine)
+    root = history.history_root(settings.storage_root, "observations")
+    ghost = pd.DataFrame({"series_id": "GHOST", "ts": [pd.Timestamp("2023-12-01")], "value": [1.0]})
+    history.merge(root, ghost, {"S02": None})  # S02 lost, GHOST added behind the pull's back
+    pulled = pipeline.pull_step(settings, "r2")
+    assert (pulled["series_read_whole"], pulled["series_removed"]) == (1, 1)
+    stored = store(settings)
+    assert (stored.series_id == "S02").sum() == 48 and "GHOST" not in set(stored.series_id)
