@@ -68,9 +68,13 @@ class SourceConfig(_Strict):
     frequency: str | None = None
     late_arrival: str = "0D"  # pulls re-read this far before the watermark, to pick up corrections
     gaps: Literal["leave", "interpolate", "ffill", "zero"] = "leave"  # missing grid points
-    max_quarantined_fraction: float = Field(default=0.2, ge=0.0, le=1.0)  # per series and pull; more fails the run
+    max_quarantined_fraction: float = Field(default=0.2, ge=0.0, le=1.0)  # of a series' stored + pulled rows
+    on_bad_series: Literal["skip", "fail"] = "skip"  # a series over max_quarantined_fraction: set aside, or fail the run
+    max_future: str = "92D"  # rows dated further than this after the run's time are quarantined
+    stale_after: int = Field(default=12, ge=0)  # periods without an observation before a series is no longer forecast; 0: never
+    max_series_drop: float = Field(default=0.2, ge=0.0, le=1.0)  # a pull losing more than this fraction of the series fails
 
-    @field_validator("late_arrival")
+    @field_validator("late_arrival", "max_future")
     @classmethod
     def _duration(cls, value: str) -> str:
         import pandas as pd

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecasting.config import SourceConfig
-from forecasting.errors import ConfigError
+from forecasting.errors import ConfigError, InputError
 
 metadata = sa.MetaData()
 
@@ -123,6 +123,24 @@ ingestion_state = sa.Table(
     sa.Column("watermark", sa.DateTime()),
     sa.Column("frequency", sa.String(20)),
     sa.Column("columns", sa.Text()),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+)
+
+# What the last committed pull saw of each series in the source, so the next pull reads only what changed.
+ingestion_series = sa.Table(
+    "ingestion_series",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("series_id", sa.String(200), primary_key=True),
+    sa.Column("source_rows", sa.Integer(), nullable=False),  # count(*) of the series in the source
+    sa.Column("source_first", sa.DateTime()),  # its min(ts) and max(ts) there (UTC)
+    sa.Column("source_last", sa.DateTime()),
+    sa.Column("reread_from", sa.DateTime()),  # the next pull re-reads rows after this (null: the whole series)
+    sa.Column("rows_before", sa.Integer()),  # source rows at or before reread_from (a re-read checks it)
+    sa.Column("source_sum", sa.Float()),  # sum(value) of the series in the source: a revision anywhere changes it
+    sa.Column("sum_before", sa.Float()),  # sum(value) at or before reread_from (a re-read checks it)
+    sa.Column("last_ts", sa.DateTime()),  # newest usable observation in the history store
     sa.Column("updated_at", sa.DateTime(), nullable=False),
     sa.Column("run_id", sa.String(64)),
 )
@@ -265,23 +283,88 @@ def check_source(connection: Connection, source: SourceConfig) -> sa.Table:
     return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
 
 
-def read_observations(connection: Connection, source: SourceConfig, since: Any = None) -> pd.DataFrame:
-    """Observations (newer than `since`, when given) in long format: series_id (str), ts, value, features."""
+def _time_column(connection: Connection, table: sa.Table, source: SourceConfig) -> Any:
+    """The source's time column as selected: raw text on SQLite (it stores timestamps as text, in
+    whatever form they were written, `Z` and offsets included), so one parser reads them all."""
+    column = table.c[source.time]
+    return sa.type_coerce(column, sa.String()) if connection.dialect.name == "sqlite" else column
+
+
+def _bound_time(table: sa.Table, source: SourceConfig, value: Any) -> Any:
+    """A naive-UTC bound as the time column compares it (aware UTC for a column with a time zone)."""
+    stamp = pd.Timestamp(value)
+    if getattr(table.c[source.time].type, "timezone", False):
+        stamp = stamp.tz_localize("UTC")
+    return stamp.to_pydatetime()
+
+
+def _timestamps(values: pd.Series, source: SourceConfig, series_ids: pd.Series) -> pd.Series:
+    """Source timestamps as naive UTC; a value that cannot be read is an InputError naming its row."""
+    from forecasting.validation import to_utc_naive
+
+    parsed = to_utc_naive(values.astype(object) if values.dtype != object else values)
+    unreadable = parsed.isna().to_numpy()
+    if unreadable.any():
+        first = int(unreadable.argmax())
+        raise InputError(
+            f"source table {source.table!r}: {int(unreadable.sum())} rows have a {source.time} that cannot be read as a timestamp, "
+            f"for example the row with {source.series} = {series_ids.iloc[first]!r} and {source.time} = {values.iloc[first]!r}; "
+            "fix or delete them in the source (ISO 8601 text or a timestamp type; no time zone means UTC)"
+        )
+    return parsed
+
+
+def records(result: Any, columns: list[str]) -> pd.DataFrame:
+    """A result's rows as a frame, from the driver's plain tuples (a frame built from SQLAlchemy
+    Row objects probes each one for keys first: seconds per million rows). The callers convert
+    every column themselves, so no result processing is skipped that they need."""
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return pd.DataFrame.from_records(rows, columns=columns, coerce_float=False) if rows else pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def read_observations(connection: Connection, source: SourceConfig, since: Any = None, series: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Observations (newer than `since`, when given; of the `series` keys as the source stores them,
+    when given) in long format: series_id (str), ts (naive UTC), value, features."""
     table = check_source(connection, source)
     selected = [
         table.c[source.series].label("series_id"),
-        table.c[source.time].label("ts"),
+        _time_column(connection, table, source).label("ts"),
         table.c[source.target].label("value"),
     ] + [table.c[name].label(name) for name in source.features]
     query = sa.select(*selected).order_by(table.c[source.series], table.c[source.time])
     if since is not None:
-        query = query.where(table.c[source.time] > since)
-    frame = pd.DataFrame(connection.execute(query).fetchall(), columns=["series_id", "ts", "value", *source.features])
+        query = query.where(table.c[source.time] > _bound_time(table, source, since))
+    if series is not None:
+        query = query.where(table.c[source.series].in_(list(series)))
+    frame = records(connection.execute(query), ["series_id", "ts", "value", *source.features])
     frame["series_id"] = frame["series_id"].astype(str)
-    frame["ts"] = pd.to_datetime(frame["ts"])
+    frame["ts"] = _timestamps(frame["ts"], source, frame["series_id"]).astype("datetime64[us]")
     for column in ["value", *source.features]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
+
+
+def source_summary(connection: Connection, source: SourceConfig) -> pd.DataFrame:
+    """One row per series in the source: key (as the source stores it), series_id (str), rows,
+    first and last (naive UTC) and total (sum of the target):
+    `SELECT series, count(*), min(ts), max(ts), sum(value) GROUP BY series`."""
+    table = check_source(connection, source)
+    time_column = _time_column(connection, table, source)
+    query = sa.select(
+        table.c[source.series], sa.func.count(), sa.func.min(time_column), sa.func.max(time_column),
+        sa.func.sum(table.c[source.target]) if isinstance(table.c[source.target].type, (sa.Numeric, sa.Float, sa.Integer)) else sa.null(),
+    ).group_by(table.c[source.series])
+    frame = records(connection.execute(query), ["key", "rows", "first", "last", "total"])
+    frame["total"] = pd.to_numeric(frame["total"], errors="coerce").astype("float64")
+    frame["series_id"] = frame["key"].astype(str)
+    # On SQLite min/max compare text, not instants; they only signal a change, so that is enough.
+    frame["first"] = _timestamps(frame["first"], source, frame["series_id"])
+    frame["last"] = _timestamps(frame["last"], source, frame["series_id"])
+    frame["rows"] = frame["rows"].astype("int64")
+    return frame[["key", "series_id", "rows", "first", "last", "total"]]
 
 
 def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: Iterable[str], chunk_size: int = 5000) -> int:

@@ -3,7 +3,8 @@ itself (SIGKILL, no cleanup) when it reaches that point; `FORECASTING_PAUSE_AT=<
 create the file `$FORECASTING_PAUSE_FILE` and sleep `$FORECASTING_PAUSE_SECONDS` there (so a test can
 break something meanwhile). Unset, a checkpoint does nothing.
 
-Points: pull (history merge), training (after the first epoch), before-sql-write, after-sql-write, parquet-write
+Points: pull (after each history bucket is written, in a merge or a full rebuild), rebuild-swap
+(a full rebuild written aside, not yet swapped in), training (after the first epoch), before-sql-write, after-sql-write, parquet-write
 (after the first partition's temporary file is written), artifact-registration (artifact folder
 in place, registry row not yet written).
 """

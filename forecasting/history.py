@@ -1,12 +1,23 @@
 """The local history store: observations pulled from the source, as Parquet under
-`<storage>/history/<source table>/bucket=<NN>/part-0.parquet`, bucketed by a stable hash of the
-series id so one series is cheap to read. Merging replaces rows with the same (series_id, ts),
-writing each bucket to a hidden temporary file renamed into place."""
+`<storage>/history/<source table>/<generation>/bucket=<NN>/part-0.parquet`, bucketed by a stable
+hash of the series id so one series is cheap to read.
+
+`manifest.json` beside the generations names the current generation and its buckets; it is
+written last (atomically), so a store is complete exactly when its manifest is there and every
+bucket it lists exists. A full rebuild writes a new generation aside and swaps the manifest to it
+in one rename: a rebuild that dies leaves the previous store in place. An incremental merge
+replaces each bucket of the current generation through a temporary file renamed into place; the
+pull state that would skip its rows moves only after the run commits, so a merge that dies is
+simply done again by the next pull.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +25,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
+from forecasting.errors import RunError
 from forecasting.faults import checkpoint
 from forecasting.files import replace_atomically
 
 BUCKETS = 16
 PART = "part-0.parquet"
+MANIFEST = "manifest.json"
+FORMAT = 2
 
 
 def history_root(storage_root: Path, source_table: str) -> Path:
@@ -37,55 +51,185 @@ class MergeStats:
     rows_new: int = 0
     rows_revised: int = 0
     rows_unchanged: int = 0
+    rows_removed: int = 0
     new_series: int = 0
+    series_removed: int = 0
 
 
-def merge(root: Path, frame: pd.DataFrame) -> MergeStats:
-    """Upsert long-format rows (series_id, ts, value, features...) into the store."""
-    stats = MergeStats()
-    if frame.empty:
+def manifest(root: Path) -> dict | None:
+    """The store's manifest, or None when there is none."""
+    path = Path(root) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def status(root: Path) -> str:
+    """`complete` (manifest and every bucket it lists), `missing` (no store) or `incomplete`
+    (a rebuild that died before its manifest, a bucket gone, or a store from before manifests)."""
+    root = Path(root)
+    found = manifest(root)
+    if found is None:
+        return "incomplete" if root.is_dir() and any(root.iterdir()) else "missing"
+    folder = root / found["generation"]
+    if not all((folder / f"bucket={int(b):02d}" / PART).is_file() for b in found["buckets"]):
+        return "incomplete"
+    return "complete"
+
+
+def exists(root: Path) -> bool:
+    """Whether a complete store is there (without reading a bucket)."""
+    return status(root) == "complete"
+
+
+def _current(root: Path) -> Path:
+    state = status(root)
+    if state != "complete":
+        raise RunError(
+            f"the history store {root} is {state} (an interrupted rebuild, a removed bucket, or a store from an older version); "
+            "it is never read as if complete: the next run's pull rebuilds it from the source"
+        )
+    return Path(root) / manifest(root)["generation"]  # type: ignore[index]
+
+
+def read(root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    """The store (only rows with ts > `newer_than`, when given) as a long frame sorted by series
+    and time; empty when there is none; a RunError when it is incomplete."""
+    if status(root) == "missing":
+        return pd.DataFrame(columns=columns or ["series_id", "ts", "value"])
+    folder = _current(root)
+    if not any(folder.glob(f"bucket=*/{PART}")):
+        return pd.DataFrame(columns=columns or ["series_id", "ts", "value"])
+    dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+    rows = dataset.filter(ds.field("ts") > pd.Timestamp(newer_than)) if newer_than is not None else dataset
+    table = rows.to_table(columns=columns)
+    frame = table.drop_columns(["bucket"]).to_pandas() if "bucket" in table.column_names else table.to_pandas()
+    return frame.sort_values(["series_id", "ts"]).reset_index(drop=True)
+
+
+def merge(root: Path, frame: pd.DataFrame, replace_after: Mapping[str, pd.Timestamp | None] | None = None) -> MergeStats:
+    """Upsert long-format rows (series_id, ts, value, features...) into the current store.
+
+    For each series in `replace_after`, its stored rows after the given time (all of them for None)
+    are replaced by its rows in `frame`: rows deleted from the source there leave the store too.
+    Other series' rows are upserted on (series_id, ts). An empty store becomes a first generation.
+    """
+    root = Path(root)
+    state = status(root)
+    if state == "missing":
+        with Rebuild(root) as rebuild:
+            stats = rebuild.merge(frame)
+            rebuild.commit()
         return stats
+    folder = _current(root)
+    _remove_unreferenced(root)  # what a killed rebuild left aside
+    found = manifest(root)
+    stats, buckets = _merge_into(folder, frame, replace_after or {}, dict(found["buckets"]))  # type: ignore[index]
+    _write_manifest(root, {**found, "buckets": buckets})  # type: ignore[dict-item]
+    return stats
+
+
+class Rebuild:
+    """A new generation written aside; `commit` swaps the manifest to it in one atomic rename."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.generation = f"g-{uuid.uuid4().hex[:12]}"
+        self.folder = self.root / self.generation
+        self.buckets: dict[str, dict[str, int]] = {}
+        self.committed = False
+
+    def __enter__(self) -> "Rebuild":
+        _remove_unreferenced(self.root)
+        self.folder.mkdir()
+        return self
+
+    def merge(self, frame: pd.DataFrame) -> MergeStats:
+        stats, self.buckets = _merge_into(self.folder, frame, {}, self.buckets)
+        return stats
+
+    def commit(self) -> None:
+        checkpoint("rebuild-swap")
+        previous = manifest(self.root)
+        _write_manifest(
+            self.root, {"format": FORMAT, "generation": self.generation, "previous": previous["generation"] if previous else None, "buckets": self.buckets}
+        )
+        self.committed = True
+        _remove_unreferenced(self.root)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write_manifest(root: Path, content: dict) -> None:
+    content = {**content, "series": sum(b["series"] for b in content["buckets"].values()), "rows": sum(b["rows"] for b in content["buckets"].values())}
+    replace_atomically(Path(root) / MANIFEST, lambda path: path.write_text(json.dumps(content, indent=1, sort_keys=True)))
+
+
+def _remove_unreferenced(root: Path) -> None:
+    """Remove generations neither current nor previous (a reader may still be on the previous one),
+    and buckets of a store from before generations."""
+    found = manifest(root)
+    keep = {found["generation"], found.get("previous")} if found else set()
+    for child in Path(root).iterdir():
+        if child.is_dir() and child.name not in keep and (child.name.startswith("g-") or child.name.startswith("bucket=")):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def ids(frame: pd.DataFrame) -> set[str]:
+    """The distinct series ids of a frame (through `unique`: iterating a whole Arrow-backed column is slow)."""
+    return set(frame["series_id"].unique().tolist())
+
+
+def _merge_into(
+    folder: Path, frame: pd.DataFrame, replace_after: Mapping[str, pd.Timestamp | None], buckets: dict[str, dict[str, int]]
+) -> tuple[MergeStats, dict[str, dict[str, int]]]:
+    stats = MergeStats()
+    buckets = dict(buckets)
+    frame = frame.assign(ts=frame["ts"].astype("datetime64[us]"))
+    touched = pd.Index(pd.unique(pd.concat([frame["series_id"], pd.Series(list(replace_after), dtype=object)], ignore_index=True)))
+    if not len(touched):
+        return stats, buckets
+    frame_buckets = bucket_of(frame["series_id"])
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
-    for bucket, rows in frame.groupby(bucket_of(frame["series_id"]), sort=True):
-        folder = Path(root) / f"bucket={bucket:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / PART
+    for bucket in sorted(set(bucket_of(pd.Series(touched)))):
+        rows = frame.loc[frame_buckets == bucket]
+        target = Path(folder) / f"bucket={bucket:02d}" / PART
         existing = pd.read_parquet(target) if target.exists() else frame.iloc[0:0]
-        known_series = set(existing["series_id"])
-        stats.new_series += len(set(rows["series_id"]) - known_series)
+        existing = existing.assign(ts=existing["ts"].astype("datetime64[us]"))
+        known_series = ids(existing)
+        stats.new_series += len(ids(rows) - known_series)
         joined = rows.merge(existing, on=["series_id", "ts"], how="left", suffixes=("", "__old"), indicator=True)
         is_new = (joined["_merge"] == "left_only").to_numpy()
-        old = joined[[f"{c}__old" for c in value_columns]].to_numpy(dtype="float64")
+        old_columns = [f"{c}__old" if f"{c}__old" in joined else None for c in value_columns]
+        old = np.column_stack([joined[c].to_numpy(dtype="float64") if c else np.full(len(joined), np.nan) for c in old_columns]) if value_columns else np.empty((len(joined), 0))
         new = joined[value_columns].to_numpy(dtype="float64")
         same = ((old == new) | (np.isnan(old) & np.isnan(new))).all(axis=1)
         stats.rows_new += int(is_new.sum())
         stats.rows_revised += int((~is_new & ~same).sum())
         stats.rows_unchanged += int((~is_new & same).sum())
-        keep = existing.merge(rows[["series_id", "ts"]], on=["series_id", "ts"], how="left", indicator=True)
-        merged = pd.concat([existing.loc[(keep["_merge"] == "left_only").to_numpy()], rows], ignore_index=True)
-        merged = merged.sort_values(["series_id", "ts"]).reset_index(drop=True)
-        replace_atomically(target, lambda path: merged.to_parquet(path, index=False))
+        whole = [sid for sid, after in replace_after.items() if after is None]
+        after = pd.Series({sid: t for sid, t in replace_after.items() if t is not None}, dtype="datetime64[us]")
+        after = after.reindex(existing["series_id"].to_numpy()).to_numpy()
+        replaced = existing["series_id"].isin(whole).to_numpy() | (existing["ts"].to_numpy() > after)
+        key = ["series_id", "ts"]
+        keep = existing.loc[~replaced].merge(rows[key], on=key, how="left", indicator=True)
+        kept = existing.loc[~replaced].loc[(keep["_merge"] == "left_only").to_numpy()]
+        dropped = existing.loc[replaced].merge(rows[key], on=key, how="left", indicator=True)
+        stats.rows_removed += int((dropped["_merge"] == "left_only").sum())
+        merged = pd.concat([kept, rows], ignore_index=True).sort_values(key).reset_index(drop=True)
+        stats.series_removed += len(known_series - ids(merged))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if merged.empty:
+            target.unlink(missing_ok=True)
+            buckets.pop(str(bucket), None)
+        else:
+            replace_atomically(target, lambda path: merged.to_parquet(path, index=False))
+            buckets[str(bucket)] = {"series": int(merged["series_id"].nunique()), "rows": len(merged)}
         checkpoint("pull")
-    return stats
-
-
-def exists(root: Path) -> bool:
-    """Whether the store holds any bucket file (without reading one)."""
-    return any(Path(root).glob(f"bucket=*/{PART}"))
-
-
-def read(root: Path, newer_than: pd.Timestamp | None = None) -> pd.DataFrame:
-    """The store (only rows with ts > `newer_than`, when given) as a long frame sorted by series
-    and time; empty when there is none."""
-    if not exists(root):
-        return pd.DataFrame(columns=["series_id", "ts", "value"])
-    dataset = ds.dataset(root, format="parquet", partitioning="hive")
-    rows = dataset.filter(ds.field("ts") > pd.Timestamp(newer_than)) if newer_than is not None else dataset
-    table = rows.to_table()
-    frame = table.drop_columns(["bucket"]).to_pandas() if "bucket" in table.column_names else table.to_pandas()
-    return frame.sort_values(["series_id", "ts"]).reset_index(drop=True)
+    return stats, buckets
 
 
 def clear(root: Path) -> None:
-    """Forget the store (for a full refresh)."""
+    """Forget the store."""
     shutil.rmtree(root, ignore_errors=True)

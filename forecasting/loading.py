@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from forecasting.config import SourceConfig
 from forecasting.database import check_source, frame_to_rows, upsert
 from forecasting.errors import InputError
-from forecasting.validation import check_loaded_file
+from forecasting.validation import check_loaded_file, to_utc_naive  # noqa: F401 - to_utc_naive is part of this module's API
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -25,16 +25,6 @@ class LoadResult:
     series: int
     first_ts: pd.Timestamp | None
     last_ts: pd.Timestamp | None
-
-
-def to_utc_naive(values: pd.Series) -> pd.Series:
-    """Timestamps as naive UTC: aware ones are converted, naive ones are taken to be UTC."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        if getattr(values.dt, "tz", None) is not None:
-            return values.dt.tz_convert("UTC").dt.tz_localize(None)
-        return values
-    parsed = pd.to_datetime(values.astype("string"), errors="coerce", utc=True, format="ISO8601")
-    return parsed.dt.tz_localize(None)
 
 
 def read_observation_file(

@@ -11,7 +11,7 @@ import math
 import os
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,8 +26,6 @@ from forecasting.database import (
     interval_columns,
     masked_url,
     ingestion_state,
-    quarantine,
-    read_observations,
     runs,
     table_columns,
     upsert_frame,
@@ -35,7 +33,7 @@ from forecasting.database import (
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
 from forecasting.registry import utc_now
-from forecasting.validation import fill_gaps, infer_frequency, regularize, screen
+from forecasting.validation import fill_gaps, infer_frequency, regularize
 from forecasting.windowing import SeriesArrays, to_series_arrays
 
 Mode = Literal["auto", "retrain", "fine-tune", "forecast"]
@@ -55,11 +53,16 @@ class PreparedData:
     frequency: str
     series_read: int
     rows_read: int
+    stale: dict[str, str] = field(default_factory=dict)  # series left out (drop_stale) -> why
 
 
-def prepare_data(engine: Engine, settings: Settings, frequency: str | None = None, calendar: bool = False) -> PreparedData:
+def prepare_data(
+    engine: Engine, settings: Settings, frequency: str | None = None, calendar: bool = False, drop_stale: bool = False
+) -> PreparedData:
     """The pulled observations (the local history store), each series on a regular grid of the
-    configured, recorded or inferred frequency, gaps handled per `source.gaps`."""
+    configured, recorded or inferred frequency, gaps handled per `source.gaps`. With `drop_stale`,
+    series whose last observation is `source.stale_after` or more periods before the newest one
+    are left out (and listed)."""
     from forecasting import history
 
     frame = history.read(history.history_root(settings.storage_root, settings.source.table))
@@ -69,14 +72,30 @@ def prepare_data(engine: Engine, settings: Settings, frequency: str | None = Non
             "and run the pipeline (it pulls first)"
         )
     frequency = infer_frequency(frame, frequency or settings.source.frequency or _recorded_frequency(engine, settings))
+    series_read, rows_read = int(frame["series_id"].nunique()), len(frame)
+    stale = stale_series(frame, frequency, settings.source.stale_after) if drop_stale else {}
+    if stale:
+        frame = frame.loc[~frame["series_id"].isin(list(stale)).to_numpy()]
     regular, _ = regularize(frame, frequency)
     regular = fill_gaps(regular, settings.source.gaps)
     return PreparedData(
         arrays=to_series_arrays(regular, settings.source.features, frequency, calendar),
         frequency=frequency,
-        series_read=int(frame["series_id"].nunique()),
-        rows_read=len(frame),
+        series_read=series_read,
+        rows_read=rows_read,
+        stale=stale,
     )
+
+
+def stale_series(frame: pd.DataFrame, frequency: str, periods: int) -> dict[str, str]:
+    """Series whose last observation is `periods` or more periods before the newest of all (0: none)."""
+    if periods <= 0 or frame.empty:
+        return {}
+    last = frame.groupby("series_id")["ts"].max()
+    newest = last.max()
+    cutoff = newest - periods * pd.tseries.frequencies.to_offset(frequency)
+    old = last[last <= cutoff].sort_values()
+    return {str(sid): f"last observation {ts}, {periods}+ periods (source.stale_after) before the newest, {newest}" for sid, ts in old.items()}
 
 
 def _recorded_frequency(engine: Engine, settings: Settings) -> str | None:
@@ -93,75 +112,22 @@ def source_lock(settings: Settings, engine: Engine) -> Any:
     return model_lock(engine, settings.storage_root, f"source.{settings.source.table}", timeout=3600)
 
 
-def pull_step(settings: Settings, run_id: str, full_refresh: bool = False) -> dict[str, Any]:
-    """Read the source rows newer than the stored watermark (minus `source.late_arrival`), screen
-    them (unusable rows go to `quarantine` with a reason) and merge them into the history store.
-    The watermark itself moves only in `commit_pull`, once the run's outputs are committed."""
-    from forecasting import history
+def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow_series_drop: bool = False) -> dict[str, Any]:
+    """Pull what changed in the source since the last committed pull into the history store, per
+    series (see `forecasting.ingestion`); unusable rows go to `quarantine` with a reason. The pull
+    state moves only in `commit_pull`, once the run's outputs are committed."""
+    from forecasting import ingestion
 
-    source = settings.source
     engine = open_engine(settings)
-    root = history.history_root(settings.storage_root, source.table)
     with source_lock(settings, engine):
-        with engine.connect() as connection:
-            columns = {name: str(kind) for name, kind in (table_columns(connection, source.table) or {}).items()}
-            state = connection.execute(sa.select(ingestion_state).where(ingestion_state.c.source == source.table)).mappings().first()
-        check_source_columns(source, columns, json.loads(state["columns"]) if state and state["columns"] else None)
-        refresh = full_refresh or state is None or state["watermark"] is None or not history.exists(root)
-        since = None if refresh else pd.Timestamp(state["watermark"]) - pd.Timedelta(source.late_arrival)
-        with engine.connect() as connection:
-            frame = read_observations(connection, source, since=since.to_pydatetime() if since is not None else None)
-        frequency = source.frequency or (state["frequency"] if state else None)
-        if frequency is None:
-            frequency = infer_frequency(frame) if len(frame) else None
-        screening = screen(frame, frequency, source.max_quarantined_fraction) if frequency and len(frame) else None
-        clean = screening.clean if screening else frame
-        if screening is not None and len(screening.quarantined):
-            now = utc_now()
-            rows = [
-                {"run_id": run_id, "source": source.table, "series_id": row.series_id, "ts": row.ts.to_pydatetime(),
-                 "value": row.value, "reason": row.reason, "created_at": now}
-                for row in screening.quarantined.itertuples()
-            ]
-            with engine.begin() as connection:
-                connection.execute(sa.insert(quarantine), rows)
-        if refresh:
-            history.clear(root)
-        stats = history.merge(root, clean)
-    previous = pd.Timestamp(state["watermark"]) if state and state["watermark"] is not None and not refresh else None
-    latest = clean["ts"].max() if len(clean) else None
-    watermark = max(t for t in (previous, latest) if t is not None) if (previous is not None or latest is not None) else None
-    return {
-        "full_refresh": bool(refresh),
-        "since": str(since) if since is not None else None,
-        "rows_pulled": len(frame),
-        "rows_new": stats.rows_new,
-        "rows_revised": stats.rows_revised,
-        "new_series": stats.new_series,
-        "quarantined": int(len(screening.quarantined)) if screening else 0,
-        "duplicates": screening.duplicates if screening else 0,
-        "watermark": watermark.isoformat() if watermark is not None else None,
-        "frequency": frequency,
-        "columns": columns,
-    }
+        return ingestion.pull(settings, engine, run_id, full_refresh, allow_series_drop)
 
 
 def commit_pull(settings: Settings, run_id: str, pulled: dict[str, Any]) -> None:
-    """Advance the source's watermark to what the run pulled (called after its outputs are committed)."""
-    engine = open_engine(settings)
-    values = {
-        "watermark": pd.Timestamp(pulled["watermark"]).to_pydatetime() if pulled["watermark"] else None,
-        "frequency": pulled["frequency"],
-        "columns": json.dumps(pulled["columns"], sort_keys=True),
-        "updated_at": utc_now(),
-        "run_id": run_id,
-    }
-    with engine.begin() as connection:
-        updated = connection.execute(
-            sa.update(ingestion_state).where(ingestion_state.c.source == settings.source.table).values(**values)
-        )
-        if updated.rowcount == 0:
-            connection.execute(sa.insert(ingestion_state).values(source=settings.source.table, **values))
+    """Advance the source's pull state to what the run pulled (called after its outputs are committed)."""
+    from forecasting import ingestion
+
+    ingestion.commit(settings, open_engine(settings), run_id, pulled)
 
 
 def check_source_columns(source: SourceConfig, columns: dict[str, str], recorded: dict[str, str] | None) -> None:
@@ -611,7 +577,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> dict[str,
             f"source.features {settings.source.features} differ from the features champion v{loaded.version} was trained "
             f"with ({loaded.manifest.get('features', [])}); retrain the model"
         )
-    data = prepare_data(engine, settings, frequency=loaded.manifest["frequency"], calendar=uses_calendar(loaded.manifest))
+    data = prepare_data(engine, settings, frequency=loaded.manifest["frequency"], calendar=uses_calendar(loaded.manifest), drop_stale=True)
     result = predict(
         loaded.model,
         loaded.scaler,
@@ -640,6 +606,8 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> dict[str,
         "skipped_examples": dict(list(result.skipped.items())[:5]),
         "series_constant": len(result.constant),
         "constant_examples": dict(list(result.constant.items())[:5]),
+        "series_stale": len(data.stale),
+        "stale_examples": dict(list(data.stale.items())[:5]),
         "origins": sorted({str(ts.date()) for ts in forecasts["forecast_origin"]})[:5] if len(forecasts) else [],
         "frequency": data.frequency,
         "horizon": loaded.manifest["horizon"],
@@ -754,6 +722,8 @@ def summary_from_steps(
         "skipped_examples": forecast["skipped_examples"],
         "series_constant": forecast.get("series_constant", 0),
         "constant_examples": forecast.get("constant_examples", {}),
+        "series_stale": forecast.get("series_stale", 0),
+        "stale_examples": forecast.get("stale_examples", {}),
         "frequency": forecast["frequency"],
         "horizon": forecast["horizon"],
         "origins": forecast["origins"],
@@ -774,11 +744,21 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"run {summary['run_id']} of model {summary['model']}: {summary['reason']}"]
     pull = summary.get("pull")
     if pull:
-        since = "full refresh" if pull["full_refresh"] else f"newer than {pull['since']}"
+        if pull["full_refresh"]:
+            since = f"full refresh: {pull['refresh_reason']}" if pull.get("refresh_reason") else "full refresh"
+        elif "series_read_whole" in pull:
+            since = f"{pull['series_read_whole']} series read whole, {pull['series_read_window']} re-read recent, {pull['series_unchanged']} unchanged"
+        else:
+            since = f"newer than {pull['since']}"
         lines.append(
             f"  pulled {pull['rows_pulled']} rows ({since}): {pull['rows_new']} new, {pull['rows_revised']} revised, "
-            f"{pull['new_series']} new series, {pull['quarantined']} quarantined, {pull['duplicates']} duplicates; watermark {pull['watermark']}"
+            f"{pull.get('rows_removed', 0)} removed, {pull['new_series']} new series, {pull.get('series_removed', 0)} series removed, "
+            f"{pull['quarantined']} quarantined, {pull['duplicates']} duplicates; watermark {pull['watermark']}"
         )
+        if pull.get("series_set_aside"):
+            lines.append(f"  series set aside (rows quarantined, history kept): {pull['series_set_aside']}")
+            for series_id, reason in pull.get("set_aside_examples", {}).items():
+                lines.append(f"    set aside {series_id}: {reason}")
     lines += [
         f"  series read: {summary['series_read']} ({summary['rows_read']} observations, frequency {summary['frequency']}); "
         f"forecast: {summary['series_forecast']}; skipped: {summary['series_skipped']}",
@@ -791,6 +771,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
         for series_id, what in summary.get("constant_examples", {}).items():
             lines.append(f"    constant {series_id}: {what}")
+    if summary.get("series_stale"):
+        lines.append(f"  stale series (not forecast): {summary['series_stale']}")
+        for series_id, reason in summary.get("stale_examples", {}).items():
+            lines.append(f"    stale {series_id}: {reason}")
     trained = summary.get("training")
     if trained:
         layers = ", ".join(

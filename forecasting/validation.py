@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,28 +32,58 @@ def infer_frequency(frame: pd.DataFrame, configured: str | None = None) -> str:
     return found.most_common(1)[0][0]
 
 
+def to_utc_naive(values: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC, whatever form they come in (datetime64 with or without a time zone,
+    datetime objects, ISO 8601 text with `Z`, an offset or none): aware ones are converted to UTC,
+    naive ones are taken to be UTC. Values that cannot be read become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if getattr(values.dt, "tz", None) is not None:
+            return values.dt.tz_convert("UTC").dt.tz_localize(None)
+        return values
+    if len(values) and values.map(lambda v: v is None or isinstance(v, datetime.datetime)).all():
+        parsed = pd.to_datetime(values, errors="coerce", utc=True)
+    else:
+        parsed = pd.to_datetime(values.astype("string"), errors="coerce", utc=True, format="ISO8601")
+    return pd.Series(parsed, index=values.index).dt.tz_localize(None)
+
+
 def on_grid(timestamps: pd.Series, frequency: str) -> np.ndarray:
-    """Which timestamps fall on the `frequency` grid (month starts for MS, midnights for D, ...)."""
+    """Which timestamps fall on the `frequency` grid (month starts at midnight for MS, midnights for D, ...)."""
     offset = pd.tseries.frequencies.to_offset(frequency)
     index = pd.DatetimeIndex(timestamps)
     if isinstance(offset, pd.offsets.Tick):
         return np.asarray(index.floor(offset) == index)
-    return np.array([offset.is_on_offset(ts) for ts in index], dtype=bool)
+    distinct = index.unique().dropna()  # few distinct timestamps even with many series: check each once
+    fits = np.array([offset.is_on_offset(ts) for ts in distinct], dtype=bool)
+    if not isinstance(offset, (pd.offsets.BusinessHour, pd.offsets.CustomBusinessHour)):
+        # Calendar offsets (MS, W-MON, QS, ...) accept any time of day on the right date; their grid is at midnight.
+        fits &= np.asarray(distinct.normalize() == distinct)
+    return np.asarray(index.isin(distinct[fits]))
 
 
 @dataclass
 class Screening:
-    """Rows fit for use, rows set aside with a reason, and counts."""
+    """Rows fit for use, rows set aside with a reason, series set aside whole, and counts."""
 
     clean: pd.DataFrame
     quarantined: pd.DataFrame  # series_id, ts, value, reason
     duplicates: int
+    skipped: dict[str, str] = field(default_factory=dict)  # series set aside whole -> why
 
 
-def screen(frame: pd.DataFrame, frequency: str, max_fraction: float) -> Screening:
-    """Set aside rows that cannot be used (missing or non-finite values, timestamps off the grid),
-    keep the last of duplicated (series, ts) rows, and fail when a series loses more than
-    `max_fraction` of its rows, before anything is stored."""
+def screen(
+    frame: pd.DataFrame,
+    frequency: str,
+    max_fraction: float,
+    stored_rows: pd.Series | None = None,
+    on_bad: str = "fail",
+    latest_allowed: pd.Timestamp | None = None,
+) -> Screening:
+    """Set aside rows that cannot be used (missing or non-finite values, timestamps off the grid or
+    later than `latest_allowed`), keep the last of duplicated (series, ts) rows, and judge each
+    series: when more than `max_fraction` of its rows (the pulled ones plus `stored_rows`, the rows
+    of its history kept from earlier pulls) are unusable, the run fails before anything is stored
+    (`on_bad="fail"`) or the whole series' pulled rows are set aside and it is listed (`"skip"`)."""
     duplicated = frame.duplicated(["series_id", "ts"], keep="last").to_numpy()
     frame = frame.loc[~duplicated]
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
@@ -63,22 +94,41 @@ def screen(frame: pd.DataFrame, frequency: str, max_fraction: float) -> Screenin
     off_grid = ~on_grid(frame["ts"], frequency)
     reasons[off_grid & ~bad_value] = f"timestamp not on the {frequency} grid"
     reasons[~representable(values)] = TOO_LARGE_REASON
+    if latest_allowed is not None:
+        future = (frame["ts"] > latest_allowed).to_numpy()
+        reasons[future & ~bad_value & ~off_grid] = f"timestamp later than {latest_allowed} (source.max_future after the run's time)"
     is_bad = (reasons != "").to_numpy()
+    skipped: dict[str, str] = {}
+    if is_bad.any():
+        bad = pd.Series(is_bad, index=frame.index).groupby(frame["series_id"]).agg(["sum", "size"])
+        base = bad["size"] + (stored_rows.reindex(bad.index).fillna(0) if stored_rows is not None else 0)
+        fraction = (bad["sum"] / base).where(bad["sum"] > 0, 0.0)
+        over = fraction[fraction > max_fraction].sort_values(ascending=False)
+        if len(over):
+            first_reason = {sid: reasons[(frame["series_id"] == sid).to_numpy() & is_bad].iloc[0] for sid in over.index[:MAX_LISTED]}
+            if on_bad == "fail":
+                listed = ", ".join(f"{sid} ({share:.0%})" for sid, share in over.head(MAX_LISTED).items())
+                sid = over.index[0]
+                example = frame.loc[(frame["series_id"] == sid).to_numpy() & is_bad].iloc[0]
+                raise RunError(
+                    f"{len(over)} series have more than {max_fraction:.0%} of their rows unusable: {listed}; "
+                    f"for example {sid} at {example.ts}: {first_reason[sid]}. Nothing was stored; "
+                    "fix the source, raise source.max_quarantined_fraction, or set source.on_bad_series = \"skip\""
+                )
+            for sid, share in over.items():
+                skipped[str(sid)] = (
+                    f"{int(bad.loc[sid, 'sum'])} of {int(base.loc[sid])} rows unusable ({share:.0%}, over source.max_quarantined_fraction "
+                    f"{max_fraction:.0%})" + (f", e.g. {first_reason[sid]}" if sid in first_reason else "")
+                )
+            in_skipped = frame["series_id"].isin(over.index).to_numpy()
+            reasons[in_skipped & ~is_bad] = "series set aside: too many of its rows are unusable (source.max_quarantined_fraction)"
+            is_bad = is_bad | in_skipped
     quarantined = frame.loc[is_bad, ["series_id", "ts"]].assign(
         value=[json_value(v) for v in frame.loc[is_bad, value_columns].to_numpy()], reason=reasons[is_bad].to_numpy()
     )
-    if is_bad.any():
-        fraction = pd.Series(is_bad, index=frame.index).groupby(frame["series_id"]).mean()
-        over = fraction[fraction > max_fraction].sort_values(ascending=False)
-        if len(over):
-            listed = ", ".join(f"{sid} ({share:.0%})" for sid, share in over.head(MAX_LISTED).items())
-            example = quarantined[quarantined.series_id == over.index[0]].iloc[0]
-            raise RunError(
-                f"{len(over)} series have more than {max_fraction:.0%} of their pulled rows unusable: {listed}; "
-                f"for example {example.series_id} at {example.ts}: {example.reason}. Nothing was stored; "
-                "fix the source or raise source.max_quarantined_fraction"
-            )
-    return Screening(clean=frame.loc[~is_bad], quarantined=quarantined.reset_index(drop=True), duplicates=int(duplicated.sum()))
+    return Screening(
+        clean=frame.loc[~is_bad], quarantined=quarantined.reset_index(drop=True), duplicates=int(duplicated.sum()), skipped=skipped
+    )
 
 
 def json_value(values: np.ndarray) -> str:
@@ -133,11 +183,14 @@ def regularize(frame: pd.DataFrame, frequency: str) -> tuple[pd.DataFrame, Prepa
     parts = []
     for series_id, group in frame.sort_values(["series_id", "ts"]).groupby("series_id", sort=True):
         index = pd.DatetimeIndex(group["ts"])
-        grid = pd.date_range(index[0], index[-1], freq=offset)
-        on_grid = index.isin(grid)
-        report.off_frequency_rows += int((~on_grid).sum())
-        group = group.loc[on_grid].set_index("ts").reindex(grid)
-        report.filled_gaps += int(len(grid) - on_grid.sum())
+        # The grid is the frequency's own points, never anchored on a row that is off it (03:00 on a month start).
+        fits = on_grid(group["ts"], frequency)
+        report.off_frequency_rows += int((~fits).sum())
+        if not fits.any():
+            continue
+        grid = pd.date_range(index[fits][0], index[fits][-1], freq=offset)
+        group = group.loc[fits].set_index("ts").reindex(grid)
+        report.filled_gaps += int(len(grid) - fits.sum())
         group["series_id"] = series_id
         parts.append(group.rename_axis("ts").reset_index())
     if report.off_frequency_rows:

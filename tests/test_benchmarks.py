@@ -36,3 +36,17 @@ def test_m3_split_keeps_the_held_out_months_apart():
     assert test_part[test_part["series_id"] == first]["value"].tolist() == list(map(float, series.xx))
     assert len(train_part[train_part["series_id"] == first]) == len(series.x)
     assert isinstance(train_part["ts"].iloc[0], pd.Timestamp)
+
+
+def test_pull_benchmark_compares_both_pulls_on_every_scenario():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.pull", "--series", "20", "--length", "30"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    summaries = {line["scenario"]: line for line in lines if line.get("summary")}
+    assert list(summaries) == ["first", "append", "unchanged", "append_1pct", "revise_old"]
+    rows = {(line["scenario"], line["method"]): line for line in lines if not line.get("summary")}
+    assert rows["first", "old"]["rows_stored"] == rows["first", "new"]["rows_stored"] == 20 * 30
+    assert rows["append", "new"]["rows_pulled"] == 20 and rows["unchanged", "new"]["rows_pulled"] == 0
+    assert rows["revise_old", "old"]["rows_pulled"] == 0 and rows["revise_old", "new"]["rows_pulled"] == 32  # read whole; the old pull misses it

@@ -22,16 +22,41 @@ from forecasting.store import read_forecasts
 from tests.conftest import synthetic_frame
 
 ROOT = Path(__file__).parents[1]
-RUN = "from flows.forecast_pipeline import forecast_pipeline; import sys; forecast_pipeline(model='tiny', mode=sys.argv[2], config=sys.argv[1])"
+RUN = (
+    "from flows.forecast_pipeline import forecast_pipeline; import sys; "
+    "forecast_pipeline(model='tiny', mode=sys.argv[2], config=sys.argv[1], full_refresh=sys.argv[3] == 'refresh')"
+)
 POINTS = ["pull", "training", "after-sql-write", "parquet-write", "artifact-registration"]
 CASES = [pytest.param("sqlite", point, id=f"sqlite-{point}") for point in POINTS] + [
     pytest.param("postgres", point, id=f"postgres-{point}", marks=pytest.mark.postgres) for point in POINTS
 ]
 
 
-def run_in_subprocess(config, api_url, kill_at, mode="retrain"):
+# A killed `--full-refresh`: during the rebuild's bucket writes, and with the rebuilt store complete
+# but not yet swapped in.
+REFRESH_POINTS = ["pull", "rebuild-swap"]
+REFRESH_CASES = [pytest.param("sqlite", point, id=f"sqlite-refresh-{point}") for point in REFRESH_POINTS] + [
+    pytest.param("postgres", point, id=f"postgres-refresh-{point}", marks=pytest.mark.postgres) for point in REFRESH_POINTS
+]
+
+
+def run_in_subprocess(config, api_url, kill_at, mode="retrain", full_refresh=False):
     env = {**os.environ, "PREFECT_API_URL": api_url, "FORECASTING_KILL_AT": kill_at, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", RUN, config, mode], env=env, capture_output=True, text=True, timeout=300)
+    arguments = [sys.executable, "-c", RUN, config, mode, "refresh" if full_refresh else "incremental"]
+    return subprocess.run(arguments, env=env, capture_output=True, text=True, timeout=300)
+
+
+def project(backend, request, settings_for):
+    url = f"sqlite:///{Path(request.getfixturevalue('tmp_path')) / 'crash.db'}" if backend == "sqlite" else None
+    if url is None:
+        from tests.postgres_server import create_database
+
+        url = create_database(request.getfixturevalue("postgres_admin_url"))
+    settings, path = settings_for(url)
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    return settings, path, engine
 
 
 def assert_consistent(settings, engine):
@@ -60,15 +85,7 @@ def assert_consistent(settings, engine):
 
 @pytest.mark.parametrize("backend, point", CASES)
 def test_killed_run_then_next_run_leaves_everything_consistent(backend, point, request, settings_for, prefect_server):
-    url = f"sqlite:///{Path(request.getfixturevalue('tmp_path')) / 'crash.db'}" if backend == "sqlite" else None
-    if url is None:
-        from tests.postgres_server import create_database
-
-        url = create_database(request.getfixturevalue("postgres_admin_url"))
-    settings, path = settings_for(url)
-    engine = create_db_engine(settings.database.url)
-    migrate(engine)
-    load_observations(engine, SourceConfig(), synthetic_frame())
+    settings, path, engine = project(backend, request, settings_for)
     killed = run_in_subprocess(str(path), prefect_server, point)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     summary = forecast_pipeline(model="tiny", mode="auto", config=str(path))
@@ -77,3 +94,23 @@ def test_killed_run_then_next_run_leaves_everything_consistent(backend, point, r
     with engine.connect() as connection:
         statuses = connection.execute(sa.text("SELECT status FROM runs ORDER BY started_at")).scalars().all()
     assert statuses == ["abandoned", "completed"]
+
+
+@pytest.mark.parametrize("backend, point", REFRESH_CASES)
+def test_killed_full_refresh_keeps_the_history_store(backend, point, request, settings_for, prefect_server):
+    """Issue 12, point 1: a killed --full-refresh left one bucket, and the next run forecast 2 of 30 series with exit 0."""
+    settings, path, engine = project(backend, request, settings_for)
+    forecast_pipeline(model="tiny", mode="retrain", config=str(path))
+    root = history.history_root(settings.storage_root, "observations")
+    before = history.read(root)
+    killed = run_in_subprocess(str(path), prefect_server, point, mode="forecast", full_refresh=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert history.status(root) == "complete"
+    pd.testing.assert_frame_equal(history.read(root), before)  # the rebuild was aside; the store is as it was
+    summary = forecast_pipeline(model="tiny", mode="forecast", config=str(path))
+    assert (summary["series_read"], summary["series_forecast"], summary["rows_sql"]) == (8, 8, 48)
+    assert_consistent(settings, engine)
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith("g-")) == [history.manifest(root)["generation"]]
+    with engine.connect() as connection:
+        statuses = connection.execute(sa.text("SELECT status FROM runs ORDER BY started_at")).scalars().all()
+    assert statuses == ["completed", "abandoned", "completed"]
