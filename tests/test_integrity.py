@@ -65,11 +65,16 @@ def test_values_beyond_the_bound_are_quarantined_with_a_reason(database_url, set
     assert len(stored) == len(frame) - 3 and stored.value.abs().max() < 1e4
 
 
-def test_a_series_of_huge_values_fails_the_pull_clearly(project):
+def test_a_series_of_huge_values_is_set_aside_or_fails_the_pull_clearly(project, settings_for, tmp_path):
     settings, engine = project(None)
     load_observations(engine, SourceConfig(), pd.concat([synthetic_frame(), flat("HUGE", 5e307)]))
+    pulled = pull(settings)  # source.on_bad_series = "skip": the other series go on
+    assert pulled["series_set_aside"] == 1 and "|value| above 1e+30" in pulled["set_aside_examples"]["HUGE"]
+    stored = history.read(history.history_root(settings.storage_root, "observations"))
+    assert "HUGE" not in set(stored.series_id) and stored.series_id.nunique() == 8
+    failing, _ = settings_for(f"sqlite:///{tmp_path / 'integrity.db'}", source={"frequency": "MS", "on_bad_series": "fail"})
     with pytest.raises(RunError, match=r"HUGE \(100%\).*\|value\| above 1e\+30"):
-        pull(settings)
+        pull(failing)
 
 
 def test_a_first_version_with_a_non_finite_score_is_a_candidate_and_the_run_fails(project):
