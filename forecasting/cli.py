@@ -57,13 +57,38 @@ def _check_storage(settings: Any) -> None:
         raise ConfigError(f"storage.root: cannot write to {root} ({error.strerror or error})") from None
 
 
-def _orchestrated(call: Callable[[], Any]) -> Any:
+def _record_failed_start(config: str, model: str, mode: str, error: ForecastingError) -> None:
+    """A `failed` runs row for a run that could not start its flow (best effort)."""
+    import uuid
+
+    from forecasting.config import load_settings
+    from forecasting.database import create_db_engine, redact, runs
+    from forecasting.registry import utc_now
+
+    with contextlib.suppress(Exception):
+        settings = load_settings(config)
+        now = utc_now()
+        with create_db_engine(settings.database.url).begin() as connection:
+            connection.execute(
+                runs.insert().values(
+                    run_id=uuid.uuid4().hex, model_name=model, mode=mode, status="failed", started_at=now, finished_at=now,
+                    duration_seconds=0.0, trigger="manual", error=redact(str(error), settings.database.url),
+                )
+            )  # fmt: skip
+
+
+def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -> Any:
     """Call a flow with a Prefect API (a running server from PREFECT_API_URL, else a temporary one owned by
     this process), with TensorFlow and Prefect quiet unless verbose, and stdout kept for the summary."""
     from forecasting.orchestrator import prefect_api
 
     console.import_tensorflow()
-    with prefect_api(verbose=console.verbose()) as api_url:
+    with contextlib.ExitStack() as stack:
+        try:
+            api_url = stack.enter_context(prefect_api(verbose=console.verbose()))
+        except ForecastingError as error:
+            _record_failed_start(config, model, mode, error)
+            raise
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         console.quiet_prefect_logging()
@@ -127,7 +152,9 @@ def cmd_load(args: argparse.Namespace) -> int:
 def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = False) -> dict[str, Any]:
     from flows.forecast_pipeline import forecast_pipeline
 
-    return _orchestrated(lambda: forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh))
+    return _orchestrated(
+        lambda: forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh), config_path, model, mode
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -155,7 +182,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from flows.tune_model import tune_model
 
     config = _config_path(args)
-    result = _orchestrated(lambda: tune_model(model=args.model, tuner=args.tuner, max_trials=args.max_trials, config=config))
+    result = _orchestrated(
+        lambda: tune_model(model=args.model, tuner=args.tuner, max_trials=args.max_trials, config=config), config, args.model, "tune"
+    )
     print(format_tuning(result))
     print(f"  stored in table tuning_records in {_database['masked']}")
     return 0
@@ -175,7 +204,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from flows.backtest_model import backtest_model
 
     config = _config_path(args)
-    result = _orchestrated(lambda: backtest_model(model=args.model, windows=args.windows, step=args.step, config=config))
+    result = _orchestrated(
+        lambda: backtest_model(model=args.model, windows=args.windows, step=args.step, config=config), config, args.model, "backtest"
+    )
     if args.json:
         print(json.dumps({**{key: value for key, value in result.items() if key != "table"}, "database": _database["masked"]}, default=str))
     else:

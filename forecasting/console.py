@@ -1,8 +1,9 @@
 """What the CLI shows on stderr: quiet by default, everything with `--verbose` or FORECASTING_DEBUG=1.
 
-Quiet means: no TensorFlow C++ start-up lines, no Prefect chatter (state changes, the warning that a
-task timeout cannot interrupt a worker thread, failure tracebacks the CLI reports in one line anyway).
-Warnings, Prefect's retry notices and our own flow messages still show. Never imports prefect.
+Quiet means: no TensorFlow C++ start-up lines, no informational flow logs (state changes, progress
+notes), no warning that a task timeout cannot interrupt a worker thread, no failure tracebacks (the CLI
+reports the error in one line). Keras's epoch lines, warnings and Prefect's retry notices still show.
+Never imports prefect.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 DEBUG_ENV = "FORECASTING_DEBUG"
 VERBOSE_ENV = "FORECASTING_VERBOSE"
-_OUR_CODE = (str(Path(__file__).resolve().parents[1] / "flows"), str(Path(__file__).resolve().parent))
 _NOISE = ("Timeout of ", "seconds configured for this task, but the task is running in a worker thread")
 
 
@@ -58,12 +57,10 @@ def import_tensorflow() -> None:
 
 
 class _QuietFilter(logging.Filter):
-    """Drops Prefect's own chatter and failure reports; keeps warnings, retry notices and our messages."""
+    """Drops Prefect's chatter and failure reports; keeps warnings and retry notices."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("prefect"):
-            return True
-        if record.pathname.startswith(_OUR_CODE):
             return True
         message = record.getMessage()
         if record.levelno < logging.WARNING:
