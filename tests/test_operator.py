@@ -56,10 +56,15 @@ def cli_env(tmp_path, api_url=None, **extra):
 
 
 def cli_subprocess(tmp_path, *args, api_url=None, **extra):
-    return subprocess.run(
-        [sys.executable, "-m", "forecasting", *args], cwd=tmp_path, env=cli_env(tmp_path, api_url, **extra),
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    """Output goes to files, not pipes: a server the job leaves behind would hold pipes open."""
+    with open(tmp_path / "cli.out", "w+") as out, open(tmp_path / "cli.err", "w+") as err:
+        process = subprocess.run(
+            [sys.executable, "-m", "forecasting", *args], cwd=tmp_path, env=cli_env(tmp_path, api_url, **extra),
+            stdout=out, stderr=err, text=True, timeout=600,
+        )  # fmt: skip
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())
 
 
 def loaded(tmp_path, capsys, url="sqlite:///db.sqlite"):
