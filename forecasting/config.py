@@ -36,6 +36,7 @@ class DatabaseConfig(_Strict):
 
 
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_URL_ROOT_MESSAGE = "URLs (s3://, gs://, file://, ...) are not supported yet; give a local folder path"
 
 
 class StorageConfig(_Strict):
@@ -47,9 +48,6 @@ class StorageConfig(_Strict):
         if URL_SCHEME.match(value):
             raise ValueError(_URL_ROOT_MESSAGE)
         return value
-
-
-_URL_ROOT_MESSAGE = "URLs (s3://, gs://, file://, ...) are not supported yet; give a local folder path"
 
 
 class SourceConfig(_Strict):
