@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+from forecasting import console
 from forecasting.errors import ConfigError, ForecastingError
 
 DEMO_MODEL = "monthly"
 DEMO_SERIES = 300
+DEPLOYMENTS_FILE = "deployments/prefect.yaml"
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -27,12 +30,92 @@ def _config_path(args: argparse.Namespace) -> str:
     return str(find_config_path(args.config))
 
 
-def cmd_init(args: argparse.Namespace) -> int:
+# The database the current command uses (masked), named in its error line; and its URL, to redact.
+_database: dict[str, str] = {}
+
+
+def _connect(settings: Any) -> Any:
+    """connect_checked, remembering the database so that any later error line names it."""
     from forecasting.database import connect_checked, masked_url
+
+    _database.update(url=settings.database.url, masked=masked_url(settings.database.url))
+    return connect_checked(settings.database.url, settings.database.schema_name)
+
+
+def _check_storage(settings: Any) -> None:
+    """The storage root is a folder this process can write to (created when missing), or a ConfigError."""
+    import tempfile
+
+    root = settings.storage_root
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"storage.root: {root} is a file, not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise ConfigError(f"storage.root: cannot write to {root} ({error.strerror or error})") from None
+
+
+def _record_failed_start(config: str, model: str, mode: str, error: ForecastingError) -> None:
+    """A `failed` runs row for a run that could not start its flow (best effort)."""
+    import uuid
+
+    from forecasting.config import load_settings
+    from forecasting.database import create_db_engine, redact, runs
+    from forecasting.registry import utc_now
+
+    with contextlib.suppress(Exception):
+        settings = load_settings(config)
+        now = utc_now()
+        with create_db_engine(settings.database.url).begin() as connection:
+            connection.execute(
+                runs.insert().values(
+                    run_id=uuid.uuid4().hex, model_name=model, mode=mode, status="failed", started_at=now, finished_at=now,
+                    duration_seconds=0.0, trigger="manual", error=redact(str(error), settings.database.url),
+                )
+            )  # fmt: skip
+
+
+def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -> Any:
+    """Call a flow with a Prefect API (a running server from PREFECT_API_URL, else a temporary one owned by
+    this process), with TensorFlow and Prefect quiet unless verbose, and stdout kept for the summary."""
+    from forecasting.orchestrator import prefect_api
+
+    console.import_tensorflow()
+    with contextlib.ExitStack() as stack:
+        try:
+            api_url = stack.enter_context(prefect_api(verbose=console.verbose()))
+        except ForecastingError as error:
+            _record_failed_start(config, model, mode, error)
+            raise
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        console.quiet_prefect_logging()
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), contextlib.redirect_stdout(sys.stderr):
+            try:
+                return call()
+            finally:
+                _drain_prefect()
+
+
+def _drain_prefect() -> None:
+    """Send Prefect's queued logs and events while the API still answers (a temporary server stops next)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):
+            worker.drain_all(timeout=30)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from forecasting.database import masked_url
     from forecasting.schema import migrate
 
     settings = _settings(args)
-    engine = connect_checked(settings.database.url, settings.database.schema_name)
+    _check_storage(settings)
+    engine = _connect(settings)
     levels = sorted({level for model in settings.models.values() for level in model.intervals} | {80, 95})
     result = migrate(engine, levels, settings.database.schema_name)
     for folder in ("models", "forecasts", "tuning"):
@@ -46,7 +129,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from forecasting.database import connect_checked
     from forecasting.loading import load_observations, read_observation_file
 
     settings = _settings(args)
@@ -58,11 +140,11 @@ def cmd_load(args: argparse.Namespace) -> int:
         features=settings.source.features,
         file_format=args.format,
     )
-    engine = connect_checked(settings.database.url, settings.database.schema_name)
+    engine = _connect(settings)
     result = load_observations(engine, settings.source, frame)
     print(
         f"loaded {result.rows} observations of {result.series} series from {args.file} into {settings.source.table} "
-        f"({result.inserted} new, {result.updated} replaced; {result.first_ts} to {result.last_ts})"
+        f"in {_database['masked']} ({result.inserted} new, {result.updated} replaced; {result.first_ts} to {result.last_ts})"
     )
     return 0
 
@@ -70,42 +152,45 @@ def cmd_load(args: argparse.Namespace) -> int:
 def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = False) -> dict[str, Any]:
     from flows.forecast_pipeline import forecast_pipeline
 
-    return forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh)
+    return _orchestrated(
+        lambda: forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh), config_path, model, mode
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from forecasting.pipeline import format_summary, summary_json
-
-    from forecasting.database import connect_checked
-    from forecasting.pipeline import check_schema
+    from forecasting.pipeline import check_schema, format_summary, summary_json
 
     settings = _settings(args)
     settings.model(args.model)
+    _check_storage(settings)
     # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
-    check_schema(connect_checked(settings.database.url, settings.database.schema_name), settings, args.model)
+    check_schema(_connect(settings), settings, args.model)
     summary = _run_flow(_config_path(args), args.model, args.mode, args.full_refresh)
     print(summary_json(summary) if args.json else format_summary(summary))
     return 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from forecasting.database import connect_checked
     from forecasting.pipeline import check_schema, format_tuning
 
     settings = _settings(args)
     settings.model(args.model)
     if args.max_trials is not None and args.max_trials <= 0:
         raise ConfigError(f"--max-trials: must be a positive number (got {args.max_trials})")
-    check_schema(connect_checked(settings.database.url, settings.database.schema_name), settings, args.model)
+    _check_storage(settings)
+    check_schema(_connect(settings), settings, args.model)
     from flows.tune_model import tune_model
 
-    result = tune_model(model=args.model, tuner=args.tuner, max_trials=args.max_trials, config=_config_path(args))
+    config = _config_path(args)
+    result = _orchestrated(
+        lambda: tune_model(model=args.model, tuner=args.tuner, max_trials=args.max_trials, config=config), config, args.model, "tune"
+    )
     print(format_tuning(result))
+    print(f"  stored in table tuning_records in {_database['masked']}")
     return 0
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from forecasting.database import connect_checked
     from forecasting.pipeline import check_schema
 
     settings = _settings(args)
@@ -114,15 +199,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--windows: must be a positive number (got {args.windows})")
     if args.step is not None and args.step <= 0:
         raise ConfigError(f"--step: must be a positive number (got {args.step})")
-    check_schema(connect_checked(settings.database.url, settings.database.schema_name), settings, args.model)
+    _check_storage(settings)
+    check_schema(_connect(settings), settings, args.model)
     from flows.backtest_model import backtest_model
 
-    result = backtest_model(model=args.model, windows=args.windows, step=args.step, config=_config_path(args))
+    config = _config_path(args)
+    result = _orchestrated(
+        lambda: backtest_model(model=args.model, windows=args.windows, step=args.step, config=config), config, args.model, "backtest"
+    )
     if args.json:
-        print(json.dumps({key: value for key, value in result.items() if key != "table"}))
+        print(json.dumps({**{key: value for key, value in result.items() if key != "table"}, "database": _database["masked"]}, default=str))
     else:
         print(result["table"])
-        print(f"backtest {result['backtest_id']}: {result['rows']} rows in table backtests")
+        print(f"backtest {result['backtest_id']}: {result['rows']} rows in table backtests in {_database['masked']}")
     return 0
 
 
@@ -147,8 +236,11 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     text = render_prefect_yaml(settings)
-    output = Path(args.output)
+    # Like every relative path in the config, relative to the config file's folder.
+    output = Path(_config_path(args)).parent / (args.output or DEPLOYMENTS_FILE)
     if args.check:
+        if not output.exists():
+            raise ConfigError(f"{output} is missing; run `forecasting deployments` to write it")
         if not output.is_file() or output.read_text() != text:
             raise ConfigError(f"{output} does not match the config; run `forecasting deployments` to regenerate it")
         print(f"{output} matches the config")
@@ -172,24 +264,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from forecasting.database import connect_checked
     from forecasting.registry import list_versions, promote, read_manifest, rollback
 
     settings = _settings(args)
-    engine = connect_checked(settings.database.url, settings.database.schema_name)
+    engine = _connect(settings)
+    database = _database["masked"]
     if args.models_command == "promote":
         previous = promote(engine, args.name, args.version, reason="promoted by hand (forecasting models promote)")
-        print(f"model {args.name}: champion is now v{args.version} (was v{previous})")
+        print(f"model {args.name}: champion is now v{args.version} (was v{previous}) in {database}")
         return 0
     if args.models_command == "rollback":
         current, previous = rollback(engine, args.name, reason="rolled back by hand (forecasting models rollback)")
-        print(f"model {args.name}: rolled back from v{current} to v{previous}")
+        print(f"model {args.name}: rolled back from v{current} to v{previous} in {database}")
         return 0
     if args.models_command == "list":
         versions = list_versions(engine, args.model)
         if versions.empty:
-            print("no model versions registered yet")
+            print(f"no model versions registered yet in {database}")
             return 0
+        print(f"model versions in {database}:")
         for row in versions.itertuples():
             metrics = json.loads(row.metrics or "{}")
             val = metrics.get("val_smape_model")
@@ -226,12 +319,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         }
         manifest["series_train_end"] = f"{len(manifest.get('series_train_end', {}))} series (see --series)"
     manifest.get("training", {}).pop("history", None)
-    print(json.dumps({"status": row["status"], "artifact_path": row["artifact_path"], **manifest}, indent=2, sort_keys=True))
+    print(json.dumps({"status": row["status"], "artifact_path": row["artifact_path"], "database": database, **manifest}, indent=2, sort_keys=True))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from forecasting.database import connect_checked
     from forecasting.datasets import m3_monthly
     from forecasting.loading import load_observations
     from forecasting.pipeline import format_summary
@@ -242,7 +334,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("1/3 creating schema and storage")
     cmd_init(args)
     frame = m3_monthly(args.series)
-    engine = connect_checked(settings.database.url, settings.database.schema_name)
+    engine = _connect(settings)
     result = load_observations(engine, settings.source, frame)
     print(
         f"2/3 loaded {result.rows} observations of {result.series} M3 monthly series into {settings.source.table} "
@@ -260,6 +352,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forecasting", description="Scheduled recurrent-network forecasting job.")
     parser.add_argument("--config", help="config file (default: $FORECASTING_CONFIG, else ./forecasting.toml)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's and Prefect's own log lines and tracebacks (also FORECASTING_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("init", help="create or migrate the schema and storage folders (idempotent)").set_defaults(handler=cmd_init)
@@ -312,7 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=cmd_models)
 
     deployments = commands.add_parser("deployments", help="write deployments/prefect.yaml from the config (the config is the source of truth)")
-    deployments.add_argument("--output", default="deployments/prefect.yaml")
+    deployments.add_argument(
+        "--output", help=f"file to write or check; a relative path is relative to the config file's folder (default {DEPLOYMENTS_FILE})"
+    )
     deployments.add_argument("--check", action="store_true", help="only check that the file matches the config")
     deployments.set_defaults(handler=cmd_deployments)
 
@@ -326,33 +423,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error_line(error: BaseException) -> tuple[str, int]:
+    """One line and an exit status for an error that is not one of ours."""
+    import sqlalchemy as sa
+
+    if isinstance(error, sa.exc.OperationalError):
+        reason = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
+        return (
+            f"the database stopped answering ({reason}); the run stopped without leaving partial results: "
+            "run it again when the database is back"
+        ), 1
+    if isinstance(error, OSError) and error.filename:
+        return f"cannot use {error.filename}: {error.strerror or error} (check storage.root and the paths in the config)", 1
+    if type(error).__module__.startswith("pyarrow"):
+        first = (str(error).strip().splitlines() or [""])[0]
+        return f"unreadable Parquet data ({first}); check the files under storage.root, or run with --full-refresh", 1
+    return f"{type(error).__name__}: {error} (set FORECASTING_DEBUG=1 for the traceback)", 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ[console.VERBOSE_ENV] = "1"
+    console.quiet_environment()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _database.clear()
     try:
         return args.handler(args)
-    except ForecastingError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001
-        if os.environ.get("FORECASTING_DEBUG"):
+        if isinstance(error, ForecastingError):
+            line, code = str(error), error.exit_code
+        elif console.debug():
             raise
-        import sqlalchemy as sa
+        else:
+            line, code = _error_line(error)
+        from forecasting.database import redact
 
-        if isinstance(error, sa.exc.OperationalError):
-            reason = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
-            print(
-                f"error: the database stopped answering ({reason}); the run stopped without leaving partial "
-                "results: run it again when the database is back",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"error: {type(error).__name__}: {error} (set FORECASTING_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+        line = " ".join(redact(line, _database.get("url")).split())
+        if _database and _database["masked"] not in line:
+            line += f" (database: {_database['masked']})"
+        print(f"error: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

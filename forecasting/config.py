@@ -55,8 +55,19 @@ class DatabaseConfig(_Strict):
         return self
 
 
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_URL_ROOT_MESSAGE = "URLs (s3://, gs://, file://, ...) are not supported yet; give a local folder path"
+
+
 class StorageConfig(_Strict):
     root: str = ".forecasting"
+
+    @field_validator("root")
+    @classmethod
+    def _local_folder(cls, value: str) -> str:
+        if URL_SCHEME.match(value):
+            raise ValueError(_URL_ROOT_MESSAGE)
+        return value
 
 
 class SourceConfig(_Strict):
@@ -372,7 +383,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Relative storage paths and SQLite files in the file are relative to the file's folder."""
     storage = data.setdefault("storage", {})
     root = storage.get("root", StorageConfig().root)
-    if isinstance(root, str) and "://" not in root and not Path(root).is_absolute():
+    if isinstance(root, str) and not URL_SCHEME.match(root) and not Path(root).is_absolute():
         storage["root"] = str(base / root)
     database = data.setdefault("database", {})
     url = database.get("url", DatabaseConfig().url)
@@ -415,7 +426,10 @@ def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str =
     if os.environ.get(DATABASE_URL_ENV):
         data.setdefault("database", {})["url"] = resolve_sqlite_url(os.environ[DATABASE_URL_ENV], Path.cwd())
     if os.environ.get(STORAGE_ROOT_ENV):
-        data.setdefault("storage", {})["root"] = str(Path(os.environ[STORAGE_ROOT_ENV]).resolve())
+        root = os.environ[STORAGE_ROOT_ENV]
+        if URL_SCHEME.match(root):
+            raise ConfigError(f"{STORAGE_ROOT_ENV}: {_URL_ROOT_MESSAGE} (got {root!r})")
+        data.setdefault("storage", {})["root"] = str(Path(root).resolve())
     try:
         return Settings.model_validate(data)
     except ValidationError as error:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 import sqlalchemy as sa
@@ -186,20 +188,41 @@ def interval_columns(level: int) -> tuple[str, str]:
     return f"yhat_lower_{level}", f"yhat_upper_{level}"
 
 
-def create_db_engine(url: str, schema: str | None = None) -> Engine:
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+def parse_url(url: str | sa.engine.URL) -> sa.engine.URL:
+    """The URL as SQLAlchemy reads it, except that an '@' in the password stays in the password
+    (SQLAlchemy ends the password at the first '@' and leaves the rest in the host)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.host and "@" in parsed.host:
+        extra, _, host = parsed.host.rpartition("@")
+        if parsed.password is not None:
+            parsed = parsed.set(password=f"{parsed.password}@{extra}", host=host)
+        else:
+            parsed = parsed.set(username=f"{parsed.username}@{extra}", host=host)
+    return parsed
+
+
+def create_db_engine(url: str | sa.engine.URL, schema: str | None = None) -> Engine:
     """An engine for `url`; SQLite files get their folder, WAL mode and a busy timeout. With a
     PostgreSQL `schema` (`database.schema`), every connection's search path is that schema alone, so
     the job's unqualified table and view names (Core tables, Alembic, raw SQL) all resolve there."""
-    parsed = sa.engine.make_url(url)
+    parsed = parse_url(url)
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"database.url: {parsed.get_backend_name()} databases are not supported ({masked_url(parsed)}); "
+            "use SQLite (sqlite:///path/to/file.db) or PostgreSQL (postgresql+psycopg://user@host/db)"
+        )
     if schema is not None:
         if parsed.get_backend_name() != "postgresql":
             raise ConfigError(f"database.schema: {schema!r} is set, but only PostgreSQL has schemas; leave it unset for {parsed.get_backend_name()}")
-        return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": f'-csearch_path="{schema}"'})
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"options": f'-csearch_path="{schema}"'})
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        engine = sa.create_engine(parsed, connect_args={"timeout": 60})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -209,13 +232,45 @@ def create_db_engine(url: str, schema: str | None = None) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(parsed, pool_pre_ping=True)
 
 
-def masked_url(engine_or_url: Engine | str) -> str:
+def _mask_raw(url: str) -> str:
+    """Everything between the scheme and the host (up to the last '@') masked, for URLs SQLAlchemy cannot parse."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    if ":" not in userinfo and "@" not in userinfo:
+        return url  # a user name only
+    return f"{scheme}://{userinfo.split(':', 1)[0].split('@', 1)[0]}:***@{host}"
+
+
+def masked_url(engine_or_url: Engine | sa.engine.URL | str) -> str:
     """The database URL with any password replaced by ***, safe for logs and summaries."""
-    url = engine_or_url.url if isinstance(engine_or_url, Engine) else sa.engine.make_url(engine_or_url)
+    try:
+        url = parse_url(engine_or_url.url if isinstance(engine_or_url, Engine) else engine_or_url)
+    except Exception:  # noqa: BLE001 - an unparseable URL is masked as text
+        return _mask_raw(str(engine_or_url))
     return url.render_as_string(hide_password=True)
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
+
+
+def redact(text: str, url: str | sa.engine.URL | None = None) -> str:
+    """`text` with the password of `url` and of any URL written in it replaced by ***."""
+    secrets: set[str] = set()
+    if url is not None:
+        try:
+            for parsed in (parse_url(url), sa.engine.make_url(url)):
+                if parsed.password and len(parsed.password) >= 4:  # shorter ones would mangle every word
+                    secrets |= {parsed.password, quote(parsed.password, safe="")}
+        except Exception:  # noqa: BLE001
+            pass
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _URL_IN_TEXT.sub(lambda match: _mask_raw(match.group(0)), text)
 
 
 def connect_checked(url: str, schema: str | None = None) -> Engine:
@@ -223,21 +278,19 @@ def connect_checked(url: str, schema: str | None = None) -> Engine:
     try:
         engine = create_db_engine(url, schema)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
-        raise ConfigError(f"database.url: {masked_url_safe(url)} is not a usable SQLAlchemy URL: {error}") from None
+        raise ConfigError(f"database.url: {masked_url(url)} is not a usable SQLAlchemy URL: {redact(str(error), url)}") from None
+    except ImportError as error:
+        raise ConfigError(
+            f"database.url: the driver for {masked_url(url)} is not installed ({error}); "
+            "use SQLite or PostgreSQL with psycopg (postgresql+psycopg://user@host/db)"
+        ) from None
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as error:
         reason = str(getattr(error, "orig", error)).strip().splitlines()[0] if str(getattr(error, "orig", error)).strip() else type(error).__name__
-        raise ConfigError(f"database.url: cannot connect to {masked_url(engine)}: {reason}") from None
+        raise ConfigError(f"database.url: cannot connect to {masked_url(engine)}: {redact(reason, url)}") from None
     return engine
-
-
-def masked_url_safe(url: str) -> str:
-    try:
-        return masked_url(url)
-    except Exception:
-        return "<unparseable URL>"
 
 
 def split_table(table: str) -> tuple[str | None, str]:

@@ -37,6 +37,8 @@ def read_observation_file(
 ) -> pd.DataFrame:
     """The file as a checked long frame (series_id, ts, value, features...), or an InputError."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a CSV or Parquet file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     kind = file_format or FORMATS.get(path.suffix.lower())
@@ -50,6 +52,8 @@ def read_observation_file(
     missing = [f"{name} (--{flag}-column)" for flag, name in wanted.items() if name not in raw.columns]
     if missing:
         raise InputError(f"{path}: missing column {', '.join(missing)}; the file has: {', '.join(map(str, raw.columns))}")
+    if raw.empty:
+        raise InputError(f"{path}: the file has no rows (only a header); nothing was loaded")
     present_features = [name for name in (features or []) if name in raw.columns]
     raw = raw[[series, time, value, *present_features]].reset_index(drop=True)
     parsed = pd.DataFrame({"series_id": raw[series].astype("string").str.strip(), "ts": to_utc_naive(raw[time])})

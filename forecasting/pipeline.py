@@ -25,6 +25,7 @@ from forecasting.database import (
     create_db_engine,
     interval_columns,
     masked_url,
+    redact,
     ingestion_state,
     runs,
     table_columns,
@@ -170,7 +171,23 @@ def start_run(
                 deployment=deployment, trigger=trigger,
             )
         )
+    remove_stale_staging(settings, engine)
     return run_id
+
+
+def remove_stale_staging(settings: Settings, engine: Engine) -> list[str]:
+    """Remove staged forecast files of runs that are no longer running (a killed run leaves its file)."""
+    staging = Path(settings.storage_root) / STAGING
+    if not staging.is_dir():
+        return []
+    with engine.connect() as connection:
+        running = set(connection.execute(sa.select(runs.c.run_id).where(runs.c.status == "running")).scalars())
+    removed = []
+    for path in sorted(staging.glob("*.parquet")):
+        if path.stem not in running:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
 
 
 def check_schema(engine: Engine, settings: Settings, model_name: str) -> None:
@@ -688,7 +705,7 @@ def fail_run(settings: Settings, run_id: str, error: BaseException) -> None:
             connection.execute(
                 sa.update(runs)
                 .where(runs.c.run_id == run_id)
-                .values(status="failed", finished_at=finished, duration_seconds=(finished - started).total_seconds(), error=message + "\n" + "".join(traceback.format_exception(error))[-4000:])
+                .values(status="failed", finished_at=finished, duration_seconds=(finished - started).total_seconds(), error=redact(message + "\n" + "".join(traceback.format_exception(error))[-4000:], settings.database.url))
             )
     except Exception:  # noqa: BLE001 - recording the failure must not hide the original error
         pass

@@ -78,6 +78,7 @@ def assert_consistent(settings, engine):
     assert champion in versions
     leftovers = [str(p) for p in Path(settings.storage_root).rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
     assert leftovers == []
+    assert list((Path(settings.storage_root) / "staging").glob("*")) == []  # the killed run's staged file is gone
     stored = history.read(history.history_root(settings.storage_root, "observations"))
     assert pd.Timestamp(watermark) == stored.ts.max() == pd.Timestamp("2023-12-01")  # never ahead of the data
     assert set(runs.status) <= {"completed", "abandoned"} and (runs.status == "completed").sum() >= 1

@@ -1,0 +1,87 @@
+"""What the CLI shows on stderr: quiet by default, everything with `--verbose` or FORECASTING_DEBUG=1.
+
+Quiet means: no TensorFlow C++ start-up lines, no informational flow logs (state changes, progress
+notes), no warning that a task timeout cannot interrupt a worker thread, no failure tracebacks (the CLI
+reports the error in one line). Keras's epoch lines, warnings and Prefect's retry notices still show.
+Never imports prefect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+DEBUG_ENV = "FORECASTING_DEBUG"
+VERBOSE_ENV = "FORECASTING_VERBOSE"
+_NOISE = ("Timeout of ", "seconds configured for this task, but the task is running in a worker thread")
+
+
+def debug() -> bool:
+    """FORECASTING_DEBUG is set: tracebacks of unexpected errors, and everything verbose shows."""
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+def verbose() -> bool:
+    """`--verbose` (FORECASTING_VERBOSE) or FORECASTING_DEBUG: show every log line."""
+    return debug() or os.environ.get(VERBOSE_ENV, "").strip() not in ("", "0")
+
+
+def quiet_environment() -> None:
+    """Before TensorFlow is imported: its C++ logging shows errors only (quiet) or everything (verbose)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "3")
+
+
+@contextlib.contextmanager
+def _stderr_fd_silenced() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow now; quietly, its C++ lines printed before logging is set up go nowhere."""
+    if "tensorflow" in sys.modules or verbose():
+        return
+    with _stderr_fd_silenced():
+        import tensorflow  # noqa: F401
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+class _QuietFilter(logging.Filter):
+    """Drops Prefect's chatter and failure reports; keeps warnings and retry notices."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("prefect"):
+            return True
+        message = record.getMessage()
+        if record.levelno < logging.WARNING:
+            return message.startswith("Task run failed with") and " - Retry " in message
+        if all(part in message for part in _NOISE):
+            return False
+        # Failures of flows and tasks reach the CLI as the exception it reports in one line.
+        return record.levelno < logging.ERROR or not record.name.startswith(("prefect.flow_runs", "prefect.task_runs"))
+
+
+_FILTER = _QuietFilter()
+
+
+def quiet_prefect_logging() -> None:
+    """After prefect is imported: put the quiet filter on every handler of its loggers (not when verbose)."""
+    if verbose():
+        return
+    loggers = [logging.getLogger()] + [
+        logger for name, logger in logging.root.manager.loggerDict.items() if name.startswith("prefect") and isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:  # console handlers only: Prefect's API log handler keeps everything
+            if isinstance(handler, logging.StreamHandler) and _FILTER not in handler.filters:
+                handler.addFilter(_FILTER)
