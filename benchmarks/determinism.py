@@ -29,7 +29,7 @@ frame, _ = regularize(m3_monthly(series), "MS")
 arrays = to_series_arrays(frame, [])
 started = time.perf_counter()
 result = train(arrays, config, season=12)
-print(json.dumps({"seconds": time.perf_counter() - started, "epochs": result.epochs_run, "val_loss": result.best_val_loss}))
+print(json.dumps({"seconds": time.perf_counter() - started, "epochs": result.report.epochs_run, "val_loss": result.report.best_val_loss}))
 """
 
 

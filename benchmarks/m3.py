@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from forecasting.config import ModelConfig, format_validation_error, load_settings
     from forecasting.evaluation import accuracy_by_step, baseline_forecasts, seasonal_naive_scale
-    from forecasting.prediction import predict
-    from forecasting.training import train
+    from forecasting.forecaster import RecurrentForecaster
     from forecasting.windowing import to_series_arrays
 
     data = load_settings(args.config).model(args.model).model_dump(mode="json", exclude={"schedule", "tuning"})
@@ -81,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     arrays = to_series_arrays(train_part, [], "MS", config.calendar)
 
     started = time.perf_counter()
-    result = train(arrays, config, season=SEASON, verbose=args.verbose)
+    outcome = RecurrentForecaster.fit(arrays, config, verbose=args.verbose)  # monthly: season 12 (SEASON)
     train_seconds = time.perf_counter() - started
-    forecast = predict(result.model, result.scaler, arrays, config.lookback, config.horizon, "MS", result.interval_halfwidths)
+    forecast = outcome.forecaster.predict(arrays)
     if forecast.skipped:
         print(f"skipped {len(forecast.skipped)} series: {dict(list(forecast.skipped.items())[:3])}", file=sys.stderr)
 
@@ -105,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         "naive_smape": round(float(naive.loc[0, "smape"]), 3),
         **{f"coverage_{level}": round(float(overall[f"coverage_{level}"]), 2) for level in config.intervals},
         "train_seconds": round(train_seconds, 1),
-        "best_epoch": result.best_epoch,
-        "val_smape": round(result.metrics["val_smape_model"], 3),
+        "best_epoch": outcome.report.best_epoch,
+        "val_smape": round(outcome.report.metrics["val_smape_model"], 3),
         "config": config.model_dump(mode="json", exclude={"schedule", "tuning", "fine_tune", "promotion"}),
     }
     print(json.dumps(line))

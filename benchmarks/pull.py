@@ -9,7 +9,7 @@ timed for both methods (each with its own history store, both from the same sour
 (nothing new), `append_1pct` (one new month for 1% of the series), `revise_old` (one value
 revised two years back: only the new pull notices it). `old` is the previous pull's data path: one
 query for rows newer than the global watermark, screening, and the merge into the store; `new` is
-`pipeline.pull_step` plus `commit_pull` (the per-series state is written there). Prints one JSON
+`steps.pull_step` plus `commit_pull` (the per-series state is written there). Prints one JSON
 line per measurement and one summary line per scenario.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting import history, pipeline
+from forecasting import history, steps
 from forecasting.config import Settings
 from forecasting.database import create_db_engine, read_observations, upsert_frame
 from forecasting.schema import migrate
@@ -62,8 +62,8 @@ class OldPull:
 
 
 def new_pull(settings: Settings, run: int) -> int:
-    pulled = pipeline.pull_step(settings, f"bench-{run}")
-    pipeline.commit_pull(settings, f"bench-{run}", pulled)
+    pulled = steps.pull_step(settings, f"bench-{run}")
+    steps.commit_pull(settings, f"bench-{run}", pulled)
     return pulled["rows_pulled"]
 
 

@@ -8,15 +8,15 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.forecast_pipeline import recorded_run
-from forecasting import pipeline
-from forecasting.config import load_settings
+from flows.runs import single_step_run
+from forecasting import steps
+from forecasting.config import Settings, load_settings
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
-def run_search(config: str | None, model: str, run_id: str, tuner: str | None, max_trials: int | None) -> dict[str, Any]:
+def run_search(settings: Settings, model: str, run_id: str, tuner: str | None, max_trials: int | None) -> steps.TuneSummary:
     """Run or resume the search and store the best hyperparameters."""
-    return pipeline.tune_step(load_settings(config), model, run_id, tuner, max_trials, verbose=1)
+    return steps.tune_step(settings, model, run_id, tuner, max_trials, verbose=1)
 
 
 @flow(name="tune-model", log_prints=True)
@@ -27,14 +27,10 @@ def tune_model(
     config: str | None = None,
 ) -> dict[str, Any]:
     """Search hyperparameters for one configured model; later retrains use the winner."""
-    result = recorded_run(
-        config, model, "tune", run_search,
-        lambda r: f"tune: {r['tuner']} search, {r['trials_run_now']} trials run now, {r['trials_completed']} in all",
-        tuner, max_trials,
-    )
+    result = single_step_run(load_settings(config), model, "tune", run_search, tuner, max_trials).as_dict()
     create_markdown_artifact(
         key=f"{model}-tuning".lower().replace("_", "-"),
-        markdown=pipeline.format_tuning(result),
+        markdown=steps.format_tuning(result),
         description=f"Hyperparameter search for model {model}",
     )
     return result

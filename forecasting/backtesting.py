@@ -13,8 +13,7 @@ import pandas as pd
 from forecasting.config import ModelConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.evaluation import accuracy_by_step, baseline_forecasts, seasonal_naive_scale
-from forecasting.prediction import predict
-from forecasting.training import train
+from forecasting.forecaster import RecurrentForecaster
 from forecasting.windowing import SeriesArrays
 
 METHODS = ("model", "naive", "seasonal_naive")
@@ -68,11 +67,11 @@ def backtest(
         if actuals.empty:
             raise RunError(f"backtest window {number} (origin {origin:%Y-%m-%d %H:%M}): no series has observations after the origin")
         try:
-            result = train(known, config, season=season, verbose=verbose)
+            outcome = RecurrentForecaster.fit(known, config, verbose=verbose)
         except RunError as error:
             raise RunError(f"backtest window {number} (origin {origin:%Y-%m-%d %H:%M}): {error}") from None
-        seconds.append(result.seconds)
-        model = predict(result.model, result.scaler, known, config.lookback, config.horizon, frequency, result.interval_halfwidths)
+        seconds.append(outcome.report.seconds)
+        model = outcome.forecaster.predict(known)
         histories = {sid: values[:, 0] for sid, values in known.values.items()}
         scales = {sid: seasonal_naive_scale(history, season) for sid, history in histories.items()}
         origins_by_series = {sid: index[-1] for sid, index in known.timestamps.items()}

@@ -63,7 +63,7 @@ def _record_failed_start(config: str, model: str, mode: str, error: ForecastingE
 
     from forecasting.config import load_settings
     from forecasting.database import create_db_engine, redact, runs
-    from forecasting.registry import utc_now
+    from forecasting.artifacts import utc_now
 
     with contextlib.suppress(Exception):
         settings = load_settings(config)
@@ -158,7 +158,7 @@ def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = Fals
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from forecasting.pipeline import check_schema, format_summary, summary_json
+    from forecasting.steps import check_schema, format_summary, summary_json
 
     settings = _settings(args)
     settings.model(args.model)
@@ -171,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from forecasting.pipeline import check_schema, format_tuning
+    from forecasting.steps import check_schema, format_tuning
 
     settings = _settings(args)
     settings.model(args.model)
@@ -191,7 +191,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from forecasting.pipeline import check_schema
+    from forecasting.steps import check_schema
 
     settings = _settings(args)
     settings.model(args.model)
@@ -218,7 +218,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def cmd_repair(args: argparse.Namespace) -> int:
     from forecasting.database import connect_checked
     from forecasting.locking import model_lock
-    from forecasting.pipeline import check_schema
+    from forecasting.steps import check_schema
     from forecasting.repair import format_repair, repair_parquet
 
     settings = _settings(args)
@@ -264,7 +264,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from forecasting.registry import list_versions, promote, read_manifest, rollback
+    from forecasting.artifacts import read_manifest
+    from forecasting.registry import list_versions, promote, rollback
 
     settings = _settings(args)
     engine = _connect(settings)
@@ -306,7 +307,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.series:
         import pandas as pd
 
-        from forecasting.registry import series_table
+        from forecasting.artifacts import series_table
 
         with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
             print(series_table(folder, manifest).to_string(index=False))
@@ -326,7 +327,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from forecasting.datasets import m3_monthly
     from forecasting.loading import load_observations
-    from forecasting.pipeline import format_summary
+    from forecasting.steps import format_summary
 
     settings = _settings(args)
     if DEMO_MODEL not in settings.models:

@@ -33,10 +33,10 @@ from sqlalchemy.engine import Engine
 
 from forecasting import history
 from forecasting.history import ids
-from forecasting.config import Settings
+from forecasting.config import Settings, SourceConfig
 from forecasting.database import ingestion_series, ingestion_state, quarantine, read_observations, records, source_summary, table_columns, upsert_frame
-from forecasting.errors import RunError
-from forecasting.registry import utc_now
+from forecasting.errors import ConfigError, RunError
+from forecasting.artifacts import utc_now
 from forecasting.validation import MAX_LISTED, infer_frequency, screen
 
 CHUNK = 2000  # series keys per IN list (fewer queries; SQLite before 3.32 allows 999 parameters)
@@ -122,9 +122,21 @@ def check_series_drop(settings: Settings, before: int, after: int, gone: Any, al
         )
 
 
+def check_source_columns(source: SourceConfig, columns: dict[str, str], recorded: dict[str, str] | None) -> None:
+    """Fail clearly when a column the job reads disappeared or changed type since the last pull."""
+    if recorded is None:
+        return
+    for name in [source.series, source.time, source.target, *source.features]:
+        if name in recorded and name in columns and columns[name] != recorded[name]:
+            raise ConfigError(
+                f"source.table: column {name!r} of {source.table!r} changed type from {recorded[name]} to {columns[name]} "
+                "since the last pull; check the data, then run with --full-refresh"
+            )
+
+
 def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = False, allow_series_drop: bool = False) -> dict[str, Any]:
     """Pull what changed in the source into the history store; returns counts and the staged state."""
-    from forecasting.pipeline import STAGING, check_source_columns
+    from forecasting.steps.data import STAGING
 
     source = settings.source
     root = history.history_root(settings.storage_root, source.table)

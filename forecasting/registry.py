@@ -1,15 +1,14 @@
-"""The model registry: immutable artifact folders, `model_versions` rows and the `champion` alias."""
+"""The model registry: `model_versions` rows, aliases (`champion`), events, tuning records, and the
+atomic placement of a saved forecaster's folder under `<storage>/models/<model>/<version>/`."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
 import shutil
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +16,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from forecasting import __version__
-from forecasting.config import MODEL_NAME_PATTERN, ModelConfig
+from forecasting.artifacts import FORMAT_VERSION, utc_now, write_manifest
+from forecasting.config import MODEL_NAME_PATTERN
 from forecasting.database import model_aliases, model_events, model_versions, tuning_records
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
-from forecasting.scaling import SeriesScaler
+from forecasting.forecaster import RecurrentForecaster
 
-# Format 2 keeps per-series state (scaler levels, seasonal factors, training ends) in SERIES_FILE
-# beside the manifest instead of inside it; format 1 artifacts (state in the manifest) still load.
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
-MODEL_FILE = "model.keras"
-MANIFEST_FILE = "manifest.json"
-SERIES_FILE = "series.parquet"
-HOLDOUT_MODEL_FILE = "holdout.keras"
-HOLDOUT_SCALER_FILE = "holdout-series.parquet"
 CHAMPION = "champion"
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_root(storage_root: Path, model_name: str) -> Path:
@@ -53,25 +31,6 @@ def model_root(storage_root: Path, model_name: str) -> Path:
     if not MODEL_NAME_PATTERN.match(model_name):
         raise ConfigError(f"model name {model_name!r} is not allowed (letters, digits, '-' and '_' only)")
     return Path(storage_root) / "models" / model_name
-
-
-def _timestamp(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
-
-
-def library_versions() -> dict[str, str]:
-    import keras
-    import numpy
-    import tensorflow
-
-    return {
-        "forecasting": __version__,
-        "python": platform.python_version(),
-        "tensorflow": tensorflow.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pd.__version__,
-    }
 
 
 def _next_version(connection: Connection, folder: Path, model_name: str) -> int:
@@ -82,105 +41,18 @@ def _next_version(connection: Connection, folder: Path, model_name: str) -> int:
     return max([in_db or 0, *on_disk]) + 1
 
 
-def _write_scaler_table(path: Path, scaler: SeriesScaler, train_end: dict[str, str] | None = None) -> str:
-    """Write a scaler's per-series state (and training ends) as one Parquet table; returns its sha256."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns = scaler.series_columns()
-    train_end = train_end or {}
-    for series_id in train_end:
-        if series_id not in scaler:
-            for name in ("loc", "scale", "factors"):
-                columns[name].append(None)
-            columns["series_id"].append(series_id)
-    columns["train_end"] = [train_end.get(series_id) for series_id in columns["series_id"]]
-    floats = pa.list_(pa.float64())
-    schema = pa.schema([("series_id", pa.string()), ("loc", floats), ("scale", floats), ("factors", floats), ("train_end", pa.string())])
-    pq.write_table(pa.table(columns, schema=schema), path)
-    return sha256_file(path)
-
-
-def _read_scaler_table(path: Path, header: dict[str, Any], expected_sha256: str) -> tuple[SeriesScaler, dict[str, str]]:
-    """The scaler and training ends written by `_write_scaler_table`, checksum checked."""
-    import pyarrow.parquet as pq
-
-    if not path.is_file():
-        raise RunError(f"{path.parent}: artifact has no {path.name}")
-    actual = sha256_file(path)
-    if actual != expected_sha256:
-        raise RunError(f"{path}: checksum {actual[:12]}… does not match the manifest's {expected_sha256[:12]}…; refusing to load")
-    columns = pq.read_table(path).to_pydict()
-    with_state = [i for i, loc in enumerate(columns["loc"]) if loc is not None]
-    scaler = SeriesScaler.from_columns(
-        {key: value for key, value in header.items() if key in ("method", "target", "seasonal")},
-        {name: [columns[name][i] for i in with_state] for name in ("series_id", "loc", "scale", "factors")},
-    )
-    train_end = {key: end for key, end in zip(columns["series_id"], columns["train_end"]) if end is not None}
-    return scaler, train_end
-
-
-def write_series_state(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Move the manifest's per-series state (scaler levels and factors, training ends) into
-    `series.parquet`; returns the manifest with a summary and the file's checksum in its place."""
-    scaler = SeriesScaler.from_dict(manifest["scaler"])
-    train_end = manifest.get("series_train_end") or {}
-    digest = _write_scaler_table(Path(folder) / SERIES_FILE, scaler, train_end)
-    manifest = {key: value for key, value in manifest.items() if key != "series_train_end"}
-    manifest["scaler"] = {**scaler.header(), "series_count": len(scaler.loc), "seasonal_series": len(scaler.factors)}
-    manifest["series_file"] = {"path": SERIES_FILE, "sha256": digest, "rows": len(set(scaler.loc) | set(train_end))}
-    return manifest
-
-
-def read_series_state(folder: Path, manifest: dict[str, Any]) -> tuple[SeriesScaler, dict[str, str]]:
-    """The scaler and per-series training ends of an artifact (either format), checksum checked."""
-    if "series_file" not in manifest:  # format 1: in the manifest
-        return SeriesScaler.from_dict(manifest["scaler"]), dict(manifest.get("series_train_end", {}))
-    return _read_scaler_table(Path(folder) / SERIES_FILE, manifest["scaler"], manifest["series_file"]["sha256"])
-
-
-def series_table(folder: Path, manifest: dict[str, Any]) -> pd.DataFrame:
-    """Per-series state for people: series, training end, target level and scale, seasonal factors."""
-    scaler, train_end = read_series_state(folder, manifest)
-    ids = list(dict.fromkeys([*scaler.loc, *train_end]))
-    return pd.DataFrame(
-        {
-            "series_id": ids,
-            "train_end": [train_end.get(key) for key in ids],
-            "loc": [float(scaler.loc[key][0]) if key in scaler else None for key in ids],
-            "scale": [float(scaler.scale[key][0]) if key in scaler else None for key in ids],
-            "seasonal_factors": [
-                " ".join(f"{value:.3f}" for value in scaler.factors[key]) if key in scaler.factors else "" for key in ids
-            ],
-        }
-    )
-
-
-def write_artifact(folder: Path, model: Any, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Save `model.keras`, `series.parquet` and `manifest.json` (with format version, checksums,
-    library versions) into `folder`."""
-    model.save(Path(folder) / MODEL_FILE)
-    manifest = dict(write_series_state(folder, manifest), format_version=FORMAT_VERSION)
-    manifest["sha256"] = sha256_file(Path(folder) / MODEL_FILE)
-    manifest["libraries"] = library_versions()
-    (Path(folder) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    return manifest
-
-
 def register_version(
     engine: Engine,
     storage_root: Path,
     model_name: str,
-    model: Any,
-    manifest: dict[str, Any],
+    forecaster: RecurrentForecaster,
     run_id: str,
     promote: bool = True,
     gate: dict[str, Any] | None = None,
-    holdout: tuple[Any, SeriesScaler | None] | None = None,
 ) -> int:
-    """Write the artifact to a temporary folder, checksum it, move it into `<version>/`, then add
-    the registry row and (when `promote`) move `champion`, both in one transaction. `holdout`: the
-    network that never saw the holdout and its scaler (None: the version's own), see `write_holdout`."""
+    """Save `forecaster` (with its holdout network) to a temporary folder, move it into `<version>/`,
+    then add the registry row and (when `promote`) move `champion`, both in one transaction;
+    `gate`: the promotion gate's scores and decision for the row. Returns the version number."""
     folder = model_root(storage_root, model_name)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".tmp-*"):  # left by a killed run; the model's run lock is held
@@ -188,14 +60,13 @@ def register_version(
     staging = folder / f".tmp-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        manifest = write_artifact(staging, model, dict(manifest, model_name=model_name, run_id=run_id))
-        if holdout is not None:
-            manifest["holdout"] = write_holdout(staging, model, *holdout)
+        forecaster = replace(forecaster, provenance={**forecaster.provenance, "model_name": model_name, "run_id": run_id})
+        manifest = forecaster.save(staging)
         with engine.connect() as connection:
             version = _next_version(connection, folder, model_name)
         while True:
             manifest["version"] = version
-            (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            write_manifest(staging, manifest)
             try:
                 os.rename(staging, folder / str(version))
                 break
@@ -235,43 +106,6 @@ def register_version(
             set_alias(connection, model_name, CHAMPION, version, now)
             record_event(connection, model_name, "promote", previous, version, (gate or {}).get("decision") or "new version", now)
     return version
-
-
-def write_holdout(folder: Path, model: Any, holdout_model: Any, holdout_scaler: SeriesScaler | None) -> dict[str, Any]:
-    """Save the version's holdout network (trained without any series' last `horizon` rows; differs
-    from `model` after a refit or a fine-tune of a refit parent) next to `model.keras`, so that a
-    later promotion gate can score this version out of sample. Returns the manifest's `holdout`
-    entry with the files' checksums; `{"model": "model.keras"}` when the version's network is it."""
-    if holdout_model is model:
-        return {"model": MODEL_FILE}
-    holdout_model.save(Path(folder) / HOLDOUT_MODEL_FILE)
-    entry: dict[str, Any] = {"model": HOLDOUT_MODEL_FILE, "sha256": sha256_file(Path(folder) / HOLDOUT_MODEL_FILE), "scaler": None}
-    if holdout_scaler is not None:  # None: the version's own scaler
-        digest = _write_scaler_table(Path(folder) / HOLDOUT_SCALER_FILE, holdout_scaler)
-        entry.update(scaler=HOLDOUT_SCALER_FILE, scaler_sha256=digest, scaler_header=holdout_scaler.header())
-    return entry
-
-
-def load_holdout(engine: Engine, loaded: "LoadedVersion") -> tuple[Any, SeriesScaler] | None:
-    """A version's holdout network and scaler (checksums checked), a fresh copy; None for versions
-    saved before holdout networks were kept (their deployed network may have seen their holdout)."""
-    import keras
-
-    entry = loaded.manifest.get("holdout")
-    if entry is None:
-        return None
-    row = version_row(engine, loaded.model_name, loaded.version)
-    folder = Path(row["artifact_path"])
-    if entry["model"] == MODEL_FILE:
-        model, _ = load_artifact(folder, row["sha256"])
-        return model, loaded.scaler.copy()
-    actual = sha256_file(folder / entry["model"])
-    if actual != entry["sha256"]:
-        raise RunError(f"{folder / entry['model']}: checksum {actual[:12]}… does not match the manifest's {entry['sha256'][:12]}…; refusing to load")
-    scaler = loaded.scaler.copy()
-    if entry.get("scaler"):
-        scaler, _ = _read_scaler_table(folder / entry["scaler"], entry["scaler_header"], entry["scaler_sha256"])
-    return keras.models.load_model(folder / entry["model"], compile=False), scaler
 
 
 def record_event(
@@ -388,96 +222,9 @@ def champion_version(connection: Connection, model_name: str) -> int | None:
     ).scalar()
 
 
-def build_manifest(
-    config: ModelConfig,
-    scaler: SeriesScaler,
-    features: list[str],
-    frequency: str,
-    interval_halfwidths: dict[int, list[float]],
-    metrics: dict[str, float],
-    data_watermark: Any,
-    train_start: Any,
-    train_end: Any,
-    training: dict[str, Any],
-    parent_version: int | None = None,
-    mode: str = "retrain",
-    tuning_record: int | None = None,
-    series_train_end: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Everything needed to forecast with an artifact later, and to know where it came from."""
-    return {
-        "created_at": utc_now().isoformat(),
-        "config": config.model_dump(mode="json"),
-        "lookback": config.lookback,
-        "horizon": config.horizon,
-        "features": list(features),
-        "frequency": frequency,
-        "scaler": scaler.to_dict(),
-        "intervals": {str(level): widths for level, widths in interval_halfwidths.items()},
-        "metrics": metrics,
-        "data_watermark": _timestamp(data_watermark),
-        "train_start": _timestamp(train_start),
-        "train_end": _timestamp(train_end),
-        "training": training,
-        "parent_version": parent_version,
-        "mode": mode,
-        "tuning_record": tuning_record,
-        "series_train_end": series_train_end or {},
-    }
-
-
-@dataclass
-class LoadedVersion:
-    model_name: str
-    version: int
-    model: Any
-    manifest: dict[str, Any]
-    scaler: SeriesScaler
-
-    @property
-    def interval_halfwidths(self) -> dict[int, list[float]]:
-        return {int(level): widths for level, widths in self.manifest.get("intervals", {}).items()}
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST_FILE
-    if not path.is_file():
-        raise RunError(f"{folder}: artifact has no {MANIFEST_FILE}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RunError(f"{path}: not a readable manifest ({error}); the artifact is damaged") from None
-    if not isinstance(manifest, dict):
-        raise RunError(f"{path}: not a readable manifest (a JSON object was expected); the artifact is damaged")
-    found = manifest.get("format_version")
-    if found not in READABLE_FORMATS:
-        raise RunError(
-            f"{path}: artifact format version {found} is not supported by this code (it reads format version {FORMAT_VERSION}) "
-            f"and is not an older format it still reads ({', '.join(str(v) for v in READABLE_FORMATS if v != FORMAT_VERSION)})"
-        )
-    return manifest
-
-
-def load_artifact(folder: Path, expected_sha256: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """(Keras model, manifest) from an artifact folder, after checking its format version and checksum."""
-    import keras
-
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    if not (folder / MODEL_FILE).is_file():
-        raise RunError(f"{folder}: artifact has no {MODEL_FILE}")
-    actual = sha256_file(folder / MODEL_FILE)
-    for expected in (manifest.get("sha256"), expected_sha256):
-        if expected is not None and actual != expected:
-            raise RunError(f"{folder / MODEL_FILE}: checksum {actual[:12]}… does not match the registered {expected[:12]}…; refusing to load")
-    scaler, train_end = read_series_state(folder, manifest)
-    # Callers see one in-memory layout whatever the format: the per-series state inside the manifest.
-    manifest = dict(manifest, scaler=scaler.to_dict(), series_train_end=train_end)
-    return keras.models.load_model(folder / MODEL_FILE, compile=False), manifest
-
-
-def load_version(engine: Engine, model_name: str, version: int | None = None) -> LoadedVersion:
-    """Load `version` (default: the champion) after checking its format version and checksum."""
+def load_version(engine: Engine, model_name: str, version: int | None = None) -> RecurrentForecaster:
+    """The forecaster of `version` (default: the champion), after checking its format version and
+    checksums; its `version` is the registry's."""
     with engine.connect() as connection:
         if version is None:
             version = champion_version(connection, model_name)
@@ -488,14 +235,24 @@ def load_version(engine: Engine, model_name: str, version: int | None = None) ->
         ).mappings().first()
     if row is None:
         raise RunError(f"model {model_name!r} has no version {version}")
-    model, manifest = load_artifact(Path(row["artifact_path"]), row["sha256"])
-    return LoadedVersion(model_name, int(version), model, manifest, SeriesScaler.from_dict(manifest["scaler"]))
+    forecaster = RecurrentForecaster.load(Path(row["artifact_path"]), row["sha256"])
+    return replace(forecaster, provenance={**forecaster.provenance, "model_name": model_name, "version": int(version)})
 
 
 def version_row(engine: Engine, model_name: str, version: int) -> dict[str, Any] | None:
+    """The registry row of one version (None: no such version)."""
     with engine.connect() as connection:
         row = connection.execute(
             sa.select(model_versions).where(model_versions.c.model_name == model_name, model_versions.c.version == version)
+        ).mappings().first()
+    return dict(row) if row else None
+
+
+def newest_version(engine: Engine, model_name: str) -> dict[str, Any] | None:
+    """The registry row of the most recently trained version (champion or not)."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(model_versions).where(model_versions.c.model_name == model_name).order_by(model_versions.c.version.desc()).limit(1)
         ).mappings().first()
     return dict(row) if row else None
 

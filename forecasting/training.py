@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import keras
@@ -14,10 +14,11 @@ import tensorflow as tf
 
 from forecasting.config import ModelConfig
 from forecasting.errors import RunError
-from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, seasonal_naive_scale, smape
+from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
 from forecasting.faults import checkpoint
 from forecasting.model import build_model, compile_model, forecast_array, member_count, member_targets
 from forecasting.scaling import SeriesScaler
+from forecasting.weighting import series_weights, window_weights
 from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
 
 
@@ -78,10 +79,11 @@ def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-@dataclass
-class TrainResult:
-    model: keras.Model
-    scaler: SeriesScaler
+@dataclass(frozen=True)
+class TrainingReport:
+    """What one training did: epochs, windows, validation scores and timings (the manifest's
+    `training` and `metrics` entries come from it)."""
+
     epochs_run: int
     best_epoch: int
     best_val_loss: float
@@ -89,19 +91,53 @@ class TrainResult:
     train_windows: int
     val_windows: int
     series_trained: int
+    seconds: float
+    metrics: dict[str, float]
     train_start: pd.Timestamp | None
     train_end: pd.Timestamp | None
     data_watermark: pd.Timestamp | None
-    series_train_end: dict[str, str]
+    details: dict[str, Any] = field(default_factory=dict)  # refit, fine-tune and holdout-network facts
+
+    def training_entry(self) -> dict[str, Any]:
+        """The manifest's `training` entry."""
+        return {
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "train_windows": self.train_windows,
+            "val_windows": self.val_windows,
+            "series_trained": self.series_trained,
+            "seconds": round(self.seconds, 2),
+            "history": self.history,
+            **self.details,
+        }
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What `train` and `fine_tune` produce: the deployed network and scaler; the network that never
+    saw any series' last `horizon` rows and its scaler (the same objects without a refit), which
+    out-of-sample scores such as the promotion gate's come from; interval widths, per-series
+    training ends and the report."""
+
+    network: keras.Model
+    scaler: SeriesScaler
+    holdout_network: keras.Model
+    holdout_scaler: SeriesScaler
     interval_halfwidths: dict[int, list[float]]
-    metrics: dict[str, float]
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The network that never saw any series' last `horizon` rows (differs from `model` after a refit),
-    # and the scaler it reads its windows with: out-of-sample scores on that holdout, such as the
-    # promotion gate's, come from them.
-    holdout_model: keras.Model | None = None
-    holdout_scaler: SeriesScaler | None = None
+    series_train_end: dict[str, str]
+    report: TrainingReport
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long and how `_fit` trains: epochs, batch size, early-stopping patience and start, seed."""
+
+    epochs: int
+    batch_size: int
+    patience: int
+    seed: int
+    verbose: int = 0
+    min_epochs: int = 0
 
 
 def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1) -> SeriesScaler:
@@ -133,34 +169,6 @@ def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: Model
     return split
 
 
-def series_weights(arrays: SeriesArrays, horizon: int, season: int, power: float) -> dict[str, float]:
-    """Per series, how much its windows count in the loss: (mean |value| / in-sample seasonal-naive MAE) ** power,
-    both from its training part (all but the last `horizon` rows), clipped to the 5th-95th percentile over
-    series so that a flat series cannot outweigh the rest. Windows in scaled units carry errors relative
-    to the series' level; this weight turns them into errors relative to the seasonal-naive scale (MASE's)."""
-    ratios: dict[str, float] = {}
-    for series_id, values in arrays.values.items():
-        history = values[: max(len(values) - horizon, 2), 0]
-        scale = seasonal_naive_scale(history, season)
-        level = float(np.nanmean(np.abs(history))) if len(history) else float("nan")
-        ratios[series_id] = level / scale if np.isfinite(scale) and scale > 0 and np.isfinite(level) else float("nan")
-    finite = np.array([r for r in ratios.values() if np.isfinite(r) and r > 0])
-    if not len(finite) or power == 0:
-        return {series_id: 1.0 for series_id in ratios}
-    low, high = np.percentile(finite, [5, 95])
-    middle = float(np.median(finite))
-    return {
-        series_id: float(np.clip(ratio if np.isfinite(ratio) and ratio > 0 else middle, low, high) ** power)
-        for series_id, ratio in ratios.items()
-    }
-
-
-def window_weights(weights: dict[str, float], window_series: np.ndarray) -> np.ndarray:
-    """Each window's loss weight (its series'), scaled to mean 1 over the windows given."""
-    values = np.array([weights.get(series_id, 1.0) for series_id in window_series], dtype="float32")
-    return values / values.mean() if len(values) else values
-
-
 def _member_weights(model: keras.Model, weights: np.ndarray) -> np.ndarray:
     """Window weights shaped like the model's per-window losses: one per member for an ensemble."""
     count = member_count(model)
@@ -176,23 +184,18 @@ def _series_train_end(arrays: SeriesArrays, horizon: int) -> dict[str, str]:
     }
 
 
-def _fit(
+def fit_windows(
     model: keras.Model,
     split: WindowSplit | None,
     x_train: np.ndarray,
     y_train: np.ndarray,
-    epochs: int,
-    batch_size: int,
-    patience: int,
-    verbose: int,
-    seed: int,
-    min_epochs: int = 0,
+    schedule: Schedule,
     weights: dict[str, float] | None = None,
     train_series: np.ndarray | None = None,
     deadline: Deadline | None = None,
 ) -> keras.callbacks.History:
     """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
-    without one, run all `epochs`. With `weights` (per series, see `series_weights`), each window's
+    without one, run all `schedule.epochs`. With `weights` (per series, see `series_weights`), each window's
     loss counts by its series' weight, `train_series` naming the series of each training window."""
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))]
     if deadline is not None:
@@ -201,7 +204,9 @@ def _fit(
     if split is not None:
         # A noisy validation loss can dip early by chance: `min_epochs` keeps that dip from ending the run.
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True, start_from_epoch=min_epochs)
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=schedule.patience, restore_best_weights=True, start_from_epoch=schedule.min_epochs
+            )
         )
         validation = (split.x_val, member_targets(model, split.y_val))
         if weights is not None:
@@ -212,69 +217,69 @@ def _fit(
     # Shuffle with an explicit seed, reshuffled each epoch, independent of global random state.
     batches = (
         tf.data.Dataset.from_tensor_slices(tensors)
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+        .shuffle(len(x_train), seed=schedule.seed, reshuffle_each_iteration=True)
+        .batch(schedule.batch_size)
     )
     return model.fit(
         batches,
         validation_data=validation,
-        epochs=epochs,
+        epochs=schedule.epochs,
         shuffle=False,  # the dataset shuffles itself
         callbacks=callbacks,
-        verbose=verbose,
+        verbose=schedule.verbose,
     )
 
 
-def _best_epoch(history: keras.callbacks.History, min_epochs: int = 0) -> int:
+def best_epoch(history: keras.callbacks.History, min_epochs: int = 0) -> int:
     """The epoch (1-based) whose weights early stopping kept: the lowest validation loss from `min_epochs` on."""
     losses = np.asarray(history.history["val_loss"], dtype="float64")
     start = min(min_epochs, len(losses) - 1)
     return int(np.nanargmin(losses[start:])) + start + 1
 
 
-def _result(
+def _report(
     model: keras.Model,
-    scaler: SeriesScaler,
     split: WindowSplit,
     history: keras.callbacks.History,
     arrays: SeriesArrays,
     config: ModelConfig,
     season: int,
-    train_windows: int,
+    chosen: np.ndarray | None,
     started: float,
-    train_series: np.ndarray,
-    train_target_end: np.ndarray,
-    final_model: keras.Model | None = None,
-) -> TrainResult:
+) -> tuple[TrainingReport, dict[int, list[float]]]:
+    """The report of a fit on the training windows `chosen` (None: all), and the interval widths
+    from the network's residuals on the validation windows."""
+    train_series = split.train_series if chosen is None else split.train_series[chosen]
+    train_target_end = split.train_target_end if chosen is None else split.train_target_end[chosen]
     losses = history.history["val_loss"]
     predicted = forecast_array(model, split.x_val)
     metrics = validation_metrics(split, predicted, config.lookback, config.horizon, season)
-    metrics["val_loss"] = float(losses[_best_epoch(history, config.min_epochs) - 1])
+    kept = best_epoch(history, config.min_epochs)
+    metrics["val_loss"] = float(losses[kept - 1])
     starts = [arrays.timestamps[sid][0] for sid in set(train_series)]
     all_index = [index for index in arrays.timestamps.values() if len(index)]
-    return TrainResult(
-        model=final_model or model,
-        holdout_model=model,
-        scaler=scaler,
-        holdout_scaler=scaler,
+    report = TrainingReport(
         epochs_run=len(losses),
-        best_epoch=_best_epoch(history, config.min_epochs),
-        best_val_loss=float(losses[_best_epoch(history, config.min_epochs) - 1]),
+        best_epoch=kept,
+        best_val_loss=float(losses[kept - 1]),
         history={key: [float(v) for v in values] for key, values in history.history.items()},
-        train_windows=int(train_windows),
+        train_windows=int(len(train_series)),
         val_windows=int(len(split.x_val)),
         series_trained=len(set(train_series)),
         train_start=min(starts) if starts else None,
         train_end=pd.Timestamp(train_target_end.max()) if len(train_target_end) else None,
         data_watermark=max(index[-1] for index in all_index) if all_index else None,
-        series_train_end=_series_train_end(arrays, config.horizon),
-        interval_halfwidths=conformal_halfwidths(split.y_val - predicted, config.intervals),
         metrics=metrics,
         seconds=time.perf_counter() - started,
     )
+    return report, conformal_halfwidths(split.y_val - predicted, config.intervals)
 
 
-def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: int = 0) -> TrainResult:
+def _schedule(config: ModelConfig, verbose: int, epochs: int | None = None) -> Schedule:
+    return Schedule(epochs or config.epochs, config.batch_size, config.patience, config.seed, verbose, config.min_epochs)
+
+
+def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: int = 0) -> Trained:
     """Train from scratch: scale each series by its training part, fit on the earlier windows,
     early-stop on the windows whose targets reach into each series' last `horizon` rows.
 
@@ -288,19 +293,16 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     scaler = fit_scaler(arrays, config, season)
     split = split_for_training(arrays, scaler, config)
     weights = series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None
-    final_model = None
+    final_model, final_scaler = None, scaler
     with TRAINING_LOCK:
         # The limit counts from here: waiting for another training's turn is not training time.
         deadline = Deadline(config.training_timeout_minutes).start()
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2])
-        history = _fit(
-            model, split, split.x_train, split.y_train, config.epochs, config.batch_size, config.patience, verbose, config.seed,
-            config.min_epochs, weights, split.train_series, deadline,
-        )
+        history = fit_windows(model, split, split.x_train, split.y_train, _schedule(config, verbose), weights, split.train_series, deadline)
         if config.refit:
-            best_epoch = _best_epoch(history, config.min_epochs)
-            final_scaler, every = scaler, split
+            epochs = best_epoch(history, config.min_epochs)
+            every = split
             if scaler.seasonal:
                 final_scaler = scaler.copy()
                 final_scaler.factors = {}
@@ -308,34 +310,33 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
                 every = split_for_training(arrays, final_scaler, config)
             set_determinism(config.seed, config.deterministic)
             final_model = build_model(config, n_inputs=split.x_train.shape[2])
-            _fit(
+            fit_windows(
                 final_model, None, np.concatenate([every.x_train, every.x_val]), np.concatenate([every.y_train, every.y_val]),
-                best_epoch, config.batch_size, config.patience, verbose, config.seed,
-                weights=weights, train_series=np.concatenate([every.train_series, every.val_series]), deadline=deadline,
+                _schedule(config, verbose, epochs), weights, np.concatenate([every.train_series, every.val_series]), deadline,
             )
-    result = _result(
-        model, scaler, split, history, arrays, config, season, len(split.x_train), started, split.train_series,
-        split.train_target_end, final_model,
-    )
+    report, halfwidths = _report(model, split, history, arrays, config, season, None, started)
     if final_model is not None:
-        result.scaler = final_scaler
-        result.extra["refit"] = {"epochs": result.best_epoch, "windows": int(len(split.x_train) + len(split.x_val))}
-    return result
+        refit = {"epochs": report.best_epoch, "windows": int(len(split.x_train) + len(split.x_val))}
+        report = replace(report, details={"refit": refit})
+    return Trained(
+        network=final_model or model, scaler=final_scaler, holdout_network=model, holdout_scaler=scaler,
+        interval_halfwidths=halfwidths, series_train_end=_series_train_end(arrays, config.horizon), report=report,
+    )
 
 
 def fine_tune(
     arrays: SeriesArrays,
     config: ModelConfig,
-    parent_model: keras.Model,
-    parent_scaler: SeriesScaler,
-    parent_train_end: dict[str, str],
+    parent: tuple[keras.Model, SeriesScaler, dict[str, str]],
     season: int = 1,
     verbose: int = 0,
-) -> TrainResult:
-    """Continue training `parent_model` (its architecture, lookback and scaler state) on the windows
-    that became trainable since the parent was trained, plus a seeded replay sample of older windows
+) -> Trained:
+    """Continue training the parent's network (`parent`: the network, to be trained in place, so pass
+    a copy; its scaler, left as it is; its per-series training ends) on the windows that became
+    trainable since the parent was trained, plus a seeded replay sample of older windows
     (`fine_tune.replay` per new window), with the fine-tune learning rate and epochs."""
     started = time.perf_counter()
+    parent_model, parent_scaler, parent_train_end = parent
     scaler = parent_scaler.copy()
     for series_id, values in arrays.values.items():
         if series_id not in scaler:
@@ -354,30 +355,28 @@ def fine_tune(
     replay_count = min(len(old_index), int(round(config.fine_tune.replay * len(new_index))))
     chosen = np.sort(np.concatenate([new_index, rng.choice(old_index, replay_count, replace=False)]))
     learning_rate = config.fine_tune.learning_rate or config.learning_rate / 10
+    schedule = Schedule(config.fine_tune.epochs, config.batch_size, config.fine_tune.patience, config.seed, verbose)
     with TRAINING_LOCK:
         deadline = Deadline(config.training_timeout_minutes).start()
         set_determinism(config.seed, config.deterministic)
         compile_model(parent_model, learning_rate, config.loss, config.jit_compile)
-        history = _fit(
+        history = fit_windows(
             parent_model,
             split,
             split.x_train[chosen],
             split.y_train[chosen],
-            config.fine_tune.epochs,
-            config.batch_size,
-            config.fine_tune.patience,
-            verbose,
-            config.seed,
+            schedule,
             weights=series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None,
             train_series=split.train_series[chosen],
             deadline=deadline,
         )
-    result = _result(
-        parent_model, scaler, split, history, arrays, config, season, len(chosen), started,
-        split.train_series[chosen], split.train_target_end[chosen],
+    report, halfwidths = _report(parent_model, split, history, arrays, config, season, chosen, started)
+    details = {"new_windows": int(len(new_index)), "replayed_windows": int(replay_count), "learning_rate": learning_rate}
+    return Trained(
+        network=parent_model, scaler=scaler, holdout_network=parent_model, holdout_scaler=scaler,
+        interval_halfwidths=halfwidths, series_train_end=_series_train_end(arrays, config.horizon),
+        report=replace(report, details=details),
     )
-    result.extra = {"new_windows": int(len(new_index)), "replayed_windows": int(replay_count), "learning_rate": learning_rate}
-    return result
 
 
 def validation_metrics(split: WindowSplit, predicted: np.ndarray, lookback: int, horizon: int, season: int) -> dict[str, float]:

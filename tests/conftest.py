@@ -136,8 +136,8 @@ def prefect_server() -> Iterator[str]:
 
 def pull(settings) -> dict:
     """What a pipeline run does first: pull new source rows into the history store, commit the watermark."""
-    from forecasting import pipeline
+    from forecasting import steps
 
-    pulled = pipeline.pull_step(settings, "test-pull")
-    pipeline.commit_pull(settings, "test-pull", pulled)
+    pulled = steps.pull_step(settings, "test-pull")
+    steps.commit_pull(settings, "test-pull", pulled)
     return pulled

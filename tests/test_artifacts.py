@@ -11,20 +11,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from forecasting.artifacts import FORMAT_VERSION, SERIES_FILE, read_manifest
 from forecasting.errors import RunError
-from forecasting.registry import FORMAT_VERSION, load_artifact
-from forecasting.scaling import SeriesScaler
+from forecasting.forecaster import RecurrentForecaster
 
 COMMITTED = Path(__file__).parent / "data" / "artifact-v1"
+COMMITTED_V2 = Path(__file__).parent / "data" / "artifact-v2"
 
 
 def test_committed_artifact_loads_and_predicts_as_when_saved():
-    model, manifest = load_artifact(COMMITTED)
+    forecaster = RecurrentForecaster.load(COMMITTED)
     expected = json.loads((COMMITTED / "expected.json").read_text())
-    outputs = model.predict(np.asarray(expected["inputs"], dtype="float32"), verbose=0)
+    outputs = forecaster.network.predict(np.asarray(expected["inputs"], dtype="float32"), verbose=0)
     np.testing.assert_allclose(outputs, expected["outputs"], rtol=1e-5, atol=1e-6)
-    assert manifest["format_version"] == 1 and manifest["horizon"] == outputs.shape[1]
-    assert set(SeriesScaler.from_dict(manifest["scaler"]).loc) == {"S00", "S01", "S02"}
+    assert read_manifest(COMMITTED)["format_version"] == 1 and forecaster.horizon == outputs.shape[1]
+    assert set(forecaster.scaler.loc) == {"S00", "S01", "S02"}
+    assert forecaster.holdout_forecaster() is None  # saved before holdout networks were kept
+
+
+def test_committed_format_2_artifact_loads_and_predicts_as_when_saved():
+    forecaster = RecurrentForecaster.load(COMMITTED_V2)
+    expected = json.loads((COMMITTED_V2 / "expected.json").read_text())
+    outputs = forecaster.network.predict(np.asarray(expected["inputs"], dtype="float32"), verbose=0)
+    np.testing.assert_allclose(outputs, expected["outputs"], rtol=1e-5, atol=1e-6)
+    manifest = read_manifest(COMMITTED_V2)
+    assert manifest["format_version"] == 2 and manifest["series_file"]["path"] == SERIES_FILE
+    assert set(forecaster.scaler.loc) == {"S00", "S01", "S02"}
+    assert set(forecaster.train_end) == {"S00", "S01", "S02"}
 
 
 def test_unknown_format_version_names_both_versions(tmp_path):
@@ -32,7 +45,7 @@ def test_unknown_format_version_names_both_versions(tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     (folder / "manifest.json").write_text(json.dumps(dict(manifest, format_version=FORMAT_VERSION + 1)))
     with pytest.raises(RunError, match=f"format version {FORMAT_VERSION + 1} is not supported by this code \\(it reads format version {FORMAT_VERSION}\\)"):
-        load_artifact(folder)
+        RecurrentForecaster.load(folder)
 
 
 def test_checksum_mismatch_is_refused(tmp_path):
@@ -41,21 +54,20 @@ def test_checksum_mismatch_is_refused(tmp_path):
     data[-100] ^= 0xFF
     (folder / "model.keras").write_bytes(bytes(data))
     with pytest.raises(RunError, match="does not match the registered .*refusing to load"):
-        load_artifact(folder)
+        RecurrentForecaster.load(folder)
 
 
 TRAIN_AND_DIGEST = """
 import hashlib, json
 import numpy as np
 from forecasting.config import ModelConfig
-from forecasting.prediction import predict
-from forecasting.training import train
+from forecasting.forecaster import RecurrentForecaster
 from forecasting.windowing import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 arrays = to_series_arrays(synthetic_frame(), [])
-result = train(arrays, ModelConfig(**TINY_MODEL), season=12)
-weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in result.model.get_weights())).hexdigest()
-forecasts = predict(result.model, result.scaler, arrays, 12, 6, "MS", result.interval_halfwidths).forecasts
+result = RecurrentForecaster.fit(arrays, ModelConfig(**TINY_MODEL)).forecaster
+weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in result.network.get_weights())).hexdigest()
+forecasts = result.predict(arrays).forecasts
 print(json.dumps({"weights": weights, "yhat": forecasts.yhat.round(10).tolist()}))
 """
 

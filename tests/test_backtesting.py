@@ -73,7 +73,7 @@ def test_backtest_command_stores_scores_and_replaces_them_when_repeated(tmp_path
 
 
 def test_backtest_step_stores_the_same_rows_on_each_database(database_url, settings_for):
-    from forecasting import pipeline
+    from forecasting import steps
     from forecasting.config import SourceConfig
     from forecasting.database import create_db_engine
     from forecasting.loading import load_observations
@@ -85,9 +85,9 @@ def test_backtest_step_stores_the_same_rows_on_each_database(database_url, setti
     migrate(engine)
     load_observations(engine, SourceConfig(), synthetic_frame(n_series=4, length=60))
     pull(settings)
-    first = pipeline.backtest_step(settings, "tiny", "run-1", windows=1)
-    second = pipeline.backtest_step(settings, "tiny", "run-2", windows=1)
-    assert first["backtest_id"] == second["backtest_id"] and first["smape"] == pytest.approx(second["smape"])
+    first = steps.backtest_step(settings, "tiny", "run-1", windows=1)
+    second = steps.backtest_step(settings, "tiny", "run-2", windows=1)
+    assert first.backtest_id == second.backtest_id and first.smape == pytest.approx(second.smape)
     with engine.connect() as connection:
         rows = connection.execute(sa.text("SELECT run_id, count(*) FROM backtests GROUP BY run_id")).all()
     assert rows == [("run-2", 3 * 7 * 2)]  # replaced, not duplicated: methods x (6 steps + all) x (1 window + all)

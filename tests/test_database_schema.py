@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import pipeline
+from forecasting import steps
 from forecasting.cli import main
 from forecasting.config import load_settings, parse_settings
 from forecasting.database import create_db_engine
@@ -79,18 +79,18 @@ def test_a_run_reads_a_schema_qualified_source_table_or_view(postgres_admin_url,
     assert main(["--config", path, "init"]) == 0
     settings = load_settings(path)
 
-    run_id = pipeline.start_run(settings, "tiny", "retrain")
-    pulled = pipeline.pull_step(settings, run_id)
+    run_id = steps.start_run(settings, "tiny", "retrain")
+    pulled = steps.pull_step(settings, run_id)
     assert pulled["rows_pulled"] == 8 * 48 and pulled["new_series"] == 8
-    decision = pipeline.decide_mode(settings, "tiny", "retrain")
-    trained = pipeline.train_step(settings, "tiny", run_id, mode=decision["mode"])
-    staged = pipeline.forecast_step(settings, "tiny", run_id)
-    rows_sql = pipeline.write_sql_step(settings, staged["staged"])
-    rows_parquet = pipeline.write_parquet_step(settings, staged["staged"])
-    summary = pipeline.summary_from_steps(settings, "tiny", run_id, decision, trained, staged, rows_sql, rows_parquet, pulled)
-    pipeline.finish_run(settings, run_id, summary, staged["staged"])
-    pipeline.commit_pull(settings, run_id, pulled)
-    assert rows_sql == rows_parquet == 8 * 6 and trained["version"] == 1
+    decision = steps.decide_mode(settings, "tiny", "retrain")
+    trained = steps.train_step(settings, "tiny", run_id, mode=decision.mode)
+    staged = steps.forecast_step(settings, "tiny", run_id)
+    rows_sql = steps.write_sql_step(settings, staged.staged)
+    rows_parquet = steps.write_parquet_step(settings, staged.staged)
+    summary = steps.summarise(settings, "tiny", run_id, decision, staged, steps.Writes(rows_sql, rows_parquet), trained, pulled)
+    steps.finish_run(settings, run_id, summary.as_dict(), staged.staged)
+    steps.commit_pull(settings, run_id, pulled)
+    assert rows_sql == rows_parquet == 8 * 6 and trained.version == 1
 
     with admin.connect() as connection:
         latest = pd.read_sql(sa.text("SELECT * FROM forecasting_job.forecast_latest"), connection)
@@ -100,7 +100,7 @@ def test_a_run_reads_a_schema_qualified_source_table_or_view(postgres_admin_url,
     assert watermark[0] == source["table"] and str(watermark[1]).startswith("2023-12-01")
     assert relations(admin, "public") == (set(), set())
     # A second pull finds nothing new in the qualified source.
-    assert pipeline.pull_step(settings, "again")["rows_new"] == 0
+    assert steps.pull_step(settings, "again")["rows_new"] == 0
 
 
 @pytest.mark.postgres
@@ -110,10 +110,10 @@ def test_a_missing_source_schema_or_table_is_named(postgres_admin_url, config_fi
     assert main(["--config", path, "init"]) == 0
     settings = load_settings(path)
     with pytest.raises(ConfigError, match="source.table: schema 'nowhere' of 'nowhere.sales' not found"):
-        pipeline.start_run(settings, "tiny", "retrain")
+        steps.start_run(settings, "tiny", "retrain")
     path = config_file(url, source=dict(SOURCE, table="forecasting_job.sales"))
     with pytest.raises(ConfigError, match="source.table: table 'forecasting_job.sales' not found in schema 'forecasting_job' \\(tables and views: .*forecast_latest"):
-        pipeline.start_run(load_settings(path), "tiny", "retrain")
+        steps.start_run(load_settings(path), "tiny", "retrain")
 
 
 def test_sqlite_refuses_a_schema_and_table_names_stay_checked(tmp_path):

@@ -82,7 +82,7 @@ def test_the_limit_covers_the_refit_and_fine_tuning(clock, monkeypatch):
 
     monkeypatch.setattr(training, "compile_model", compile_and_age)
     with pytest.raises(TrainingTimeout, match=MESSAGE.replace(".*", "5")):
-        fine_tune(to_series_arrays(synthetic_frame(length=50), [], "MS"), config, parent.model, parent.scaler, parent.series_train_end, 12)
+        fine_tune(to_series_arrays(synthetic_frame(length=50), [], "MS"), config, (parent.network, parent.scaler, parent.series_train_end), 12)
 
 
 def test_the_limit_stops_a_tuning_search(tmp_path):

@@ -38,7 +38,7 @@ def test_each_model_gets_five_deployments_with_schedules_only_where_configured()
 def test_only_our_own_errors_are_not_retried():
     from prefect.states import Failed
 
-    from flows.forecast_pipeline import transient_failure
+    from flows.runs import transient_failure
     from forecasting.errors import ConfigError
 
     import sqlalchemy as sa

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history, pipeline
+from forecasting import history, steps
 from forecasting.config import SourceConfig
 from forecasting.database import create_db_engine
 from forecasting.errors import ConfigError, RunError
@@ -41,18 +41,18 @@ def test_pulls_read_only_new_rows_and_the_watermark_moves_on_commit(project):
     settings, engine = project()
     frame = synthetic_frame()
     load_observations(engine, SourceConfig(), frame[frame.ts < "2023-12-01"])
-    first = pipeline.pull_step(settings, "r1")
+    first = steps.pull_step(settings, "r1")
     assert first["full_refresh"] and (first["rows_pulled"], first["rows_new"], first["new_series"]) == (8 * 47, 8 * 47, 8)
     assert watermark(engine) is None  # nothing committed yet
-    pipeline.commit_pull(settings, "r1", first)
+    steps.commit_pull(settings, "r1", first)
     assert pd.Timestamp(watermark(engine)) == pd.Timestamp("2023-11-01")
     load_observations(engine, SourceConfig(), frame[frame.ts == "2023-12-01"])
-    second = pipeline.pull_step(settings, "r2")
+    second = steps.pull_step(settings, "r2")
     assert not second["full_refresh"] and (second["rows_pulled"], second["rows_new"], second["rows_revised"]) == (8, 8, 0)
     # Not committed (say the run died): the next pull reads the same rows again and changes nothing.
-    again = pipeline.pull_step(settings, "r3")
+    again = steps.pull_step(settings, "r3")
     assert (again["rows_pulled"], again["rows_new"], again["rows_revised"]) == (8, 0, 0)
-    pipeline.commit_pull(settings, "r3", again)
+    steps.commit_pull(settings, "r3", again)
     assert pd.Timestamp(watermark(engine)) == pd.Timestamp("2023-12-01")
     stored = store(settings)
     assert len(stored) == 8 * 48 and not stored.duplicated(["series_id", "ts"]).any()
@@ -63,9 +63,9 @@ def test_late_arrival_window_picks_up_corrections(project):
     settings, engine = project(late_arrival="40D")
     frame = synthetic_frame()
     load_observations(engine, SourceConfig(), frame)
-    pipeline.commit_pull(settings, "r1", pipeline.pull_step(settings, "r1"))
+    steps.commit_pull(settings, "r1", steps.pull_step(settings, "r1"))
     load_observations(engine, SourceConfig(), pd.DataFrame({"series_id": ["S03"], "ts": [pd.Timestamp("2023-11-01")], "value": [-1.0]}))
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert pulled["rows_pulled"] == 16 and pulled["rows_revised"] == 1 and pulled["rows_new"] == 0  # Nov and Dec re-read
     stored = store(settings)
     assert stored.loc[(stored.series_id == "S03") & (stored.ts == "2023-11-01"), "value"].item() == -1.0
@@ -78,7 +78,7 @@ def test_unusable_rows_go_to_quarantine_with_reasons(project):
         connection.execute(
             sa.text("INSERT INTO observations (series_id, ts, value) VALUES ('S00', '2024-01-15 00:00:00', 1.0), ('S01', '2024-01-01 00:00:00', NULL)")
         )
-    pulled = pipeline.pull_step(settings, "r1")
+    pulled = steps.pull_step(settings, "r1")
     assert pulled["quarantined"] == 2 and pulled["rows_new"] == 8 * 48
     with engine.connect() as connection:
         rows = connection.execute(sa.text("SELECT series_id, reason, run_id FROM quarantine ORDER BY series_id")).fetchall()
@@ -106,8 +106,8 @@ def next_month(engine, month="2024-01-01", series=range(8), value=100.0):
 def committed(settings, engine, frame=None):
     """Load the synthetic frame (or `frame`), pull it and commit the pull."""
     load_observations(engine, SourceConfig(), synthetic_frame() if frame is None else frame)
-    pulled = pipeline.pull_step(settings, "r1")
-    pipeline.commit_pull(settings, "r1", pulled)
+    pulled = steps.pull_step(settings, "r1")
+    steps.commit_pull(settings, "r1", pulled)
     return pulled
 
 
@@ -117,7 +117,7 @@ def test_a_series_mostly_unusable_fails_the_pull_and_stores_nothing_with_on_bad_
     before = store(settings)
     insert(engine, *[("NEW", f"2023-0{month}-01 00:00:00", None) for month in range(1, 4)], ("NEW", "2023-04-01 00:00:00", 5.0))
     with pytest.raises(RunError, match=r"1 series have more than 20% of their rows unusable: NEW \(75%\).*Nothing was stored"):
-        pipeline.pull_step(settings, "r2")
+        steps.pull_step(settings, "r2")
     pd.testing.assert_frame_equal(store(settings), before)
     assert pd.Timestamp(watermark(engine)) == pd.Timestamp("2023-12-01")
 
@@ -128,7 +128,7 @@ def test_one_null_in_a_long_series_quarantines_that_row_only(project):
     committed(settings, engine)
     insert(engine, ("S00", "2024-01-01 00:00:00", None))
     next_month(engine, series=range(1, 8))
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert (pulled["quarantined"], pulled["rows_new"], pulled["series_set_aside"]) == (1, 7, 0)
 
 
@@ -137,19 +137,19 @@ def test_a_mostly_unusable_series_is_set_aside_and_the_others_go_on(project):
     committed(settings, engine)
     insert(engine, *[("BAD", f"2023-0{month}-01 00:00:00", None) for month in range(1, 4)], ("BAD", "2023-04-01 00:00:00", 5.0))
     next_month(engine)
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert pulled["series_set_aside"] == 1 and "3 of 4 rows unusable (75%" in pulled["set_aside_examples"]["BAD"]
     assert pulled["rows_new"] == 8 and pulled["quarantined"] == 4  # all of BAD's rows, with their reasons
     assert "BAD" not in set(store(settings).series_id)
     with engine.connect() as connection:
         reasons = connection.execute(sa.text("SELECT reason FROM quarantine WHERE series_id = 'BAD' ORDER BY ts")).scalars().all()
     assert reasons[:3] == ["value missing or not finite"] * 3 and reasons[3].startswith("series set aside")
-    pipeline.commit_pull(settings, "r2", pulled)
+    steps.commit_pull(settings, "r2", pulled)
     delete(engine, "series_id = 'BAD' AND value IS NULL")  # the operator fixes it: the next pull takes it in
-    fixed = pipeline.pull_step(settings, "r3")
+    fixed = steps.pull_step(settings, "r3")
     assert fixed["series_set_aside"] == 0 and (store(settings).series_id == "BAD").sum() == 1
     summary = {"pull": pulled}
-    assert "set aside BAD: 3 of 4 rows unusable" in pipeline.format_summary(
+    assert "set aside BAD: 3 of 4 rows unusable" in steps.format_summary(
         {**summary, "run_id": "r", "model": "m", "reason": "x", "series_read": 9, "rows_read": 1, "frequency": "MS", "series_forecast": 8,
          "series_skipped": 0, "champion_version": 1, "rows_sql": 0, "rows_parquet": 0, "database": "db", "parquet": "p"}
     )
@@ -160,14 +160,14 @@ def test_a_far_future_row_is_quarantined_and_moves_no_watermark(project):
     settings, engine = project()
     committed(settings, engine)
     insert(engine, ("S00", "2099-01-01 00:00:00", 1.0))
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert pulled["quarantined"] == 1 and pulled["watermark"] == "2023-12-01T00:00:00"
-    pipeline.commit_pull(settings, "r2", pulled)
+    steps.commit_pull(settings, "r2", pulled)
     with engine.connect() as connection:
         assert "source.max_future" in connection.execute(sa.text("SELECT reason FROM quarantine")).scalar()
     delete(engine, "ts > '2090-01-01'")
     next_month(engine)
-    later = pipeline.pull_step(settings, "r3")
+    later = steps.pull_step(settings, "r3")
     assert later["rows_new"] == 8
     stored = store(settings)
     assert stored.ts.max() == pd.Timestamp("2024-01-01") and len(stored) == 8 * 49
@@ -177,11 +177,11 @@ def test_a_deleted_future_row_leaves_the_store_even_when_max_future_allowed_it(p
     settings, engine = project(max_future="36500D")
     committed(settings, engine)
     insert(engine, ("S00", "2099-01-01 00:00:00", 1.0))
-    pipeline.commit_pull(settings, "r2", pipeline.pull_step(settings, "r2"))
+    steps.commit_pull(settings, "r2", steps.pull_step(settings, "r2"))
     assert store(settings).ts.max() == pd.Timestamp("2099-01-01")
     delete(engine, "ts > '2090-01-01'")
     next_month(engine)
-    pulled = pipeline.pull_step(settings, "r3")
+    pulled = steps.pull_step(settings, "r3")
     assert (pulled["rows_new"], pulled["rows_removed"]) == (8, 1)
     assert store(settings).ts.max() == pd.Timestamp("2024-01-01") and pulled["watermark"] == "2024-01-01T00:00:00"
 
@@ -192,7 +192,7 @@ def test_a_new_series_keeps_its_whole_history(project):
     committed(settings, engine)
     next_month(engine)
     load_observations(engine, SourceConfig(), synthetic_frame(n_series=1, length=60, start="2019-02-01").assign(series_id="NEW1"))
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert (pulled["new_series"], pulled["rows_new"]) == (1, 8 + 60)
     assert (store(settings).series_id == "NEW1").sum() == 60
 
@@ -203,14 +203,14 @@ def test_rows_and_series_deleted_from_the_source_leave_the_store(project):
     delete(engine, "series_id = 'S01'")
     delete(engine, "series_id = 'S02' AND ts >= '2023-12-01'")  # the newest row
     delete(engine, "series_id = 'S03' AND ts >= '2021-05-01' AND ts < '2021-05-02'")  # one far back
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert (pulled["series_removed"], pulled["rows_removed"]) == (1, 48 + 1 + 1)
     stored = store(settings)
     assert "S01" not in set(stored.series_id)
     assert stored[stored.series_id == "S02"].ts.max() == pd.Timestamp("2023-11-01")
     assert pd.Timestamp("2021-05-01") not in set(stored[stored.series_id == "S03"].ts)
-    pipeline.commit_pull(settings, "r2", pulled)
-    again = pipeline.pull_step(settings, "r3")  # nothing changed since: nothing read
+    steps.commit_pull(settings, "r2", pulled)
+    again = steps.pull_step(settings, "r3")  # nothing changed since: nothing read
     assert (again["rows_pulled"], again["series_unchanged"]) == (0, 7)
 
 
@@ -219,7 +219,7 @@ def test_a_row_inserted_far_back_is_picked_up(project):
     frame = synthetic_frame()
     committed(settings, engine, frame[frame.ts != "2021-05-01"])
     insert(engine, ("S04", "2021-05-01 00:00:00", 7.0))
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert pulled["rows_new"] == 1 and pulled["series_read_whole"] == 1
     stored = store(settings)
     assert stored.loc[(stored.series_id == "S04") & (stored.ts == pd.Timestamp("2021-05-01")), "value"].item() == 7.0
@@ -230,7 +230,7 @@ def test_a_value_revised_far_back_is_picked_up_without_late_arrival(project):
     committed(settings, engine)
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE observations SET value = -5 WHERE series_id = 'S06' AND ts < '2020-01-02'"))
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert (pulled["rows_revised"], pulled["series_read_whole"], pulled["series_unchanged"]) == (1, 1, 7)
     stored = store(settings)
     assert stored.loc[(stored.series_id == "S06") & (stored.ts == pd.Timestamp("2020-01-01")), "value"].item() == -5
@@ -243,16 +243,16 @@ def test_a_sharp_drop_in_series_fails_the_pull_unless_allowed(project):
     before = store(settings)
     delete(engine, "series_id IN ('S01', 'S02', 'S03')")
     with pytest.raises(RunError, match=r"leave 5 series in the history store of 'observations', 38% fewer than the 8 .*S01, S02, S03.*raise source.max_series_drop \(now 20%\) for one run"):
-        pipeline.pull_step(settings, "r2")
+        steps.pull_step(settings, "r2")
     pd.testing.assert_frame_equal(store(settings), before)
     with pytest.raises(RunError, match="fewer than the 8"):
-        pipeline.pull_step(settings, "r2", full_refresh=True)
+        steps.pull_step(settings, "r2", full_refresh=True)
     pd.testing.assert_frame_equal(store(settings), before)
-    allowed = pipeline.pull_step(settings, "r3", allow_series_drop=True)
+    allowed = steps.pull_step(settings, "r3", allow_series_drop=True)
     assert allowed["series_removed"] == 3 and allowed["series_in_store"] == 5
     relaxed, _ = project(max_series_drop=0.5)
     delete(engine, "series_id = 'S04'")
-    assert pipeline.pull_step(relaxed, "r4")["series_in_store"] == 4  # 8 committed -> 4: 50% is allowed
+    assert steps.pull_step(relaxed, "r4")["series_in_store"] == 4  # 8 committed -> 4: 50% is allowed
 
 
 def test_an_incomplete_store_is_never_read_and_the_next_pull_rebuilds_it(project):
@@ -262,8 +262,8 @@ def test_an_incomplete_store_is_never_read_and_the_next_pull_rebuilds_it(project
     next(root.glob("g-*/bucket=*/part-0.parquet")).unlink()  # as a killed rebuild or a careless hand could leave it
     assert history.status(root) == "incomplete"
     with pytest.raises(RunError, match="is incomplete .* never read as if complete"):
-        pipeline.prepare_data(engine, settings)
-    pulled = pipeline.pull_step(settings, "r2")
+        steps.prepare_data(engine, settings)
+    pulled = steps.pull_step(settings, "r2")
     assert pulled["full_refresh"] and pulled["refresh_reason"] == "history store incomplete"
     assert history.status(root) == "complete" and store(settings).series_id.nunique() == 8
 
@@ -273,7 +273,7 @@ def test_a_store_from_before_manifests_is_rebuilt(project):
     committed(settings, engine)
     root = history.history_root(settings.storage_root, "observations")
     (root / "manifest.json").unlink()
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert pulled["full_refresh"] and len(store(settings)) == 8 * 48
 
 
@@ -281,20 +281,20 @@ def test_stale_series_are_not_forecast(project):
     settings, engine = project(stale_after=12)
     frame = synthetic_frame()
     committed(settings, engine, frame[(frame.series_id != "S00") | (frame.ts <= "2022-12-01")])
-    data = pipeline.prepare_data(engine, settings, drop_stale=True)
+    data = steps.prepare_data(engine, settings, drop_stale=True)
     assert list(data.stale) == ["S00"] and "S00" not in data.arrays.timestamps and data.series_read == 8
-    assert "S00" in pipeline.prepare_data(engine, settings).arrays.timestamps  # training still sees its history
+    assert "S00" in steps.prepare_data(engine, settings).arrays.timestamps  # training still sees its history
     off, _ = project(stale_after=0)
-    assert pipeline.prepare_data(engine, off, drop_stale=True).stale == {}
+    assert steps.prepare_data(engine, off, drop_stale=True).stale == {}
 
 
 def test_a_changed_column_type_is_a_clear_error(project):
     settings, engine = project()
     load_observations(engine, SourceConfig(), synthetic_frame())
-    pulled = pipeline.pull_step(settings, "r1")
-    pipeline.commit_pull(settings, "r1", {**pulled, "columns": {**pulled["columns"], "value": "INTEGER"}})
+    pulled = steps.pull_step(settings, "r1")
+    steps.commit_pull(settings, "r1", {**pulled, "columns": {**pulled["columns"], "value": "INTEGER"}})
     with pytest.raises(ConfigError, match=r"source.table: column 'value' of 'observations' changed type from INTEGER to .* --full-refresh"):
-        pipeline.pull_step(settings, "r2")
+        steps.pull_step(settings, "r2")
 
 
 def test_gap_policies():
@@ -316,7 +316,7 @@ def test_reads_in_several_chunks_give_what_the_source_holds(project, monkeypatch
     next_month(engine, series=range(7))
     insert(engine, *[("S07", f"2023-{month:02d}-01 00:00:00", 1.0) for month in range(6, 10)])
     load_observations(engine, SourceConfig(), synthetic_frame(n_series=4, length=20, seed=3).assign(series_id=lambda f: "NEW" + f.series_id))
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert pulled["series_read_window"] == 8 and pulled["series_read_whole"] == 4
     with engine.connect() as connection:
         source = pd.read_sql(sa.text("SELECT series_id, ts, value FROM observations ORDER BY series_id, ts"), connection)
@@ -332,7 +332,7 @@ def test_the_store_is_reconciled_with_the_source(project):
     root = history.history_root(settings.storage_root, "observations")
     ghost = pd.DataFrame({"series_id": "GHOST", "ts": [pd.Timestamp("2023-12-01")], "value": [1.0]})
     history.merge(root, ghost, {"S02": None})  # S02 lost, GHOST added behind the pull's back
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert (pulled["series_read_whole"], pulled["series_removed"]) == (1, 1)
     stored = store(settings)
     assert (stored.series_id == "S02").sum() == 48 and "GHOST" not in set(stored.series_id)

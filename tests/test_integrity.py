@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history, pipeline
+from forecasting import history, steps
 from forecasting.config import SourceConfig
 from forecasting.database import create_db_engine
 from forecasting.errors import RunError
 from forecasting.loading import load_observations
-from forecasting.registry import champion_version, list_versions, load_holdout, load_version
+from forecasting.registry import champion_version, list_versions, load_version
 from forecasting.scaling import MAX_ABS_VALUE
 from forecasting.schema import migrate
 from tests.conftest import pull, synthetic_frame
@@ -83,7 +83,7 @@ def test_a_first_version_with_a_non_finite_score_is_a_candidate_and_the_run_fail
     huge = flat("HUGE", 0.0).assign(value=np.linspace(1e307, 1.7e308, 48))
     history.merge(history.history_root(settings.storage_root, "observations"), huge)
     with pytest.raises(RunError, match=r"version 1 was registered as a candidate, not champion: its holdout smape is (inf|nan) \(not finite\)"):
-        pipeline.train_step(settings, "tiny", "r1", mode="retrain")
+        steps.train_step(settings, "tiny", "r1", mode="retrain")
     versions = list_versions(engine, "tiny")
     assert list(versions.status) == ["candidate"] and versions.holdout_score.isna().all()
     assert "not finite" in versions.decision[0] and champion(engine) is None
@@ -91,30 +91,30 @@ def test_a_first_version_with_a_non_finite_score_is_a_candidate_and_the_run_fail
 
 def test_a_candidate_with_a_non_finite_score_never_replaces_the_champion(project):
     settings, engine = project(synthetic_frame())
-    assert pipeline.train_step(settings, "tiny", "r1", mode="retrain")["promoted"]
+    assert steps.train_step(settings, "tiny", "r1", mode="retrain").promoted
     huge = synthetic_frame().assign(value=lambda f: f.value * 3e305)  # every series now overflows the scaling
     history.merge(history.history_root(settings.storage_root, "observations"), huge)
-    second = pipeline.train_step(settings, "tiny", "r2", mode="retrain")
-    assert not second["promoted"] and second["decision"].startswith("kept as candidate: its smape on the holdout is")
-    assert "(not finite)" in second["decision"] and "forecasts stay with champion v1" in second["decision"]
-    assert champion(engine) == 1 and second["holdout"]["holdout_score"] is None
+    second = steps.train_step(settings, "tiny", "r2", mode="retrain")
+    assert not second.promoted and second.decision.startswith("kept as candidate: its smape on the holdout is")
+    assert "(not finite)" in second.decision and "forecasts stay with champion v1" in second.decision
+    assert champion(engine) == 1 and second.holdout["holdout_score"] is None
 
 
 def test_constant_and_all_zero_series_forecast_their_value_and_are_flagged(project):
     frame = pd.concat([synthetic_frame(), flat("ZERO", 0.0), flat("FIVE", 5.0)])
     settings, engine = project(frame)
-    pipeline.train_step(settings, "tiny", "r1", mode="retrain")
-    staged = pipeline.forecast_step(settings, "tiny", "r2")
-    forecasts = pd.read_parquet(staged["staged"]).set_index("series_id")
+    steps.train_step(settings, "tiny", "r1", mode="retrain")
+    staged = steps.forecast_step(settings, "tiny", "r2")
+    forecasts = pd.read_parquet(staged.staged).set_index("series_id")
     for series_id, value in (("ZERO", 0.0), ("FIVE", 5.0)):
         rows = forecasts.loc[series_id]
         assert len(rows) == 6
         for column in ("yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"):
             assert (rows[column] == value).all(), (series_id, column, rows[column].tolist())
-    assert staged["series_constant"] == 2 and staged["series_forecast"] == 10
-    assert staged["constant_examples"] == {"ZERO": "0 (constant series)", "FIVE": "5 (constant series)"}
-    summary = pipeline.summary_from_steps(settings, "tiny", "r2", {"mode": "forecast", "reason": "forecast"}, None, staged, 60, 60)
-    text = pipeline.format_summary(summary)
+    assert staged.series_constant == 2 and staged.series_forecast == 10
+    assert staged.constant_examples == {"ZERO": "0 (constant series)", "FIVE": "5 (constant series)"}
+    summary = steps.summarise(settings, "tiny", "r2", steps.ModeDecision("forecast", "forecast"), staged, steps.Writes(60, 60))
+    text = steps.format_summary(summary.as_dict())
     assert "constant series: 2 forecast as their last value with zero-width intervals" in text
     assert "    constant ZERO: 0 (constant series)" in text
 
@@ -133,12 +133,12 @@ def test_an_all_zero_input_window_forecasts_zero():
 
 def test_retraining_with_the_same_data_config_and_seed_ties_and_is_not_promoted(project):
     settings, engine = project(synthetic_frame())
-    first = pipeline.train_step(settings, "tiny", "r1", mode="retrain")
-    assert first["refit"] and first["promoted"]
-    second = pipeline.train_step(settings, "tiny", "r2", mode="retrain")
-    gate = second["holdout"]
+    first = steps.train_step(settings, "tiny", "r1", mode="retrain")
+    assert first.refit and first.promoted
+    second = steps.train_step(settings, "tiny", "r2", mode="retrain")
+    gate = second.holdout
     assert gate["champion_score"] == gate["holdout_score"], gate
-    assert not second["promoted"] and "does not beat champion v1" in second["decision"]
+    assert not second.promoted and "does not beat champion v1" in second.decision
     assert champion(engine) == 1
 
     # The refit network is kept as model.keras; the one that never saw the holdout beside it, checksummed.
@@ -152,38 +152,36 @@ def test_retraining_with_the_same_data_config_and_seed_ties_and_is_not_promoted(
     original = data.read_bytes()
     data.write_bytes(bytes(tampered))
     with pytest.raises(RunError, match="holdout.keras: checksum .* refusing to load"):
-        load_holdout(engine, load_version(engine, "tiny", 1))
+        load_version(engine, "tiny", 1).holdout_forecaster()
     data.write_bytes(original)
 
     # A champion saved before holdout networks existed is scored by its deployed network, and the decision says so.
     manifest = json.loads((folder / "manifest.json").read_text())
     del manifest["holdout"]
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    third = pipeline.train_step(settings, "tiny", "r3", mode="retrain")
-    assert "(scored by its deployed network: its artifact predates holdout networks)" in third["decision"]
-    assert third["holdout"]["champion_score"] != third["holdout"]["holdout_score"]
+    third = steps.train_step(settings, "tiny", "r3", mode="retrain")
+    assert "(scored by its deployed network: its artifact predates holdout networks)" in third.decision
+    assert third.holdout["champion_score"] != third.holdout["holdout_score"]
 
 
 def test_fine_tuned_versions_are_scored_by_a_network_that_never_saw_the_holdout(project):
     frame = synthetic_frame(length=50)
     settings, engine = project(frame[frame.ts < "2023-12-01"])
-    pipeline.train_step(settings, "tiny", "r1", mode="retrain")
+    steps.train_step(settings, "tiny", "r1", mode="retrain")
     load_observations(engine, SourceConfig(), frame)
     pull(settings)
-    child = pipeline.train_step(settings, "tiny", "r2", mode="fine-tune")
+    child = steps.train_step(settings, "tiny", "r2", mode="fine-tune")
     # v1's refit network saw v1's last 6 months, 4 of which are in the current holdout: the child is
     # scored by a fine-tune of v1's holdout network instead, trained on nothing from the holdout.
-    loaded = load_version(engine, "tiny", child["version"])
-    assert loaded.manifest["holdout"]["model"] == "holdout.keras"
-    data = pipeline.prepare_data(engine, settings)
-    model, scaler = load_holdout(engine, loaded)
-    rescored = pipeline._holdout(model, scaler, data.arrays, 12, 6, "MS", "smape")["score"]
-    assert child["holdout"]["holdout_score"] == pytest.approx(rescored)
-    deployed = pipeline._holdout(loaded.model, loaded.scaler, data.arrays, 12, 6, "MS", "smape")["score"]
+    loaded = load_version(engine, "tiny", child.version)
+    assert json.loads((loaded.folder / "manifest.json").read_text())["holdout"]["model"] == "holdout.keras"
+    data = steps.prepare_data(engine, settings)
+    rescored = loaded.holdout_forecaster().score_holdout(data.arrays, "smape")["score"]
+    assert child.holdout["holdout_score"] == pytest.approx(rescored)
+    deployed = loaded.score_holdout(data.arrays, "smape")["score"]
     assert deployed != pytest.approx(rescored)
-    champion_model, champion_scaler = load_holdout(engine, load_version(engine, "tiny", 1))
-    assert child["holdout"]["champion_score"] == pytest.approx(
-        pipeline._holdout(champion_model, champion_scaler, data.arrays, 12, 6, "MS", "smape")["score"]
+    assert child.holdout["champion_score"] == pytest.approx(
+        load_version(engine, "tiny", 1).holdout_forecaster().score_holdout(data.arrays, "smape")["score"]
     )
 
 

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import pipeline
+from forecasting import steps
 from forecasting.config import ModelConfig, SourceConfig
 from forecasting.database import create_db_engine
 from forecasting.errors import RunError
 from forecasting.loading import load_observations
 from forecasting.registry import champion_version, list_versions, promote, rollback
 from forecasting.schema import migrate
-from forecasting.training import fine_tune, train
+from forecasting.forecaster import RecurrentForecaster
 from forecasting.windowing import to_series_arrays
 from tests.conftest import TINY_MODEL, pull, synthetic_frame
 
@@ -55,39 +55,39 @@ def champion(engine):
 
 def test_gate_keeps_a_worse_candidate_and_promotes_a_better_one(setup):
     settings, engine = setup(**BAD)
-    first = pipeline.train_step(settings, "tiny", "r1", mode="retrain")
-    assert first["promoted"] and first["decision"].startswith("promoted: first version")
+    first = steps.train_step(settings, "tiny", "r1", mode="retrain")
+    assert first.promoted and first.decision.startswith("promoted: first version")
     settings, _ = setup(**GOOD)
-    better = pipeline.train_step(settings, "tiny", "r2", mode="retrain")
-    assert better["promoted"], better["decision"]
-    assert better["holdout"]["holdout_score"] < better["holdout"]["champion_score"]
+    better = steps.train_step(settings, "tiny", "r2", mode="retrain")
+    assert better.promoted, better.decision
+    assert better.holdout["holdout_score"] < better.holdout["champion_score"]
     settings, _ = setup(**BAD)
-    worse = pipeline.train_step(settings, "tiny", "r3", mode="retrain")
-    assert not worse["promoted"] and worse["decision"].startswith("kept as candidate: smape")
+    worse = steps.train_step(settings, "tiny", "r3", mode="retrain")
+    assert not worse.promoted and worse.decision.startswith("kept as candidate: smape")
     assert champion(engine) == 2
     versions = list_versions(engine, "tiny").set_index("version")
     assert versions.loc[3, "status"] == "candidate" and versions.loc[2, "status"] == "champion"
     assert versions.loc[3, "holdout_score"] > versions.loc[3, "champion_score"]
     # Both sides are scored by their networks that never saw the holdout (the champion's refit
     # network has seen it), so both scores are out of sample.
-    from forecasting.registry import load_holdout, load_version
+    from forecasting.registry import load_version
 
-    held_out_model, held_out_scaler = load_holdout(engine, load_version(engine, "tiny", 2))
-    data = pipeline.prepare_data(engine, settings)
-    rescored = pipeline._holdout(held_out_model, held_out_scaler, data.arrays, 12, 6, "MS", "smape")["score"]
+    held_out = load_version(engine, "tiny", 2).holdout_forecaster()
+    data = steps.prepare_data(engine, settings)
+    rescored = held_out.score_holdout(data.arrays, "smape")["score"]
     assert versions.loc[3, "champion_score"] == pytest.approx(rescored)
     assert versions.loc[3, "baseline_score"] > 0 and "does not beat champion v2" in versions.loc[3, "decision"]
     # Forecasts keep coming from the champion, not the candidate.
-    staged = pipeline.forecast_step(settings, "tiny", "r4")
-    assert staged["version"] == 2
+    staged = steps.forecast_step(settings, "tiny", "r4")
+    assert staged.version == 2
 
 
 def test_promote_and_rollback_are_recorded(setup):
     for run, model in (("a", BAD), ("b", GOOD)):
         settings, engine = setup(**model)
-        pipeline.train_step(settings, "tiny", run, mode="retrain")
+        steps.train_step(settings, "tiny", run, mode="retrain")
     settings, _ = setup(**BAD)
-    pipeline.train_step(settings, "tiny", "c", mode="retrain")  # candidate v3
+    steps.train_step(settings, "tiny", "c", mode="retrain")  # candidate v3
     assert champion(engine) == 2
     assert promote(engine, "tiny", 3) == 2 and champion(engine) == 3
     assert rollback(engine, "tiny") == (3, 2) and champion(engine) == 2
@@ -107,39 +107,39 @@ def test_promote_and_rollback_are_recorded(setup):
 
 def test_auto_policy_branches(setup):
     settings, engine = setup(**GOOD)
-    decision = pipeline.decide_mode(settings, "tiny", "auto")
-    assert decision["mode"] == "retrain" and "no champion" in decision["reason"]
-    pipeline.train_step(settings, "tiny", "r1", mode="retrain")
-    decision = pipeline.decide_mode(settings, "tiny", "auto")
-    assert decision["mode"] == "forecast" and decision["reason"] == "forecast: no observations newer than 2024-06-01, the data of champion v1"
+    decision = steps.decide_mode(settings, "tiny", "auto")
+    assert decision.mode == "retrain" and "no champion" in decision.reason
+    steps.train_step(settings, "tiny", "r1", mode="retrain")
+    decision = steps.decide_mode(settings, "tiny", "auto")
+    assert decision.mode == "forecast" and decision.reason == "forecast: no observations newer than 2024-06-01, the data of champion v1"
     add_months(setup, engine, "2024-08-01")
-    decision = pipeline.decide_mode(settings, "tiny", "auto")
-    assert decision == {"mode": "fine-tune", "reason": "fine-tune: 8 new observations for 8 series since 2024-06-01 (champion v1)"}
+    decision = steps.decide_mode(settings, "tiny", "auto")
+    assert decision == steps.ModeDecision("fine-tune", "fine-tune: 8 new observations for 8 series since 2024-06-01 (champion v1)")
     stale, _ = setup(**GOOD, promotion={"retrain_every_days": 1e-9})
-    decision = pipeline.decide_mode(stale, "tiny", "auto")
-    assert decision["mode"] == "retrain" and "days old (retrain_every_days 1e-09)" in decision["reason"]
+    decision = steps.decide_mode(stale, "tiny", "auto")
+    assert decision.mode == "retrain" and "days old (retrain_every_days 1e-09)" in decision.reason
     # A level shift in the newest data makes the champion's recent error jump: retrain, not fine-tune.
     shifted = setup.frame[(setup.frame.ts >= "2024-08-01") & (setup.frame.ts < "2024-10-01")].assign(value=lambda f: f.value * 5)
     load_observations(engine, SourceConfig(), shifted)
     pull(settings)
-    decision = pipeline.decide_mode(settings, "tiny", "auto")
-    assert decision["mode"] == "retrain" and "worse than" in decision["reason"] and "at promotion (tolerance 20%)" in decision["reason"]
+    decision = steps.decide_mode(settings, "tiny", "auto")
+    assert decision.mode == "retrain" and "worse than" in decision.reason and "at promotion (tolerance 20%)" in decision.reason
 
 
 def test_fine_tune_continues_from_the_parent(setup):
     settings, engine = setup(**GOOD)
-    parent = pipeline.train_step(settings, "tiny", "r1", mode="retrain")
+    parent = steps.train_step(settings, "tiny", "r1", mode="retrain")
     with pytest.raises(RunError, match="no window has become trainable"):
-        pipeline.train_step(settings, "tiny", "r2", mode="fine-tune")
+        steps.train_step(settings, "tiny", "r2", mode="fine-tune")
     add_months(setup, engine, "2024-09-01")
-    child = pipeline.train_step(settings, "tiny", "r3", mode="fine-tune")
-    assert child["mode"] == "fine-tune" and child["parent_version"] == 1
+    child = steps.train_step(settings, "tiny", "r3", mode="fine-tune")
+    assert child.mode == "fine-tune" and child.parent_version == 1
     versions = list_versions(engine, "tiny").set_index("version")
-    assert versions.loc[child["version"], "mode"] == "fine-tune"
-    manifest = json.loads(open(f"{versions.loc[child['version'], 'artifact_path']}/manifest.json").read())
+    assert versions.loc[child.version, "mode"] == "fine-tune"
+    manifest = json.loads(open(f"{versions.loc[child.version, 'artifact_path']}/manifest.json").read())
     assert manifest["parent_version"] == 1 and manifest["training"]["new_windows"] == 8 * 2
     assert manifest["training"]["replayed_windows"] == 2 * 8 * 2 and manifest["training"]["learning_rate"] == pytest.approx(0.001)
-    assert parent["train_windows"] > manifest["training"]["new_windows"]
+    assert parent.train_windows > manifest["training"]["new_windows"]
 
 
 def test_fine_tune_first_epoch_loss_is_near_the_parents_final_loss():
@@ -147,10 +147,10 @@ def test_fine_tune_first_epoch_loss_is_near_the_parents_final_loss():
     # its final loss: with the season left in, a first epoch that starts low shows the weights carried over.
     config = ModelConfig(**{**TINY_MODEL, **GOOD, "deseasonalize": False})
     frame = synthetic_frame(n_series=8, length=60)
-    parent = train(to_series_arrays(frame[frame.ts < "2024-10-01"], []), config, 12)
-    fresh_first, parent_last = parent.history["loss"][0], parent.history["loss"][-1]
-    child = fine_tune(to_series_arrays(frame, []), config, parent.model, parent.scaler, parent.series_train_end, 12)
-    child_first = child.history["loss"][0]
+    parent = RecurrentForecaster.fit(to_series_arrays(frame[frame.ts < "2024-10-01"], []), config)
+    fresh_first, parent_last = parent.report.history["loss"][0], parent.report.history["loss"][-1]
+    child = parent.forecaster.fine_tune(to_series_arrays(frame, []), config)
+    child_first = child.report.history["loss"][0]
     assert child_first < 2 * parent_last, (child_first, parent_last)
     assert child_first < 0.5 * fresh_first, (child_first, fresh_first)
 
@@ -158,29 +158,28 @@ def test_fine_tune_first_epoch_loss_is_near_the_parents_final_loss():
 def test_fine_tune_without_champion_is_a_clear_error(setup):
     settings, _ = setup(**GOOD)
     with pytest.raises(RunError, match="has no champion to continue from; run with --mode retrain first"):
-        pipeline.train_step(settings, "tiny", "r", mode="fine-tune")
+        steps.train_step(settings, "tiny", "r", mode="fine-tune")
 
 
 def test_auto_and_fine_tune_measure_new_data_from_the_newest_version_not_only_the_champion(setup):
     settings, engine = setup(**GOOD)
-    pipeline.train_step(settings, "tiny", "r1", mode="retrain")  # champion v1, data to 2024-06-01
+    steps.train_step(settings, "tiny", "r1", mode="retrain")  # champion v1, data to 2024-06-01
     add_months(setup, engine, "2024-08-01")
     settings, _ = setup(**BAD)
-    candidate = pipeline.train_step(settings, "tiny", "r2", mode="retrain")  # v2 on the new months, not promoted
-    assert not candidate["promoted"] and champion(engine) == 1
+    candidate = steps.train_step(settings, "tiny", "r2", mode="retrain")  # v2 on the new months, not promoted
+    assert not candidate.promoted and champion(engine) == 1
     settings, _ = setup(**GOOD)
     # Nothing arrived since v2 was trained: training again would repeat v2's data.
-    assert pipeline.decide_mode(settings, "tiny", "auto") == {
-        "mode": "forecast", "reason": "forecast: no observations newer than 2024-07-01, the data of candidate v2; champion v1"
-    }
-    assert pipeline.decide_mode(settings, "tiny", "fine-tune") == {
-        "mode": "forecast",
-        "reason": "forecast: fine-tune requested, but nothing is newer than 2024-07-01, the data of candidate v2; champion v1",
-    }
+    assert steps.decide_mode(settings, "tiny", "auto") == steps.ModeDecision(
+        "forecast", "forecast: no observations newer than 2024-07-01, the data of candidate v2; champion v1"
+    )
+    assert steps.decide_mode(settings, "tiny", "fine-tune") == steps.ModeDecision(
+        "forecast", "forecast: fine-tune requested, but nothing is newer than 2024-07-01, the data of candidate v2; champion v1"
+    )
     add_months(setup, engine, "2024-09-01")
-    assert pipeline.decide_mode(settings, "tiny", "auto") == {
-        "mode": "fine-tune", "reason": "fine-tune: 8 new observations for 8 series since 2024-07-01 (candidate v2; champion v1)"
-    }
+    assert steps.decide_mode(settings, "tiny", "auto") == steps.ModeDecision(
+        "fine-tune", "fine-tune: 8 new observations for 8 series since 2024-07-01 (candidate v2; champion v1)"
+    )
 
 
 @pytest.mark.parametrize("damage", ["model", "manifest"])
@@ -188,7 +187,7 @@ def test_a_damaged_champion_does_not_block_a_retrain(setup, damage):
     from forecasting.registry import load_version
 
     settings, engine = setup(**GOOD)
-    pipeline.train_step(settings, "tiny", "r1", mode="retrain")
+    steps.train_step(settings, "tiny", "r1", mode="retrain")
     folder = list_versions(engine, "tiny").set_index("version").loc[1, "artifact_path"]
     if damage == "model":
         data = bytearray(open(f"{folder}/model.keras", "rb").read())
@@ -203,13 +202,13 @@ def test_a_damaged_champion_does_not_block_a_retrain(setup, damage):
         load_version(engine, "tiny")
     # Forecasting and fine-tuning need the champion's network and refuse; a retrain does not.
     with pytest.raises(RunError, match=expected):
-        pipeline.forecast_step(settings, "tiny", "f1")
+        steps.forecast_step(settings, "tiny", "f1")
     with pytest.raises(RunError, match=expected):
-        pipeline.train_step(settings, "tiny", "r2", mode="fine-tune")
-    retrained = pipeline.train_step(settings, "tiny", "r3", mode="retrain")
-    assert "champion v1 could not be loaded" in retrained["decision"]
-    assert "gated against seasonal naive only" in retrained["decision"]
-    assert retrained["promoted"] == (retrained["holdout"]["holdout_score"] < retrained["holdout"]["baseline_score"])
-    assert retrained["holdout"].get("champion_score") is None
-    if retrained["promoted"]:
-        assert pipeline.forecast_step(settings, "tiny", "f2")["version"] == retrained["version"]
+        steps.train_step(settings, "tiny", "r2", mode="fine-tune")
+    retrained = steps.train_step(settings, "tiny", "r3", mode="retrain")
+    assert "champion v1 could not be loaded" in retrained.decision
+    assert "gated against seasonal naive only" in retrained.decision
+    assert retrained.promoted == (retrained.holdout["holdout_score"] < retrained.holdout["baseline_score"])
+    assert retrained.holdout.get("champion_score") is None
+    if retrained.promoted:
+        assert steps.forecast_step(settings, "tiny", "f2").version == retrained.version

@@ -56,7 +56,7 @@ def test_ensemble_members_read_their_own_lookback_and_combine_by_median():
 def test_min_epochs_keeps_early_stopping_from_ending_on_an_early_dip():
     import numpy as np
 
-    from forecasting.training import _fit, _best_epoch
+    from forecasting.training import Schedule, best_epoch, fit_windows
     from forecasting.windowing import WindowSplit
     from forecasting.scaling import WindowLevels
 
@@ -65,15 +65,15 @@ def test_min_epochs_keeps_early_stopping_from_ending_on_an_early_dip():
     x, y = rng.normal(size=(64, 4, 1)).astype("float32"), rng.normal(size=(64, 2)).astype("float32")
     split = WindowSplit(x, y, x[:8], y[:8], np.array(["a"] * 8, dtype=object), WindowLevels.empty(), np.array([]), np.array([]))
     # With a learning rate this small nothing improves much: patience 1 would stop at once without min_epochs.
-    history = _fit(build_model(config), split, x, y, epochs=8, batch_size=32, patience=1, verbose=0, seed=1, min_epochs=5)
+    history = fit_windows(build_model(config), split, x, y, Schedule(epochs=8, batch_size=32, patience=1, seed=1, min_epochs=5))
     assert len(history.history["val_loss"]) >= 6
-    assert _best_epoch(history, 5) >= 6
+    assert best_epoch(history, 5) >= 6
 
 
 def test_series_weights_are_level_over_seasonal_naive_scale_clipped_across_series():
     import numpy as np
 
-    from forecasting.training import series_weights, window_weights
+    from forecasting.weighting import series_weights, window_weights
     from forecasting.windowing import SeriesArrays
 
     horizon, season = 2, 4
@@ -103,7 +103,7 @@ def test_series_weights_weigh_each_windows_loss(members):
 
     from forecasting.model import forecast_array
     from forecasting.scaling import WindowLevels
-    from forecasting.training import _fit
+    from forecasting.training import Schedule, fit_windows
     from forecasting.windowing import WindowSplit
 
     config = ModelConfig(lookback=4, horizon=2, layers=[{"units": 2}], learning_rate=1e-9, loss="mae", ensemble={"members": members})
@@ -116,7 +116,7 @@ def test_series_weights_weigh_each_windows_loss(members):
     per_window = np.abs(predicted - (y if members == 1 else y[:, None, :])).mean(axis=-1)
     if members > 1:
         per_window = per_window.mean(axis=1)
-    history = _fit(model, split, x, y, epochs=1, batch_size=40, patience=0, verbose=0, seed=1, weights={"a": 1.0, "b": 3.0}, train_series=series)
+    history = fit_windows(model, split, x, y, Schedule(epochs=1, batch_size=40, patience=0, seed=1), weights={"a": 1.0, "b": 3.0}, train_series=series)
     weights = np.where(series == "a", 1.0, 3.0) / 2.0
     # The learning rate is too small to move the weights: the validation loss is the weighted MAE of the start.
     assert history.history["val_loss"][0] == pytest.approx(float(np.mean(per_window * weights)), rel=1e-4)

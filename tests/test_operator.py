@@ -268,7 +268,7 @@ def test_cli_error_with_an_at_sign_password_leaks_no_part_of_it(workdir, capsys,
 
 @pytest.mark.postgres
 def test_at_sign_password_connects_and_stays_out_of_outputs_and_run_records(postgres_admin_url, workdir, capsys, monkeypatch):
-    from forecasting import pipeline
+    from forecasting import steps
     from forecasting.config import load_settings
     from tests.postgres_server import create_database
 
@@ -284,9 +284,9 @@ def test_at_sign_password_connects_and_stays_out_of_outputs_and_run_records(post
         outputs.append(out + err)
     assert "postgres:***@127.0.0.1" in outputs[1]
     settings = load_settings()
-    run_id = pipeline.start_run(settings, "tiny", "retrain")
-    pipeline.fail_run(settings, run_id, RuntimeError(f"could not reach {url}"))
-    with pipeline.open_engine(settings).connect() as connection:
+    run_id = steps.start_run(settings, "tiny", "retrain")
+    steps.fail_run(settings, run_id, RuntimeError(f"could not reach {url}"))
+    with steps.open_engine(settings).connect() as connection:
         error = connection.execute(sa.text("SELECT error FROM runs")).scalar_one()
     assert "postgres:***@127.0.0.1" in error
     assert not [text for text in [*outputs, error] if "S3cret" in text or "Pw0rdX" in text]

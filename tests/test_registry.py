@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from forecasting.config import ModelConfig
 from forecasting.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.prediction import predict
-from forecasting.registry import FORMAT_VERSION, build_manifest, list_versions, load_version, register_version
+from forecasting.artifacts import FORMAT_VERSION
+from forecasting.forecaster import RecurrentForecaster
+from forecasting.registry import list_versions, load_version, register_version
 from forecasting.schema import migrate
-from forecasting.training import train
 from forecasting.windowing import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 
@@ -22,35 +22,11 @@ from tests.conftest import TINY_MODEL, synthetic_frame
 def trained():
     config = ModelConfig(**TINY_MODEL)
     arrays = to_series_arrays(synthetic_frame(), [])
-    return config, arrays, train(arrays, config, season=12)
+    return config, arrays, RecurrentForecaster.fit(arrays, config).forecaster
 
 
 def register(engine, tmp_path, config, result, run_id="run"):
-    manifest = build_manifest(
-        config, result.scaler, [], "MS", result.interval_halfwidths, result.metrics,
-        result.data_watermark, result.train_start, result.train_end, {"epochs_run": result.epochs_run},
-    )
-    return register_version(engine, tmp_path, "tiny", result.model, manifest, run_id)
-
-
-def test_same_seed_same_data_same_forecasts(trained):
-    config, arrays, first = trained
-    second = train(arrays, config, season=12)
-    a = predict(first.model, first.scaler, arrays, 12, 6, "MS", first.interval_halfwidths).forecasts
-    b = predict(second.model, second.scaler, arrays, 12, 6, "MS", second.interval_halfwidths).forecasts
-    pd.testing.assert_frame_equal(a, b)
-    assert first.history == second.history
-
-
-def test_training_result_is_sane(trained):
-    config, arrays, result = trained
-    assert result.epochs_run <= config.epochs and 1 <= result.best_epoch <= result.epochs_run
-    assert result.best_val_loss == min(result.history["val_loss"])
-    # 8 series x 48 rows: validation = windows reaching the last 6 rows, 6 per series.
-    assert result.val_windows == 8 * 6 and result.train_windows == 8 * (48 - 12 - 6 + 1 - 6)
-    assert result.data_watermark == pd.Timestamp("2023-12-01")
-    assert all(len(widths) == 6 for widths in result.interval_halfwidths.values())
-    assert all(w80 <= w95 for w80, w95 in zip(result.interval_halfwidths[80], result.interval_halfwidths[95]))
+    return register_version(engine, tmp_path, "tiny", result, run_id)
 
 
 def test_registered_version_forecasts_the_same_in_a_new_process(trained, tmp_path):
@@ -59,18 +35,17 @@ def test_registered_version_forecasts_the_same_in_a_new_process(trained, tmp_pat
     migrate(engine)
     version = register(engine, tmp_path, config, result)
     assert version == 1 and register(engine, tmp_path, config, result) == 2
-    before = predict(result.model, result.scaler, arrays, 12, 6, "MS", result.interval_halfwidths).forecasts
+    before = result.predict(arrays).forecasts
     frame_path = tmp_path / "frame.parquet"
     synthetic_frame().to_parquet(frame_path)
     script = f"""
 import pandas as pd
 from forecasting.database import create_db_engine
-from forecasting.prediction import predict
 from forecasting.registry import load_version
 from forecasting.windowing import to_series_arrays
 loaded = load_version(create_db_engine({str(engine.url)!r}), "tiny", 1)
 arrays = to_series_arrays(pd.read_parquet({str(frame_path)!r}), [])
-out = predict(loaded.model, loaded.scaler, arrays, 12, 6, "MS", loaded.interval_halfwidths).forecasts
+out = loaded.predict(arrays).forecasts
 out.to_parquet({str(tmp_path / 'after.parquet')!r})
 """
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)

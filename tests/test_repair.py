@@ -120,7 +120,7 @@ def test_runs_rebuild_every_origin_after_the_dataset_is_removed_or_a_partition_t
     from flows.forecast_pipeline import forecast_pipeline
     from forecasting.config import SourceConfig
     from forecasting.loading import load_observations
-    from forecasting.pipeline import format_summary
+    from forecasting.steps import format_summary
     from tests.conftest import synthetic_frame
 
     settings, path = settings_for(database_url)

@@ -95,21 +95,21 @@ def test_a_window_encodes_alike_whatever_row_the_history_starts_at():
 
 def test_the_refit_estimates_factors_from_all_rows_and_the_holdout_network_keeps_its_own():
     from forecasting.config import ModelConfig
-    from forecasting.prediction import predict
-    from forecasting.training import train
+    from forecasting.forecaster import RecurrentForecaster
     from tests.conftest import TINY_MODEL
 
     # 48 months pass the seasonality test; the 42 before the last horizon (6) do not.
     assert is_seasonal(_seasonal_frame(rows=48).query("series_id == 'seasonal'").value.to_numpy(), 12)
     assert not is_seasonal(_seasonal_frame(rows=42).query("series_id == 'seasonal'").value.to_numpy(), 12)
     arrays = to_series_arrays(_seasonal_frame(rows=48), [], "MS")
-    result = train(arrays, ModelConfig(**{**TINY_MODEL, "epochs": 2}), season=12)
-    assert "seasonal" not in result.holdout_scaler.factors
+    outcome = RecurrentForecaster.fit(arrays, ModelConfig(**{**TINY_MODEL, "epochs": 2}))
+    result, holdout = outcome.forecaster, outcome.holdout
+    assert "seasonal" not in holdout.scaler.factors
     assert set(result.scaler.factors) == {"seasonal"}
     # Only the factors are estimated again: level statistics stay those of the training part.
-    np.testing.assert_array_equal(result.scaler.loc["seasonal"], result.holdout_scaler.loc["seasonal"])
-    assert result.model is not result.holdout_model
-    forecasts = predict(result.model, result.scaler, arrays, 12, 6, "MS", result.interval_halfwidths).forecasts
+    np.testing.assert_array_equal(result.scaler.loc["seasonal"], holdout.scaler.loc["seasonal"])
+    assert result.network is not holdout.network
+    forecasts = result.predict(arrays).forecasts
     assert forecasts.yhat.notna().all() and len(forecasts) == 12
-    unseasonal = train(arrays, ModelConfig(**{**TINY_MODEL, "epochs": 2, "deseasonalize": False}), season=12)
+    unseasonal = RecurrentForecaster.fit(arrays, ModelConfig(**{**TINY_MODEL, "epochs": 2, "deseasonalize": False})).forecaster
     assert not unseasonal.scaler.seasonal and "seasonal" not in unseasonal.scaler.to_dict()

@@ -11,11 +11,11 @@ from forecasting.config import ModelConfig
 from forecasting.database import create_db_engine
 from forecasting.errors import RunError
 from forecasting.model import build_model
-from forecasting.prediction import predict
-from forecasting.registry import FORMAT_VERSION, SERIES_FILE, build_manifest, load_version, read_series_state, register_version, write_artifact
+from forecasting.artifacts import FORMAT_VERSION, SERIES_FILE, read_series_state
+from forecasting.forecaster import RecurrentForecaster
+from forecasting.registry import load_version, register_version
 from forecasting.scaling import SeriesScaler
 from forecasting.schema import migrate
-from forecasting.training import train
 from forecasting.windowing import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame, write_config
 
@@ -24,7 +24,7 @@ from tests.conftest import TINY_MODEL, synthetic_frame, write_config
 def trained():
     config = ModelConfig(**TINY_MODEL)
     arrays = to_series_arrays(synthetic_frame(n_series=8, length=60), [], "MS")
-    result = train(arrays, config, season=12)
+    result = RecurrentForecaster.fit(arrays, config).forecaster
     assert result.scaler.factors, "the synthetic series are seasonal: the factors must round-trip too"
     return config, arrays, result
 
@@ -33,11 +33,7 @@ def test_saved_and_loaded_versions_forecast_identically(trained, tmp_path):
     config, arrays, result = trained
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)
-    manifest = build_manifest(
-        config, result.scaler, [], "MS", result.interval_halfwidths, result.metrics, result.data_watermark,
-        result.train_start, result.train_end, {"epochs_run": result.epochs_run}, series_train_end=result.series_train_end,
-    )
-    register_version(engine, tmp_path, "tiny", result.model, manifest, "run")
+    register_version(engine, tmp_path, "tiny", result, "run")
     folder = tmp_path / "models" / "tiny" / "1"
     on_disk = json.loads((folder / "manifest.json").read_text())
     assert on_disk["format_version"] == FORMAT_VERSION == 2 and "series_train_end" not in on_disk
@@ -50,9 +46,9 @@ def test_saved_and_loaded_versions_forecast_identically(trained, tmp_path):
     assert list(stored.columns) == ["series_id", "loc", "scale", "factors", "train_end"] and len(stored) == 8
 
     loaded = load_version(engine, "tiny")
-    assert loaded.manifest["series_train_end"] == result.series_train_end
-    before = predict(result.model, result.scaler, arrays, 12, 6, "MS", result.interval_halfwidths).forecasts
-    after = predict(loaded.model, loaded.scaler, arrays, 12, 6, "MS", loaded.interval_halfwidths).forecasts
+    assert loaded.train_end == result.train_end
+    before = result.predict(arrays).forecasts
+    after = loaded.predict(arrays).forecasts
     pd.testing.assert_frame_equal(before, after)  # exactly: float64 values round-trip through Parquet
 
     data = bytearray((folder / SERIES_FILE).read_bytes())
@@ -73,12 +69,13 @@ def test_the_manifest_stays_small_for_many_series(tmp_path):
             scaler.factors[key] = rng.uniform(0.8, 1.2, size=12)
         train_end[key] = (pd.Timestamp("2024-01-01") + pd.DateOffset(months=index % 7)).isoformat()
     config = ModelConfig(**TINY_MODEL)
-    manifest = build_manifest(
-        config, scaler, [], "MS", {80: [1.0] * 6}, {}, pd.Timestamp("2024-12-01"), None, None, {}, series_train_end=train_end
+    forecaster = RecurrentForecaster(
+        config, build_model(config, n_inputs=3), scaler, "MS", interval_halfwidths={80: [1.0] * 6}, train_end=train_end,
+        provenance={"data_watermark": "2024-12-01T00:00:00"},
     )
     folder = tmp_path / "artifact"
     folder.mkdir()
-    written = write_artifact(folder, build_model(config, n_inputs=3), manifest)
+    written = forecaster.save(folder)
     size = (folder / "manifest.json").stat().st_size
     assert size < 8_000, size  # was several MB with the state inline
     restored, restored_end = read_series_state(folder, written)
@@ -96,11 +93,7 @@ def test_models_show_prints_a_summary_and_the_series_on_request(trained, tmp_pat
     path = write_config(tmp_path, "sqlite:///db.sqlite")
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)
-    manifest = build_manifest(
-        config, result.scaler, [], "MS", result.interval_halfwidths, result.metrics, result.data_watermark,
-        result.train_start, result.train_end, {"epochs_run": result.epochs_run}, series_train_end=result.series_train_end,
-    )
-    register_version(engine, tmp_path / "store", "tiny", result.model, manifest, "run")
+    register_version(engine, tmp_path / "store", "tiny", result, "run")
     assert main(["--config", str(path), "models", "show", "tiny"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["scaler"]["series_count"] == 8 and "S00" not in json.dumps(shown)
@@ -108,18 +101,3 @@ def test_models_show_prints_a_summary_and_the_series_on_request(trained, tmp_pat
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["series_id", "train_end", "loc", "scale", "seasonal_factors"]
     assert len(table) == 9 and table[1].split()[0] == "S00"
-
-
-def test_committed_format_2_artifact_loads_and_predicts_as_when_saved():
-    from pathlib import Path
-
-    from forecasting.registry import load_artifact
-
-    folder = Path(__file__).parent / "data" / "artifact-v2"
-    model, manifest = load_artifact(folder)
-    expected = json.loads((folder / "expected.json").read_text())
-    outputs = model.predict(np.asarray(expected["inputs"], dtype="float32"), verbose=0)
-    np.testing.assert_allclose(outputs, expected["outputs"], rtol=1e-5, atol=1e-6)
-    assert manifest["format_version"] == 2 and manifest["series_file"]["path"] == SERIES_FILE
-    assert set(SeriesScaler.from_dict(manifest["scaler"]).loc) == {"S00", "S01", "S02"}
-    assert set(manifest["series_train_end"]) == {"S00", "S01", "S02"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from forecasting import pipeline
+from forecasting import steps
 from forecasting.config import ModelConfig, SourceConfig
 from forecasting.database import create_db_engine
 from forecasting.loading import load_observations
@@ -39,15 +39,15 @@ def test_each_tuner_runs_two_trials_and_retrain_uses_the_winner(tuner, settings_
     migrate(engine)
     load_observations(engine, SourceConfig(), synthetic_frame())
     pull(settings)
-    result = pipeline.tune_step(settings, "tiny", "tune-run")
-    assert result["tuner"] == tuner and result["trials_completed"] == 2 and result["trials_run_now"] == 2
-    hp = result["hyperparameters"]
+    result = steps.tune_step(settings, "tiny", "tune-run")
+    assert result.tuner == tuner and result.trials_completed == 2 and result.trials_run_now == 2
+    hp = result.hyperparameters
     assert hp["lookback"] in (6, 12) and hp["learning_rate"] in (0.01, 0.001) and 1 <= len(hp["layers"]) <= 2
     assert all(layer["units"] in (4, 8, 12) and layer["activation"] in ("tanh", "relu", "sigmoid") for layer in hp["layers"])
-    assert result["tuning_record"] == 1 and Path(result["directory"]).is_dir()
-    trained = pipeline.train_step(settings, "tiny", "retrain-run", mode="retrain")
-    assert trained["tuning_record"] == 1 and trained["lookback"] == hp["lookback"]
-    assert [layer["units"] for layer in trained["layers"]] == [layer["units"] for layer in hp["layers"]]
+    assert result.tuning_record == 1 and Path(result.directory).is_dir()
+    trained = steps.train_step(settings, "tiny", "retrain-run", mode="retrain")
+    assert trained.tuning_record == 1 and trained.lookback == hp["lookback"]
+    assert [layer["units"] for layer in trained.layers] == [layer["units"] for layer in hp["layers"]]
 
 
 def test_apply_hyperparameters_validates():

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history, pipeline
+from forecasting import history, steps
 from forecasting.config import SourceConfig
 from forecasting.database import create_db_engine
 from forecasting.errors import InputError
@@ -74,11 +74,11 @@ def stored(settings):
 def test_a_source_timestamp_ending_in_z_is_read_as_utc(project):
     """Issue 12, point 3: a row whose timestamp text ends in Z blocked every run (merge on aware and naive keys)."""
     settings, engine = project
-    pipeline.commit_pull(settings, "r1", pipeline.pull_step(settings, "r1"))
+    steps.commit_pull(settings, "r1", steps.pull_step(settings, "r1"))
     with engine.begin() as connection:
         connection.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES ('S00', '2024-01-01T00:00:00Z', 5.0)"))
         connection.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES ('S01', '2024-01-01 00:00:00', 6.0)"))
-    pulled = pipeline.pull_step(settings, "r2")
+    pulled = steps.pull_step(settings, "r2")
     assert (pulled["rows_new"], pulled["quarantined"]) == (2, 0)
     frame = stored(settings)
     assert frame.loc[frame.ts == pd.Timestamp("2024-01-01"), "series_id"].tolist() == ["S00", "S01"]
@@ -94,7 +94,7 @@ def test_an_unreadable_source_timestamp_is_one_clear_error(tmp_path, settings_fo
     with engine.begin() as connection:
         connection.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES ('S03', 'last tuesday', 5.0)"))
     with pytest.raises(InputError, match=r"source table 'observations': 1 rows have a ts that cannot be read as a timestamp, for example the row with series_id = 'S03' and ts = 'last tuesday'"):
-        pipeline.pull_step(settings, "r1")
+        steps.pull_step(settings, "r1")
 
 
 def test_a_file_with_mixed_time_zones_loads_and_runs_like_the_pull_reads_it(project, tmp_path):
@@ -106,7 +106,7 @@ def test_a_file_with_mixed_time_zones_loads_and_runs_like_the_pull_reads_it(proj
         "M2,2024-01-01T00:00:00+01:00,4\n"  # local midnight: 23:00 UTC the day before, off the grid
     )
     load_observations(engine, SourceConfig(), read_observation_file(path))
-    pulled = pipeline.pull_step(settings, "r1")
+    pulled = steps.pull_step(settings, "r1")
     frame = stored(settings)
     assert frame.loc[frame.series_id == "M1", "ts"].tolist() == list(pd.date_range("2024-01-01", periods=3, freq="MS"))
     assert pulled["quarantined"] == 1 and pulled["series_set_aside"] == 1 and "M2" not in set(frame.series_id)

@@ -6,13 +6,14 @@ that tests prove later versions still load it. Run only when the artifact format
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from forecasting.config import ModelConfig
-from forecasting.registry import FORMAT_VERSION, build_manifest, write_artifact
-from forecasting.training import train
+from forecasting.artifacts import FORMAT_VERSION
+from forecasting.forecaster import RecurrentForecaster
 from forecasting.windowing import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 
@@ -22,15 +23,12 @@ FOLDER = Path(__file__).parent / f"artifact-v{FORMAT_VERSION}"
 def main() -> None:
     config = ModelConfig(**{**TINY_MODEL, "epochs": 3})
     arrays = to_series_arrays(synthetic_frame(n_series=3, length=40), [])
-    result = train(arrays, config, season=12)
+    result = RecurrentForecaster.fit(arrays, config).forecaster
     FOLDER.mkdir(exist_ok=False)  # an older format's folder must never be overwritten
-    manifest = build_manifest(
-        config, result.scaler, [], "MS", result.interval_halfwidths, result.metrics, result.data_watermark,
-        result.train_start, result.train_end, {"epochs_run": result.epochs_run}, series_train_end=result.series_train_end,
-    )
-    write_artifact(FOLDER, result.model, dict(manifest, model_name="tiny", version=1, run_id="committed-test-artifact"))
+    provenance = {**result.provenance, "model_name": "tiny", "version": 1, "run_id": "committed-test-artifact"}
+    replace(result, provenance=provenance).save(FOLDER)
     inputs = np.stack([result.scaler.transform(sid, values[-config.lookback :]) for sid, values in arrays.values.items()])
-    outputs = result.model.predict(inputs.astype("float32"), verbose=0)
+    outputs = result.network.predict(inputs.astype("float32"), verbose=0)
     (FOLDER / "expected.json").write_text(json.dumps({"inputs": inputs.tolist(), "outputs": outputs.tolist()}))
 
 

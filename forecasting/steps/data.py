@@ -1,0 +1,88 @@
+"""Reading what a step works on: the database engine and the pulled history, prepared as regular series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from forecasting import history
+from forecasting.config import Settings
+from forecasting.database import create_db_engine, ingestion_state
+from forecasting.errors import RunError
+from forecasting.validation import fill_gaps, infer_frequency, regularize
+from forecasting.windowing import SeriesArrays, to_series_arrays
+
+STAGING = "staging"  # <storage>/staging/<run_id>.parquet: forecasts staged before the writes
+
+
+def open_engine(settings: Settings) -> Engine:
+    """An engine for the configured database. Connection failures surface as SQLAlchemy errors,
+    which the flow's database tasks retry; the CLI checks reachability up front (`connect_checked`)."""
+    return create_db_engine(settings.database.url, settings.database.schema_name)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The pulled series on a regular grid, their frequency, what was read, and the stale series left out."""
+
+    arrays: SeriesArrays
+    frequency: str
+    series_read: int
+    rows_read: int
+    stale: dict[str, str] = field(default_factory=dict)  # series left out (drop_stale) -> why
+
+
+def prepare_data(
+    engine: Engine, settings: Settings, frequency: str | None = None, calendar: bool = False, drop_stale: bool = False
+) -> PreparedData:
+    """The pulled observations (the local history store), each series on a regular grid of the
+    configured, recorded or inferred frequency, gaps handled per `source.gaps`. With `drop_stale`,
+    series whose last observation is `source.stale_after` or more periods before the newest one
+    are left out (and listed)."""
+    frame = history.read(history.history_root(settings.storage_root, settings.source.table))
+    if frame.empty:
+        raise RunError(
+            f"no observations have been pulled from {settings.source.table!r} yet; load some with `forecasting load FILE` "
+            "and run the pipeline (it pulls first)"
+        )
+    frequency = infer_frequency(frame, frequency or settings.source.frequency or _recorded_frequency(engine, settings))
+    series_read, rows_read = int(frame["series_id"].nunique()), len(frame)
+    stale = stale_series(frame, frequency, settings.source.stale_after) if drop_stale else {}
+    if stale:
+        frame = frame.loc[~frame["series_id"].isin(list(stale)).to_numpy()]
+    regular, _ = regularize(frame, frequency)
+    regular = fill_gaps(regular, settings.source.gaps)
+    return PreparedData(
+        arrays=to_series_arrays(regular, settings.source.features, frequency, calendar),
+        frequency=frequency,
+        series_read=series_read,
+        rows_read=rows_read,
+        stale=stale,
+    )
+
+
+def stale_series(frame: pd.DataFrame, frequency: str, periods: int) -> dict[str, str]:
+    """Series whose last observation is `periods` or more periods before the newest of all (0: none)."""
+    if periods <= 0 or frame.empty:
+        return {}
+    last = frame.groupby("series_id")["ts"].max()
+    newest = last.max()
+    cutoff = newest - periods * pd.tseries.frequencies.to_offset(frequency)
+    old = last[last <= cutoff].sort_values()
+    return {str(sid): f"last observation {ts}, {periods}+ periods (source.stale_after) before the newest, {newest}" for sid, ts in old.items()}
+
+
+def newer_observations(settings: Settings, watermark: object) -> tuple[int, int]:
+    """(observations, series) in the history store newer than `watermark`."""
+    newer = history.read(history.history_root(settings.storage_root, settings.source.table), newer_than=watermark)
+    return int(len(newer)), int(newer["series_id"].nunique()) if len(newer) else 0
+
+
+def _recorded_frequency(engine: Engine, settings: Settings) -> str | None:
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.select(ingestion_state.c.frequency).where(ingestion_state.c.source == settings.source.table)
+        ).scalar()

@@ -1,0 +1,115 @@
+"""Forecasting and writes: forecast with the champion into a staged file, then upsert it into SQL and Parquet."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from forecasting.artifacts import utc_now
+from forecasting.config import Settings
+from forecasting.database import FORECAST_KEY, upsert_frame
+from forecasting.errors import ConfigError, RunError
+from forecasting.faults import checkpoint
+from forecasting.steps.data import STAGING, open_engine, prepare_data
+
+EXAMPLES = 5  # series listed per kind (skipped, constant, stale) in a summary
+
+
+@dataclass(frozen=True)
+class ForecastSummary:
+    """What `forecast_step` did: the staged file, the champion version used, what was read, forecast,
+    skipped (with up to five examples each), the origins, frequency and horizon."""
+
+    staged: str
+    version: int
+    series_read: int
+    rows_read: int
+    series_forecast: int
+    series_skipped: int
+    skipped_examples: dict[str, str]
+    series_constant: int
+    constant_examples: dict[str, str]
+    series_stale: int
+    stale_examples: dict[str, str]
+    origins: list[str]
+    frequency: str
+    horizon: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain data."""
+        return asdict(self)
+
+
+def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastSummary:
+    """Forecast every series with the champion and stage the rows as `<storage>/staging/<run_id>.parquet`."""
+    from forecasting.registry import load_version
+
+    engine = open_engine(settings)
+    loaded = load_version(engine, model_name)
+    if list(loaded.features) != settings.source.features:
+        raise RunError(
+            f"source.features {settings.source.features} differ from the features champion v{loaded.version} was trained "
+            f"with ({list(loaded.features)}); retrain the model"
+        )
+    data = prepare_data(engine, settings, frequency=loaded.frequency, calendar=loaded.calendar, drop_stale=True)
+    result = loaded.predict(data.arrays, settings.model(model_name).intervals)
+    forecasts = result.forecasts
+    forecasts.insert(0, "model_name", model_name)
+    forecasts.insert(1, "model_version", loaded.version)
+    forecasts["run_id"] = run_id
+    forecasts["created_at"] = pd.Timestamp(utc_now())
+    staging = Path(settings.storage_root) / STAGING
+    staging.mkdir(parents=True, exist_ok=True)
+    path = staging / f"{run_id}.parquet"
+    forecasts.to_parquet(path, index=False)
+    return ForecastSummary(
+        staged=str(path),
+        version=loaded.version,
+        series_read=data.series_read,
+        rows_read=data.rows_read,
+        series_forecast=int(forecasts["series_id"].nunique()) if len(forecasts) else 0,
+        series_skipped=len(result.skipped),
+        skipped_examples=dict(list(result.skipped.items())[:EXAMPLES]),
+        series_constant=len(result.constant),
+        constant_examples=dict(list(result.constant.items())[:EXAMPLES]),
+        series_stale=len(data.stale),
+        stale_examples=dict(list(data.stale.items())[:EXAMPLES]),
+        origins=sorted({str(ts.date()) for ts in forecasts["forecast_origin"]})[:EXAMPLES] if len(forecasts) else [],
+        frequency=data.frequency,
+        horizon=loaded.horizon,
+    )
+
+
+def write_sql_step(settings: Settings, staged: str) -> int:
+    """Upsert the staged forecasts into the `forecasts` table in one transaction; returns the rows written."""
+    checkpoint("before-sql-write")
+    frame = pd.read_parquet(staged)
+    engine = open_engine(settings)
+    with engine.begin() as connection:
+        table = sa.Table("forecasts", sa.MetaData(), autoload_with=connection)
+        missing = [c for c in frame.columns if c not in table.c]
+        if missing:
+            raise ConfigError(f"forecasts table lacks columns {missing}; run `forecasting init`")
+        written = upsert_frame(connection, table, frame, key=FORECAST_KEY)
+    checkpoint("after-sql-write")
+    return written
+
+
+def write_parquet_step(settings: Settings, staged: str) -> int:
+    """Upsert the staged forecasts into the hive-partitioned Parquet dataset; returns the rows written."""
+    from forecasting.store import write_forecasts
+
+    return write_forecasts(settings.storage_root, pd.read_parquet(staged))
+
+
+def repair_parquet_step(settings: Settings, model_name: str) -> dict[str, Any]:
+    """Rebuild from SQL every Parquet partition of the model that is missing, unreadable or holds
+    a different number of rows than SQL (see `forecasting.repair`); returns what was fixed."""
+    from forecasting.repair import repair_parquet
+
+    report = repair_parquet(open_engine(settings), settings.storage_root, model_name, settings.model(model_name).intervals)
+    return report.as_dict()

@@ -1,0 +1,141 @@
+"""The mode policy: which mode a run takes and why. `choose_mode` decides from facts alone (unit-tested
+without a database or a training); `decide_mode` gathers the facts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import pandas as pd
+
+from forecasting.artifacts import utc_now
+from forecasting.config import PromotionConfig, Settings
+from forecasting.errors import RunError
+
+Mode = Literal["auto", "retrain", "fine-tune", "forecast"]
+MODES: tuple[str, ...] = ("auto", "retrain", "fine-tune", "forecast")  # what `--mode` accepts
+TRAINING_MODES: tuple[str, ...] = ("retrain", "fine-tune")  # the modes that train a version
+RECORDED_MODES: tuple[str, ...] = (*MODES, "tune", "backtest")  # what a `runs` row may say
+
+
+@dataclass(frozen=True)
+class ModeDecision:
+    """The mode a run takes (`retrain`, `fine-tune` or `forecast`) and one sentence saying why."""
+
+    mode: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        """{"mode", "reason"}, as the flow's summary and the `runs` row carry them."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModeFacts:
+    """What the mode depends on. `new_observations()` gives (observations, series) newer than the
+    watermark; `recent_score()` the champion's current holdout score, or why it could not be loaded
+    (a text); both are only called where the decision needs them."""
+
+    model_name: str
+    champion: int | None
+    trained_on: str = ""  # which version's data "new" is measured from, for the reason
+    since: str = ""  # that version's data watermark, for the reason
+    champion_age_days: float = 0.0
+    promotion_metric: str | None = None  # the metric of the champion's score at promotion
+    promotion_score: float | None = None  # that score
+    new_observations: Callable[[], tuple[int, int]] = lambda: (0, 0)
+    recent_score: Callable[[], float | str] = lambda: float("nan")
+
+
+def choose_mode(requested: str, facts: ModeFacts, promotion: PromotionConfig) -> ModeDecision:
+    """The mode to run and why, from facts alone.
+
+    `retrain` and `forecast` are taken as requested. `fine-tune` falls back to retrain without a
+    champion and to forecast without new observations. `auto`: no champion -> retrain; champion older
+    than `promotion.retrain_every_days` -> retrain; new observations -> fine-tune, unless the champion's
+    error on the latest holdout grew more than `promotion.drift_tolerance` over its score at promotion
+    (then retrain; also when the champion cannot be loaded); none -> forecast only."""
+    if requested in ("retrain", "forecast"):
+        return ModeDecision(requested, f"{requested}: requested")
+    if facts.champion is None:
+        if requested == "fine-tune":
+            return ModeDecision("retrain", f"retrain: fine-tune requested, but model {facts.model_name} has no champion to continue from yet")
+        return ModeDecision("retrain", f"retrain: model {facts.model_name} has no champion yet")
+    champion = facts.champion
+    if requested == "fine-tune":
+        count, series = facts.new_observations()
+        if not count:
+            return ModeDecision("forecast", f"forecast: fine-tune requested, but nothing is newer than {facts.since}, the data of {facts.trained_on}")
+        return ModeDecision("fine-tune", f"fine-tune: requested; {_observations(count, series)} since {facts.since} ({facts.trained_on})")
+    if promotion.retrain_every_days is not None and facts.champion_age_days > promotion.retrain_every_days:
+        return ModeDecision(
+            "retrain", f"retrain: champion v{champion} is {facts.champion_age_days:.1f} days old (retrain_every_days {promotion.retrain_every_days:g})"
+        )
+    count, series = facts.new_observations()
+    if not count:
+        return ModeDecision("forecast", f"forecast: no observations newer than {facts.since}, the data of {facts.trained_on}")
+    new_data = f"{_observations(count, series)} since {facts.since}"
+    if facts.promotion_score is not None and facts.promotion_metric == promotion.metric:
+        recent = facts.recent_score()
+        if isinstance(recent, str):
+            return ModeDecision("retrain", f"retrain: champion v{champion} could not be loaded ({recent}); {new_data}")
+        if recent > facts.promotion_score * (1 + promotion.drift_tolerance):
+            growth = recent / facts.promotion_score - 1 if facts.promotion_score else float("inf")
+            return ModeDecision(
+                "retrain",
+                f"retrain: champion v{champion}'s recent {facts.promotion_metric} {recent:.3f} is {growth:.0%} worse than "
+                f"{facts.promotion_score:.3f} at promotion (tolerance {promotion.drift_tolerance:.0%}); {new_data}",
+            )
+    return ModeDecision("fine-tune", f"fine-tune: {new_data} ({facts.trained_on})")
+
+
+def _observations(count: int, series: int) -> str:
+    return f"{count} new observation{'s' if count != 1 else ''} for {series} series"
+
+
+def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDecision:
+    """The mode to run and why (see `choose_mode`), from the registry and the history store.
+
+    "New observations" are those newer than the data watermark of the newest version trained
+    (champion or candidate), so a candidate that was not promoted is not trained again on the same data."""
+    from forecasting.registry import champion_version, load_version, newest_version, version_row
+    from forecasting.steps.data import newer_observations, open_engine, prepare_data
+
+    if requested in ("retrain", "forecast"):
+        return choose_mode(requested, ModeFacts(model_name, None), settings.model(model_name).promotion)
+    engine = open_engine(settings)
+    with engine.connect() as connection:
+        champion = champion_version(connection, model_name)
+    if champion is None:
+        return choose_mode(requested, ModeFacts(model_name, None), settings.model(model_name).promotion)
+    row = version_row(engine, model_name, champion)
+    newest = newest_version(engine, model_name) or row
+    trained_on = f"champion v{champion}" if newest["version"] == champion else f"{newest['status']} v{newest['version']}; champion v{champion}"
+
+    def recent_score() -> float | str:
+        try:
+            loaded = load_version(engine, model_name, champion)
+            # The network the promotion score came from (out of sample), where the artifact keeps it.
+            scorer = loaded.holdout_forecaster() or loaded
+        except RunError as error:
+            return str(error)
+        data = prepare_data(engine, settings, frequency=loaded.frequency, calendar=loaded.calendar)
+        return scorer.score_holdout(data.arrays, row["holdout_metric"])["score"]
+
+    facts = ModeFacts(
+        model_name=model_name,
+        champion=champion,
+        trained_on=trained_on,
+        since=_format_watermark(str(newest["data_watermark"])),
+        champion_age_days=(utc_now() - row["created_at"]).total_seconds() / 86400,
+        promotion_metric=row["holdout_metric"],
+        promotion_score=row["holdout_score"],
+        new_observations=lambda: newer_observations(settings, newest["data_watermark"]),
+        recent_score=recent_score,
+    )
+    return choose_mode(requested, facts, settings.model(model_name).promotion)
+
+
+def _format_watermark(value: str | None) -> str:
+    return str(pd.Timestamp(value).date()) if value and pd.Timestamp(value) == pd.Timestamp(value).normalize() else str(value)

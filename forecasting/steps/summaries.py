@@ -1,0 +1,199 @@
+"""Run summaries: what one run pulled, read, trained and wrote, as one typed value, and as text for a person."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from forecasting.config import Settings
+from forecasting.database import masked_url
+from forecasting.steps.forecasts import ForecastSummary
+from forecasting.steps.mode import ModeDecision
+from forecasting.steps.training import TrainSummary
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What the write steps did: rows upserted into SQL and Parquet, and the Parquet repair's report."""
+
+    rows_sql: int
+    rows_parquet: int
+    repaired: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One pipeline run of one model: its decision, the pull, what was read, forecast and skipped, the
+    version trained (if any), the rows written and where. `as_dict()` is what the flow returns."""
+
+    run_id: str
+    model: str
+    decision: ModeDecision
+    forecast: ForecastSummary
+    writes: Writes
+    trained: TrainSummary | None = None
+    pull: dict[str, Any] | None = None
+    database: str = ""
+    parquet: str = ""
+    models: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain data: the keys `format_summary`, `finish_run` and the CLI's JSON read."""
+        forecast = self.forecast
+        return {
+            "run_id": self.run_id,
+            "model": self.model,
+            "mode": self.decision.mode,
+            "reason": self.decision.reason,
+            "pull": {k: v for k, v in (self.pull or {}).items() if k != "columns"} or None,
+            **{key: value for key, value in asdict(forecast).items() if key not in ("staged", "version")},
+            "champion_version": forecast.version,
+            "produced_version": self.trained.version if self.trained else None,
+            "training": self.trained.as_dict() if self.trained else None,
+            "rows_sql": self.writes.rows_sql,
+            "rows_parquet": self.writes.rows_parquet,
+            "parquet_repair": self.writes.repaired,
+            "database": self.database,
+            "parquet": self.parquet,
+            "models": self.models,
+        }
+
+
+def summarise(
+    settings: Settings,
+    model_name: str,
+    run_id: str,
+    decision: ModeDecision,
+    forecast: ForecastSummary,
+    writes: Writes,
+    trained: TrainSummary | None = None,
+    pull: dict[str, Any] | None = None,
+) -> RunSummary:
+    """The run's summary from what its steps returned, with where the outputs are."""
+    from forecasting.store import forecasts_root
+
+    return RunSummary(
+        run_id=run_id, model=model_name, decision=decision, forecast=forecast, writes=writes, trained=trained, pull=pull,
+        database=masked_url(settings.database.url), parquet=str(forecasts_root(settings.storage_root)),
+        models=str(Path(settings.storage_root) / "models" / model_name),
+    )
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a few lines for a person."""
+    lines = [f"run {summary['run_id']} of model {summary['model']}: {summary['reason']}"]
+    pull = summary.get("pull")
+    if pull:
+        if pull["full_refresh"]:
+            since = f"full refresh: {pull['refresh_reason']}" if pull.get("refresh_reason") else "full refresh"
+        elif "series_read_whole" in pull:
+            since = f"{pull['series_read_whole']} series read whole, {pull['series_read_window']} re-read recent, {pull['series_unchanged']} unchanged"
+        else:
+            since = f"newer than {pull['since']}"
+        lines.append(
+            f"  pulled {pull['rows_pulled']} rows ({since}): {pull['rows_new']} new, {pull['rows_revised']} revised, "
+            f"{pull.get('rows_removed', 0)} removed, {pull['new_series']} new series, {pull.get('series_removed', 0)} series removed, "
+            f"{pull['quarantined']} quarantined, {pull['duplicates']} duplicates; watermark {pull['watermark']}"
+        )
+        if pull.get("series_set_aside"):
+            lines.append(f"  series set aside (rows quarantined, history kept): {pull['series_set_aside']}")
+            for series_id, reason in pull.get("set_aside_examples", {}).items():
+                lines.append(f"    set aside {series_id}: {reason}")
+    lines += [
+        f"  series read: {summary['series_read']} ({summary['rows_read']} observations, frequency {summary['frequency']}); "
+        f"forecast: {summary['series_forecast']}; skipped: {summary['series_skipped']}",
+    ]
+    for series_id, reason in summary.get("skipped_examples", {}).items():
+        lines.append(f"    skipped {series_id}: {reason}")
+    if summary.get("series_constant"):
+        lines.append(
+            f"  constant series: {summary['series_constant']} forecast as their last value with zero-width intervals, not by the network"
+        )
+        for series_id, what in summary.get("constant_examples", {}).items():
+            lines.append(f"    constant {series_id}: {what}")
+    if summary.get("series_stale"):
+        lines.append(f"  stale series (not forecast): {summary['series_stale']}")
+        for series_id, reason in summary.get("stale_examples", {}).items():
+            lines.append(f"    stale {series_id}: {reason}")
+    trained = summary.get("training")
+    if trained:
+        layers = ", ".join(
+            f"{layer['units']} units" + (f" dropout {layer['dropout']}" if layer["dropout"] else "") + f" {layer['activation']}"
+            for layer in trained["layers"]
+        )
+        metrics = trained["metrics"]
+        members = trained.get("members", 1)
+        ensemble = f" x {members} members (lookbacks {'/'.join(map(str, trained['member_lookbacks']))}, median)" if members > 1 else ""
+        refit = f"; refit on {trained['refit']['windows']} windows" if trained.get("refit") else ""
+        seasonal = trained.get("seasonal_series")
+        deseasonalized = f", {seasonal} series deseasonalised" if seasonal is not None else ""
+        lines.append(
+            f"  model: {trained['cell'].upper()} [{layers}]{ensemble}, {trained.get('normalization', 'series')} scaling{deseasonalized}; "
+            f"{trained['epochs_run']} epochs run, best epoch {trained['best_epoch']}, "
+            f"best validation loss {trained['best_val_loss']:.4f} ({trained['train_windows']} training / {trained['val_windows']} validation windows"
+            f"{refit}, {trained['train_seconds']} s)"
+        )
+        lines.append(
+            f"  validation sMAPE: model {metrics['val_smape_model']:.2f}, naive {metrics['val_smape_naive']:.2f}, "
+            f"seasonal naive {metrics['val_smape_seasonal_naive']:.2f}"
+        )
+        status = "champion" if trained["promoted"] else "candidate"
+        parent = f", fine-tuned from v{trained['parent_version']}" if trained.get("parent_version") else ""
+        tuned = f", tuning record {trained['tuning_record']}" if trained.get("tuning_record") else ""
+        lines.append(f"  version registered: {trained['version']} ({status}{parent}{tuned}) in {summary['models']}/{trained['version']}")
+        lines.append(f"  promotion gate on the latest {summary.get('horizon', 'horizon')} observations of each series: {trained['decision']}")
+    else:
+        lines.append(f"  model: champion version {summary['champion_version']} (no training in this run)")
+    if trained and not trained["promoted"]:
+        lines.append(f"  forecasts come from champion version {summary['champion_version']}")
+    lines.append(f"  rows written: {summary['rows_sql']} to table forecasts in {summary['database']}")
+    lines.append(f"  rows written: {summary['rows_parquet']} to Parquet dataset {summary['parquet']}")
+    repaired = summary.get("parquet_repair") or {}
+    if repaired.get("fixed"):
+        listed = ", ".join(f"{day} {problem}" for day, problem in list(repaired["fixed"].items())[:5])
+        more = f", and {len(repaired['fixed']) - 5} more" if len(repaired["fixed"]) > 5 else ""
+        lines.append(
+            f"  parquet repaired: {repaired['origins_repaired']} origins rebuilt from table forecasts "
+            f"({repaired['rows_rebuilt']} rows: {listed}{more})"
+        )
+    if summary.get("origins"):
+        lines.append(f"  forecast origins: {', '.join(summary['origins'])}")
+    return "\n".join(lines)
+
+
+def summary_json(summary: dict[str, Any]) -> str:
+    """The summary as one JSON line (sorted keys; dates and numbers as text where JSON has no type)."""
+    return json.dumps(summary, default=str, sort_keys=True)
+
+
+def format_tuning(result: dict[str, Any]) -> str:
+    """A tuning result (`TuneSummary.as_dict()`) as a few lines for a person."""
+    hp = result["hyperparameters"]
+    layers = ", ".join(f"{layer['units']} units dropout {layer['dropout']} {layer['activation']}" for layer in hp["layers"])
+    return "\n".join(
+        [
+            f"{result['tuner']} search: {result['trials_run_now']} trials run now, {result['trials_completed']} completed in all "
+            f"({result['seconds']} s), state in {result['directory']}",
+            f"  best validation loss {result['best_val_loss']:.4f}: lookback {hp['lookback']}, learning rate {hp['learning_rate']:g}, layers [{layers}]",
+            f"  stored as tuning record {result['tuning_record']}; the next retrain uses it",
+        ]
+    )
+
+
+def scores_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows for a table of the run's scores: holdout (gate) and validation, model vs baselines."""
+    trained = summary.get("training")
+    if not trained:
+        return []
+    gate, metrics = trained["holdout"], trained["metrics"]
+    rows = [
+        {"set": "holdout", "metric": gate["holdout_metric"], "new_version": gate.get("holdout_score"),
+         "champion": gate.get("champion_score"), "seasonal_naive": gate.get("baseline_score")},
+        {"set": "validation", "metric": "smape", "new_version": metrics["val_smape_model"], "champion": None,
+         "seasonal_naive": metrics["val_smape_seasonal_naive"]},
+        {"set": "validation", "metric": "mae", "new_version": metrics["val_mae_model"], "champion": None,
+         "seasonal_naive": metrics["val_mae_seasonal_naive"]},
+    ]
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in rows]

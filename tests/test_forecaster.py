@@ -1,0 +1,77 @@
+"""The forecaster object: training outcome, forecasts, holdout scores, save and load, no hidden state changes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.config import ModelConfig
+from forecasting.forecaster import RecurrentForecaster
+from forecasting.windowing import to_series_arrays
+from tests.conftest import TINY_MODEL, synthetic_frame
+
+
+@pytest.fixture(scope="module")
+def outcome():
+    arrays = to_series_arrays(synthetic_frame(), [])
+    return arrays, RecurrentForecaster.fit(arrays, ModelConfig(**TINY_MODEL))
+
+
+def test_same_seed_same_data_same_forecasts(outcome):
+    arrays, first = outcome
+    second = RecurrentForecaster.fit(arrays, ModelConfig(**TINY_MODEL))
+    pd.testing.assert_frame_equal(first.forecaster.predict(arrays).forecasts, second.forecaster.predict(arrays).forecasts)
+    assert first.report.history == second.report.history
+
+
+def test_training_report_is_sane(outcome):
+    arrays, result = outcome
+    report, forecaster = result.report, result.forecaster
+    assert report.epochs_run <= TINY_MODEL["epochs"] and 1 <= report.best_epoch <= report.epochs_run
+    assert report.best_val_loss == min(report.history["val_loss"])
+    # 8 series x 48 rows: validation = windows reaching the last 6 rows, 6 per series.
+    assert report.val_windows == 8 * 6 and report.train_windows == 8 * (48 - 12 - 6 + 1 - 6)
+    assert report.data_watermark == pd.Timestamp("2023-12-01")
+    widths = forecaster.interval_halfwidths
+    assert all(len(w) == 6 for w in widths.values()) and all(a <= b for a, b in zip(widths[80], widths[95]))
+    assert forecaster.frequency == "MS" and forecaster.lookback == 12 and forecaster.horizon == 6
+    assert set(forecaster.train_end) == set(arrays.ids)
+    # With a refit (the default) the deployed network saw every window; the holdout forecaster's did not.
+    assert report.details["refit"]["epochs"] == report.best_epoch
+    assert result.holdout.network is not forecaster.network and forecaster.holdout_forecaster().network is result.holdout.network
+
+
+def test_predict_and_score_leave_the_forecaster_as_it_was(outcome):
+    arrays, result = outcome
+    forecaster = result.forecaster
+    newcomer = synthetic_frame(n_series=1, seed=5).assign(series_id="NEW")
+    wider = to_series_arrays(pd.concat([synthetic_frame(), newcomer], ignore_index=True), [])
+    before = (dict(forecaster.scaler.loc), [w.copy() for w in forecaster.network.get_weights()])
+    forecasts = forecaster.predict(wider).forecasts
+    assert "NEW" in set(forecasts.series_id)  # scaled by its own history
+    forecaster.score_holdout(wider, "smape")
+    assert "NEW" not in forecaster.scaler and dict(forecaster.scaler.loc).keys() == before[0].keys()
+    assert all(np.array_equal(a, b) for a, b in zip(before[1], forecaster.network.get_weights()))
+    # The same series forecast twice give the same rows: nothing learnt from the first call.
+    pd.testing.assert_frame_equal(forecasts, forecaster.predict(wider).forecasts)
+
+
+def test_fine_tune_trains_a_copy_and_leaves_the_parent_as_it_was(outcome):
+    _, result = outcome
+    parent = result.forecaster
+    frame = synthetic_frame(length=54)
+    weights = [w.copy() for w in parent.network.get_weights()]
+    child = parent.fine_tune(to_series_arrays(frame, []))
+    assert child.forecaster.network is not parent.network
+    assert all(np.array_equal(a, b) for a, b in zip(weights, parent.network.get_weights()))
+    assert child.report.details["new_windows"] > 0 and child.forecaster.train_end != parent.train_end
+
+
+def test_saved_and_loaded_forecaster_forecasts_and_scores_the_same(outcome, tmp_path):
+    arrays, result = outcome
+    manifest = result.forecaster.save(tmp_path)
+    assert manifest["holdout"]["model"] == "holdout.keras" and manifest["holdout"]["scaler"] == "holdout-series.parquet"
+    loaded = RecurrentForecaster.load(tmp_path)
+    pd.testing.assert_frame_equal(result.forecaster.predict(arrays).forecasts, loaded.predict(arrays).forecasts)
+    assert loaded.score_holdout(arrays, "smape") == result.forecaster.score_holdout(arrays, "smape")
+    assert loaded.holdout_forecaster().score_holdout(arrays, "smape") == result.holdout.score_holdout(arrays, "smape")
+    assert loaded.config == result.forecaster.config and loaded.provenance["training"]["epochs_run"] == result.report.epochs_run

@@ -1,0 +1,82 @@
+"""Every branch of the mode policy, from facts alone: no database, no training."""
+
+import pytest
+
+from forecasting.config import PromotionConfig
+from forecasting.steps.mode import ModeDecision, ModeFacts, choose_mode
+
+PROMOTION = PromotionConfig(metric="smape", retrain_every_days=7, drift_tolerance=0.2)
+
+
+def facts(**changes) -> ModeFacts:
+    base = dict(
+        model_name="m", champion=3, trained_on="champion v3", since="2024-06-01", champion_age_days=1.0,
+        promotion_metric="smape", promotion_score=10.0, new_observations=lambda: (12, 2), recent_score=lambda: 11.0,
+    )
+    return ModeFacts(**{**base, **changes})
+
+
+def never():
+    raise AssertionError("this fact is not needed for the decision")
+
+
+@pytest.mark.parametrize("requested", ["retrain", "forecast"])
+def test_retrain_and_forecast_are_taken_as_requested_without_looking_at_anything(requested):
+    assert choose_mode(requested, facts(new_observations=never, recent_score=never), PROMOTION) == ModeDecision(requested, f"{requested}: requested")
+
+
+def test_without_a_champion_the_model_is_retrained():
+    assert choose_mode("auto", facts(champion=None), PROMOTION) == ModeDecision("retrain", "retrain: model m has no champion yet")
+    assert choose_mode("fine-tune", facts(champion=None), PROMOTION) == ModeDecision(
+        "retrain", "retrain: fine-tune requested, but model m has no champion to continue from yet"
+    )
+
+
+def test_fine_tune_requested_continues_on_new_data_and_forecasts_without_it():
+    assert choose_mode("fine-tune", facts(recent_score=never), PROMOTION) == ModeDecision(
+        "fine-tune", "fine-tune: requested; 12 new observations for 2 series since 2024-06-01 (champion v3)"
+    )
+    assert choose_mode("fine-tune", facts(new_observations=lambda: (0, 0)), PROMOTION) == ModeDecision(
+        "forecast", "forecast: fine-tune requested, but nothing is newer than 2024-06-01, the data of champion v3"
+    )
+
+
+def test_auto_retrains_an_old_champion_before_looking_at_new_data():
+    decision = choose_mode("auto", facts(champion_age_days=8.25, new_observations=never), PROMOTION)
+    assert decision == ModeDecision("retrain", "retrain: champion v3 is 8.2 days old (retrain_every_days 7)")
+    assert choose_mode("auto", facts(champion_age_days=100), PROMOTION.model_copy(update={"retrain_every_days": None})).mode == "fine-tune"
+
+
+def test_auto_forecasts_only_without_new_observations():
+    assert choose_mode("auto", facts(new_observations=lambda: (0, 0), recent_score=never), PROMOTION) == ModeDecision(
+        "forecast", "forecast: no observations newer than 2024-06-01, the data of champion v3"
+    )
+
+
+def test_auto_fine_tunes_on_new_data_unless_the_champion_drifted():
+    assert choose_mode("auto", facts(new_observations=lambda: (1, 1)), PROMOTION) == ModeDecision(
+        "fine-tune", "fine-tune: 1 new observation for 1 series since 2024-06-01 (champion v3)"
+    )
+    assert choose_mode("auto", facts(recent_score=lambda: 12.0), PROMOTION).mode == "fine-tune"  # 20%: within tolerance
+    drifted = choose_mode("auto", facts(recent_score=lambda: 12.5), PROMOTION)
+    assert drifted == ModeDecision(
+        "retrain",
+        "retrain: champion v3's recent smape 12.500 is 25% worse than 10.000 at promotion (tolerance 20%); "
+        "12 new observations for 2 series since 2024-06-01",
+    )
+
+
+def test_auto_retrains_a_champion_that_cannot_be_loaded():
+    decision = choose_mode("auto", facts(recent_score=lambda: "checksum mismatch"), PROMOTION)
+    assert decision == ModeDecision(
+        "retrain", "retrain: champion v3 could not be loaded (checksum mismatch); 12 new observations for 2 series since 2024-06-01"
+    )
+
+
+def test_drift_is_not_checked_against_another_metric_or_a_missing_score():
+    assert choose_mode("auto", facts(promotion_metric="mase", recent_score=never), PROMOTION).mode == "fine-tune"
+    assert choose_mode("auto", facts(promotion_score=None, recent_score=never), PROMOTION).mode == "fine-tune"
+
+
+def test_a_decision_serialises_to_the_flow_boundary():
+    assert ModeDecision("forecast", "why").as_dict() == {"mode": "forecast", "reason": "why"}
