@@ -44,9 +44,9 @@ def start_run(config: str | None, model: str, mode: str, flow_run_id: str | None
 
 
 @db_task
-def pull(config: str | None, run_id: str, full_refresh: bool) -> dict[str, Any]:
+def pull(config: str | None, run_id: str, full_refresh: bool, allow_series_drop: bool = False) -> dict[str, Any]:
     """Pull new source rows into the history store (quarantining unusable ones)."""
-    return pipeline.pull_step(load_settings(config), run_id, full_refresh)
+    return pipeline.pull_step(load_settings(config), run_id, full_refresh, allow_series_drop)
 
 
 @db_task
@@ -149,7 +149,9 @@ def publish(model: str, summary: dict[str, Any]) -> None:
         create_table_artifact(key=f"{key}-scores", table=scores, description=f"Scores of the version trained for model {model}")
 
 
-def run_models(models: list[str], mode: str, config: str | None, full_refresh: bool = False) -> dict[str, dict[str, Any]]:
+def run_models(
+    models: list[str], mode: str, config: str | None, full_refresh: bool = False, allow_series_drop: bool = False
+) -> dict[str, dict[str, Any]]:
     """The pipeline for each model while holding every model's lock. Training and forecasting are
     submitted to the flow's task runner, so on a parallel runner (Dask) the models train in parallel."""
     logger = get_run_logger()
@@ -166,7 +168,7 @@ def run_models(models: list[str], mode: str, config: str | None, full_refresh: b
                 logger.info(f"waited {waited:.0f} s for another run of model {model} to finish")
         run_ids = {model: start_run(config, model, mode, *context) for model in models}
         try:
-            pulled = pull(config, run_ids[models[0]], full_refresh)
+            pulled = pull(config, run_ids[models[0]], full_refresh, allow_series_drop)
             decisions = {model: decide_mode(config, model, mode) for model in models}
             for model, decision in decisions.items():
                 logger.info(f"{model}: {decision['reason']}")
@@ -200,9 +202,11 @@ def run_models(models: list[str], mode: str, config: str | None, full_refresh: b
 
 
 @flow(name="forecast-pipeline", log_prints=True)
-def forecast_pipeline(model: str, mode: Mode = "auto", config: str | None = None, full_refresh: bool = False) -> dict[str, Any]:
+def forecast_pipeline(
+    model: str, mode: Mode = "auto", config: str | None = None, full_refresh: bool = False, allow_series_drop: bool = False
+) -> dict[str, Any]:
     """Run the forecasting job once for one configured model."""
-    return run_models([model], mode, config, full_refresh)[model]
+    return run_models([model], mode, config, full_refresh, allow_series_drop)[model]
 
 
 @flow(name="forecast-models", log_prints=True)
