@@ -67,7 +67,9 @@ def publish(model: str, summary: dict[str, Any]) -> None:
         create_table_artifact(key=f"{key}-scores", table=scores, description=f"Scores of the version trained for model {model}")
 
 
-def run_models(settings: Settings, models: list[str], mode: str, full_refresh: bool = False) -> dict[str, dict[str, Any]]:
+def run_models(
+    settings: Settings, models: list[str], mode: str, full_refresh: bool = False, allow_series_drop: bool = False
+) -> dict[str, dict[str, Any]]:
     """The pipeline for each model while holding every model's lock. Training and forecasting are
     submitted to the flow's task runner, so on a parallel runner (Dask) the models train in parallel.
     Returns each model's summary as plain data (`RunSummary.as_dict()`)."""
@@ -78,7 +80,7 @@ def run_models(settings: Settings, models: list[str], mode: str, full_refresh: b
     summaries: dict[str, dict[str, Any]] = {}
     with recorded_runs(settings, models, mode) as records:
         run_ids = records.run_ids
-        pulled = pull_source(settings, run_ids[models[0]], full_refresh)
+        pulled = pull_source(settings, run_ids[models[0]], full_refresh, allow_series_drop)
         decisions = {model: choose_run_mode(settings, model, mode) for model in models}
         for model, decision in decisions.items():
             logger.info(f"{model}: {decision.reason}")
@@ -106,9 +108,11 @@ def run_models(settings: Settings, models: list[str], mode: str, full_refresh: b
 
 
 @flow(name="forecast-pipeline", log_prints=True)
-def forecast_pipeline(model: str, mode: Mode = "auto", config: str | None = None, full_refresh: bool = False) -> dict[str, Any]:
+def forecast_pipeline(
+    model: str, mode: Mode = "auto", config: str | None = None, full_refresh: bool = False, allow_series_drop: bool = False
+) -> dict[str, Any]:
     """Run the forecasting job once for one configured model."""
-    return run_models(load_settings(config), [model], mode, full_refresh)[model]
+    return run_models(load_settings(config), [model], mode, full_refresh, allow_series_drop)[model]
 
 
 @flow(name="forecast-models", log_prints=True)

@@ -49,9 +49,9 @@ def record_finish(settings: Settings, run_id: str, summary: dict[str, Any], stag
 
 
 @db_task
-def pull_source(settings: Settings, run_id: str, full_refresh: bool) -> dict[str, Any]:
+def pull_source(settings: Settings, run_id: str, full_refresh: bool, allow_series_drop: bool = False) -> dict[str, Any]:
     """Pull new source rows into the history store (quarantining unusable ones)."""
-    return steps.pull_step(settings, run_id, full_refresh)
+    return steps.pull_step(settings, run_id, full_refresh, allow_series_drop)
 
 
 @db_task

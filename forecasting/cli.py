@@ -68,7 +68,7 @@ def _record_failed_start(config: str, model: str, mode: str, error: ForecastingE
     with contextlib.suppress(Exception):
         settings = load_settings(config)
         now = utc_now()
-        with create_db_engine(settings.database.url).begin() as connection:
+        with create_db_engine(settings.database.url, settings.database.schema_name).begin() as connection:
             connection.execute(
                 runs.insert().values(
                     run_id=uuid.uuid4().hex, model_name=model, mode=mode, status="failed", started_at=now, finished_at=now,
@@ -121,7 +121,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     for folder in ("models", "forecasts", "tuning"):
         (settings.storage_root / folder).mkdir(parents=True, exist_ok=True)
     change = "already current" if result["from_revision"] == result["to_revision"] else f"migrated from {result['from_revision'] or 'empty'}"
-    print(f"schema at revision {result['to_revision']} ({change}) on {masked_url(engine)}")
+    where = f" in schema {settings.database.schema_name}" if settings.database.schema_name else ""
+    print(f"tables at migration {result['to_revision']} ({change}){where} on {masked_url(engine)}")
     if result["added_columns"]:
         print(f"added interval columns: {', '.join(result['added_columns'])}")
     print(f"storage at {settings.storage_root}")
@@ -134,9 +135,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     settings = _settings(args)
     frame = read_observation_file(
         args.file,
-        series=args.series_column,
-        time=args.time_column,
-        value=args.value_column,
+        series=args.series_column or settings.source.series,
+        time=args.time_column or settings.source.time,
+        value=args.value_column or settings.source.target,
         features=settings.source.features,
         file_format=args.format,
     )
@@ -149,11 +150,11 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = False) -> dict[str, Any]:
+def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = False, allow_series_drop: bool = False) -> dict[str, Any]:
     from flows.forecast_pipeline import forecast_pipeline
 
     return _orchestrated(
-        lambda: forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh), config_path, model, mode
+        lambda: forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh, allow_series_drop=allow_series_drop), config_path, model, mode
     )
 
 
@@ -165,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_storage(settings)
     # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
     check_schema(_connect(settings), settings, args.model)
-    summary = _run_flow(_config_path(args), args.model, args.mode, args.full_refresh)
+    summary = _run_flow(_config_path(args), args.model, args.mode, args.full_refresh, args.allow_series_drop)
     print(summary_json(summary) if args.json else format_summary(summary))
     return 0
 
@@ -216,14 +217,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from forecasting.database import connect_checked
     from forecasting.locking import model_lock
     from forecasting.steps import check_schema
     from forecasting.repair import format_repair, repair_parquet
 
     settings = _settings(args)
     config = settings.model(args.model)
-    engine = connect_checked(settings.database.url)
+    engine = _connect(settings)
     check_schema(engine, settings, args.model)
     with model_lock(engine, settings.storage_root, args.model, config.lock_timeout_minutes * 60):
         report = repair_parquet(engine, settings.storage_root, args.model, config.intervals)
@@ -257,9 +257,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.models:
         raise ConfigError("models: no models configured, nothing to serve")
-    from flows.serve import serve_all
+    from forecasting.orchestrator import API_URL_ENV, prefect_api
 
-    serve_all(_config_path(args), limit=args.limit)
+    if not os.environ.get(API_URL_ENV, "").strip():
+        print(
+            f"note: {API_URL_ENV} is not set: serving with a temporary Prefect server owned by this process, whose schedules "
+            f"and run history last only while it runs; for lasting ones run `prefect server start` and set {API_URL_ENV}",
+            file=sys.stderr,
+        )
+    with prefect_api(verbose=console.verbose()) as api_url:
+        os.environ[API_URL_ENV] = api_url  # the flow runs it starts (child processes) use the same server
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows.serve import serve_all
+
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            serve_all(_config_path(args), limit=args.limit)
     return 0
 
 
@@ -362,9 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = commands.add_parser("load", help="upsert observations from a CSV or Parquet file, all or nothing")
     load.add_argument("file")
-    load.add_argument("--series-column", default="series_id", help="file column holding the series id (default series_id)")
-    load.add_argument("--time-column", default="ts", help="file column holding the ISO 8601 timestamp (default ts)")
-    load.add_argument("--value-column", default="value", help="file column holding the value (default value)")
+    load.add_argument("--series-column", help="file column holding the series id (default: source.series, series_id)")
+    load.add_argument("--time-column", help="file column holding the ISO 8601 timestamp (default: source.time, ts)")
+    load.add_argument("--value-column", help="file column holding the value (default: source.target, value)")
     load.add_argument("--format", choices=["csv", "parquet"], help="file format (default: from the extension)")
     load.set_defaults(handler=cmd_load)
 
@@ -372,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", required=True)
     run.add_argument("--mode", choices=["auto", "retrain", "fine-tune", "forecast"], default="auto")
     run.add_argument("--full-refresh", action="store_true", help="rebuild the local history store from the whole source table")
+    run.add_argument(
+        "--allow-series-drop", action="store_true",
+        help="let this run's pull remove more series or rows than source.max_series_drop allows (they were really deleted)",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(handler=cmd_run)
 

@@ -48,9 +48,11 @@ class DatabaseConfig(_Strict):
     @model_validator(mode="after")
     def _schema_needs_postgresql(self) -> "DatabaseConfig":
         if self.schema_name is not None and self.url.startswith("sqlite"):
+            origin = DATABASE_URL_ENV if os.environ.get(DATABASE_URL_ENV) else f"database.url; {DATABASE_URL_ENV} is not set"
             raise ValueError(
                 f"schema {self.schema_name!r} is set, but SQLite has no schemas: leave database.schema unset "
-                "(the job's tables live in the SQLite file itself)"
+                f"(the job's tables live in the SQLite file itself), or set {DATABASE_URL_ENV} to your PostgreSQL URL "
+                f"(the database is SQLite from {origin})"
             )
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from forecasting.config import SourceConfig
+from forecasting.config import DATABASE_URL_ENV, SourceConfig
 from forecasting.errors import ConfigError, InputError
 
 metadata = sa.MetaData()
@@ -191,6 +192,11 @@ def interval_columns(level: int) -> tuple[str, str]:
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
 
+def _url_origin() -> str:
+    """Where the database URL came from, for error messages: the environment or the config file."""
+    return DATABASE_URL_ENV if os.environ.get(DATABASE_URL_ENV) else f"database.url ({DATABASE_URL_ENV} is not set)"
+
+
 def parse_url(url: str | sa.engine.URL) -> sa.engine.URL:
     """The URL as SQLAlchemy reads it, except that an '@' in the password stays in the password
     (SQLAlchemy ends the password at the first '@' and leaves the rest in the host)."""
@@ -216,7 +222,10 @@ def create_db_engine(url: str | sa.engine.URL, schema: str | None = None) -> Eng
         )
     if schema is not None:
         if parsed.get_backend_name() != "postgresql":
-            raise ConfigError(f"database.schema: {schema!r} is set, but only PostgreSQL has schemas; leave it unset for {parsed.get_backend_name()}")
+            raise ConfigError(
+                f"database.schema: {schema!r} is set, but only PostgreSQL has schemas and the database is {masked_url(parsed)} "
+                f"({_url_origin()}); set {DATABASE_URL_ENV} to your PostgreSQL URL, or leave database.schema unset"
+            )
         return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"options": f'-csearch_path="{schema}"'})
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -278,7 +287,7 @@ def connect_checked(url: str, schema: str | None = None) -> Engine:
     try:
         engine = create_db_engine(url, schema)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
-        raise ConfigError(f"database.url: {masked_url(url)} is not a usable SQLAlchemy URL: {redact(str(error), url)}") from None
+        raise ConfigError(f"{_url_origin()}: {masked_url(url)} is not a usable SQLAlchemy URL: {redact(str(error), url)}") from None
     except ImportError as error:
         raise ConfigError(
             f"database.url: the driver for {masked_url(url)} is not installed ({error}); "
@@ -289,7 +298,7 @@ def connect_checked(url: str, schema: str | None = None) -> Engine:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as error:
         reason = str(getattr(error, "orig", error)).strip().splitlines()[0] if str(getattr(error, "orig", error)).strip() else type(error).__name__
-        raise ConfigError(f"database.url: cannot connect to {masked_url(engine)}: {redact(reason, url)}") from None
+        raise ConfigError(f"{_url_origin()}: cannot connect to {masked_url(engine)}: {redact(reason, url)}") from None
     return engine
 
 

@@ -107,18 +107,26 @@ def _examples(ids: Any) -> str:
     return ", ".join(ids[:MAX_LISTED]) + (f" and {len(ids) - MAX_LISTED} more" if len(ids) > MAX_LISTED else "")
 
 
-def check_series_drop(settings: Settings, before: int, after: int, gone: Any, allow: bool) -> None:
-    """Fail when the store would hold sharply fewer series than after the last committed pull."""
+def check_series_drop(settings: Settings, before: int, after: int, gone: Any, allow: bool, rows: tuple[int, int] = (0, 0)) -> None:
+    """Fail when the store would hold sharply fewer series than after the last committed pull, or
+    when the source holds sharply fewer rows than it did then (`rows`: then, now)."""
     limit = settings.source.max_series_drop
-    if allow or before == 0 or after >= before:
+    if allow:
         return
-    drop = (before - after) / before
-    if drop > limit:
+    if before and after < before and (before - after) / before > limit:
+        drop = (before - after) / before
         missing = f" ({len(gone)} series no longer in the source, e.g. {_examples(gone)})" if len(gone) else ""
         raise RunError(
             f"the pull would leave {after} series in the history store of {settings.source.table!r}, {drop:.0%} fewer than the {before} "
             f"of the last completed pull{missing}; nothing was changed. If that is intended, raise source.max_series_drop "
-            f"(now {limit:.0%}) for one run"
+            f"(now {limit:.0%}) or run with --allow-series-drop once"
+        )
+    rows_then, rows_now = rows
+    if rows_then and rows_now < rows_then and (rows_then - rows_now) / rows_then > limit:
+        raise RunError(
+            f"the source {settings.source.table!r} holds {rows_now} rows, {(rows_then - rows_now) / rows_then:.0%} fewer than the "
+            f"{rows_then} of the last completed pull; nothing was changed. If the rows really were deleted, raise "
+            f"source.max_series_drop (now {limit:.0%}) or run with --allow-series-drop once"
         )
 
 
@@ -233,7 +241,8 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
             carried_ids = set(skipped) & ids(stored)
             after_ids |= set(carried_ids)
         gone = sorted(set(recorded.index) - set(summary.index)) if len(recorded) else []
-    check_series_drop(settings, before, len(after_ids), gone, allow_series_drop)
+    rows_then = int(recorded["source_rows"].sum()) if len(recorded) else 0
+    check_series_drop(settings, before, len(after_ids), gone, allow_series_drop, (rows_then, int(summary["rows"].sum())))
 
     if screening is not None and len(screening.quarantined):
         created = utc_now()

@@ -48,7 +48,10 @@ def migrate(engine: Engine, interval_levels: Iterable[int] = (80, 95), schema: s
     """
     if schema is not None:
         with engine.begin() as connection:
-            connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+            # Checked first: PostgreSQL checks the CREATE privilege even for IF NOT EXISTS, and a
+            # least-privilege job user may own a schema its DBA made without being allowed to create one.
+            if schema not in sa.inspect(connection).get_schema_names():
+                connection.execute(sa.schema.CreateSchema(schema))
     before = current_revision(engine, schema)
     with as_file(files("forecasting.sql").joinpath("migrations")) as location:
         with engine.begin() as connection:

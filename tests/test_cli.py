@@ -48,7 +48,7 @@ def test_bad_config_exits_2_with_one_line(tmp_path, model, fragments):
 def test_unreachable_database_exits_2_without_the_password(tmp_path):
     write_config(tmp_path, "sqlite:///unused.db")
     result = forecasting("init", cwd=tmp_path, env={"FORECASTING_DATABASE_URL": "postgresql+psycopg://job:s3cret-pw@127.0.0.1:1/forecasts"})
-    assert_one_line_error(result, 2, "database.url: cannot connect to postgresql+psycopg://job:***@127.0.0.1:1/forecasts")
+    assert_one_line_error(result, 2, "FORECASTING_DATABASE_URL: cannot connect to postgresql+psycopg://job:***@127.0.0.1:1/forecasts")
     assert "s3cret-pw" not in result.stderr + result.stdout
 
 
@@ -72,7 +72,7 @@ def test_missing_config_and_bad_file(tmp_path):
 def test_init_load_run_list_and_forecast_again(tmp_path, prefect_server):
     write_config(tmp_path, "sqlite:///db.sqlite")
     first = forecasting("init", cwd=tmp_path)
-    assert first.returncode == 0 and "schema at revision" in first.stdout
+    assert first.returncode == 0 and "tables at migration" in first.stdout
     again = forecasting("init", cwd=tmp_path)
     assert again.returncode == 0 and "already current" in again.stdout
     synthetic_frame().rename(columns={"series_id": "sku", "ts": "month", "value": "units"}).to_csv(tmp_path / "obs.csv", index=False)

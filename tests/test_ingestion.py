@@ -242,7 +242,7 @@ def test_a_sharp_drop_in_series_fails_the_pull_unless_allowed(project):
     committed(settings, engine)
     before = store(settings)
     delete(engine, "series_id IN ('S01', 'S02', 'S03')")
-    with pytest.raises(RunError, match=r"leave 5 series in the history store of 'observations', 38% fewer than the 8 .*S01, S02, S03.*raise source.max_series_drop \(now 20%\) for one run"):
+    with pytest.raises(RunError, match=r"leave 5 series in the history store of 'observations', 38% fewer than the 8 .*S01, S02, S03.*raise source.max_series_drop \(now 20%\) or run with --allow-series-drop once"):
         steps.pull_step(settings, "r2")
     pd.testing.assert_frame_equal(store(settings), before)
     with pytest.raises(RunError, match="fewer than the 8"):
@@ -253,6 +253,19 @@ def test_a_sharp_drop_in_series_fails_the_pull_unless_allowed(project):
     relaxed, _ = project(max_series_drop=0.5)
     delete(engine, "series_id = 'S04'")
     assert steps.pull_step(relaxed, "r4")["series_in_store"] == 4  # 8 committed -> 4: 50% is allowed
+
+
+def test_a_sharp_drop_in_source_rows_fails_the_pull_unless_allowed(project):
+    """A DELETE that kept one row of every series (SQLite compares DATETIME text) emptied the histories."""
+    settings, engine = project()
+    committed(settings, engine)
+    before = store(settings)
+    delete(engine, "ts > '2021-06-01'")
+    with pytest.raises(RunError, match=r"holds \d+ rows, \d+% fewer than the 384 of the last completed pull; nothing was changed"):
+        steps.pull_step(settings, "r2")
+    pd.testing.assert_frame_equal(store(settings), before)
+    allowed = steps.pull_step(settings, "r3", allow_series_drop=True)
+    assert allowed["series_in_store"] == 8 and allowed["rows_removed"] > 0
 
 
 def test_an_incomplete_store_is_never_read_and_the_next_pull_rebuilds_it(project):

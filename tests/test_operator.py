@@ -319,8 +319,9 @@ def test_killed_run_leaves_no_prefect_server_and_the_next_run_removes_its_staged
     # No PREFECT_API_URL: the job starts its own temporary server, then dies by SIGKILL after the SQL write.
     killed = cli_subprocess(tmp_path, "run", "--model", "tiny", "--mode", "retrain", FORECASTING_KILL_AT="after-sql-write")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    staged = list((tmp_path / "store" / "staging").glob("*.parquet"))
-    assert len(staged) == 1
+    staged = sorted(path.name for path in (tmp_path / "store" / "staging").glob("*.parquet"))
+    run_id = staged[0].split("-")[0]
+    assert staged == [f"{run_id}-pull-state.parquet", f"{run_id}.parquet"]  # the killed run's forecasts and pull state
     deadline = time.monotonic() + 60  # the kernel kills the orphan at once; give a loaded machine time to reap it
     while _servers_of(tmp_path / ".prefect") and time.monotonic() < deadline:
         time.sleep(0.5)

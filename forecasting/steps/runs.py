@@ -52,7 +52,8 @@ def start_run(
 
 
 def remove_stale_staging(settings: Settings, engine: Engine) -> list[str]:
-    """Remove staged forecast files of runs that are no longer running (a killed run leaves its file); returns their names."""
+    """Remove staged files (forecasts `<run_id>.parquet`, pull state `<run_id>-pull-state.parquet`) of runs that
+    are no longer running (a killed or failed run leaves them); returns their names."""
     staging = Path(settings.storage_root) / STAGING
     if not staging.is_dir():
         return []
@@ -60,7 +61,7 @@ def remove_stale_staging(settings: Settings, engine: Engine) -> list[str]:
         running = set(connection.execute(sa.select(runs.c.run_id).where(runs.c.status == "running")).scalars())
     removed = []
     for path in sorted(staging.glob("*.parquet")):
-        if path.stem not in running:
+        if path.stem.split("-", 1)[0] not in running:
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed
