@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.database import FORECAST_KEY, create_db_engine, frame_to_rows, upsert, upsert_frame
+from forecasting.database import create_db_engine, frame_to_rows, upsert, upsert_frame
+from forecasting.tables import FORECAST_KEY
 from forecasting.schema import migrate
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from forecasting import console
 from forecasting.errors import ConfigError, ForecastingError
+from forecasting.files import check_storage_root
 
 DEMO_MODEL = "monthly"
 DEMO_SERIES = 300
@@ -42,41 +43,6 @@ def _connect(settings: Any) -> Any:
     return connect_checked(settings.database.url, settings.database.schema_name)
 
 
-def _check_storage(settings: Any) -> None:
-    """The storage root is a folder this process can write to (created when missing), or a ConfigError."""
-    import tempfile
-
-    root = settings.storage_root
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"storage.root: {root} is a file, not a folder")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
-            pass
-    except OSError as error:
-        raise ConfigError(f"storage.root: cannot write to {root} ({error.strerror or error})") from None
-
-
-def _record_failed_start(config: str, model: str, mode: str, error: ForecastingError) -> None:
-    """A `failed` runs row for a run that could not start its flow (best effort)."""
-    import uuid
-
-    from forecasting.config import load_settings
-    from forecasting.database import create_db_engine, redact, runs
-    from forecasting.artifacts import utc_now
-
-    with contextlib.suppress(Exception):
-        settings = load_settings(config)
-        now = utc_now()
-        with create_db_engine(settings.database.url, settings.database.schema_name).begin() as connection:
-            connection.execute(
-                runs.insert().values(
-                    run_id=uuid.uuid4().hex, model_name=model, mode=mode, status="failed", started_at=now, finished_at=now,
-                    duration_seconds=0.0, trigger="manual", error=redact(str(error), settings.database.url),
-                )
-            )  # fmt: skip
-
-
 def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -> Any:
     """Call a flow with a Prefect API (a running server from PREFECT_API_URL, else a temporary one owned by
     this process), with TensorFlow and Prefect quiet unless verbose, and stdout kept for the summary."""
@@ -87,7 +53,11 @@ def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -
         try:
             api_url = stack.enter_context(prefect_api(verbose=console.verbose()))
         except ForecastingError as error:
-            _record_failed_start(config, model, mode, error)
+            from forecasting.config import load_settings
+            from forecasting.steps.runs import record_failed_start
+
+            with contextlib.suppress(Exception):
+                record_failed_start(load_settings(config), model, mode, error)
             raise
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -114,7 +84,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from forecasting.schema import migrate
 
     settings = _settings(args)
-    _check_storage(settings)
+    check_storage_root(settings.storage_root)
     engine = _connect(settings)
     levels = sorted({level for model in settings.models.values() for level in model.intervals} | {80, 95})
     result = migrate(engine, levels, settings.database.schema_name)
@@ -163,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.model(args.model)
-    _check_storage(settings)
+    check_storage_root(settings.storage_root)
     # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
     check_schema(_connect(settings), settings, args.model)
     summary = _run_flow(_config_path(args), args.model, args.mode, args.full_refresh, args.allow_series_drop)
@@ -178,7 +148,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     settings.model(args.model)
     if args.max_trials is not None and args.max_trials <= 0:
         raise ConfigError(f"--max-trials: must be a positive number (got {args.max_trials})")
-    _check_storage(settings)
+    check_storage_root(settings.storage_root)
     check_schema(_connect(settings), settings, args.model)
     from flows.tune_model import tune_model
 
@@ -200,7 +170,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--windows: must be a positive number (got {args.windows})")
     if args.step is not None and args.step <= 0:
         raise ConfigError(f"--step: must be a positive number (got {args.step})")
-    _check_storage(settings)
+    check_storage_root(settings.storage_root)
     check_schema(_connect(settings), settings, args.model)
     from flows.backtest_model import backtest_model
 
@@ -277,64 +247,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from forecasting.artifacts import read_manifest
-    from forecasting.registry import list_versions, promote, rollback
+    from forecasting.cli_models import models_command
 
     settings = _settings(args)
-    engine = _connect(settings)
-    database = _database["masked"]
-    if args.models_command == "promote":
-        previous = promote(engine, args.name, args.version, reason="promoted by hand (forecasting models promote)")
-        print(f"model {args.name}: champion is now v{args.version} (was v{previous}) in {database}")
-        return 0
-    if args.models_command == "rollback":
-        current, previous = rollback(engine, args.name, reason="rolled back by hand (forecasting models rollback)")
-        print(f"model {args.name}: rolled back from v{current} to v{previous} in {database}")
-        return 0
-    if args.models_command == "list":
-        versions = list_versions(engine, args.model)
-        if versions.empty:
-            print(f"no model versions registered yet in {database}")
-            return 0
-        print(f"model versions in {database}:")
-        for row in versions.itertuples():
-            metrics = json.loads(row.metrics or "{}")
-            val = metrics.get("val_smape_model")
-            smape_text = f"  validation sMAPE {val:.2f}" if val is not None else ""
-            holdout = f"  holdout {row.holdout_metric} {row.holdout_score:.3f}" if row.holdout_score is not None and row.holdout_score == row.holdout_score else ""
-            print(
-                f"{row.model_name:<16} v{row.version:<4} {row.status:<11} {row.mode or 'retrain':<9} {row.cell:<5} "
-                f"created {row.created_at:%Y-%m-%d %H:%M}  data to {row.data_watermark:%Y-%m-%d}{smape_text}{holdout}"
-            )
-        return 0
-    versions = list_versions(engine, args.name)
-    if versions.empty:
-        raise ConfigError(f"model {args.name!r} has no registered versions")
-    row = versions.iloc[0] if args.version is None else versions.loc[versions["version"] == args.version]
-    if isinstance(row, type(versions)):
-        if row.empty:
-            raise ConfigError(f"model {args.name!r} has no version {args.version}")
-        row = row.iloc[0]
-    folder = Path(row["artifact_path"])
-    manifest = read_manifest(folder)
-    if args.series:
-        import pandas as pd
-
-        from forecasting.artifacts import series_table
-
-        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
-            print(series_table(folder, manifest).to_string(index=False))
-        return 0
-    if "series_file" not in manifest:  # format 1 holds the per-series state inline: summarise it
-        scaler = manifest["scaler"]
-        manifest["scaler"] = {
-            "method": scaler["method"], "target": scaler.get("target", "series"), "series_count": len(scaler["series"]),
-            "seasonal_series": len((scaler.get("seasonal") or {}).get("factors", {})),
-        }
-        manifest["series_train_end"] = f"{len(manifest.get('series_train_end', {}))} series (see --series)"
-    manifest.get("training", {}).pop("history", None)
-    print(json.dumps({"status": row["status"], "artifact_path": row["artifact_path"], "database": database, **manifest}, indent=2, sort_keys=True))
-    return 0
+    return models_command(_connect(settings), args, _database["masked"])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -441,24 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error_line(error: BaseException) -> tuple[str, int]:
-    """One line and an exit status for an error that is not one of ours."""
-    import sqlalchemy as sa
-
-    if isinstance(error, sa.exc.OperationalError):
-        reason = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
-        return (
-            f"the database stopped answering ({reason}); the run stopped without leaving partial results: "
-            "run it again when the database is back"
-        ), 1
-    if isinstance(error, OSError) and error.filename:
-        return f"cannot use {error.filename}: {error.strerror or error} (check storage.root and the paths in the config)", 1
-    if type(error).__module__.startswith("pyarrow"):
-        first = (str(error).strip().splitlines() or [""])[0]
-        return f"unreadable Parquet data ({first}); check the files under storage.root, or run with --full-refresh", 1
-    return f"{type(error).__name__}: {error} (set FORECASTING_DEBUG=1 for the traceback)", 1
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose:
@@ -477,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif console.debug():
             raise
         else:
-            line, code = _error_line(error)
+            line, code = console.error_line(error)
         from forecasting.database import redact
 
         line = " ".join(redact(line, _database.get("url")).split())

@@ -85,3 +85,21 @@ def quiet_prefect_logging() -> None:
         for handler in logger.handlers:  # console handlers only: Prefect's API log handler keeps everything
             if isinstance(handler, logging.StreamHandler) and _FILTER not in handler.filters:
                 handler.addFilter(_FILTER)
+
+
+def error_line(error: BaseException) -> tuple[str, int]:
+    """One line and an exit status for an error that is not one of ours."""
+    import sqlalchemy as sa
+
+    if isinstance(error, sa.exc.OperationalError):
+        reason = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
+        return (
+            f"the database stopped answering ({reason}); the run stopped without leaving partial results: "
+            "run it again when the database is back"
+        ), 1
+    if isinstance(error, OSError) and error.filename:
+        return f"cannot use {error.filename}: {error.strerror or error} (check storage.root and the paths in the config)", 1
+    if type(error).__module__.startswith("pyarrow"):
+        first = (str(error).strip().splitlines() or [""])[0]
+        return f"unreadable Parquet data ({first}); check the files under storage.root, or run with --full-refresh", 1
+    return f"{type(error).__name__}: {error} (set FORECASTING_DEBUG=1 for the traceback)", 1

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from forecasting.config import ScheduleConfig, Settings
+from forecasting.config import Settings
+from forecasting.model_config import ScheduleConfig
 
 WORK_POOL = "forecasting"
 ENTRYPOINTS = {

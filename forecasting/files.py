@@ -1,4 +1,5 @@
-"""Atomic file replacement: readers see the old file or the new one, never a partial one."""
+"""Files: atomic replacement (readers see the old file or the new one, never a partial one), and the
+storage root check."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from forecasting.errors import ConfigError
 from forecasting.faults import checkpoint
 
 
@@ -27,3 +29,17 @@ def replace_atomically(target: Path, write: Callable[[Path], None], kill_point: 
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def check_storage_root(root: Path) -> None:
+    """Raise `ConfigError` unless `root` is a folder this process can write to (created when missing)."""
+    import tempfile
+
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"storage.root: {root} is a file, not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise ConfigError(f"storage.root: cannot write to {root} ({error.strerror or error})") from None

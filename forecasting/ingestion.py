@@ -34,7 +34,8 @@ from sqlalchemy.engine import Engine
 from forecasting import history
 from forecasting.history import ids
 from forecasting.config import Settings, SourceConfig
-from forecasting.database import ingestion_series, ingestion_state, quarantine, read_observations, records, source_summary, table_columns, upsert_frame
+from forecasting.database import read_observations, records, source_summary, table_columns, upsert_frame
+from forecasting.tables import ingestion_series, ingestion_state, quarantine
 from forecasting.errors import ConfigError, RunError
 from forecasting.artifacts import utc_now
 from forecasting.validation import MAX_LISTED, infer_frequency, screen

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from forecasting.database import interval_columns
+from forecasting.tables import interval_columns
 from forecasting.model import forecast_array
 from forecasting.scaling import SeriesScaler, WindowLevels
 from forecasting.windowing import SeriesArrays

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from forecasting.artifacts import FORMAT_VERSION, utc_now, write_manifest
 from forecasting.config import MODEL_NAME_PATTERN
-from forecasting.database import model_aliases, model_events, model_versions, tuning_records
+from forecasting.tables import model_aliases, model_events, model_versions, tuning_records
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
 from forecasting.forecaster import RecurrentForecaster

@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from forecasting.database import interval_columns
+from forecasting.tables import interval_columns
 from forecasting.store import forecasts_root, partition_footers, replace_partition
 
 DATE_FORMAT = "%Y-%m-%d"

@@ -12,7 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from forecasting.database import interval_columns, table_columns
+from forecasting.database import table_columns
+from forecasting.tables import interval_columns
 
 VIEWS = ("forecast_latest",)
 

@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from forecasting.config import MODEL_NAME_PATTERN
-from forecasting.database import FORECAST_KEY
+from forecasting.tables import FORECAST_KEY
 from forecasting.errors import ConfigError
 from forecasting.files import replace_atomically
 

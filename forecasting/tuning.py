@@ -19,7 +19,7 @@ from typing import Any
 import keras
 import keras_tuner as kt
 
-from forecasting.config import EnsembleConfig, ModelConfig, TuningConfig
+from forecasting.model_config import EnsembleConfig, ModelConfig, TuningConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.evaluation import season_length
 from forecasting.model import build_model, member_targets

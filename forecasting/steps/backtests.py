@@ -49,7 +49,7 @@ def backtest_step(
     data, `windows` origins `step` periods apart (default: the horizon); the scores replace those of
     an identical earlier backtest in the `backtests` table."""
     from forecasting.backtesting import backtest, backtest_id, format_scores, score_rows
-    from forecasting.database import backtests
+    from forecasting.tables import backtests
     from forecasting.evaluation import season_length
     from forecasting.registry import champion_version, latest_tuning_record
     from forecasting.tuning import apply_hyperparameters

@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 
 from forecasting import history
 from forecasting.config import Settings
-from forecasting.database import create_db_engine, ingestion_state
+from forecasting.database import create_db_engine
+from forecasting.tables import ingestion_state
 from forecasting.errors import RunError
 from forecasting.validation import fill_gaps, infer_frequency, regularize
 from forecasting.windowing import SeriesArrays, to_series_arrays

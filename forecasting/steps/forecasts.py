@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from forecasting.artifacts import utc_now
 from forecasting.config import Settings
-from forecasting.database import FORECAST_KEY, upsert_frame
+from forecasting.database import upsert_frame
+from forecasting.tables import FORECAST_KEY
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
 from forecasting.steps.data import STAGING, open_engine, prepare_data

@@ -10,7 +10,8 @@ from typing import Literal
 import pandas as pd
 
 from forecasting.artifacts import utc_now
-from forecasting.config import PromotionConfig, Settings
+from forecasting.config import Settings
+from forecasting.model_config import PromotionConfig
 from forecasting.errors import RunError
 
 Mode = Literal["auto", "retrain", "fine-tune", "forecast"]

@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 
 from forecasting.artifacts import utc_now
 from forecasting.config import Settings
-from forecasting.database import check_source, interval_columns, masked_url, redact, runs, table_columns
+from forecasting.database import check_source, masked_url, redact, table_columns
+from forecasting.tables import interval_columns, runs
 from forecasting.errors import ConfigError
 from forecasting.steps.data import STAGING, open_engine
 from forecasting.steps.mode import MODES, RECORDED_MODES
@@ -49,6 +50,18 @@ def start_run(
         )
     remove_stale_staging(settings, engine)
     return run_id
+
+
+def record_failed_start(settings: Settings, model_name: str, mode: str, error: BaseException) -> None:
+    """A `failed` runs row for a run that could not start its flow (no Prefect server, say)."""
+    now = utc_now()
+    with open_engine(settings).begin() as connection:
+        connection.execute(
+            runs.insert().values(
+                run_id=uuid.uuid4().hex, model_name=model_name, mode=mode, status="failed", started_at=now, finished_at=now,
+                duration_seconds=0.0, trigger="manual", error=redact(str(error), settings.database.url),
+            )
+        )
 
 
 def remove_stale_staging(settings: Settings, engine: Engine) -> list[str]:

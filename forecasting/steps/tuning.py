@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from forecasting.config import Settings, TuningConfig
+from forecasting.config import Settings
+from forecasting.model_config import TuningConfig
 from forecasting.steps.data import open_engine, prepare_data
 
 

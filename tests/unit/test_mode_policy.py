@@ -2,7 +2,7 @@
 
 import pytest
 
-from forecasting.config import PromotionConfig
+from forecasting.model_config import PromotionConfig
 from forecasting.steps.mode import ModeDecision, ModeFacts, choose_mode
 
 PROMOTION = PromotionConfig(metric="smape", retrain_every_days=7, drift_tolerance=0.2)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from forecasting import cli, orchestrator
+from forecasting import cli, console, orchestrator
 from forecasting.errors import ConfigError
 from tests.conftest import synthetic_frame, write_config
-from tests.test_cli import assert_one_line_error
+from tests.flows.test_cli import assert_one_line_error
 
 LEAKY_URL = "postgresql+psycopg://u:S3cret@Pw0rdX@127.0.0.1:1/db"
 NOISE = ("absl::InitializeLog", "cudart_stub", "node_def_util", "cuInit", "Timeout of", "Finished in state", "Traceback")
@@ -183,9 +183,9 @@ def test_load_of_a_folder_or_a_header_only_file_exits_2(workdir, capsys):
 def test_unexpected_errors_become_one_line_naming_the_path():
     import pyarrow as pa
 
-    line, code = cli._error_line(PermissionError(13, "Permission denied", "/srv/store/locks/m.lock"))
+    line, code = console.error_line(PermissionError(13, "Permission denied", "/srv/store/locks/m.lock"))
     assert code == 1 and "/srv/store/locks/m.lock" in line and "Permission denied" in line and "PermissionError" not in line
-    line, code = cli._error_line(pa.lib.ArrowInvalid("Parquet magic bytes not found in footer.\nEither the file is corrupted"))
+    line, code = console.error_line(pa.lib.ArrowInvalid("Parquet magic bytes not found in footer.\nEither the file is corrupted"))
     assert code == 1 and line.startswith("unreadable Parquet data (Parquet magic bytes not found") and "\n" not in line
 
 

@@ -8,7 +8,7 @@ from forecasting.config import load_settings, parse_settings
 from forecasting.deployments import deployment_specs, render_prefect_yaml
 from tests.conftest import TINY_MODEL
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def test_committed_prefect_yaml_matches_the_committed_config():

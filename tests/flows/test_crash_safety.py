@@ -21,7 +21,7 @@ from forecasting.schema import migrate
 from forecasting.store import read_forecasts
 from tests.conftest import synthetic_frame
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 RUN = (
     "from flows.forecast_pipeline import forecast_pipeline; import sys; "
     "forecast_pipeline(model='tiny', mode=sys.argv[2], config=sys.argv[1], full_refresh=sys.argv[3] == 'refresh')"

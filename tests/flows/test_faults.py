@@ -19,7 +19,7 @@ from forecasting.store import read_forecasts
 from tests.conftest import synthetic_frame
 from tests.postgres_server import PostgresServer, create_database, find_binaries
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def cli(config_dir, api_url, *args, env=None):
@@ -89,3 +89,22 @@ def test_database_stopping_mid_run_fails_clearly_and_the_next_run_recovers(setti
     finally:
         engine.dispose()
         server.stop()
+
+
+def test_a_config_edited_during_a_run_changes_nothing_in_that_run(settings_for, prefect_server):
+    # Settings are read once per flow run: a config edited while the model trains (here: the model renamed)
+    # reaches only the next run, not the forecast and write tasks of this one.
+    settings, path, engine = prepared(settings_for, "sqlite:///edited.db")
+    paused = path.parent / "paused"
+    pause = {"FORECASTING_PAUSE_AT": "training", "FORECASTING_PAUSE_FILE": str(paused), "FORECASTING_PAUSE_SECONDS": "5"}
+    process = cli(path.parent, prefect_server, "run", "--model", "tiny", "--mode", "retrain", env=pause)
+    deadline = time.time() + 180
+    while not paused.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert paused.exists(), "the run never reached training"
+    path.write_text(path.read_text().replace("[models.tiny]", "[models.renamed]"))
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-2000:]
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT status FROM runs")).scalars().all() == ["completed"]
+        assert connection.execute(sa.text("SELECT COUNT(*) FROM forecasts")).scalar_one() == 48

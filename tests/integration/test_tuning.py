@@ -80,7 +80,7 @@ def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
     directory = tmp_path / "tuning" / "tiny" / "random-test"
     script = tmp_path / "search.py"
     script.write_text(RESUMABLE % json.dumps(space))
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     process = subprocess.Popen(
         [sys.executable, str(script), str(directory)], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,

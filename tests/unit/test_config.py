@@ -15,7 +15,7 @@ def settings_with(**model_changes):
 def test_committed_example_config_is_valid():
     from pathlib import Path
 
-    settings = load_settings(Path(__file__).parents[1] / "forecasting.toml")
+    settings = load_settings(Path(__file__).parents[2] / "forecasting.toml")
     model = settings.model("monthly")
     assert model.cell == "gru" and model.horizon == 18 and model.layers[0].units == 64
     assert settings.source.frequency == "MS"

@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import synthetic_frame, write_config
 from tests.postgres_server import create_database
-from tests.test_cli import forecasting
+from tests.flows.test_cli import forecasting
 
 PASSWORD = "Pw-s3cret-9431"
 

@@ -11,7 +11,7 @@ from forecasting.backtesting import backtest, cut, rolling_origins
 from forecasting.config import ModelConfig
 from forecasting.windowing import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
-from tests.test_cli import assert_one_line_error, forecasting
+from tests.flows.test_cli import assert_one_line_error, forecasting
 
 
 def test_origins_step_back_from_the_latest_observation():

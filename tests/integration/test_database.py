@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.database import FORECAST_KEY, create_db_engine, frame_to_rows, masked_url, upsert, upsert_frame
+from forecasting.database import create_db_engine, frame_to_rows, masked_url, upsert, upsert_frame
+from forecasting.tables import FORECAST_KEY
 from forecasting.schema import migrate
 
 

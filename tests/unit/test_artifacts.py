@@ -15,8 +15,8 @@ from forecasting.artifacts import FORMAT_VERSION, SERIES_FILE, read_manifest
 from forecasting.errors import RunError
 from forecasting.forecaster import RecurrentForecaster
 
-COMMITTED = Path(__file__).parent / "data" / "artifact-v1"
-COMMITTED_V2 = Path(__file__).parent / "data" / "artifact-v2"
+COMMITTED = Path(__file__).parents[1] / "data" / "artifact-v1"
+COMMITTED_V2 = Path(__file__).parents[1] / "data" / "artifact-v2"
 
 
 def test_committed_artifact_loads_and_predicts_as_when_saved():
@@ -73,7 +73,7 @@ print(json.dumps({"weights": weights, "yhat": forecasts.yhat.round(10).tolist()}
 
 
 def test_same_data_config_and_seed_give_the_same_weights_in_new_processes():
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     runs = [
         subprocess.run(
             [sys.executable, "-c", TRAIN_AND_DIGEST], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},

@@ -8,11 +8,12 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.database import FORECAST_KEY, create_db_engine, upsert_frame
+from forecasting.database import create_db_engine, upsert_frame
+from forecasting.tables import FORECAST_KEY
 from forecasting.repair import format_repair, repair_parquet
 from forecasting.schema import migrate
 from forecasting.store import forecasts_root, read_forecasts, write_forecasts
-from tests.test_store import forecast_rows
+from tests.unit.test_store import forecast_rows
 
 
 def sql_and_parquet(database_url, tmp_path, origins=("2025-10-01", "2025-11-01", "2025-12-01")):
@@ -94,7 +95,7 @@ def test_repair_command_reports_what_it_fixed(tmp_path):
 
     write_config(tmp_path, f"sqlite:///{database}")
     shutil.rmtree(forecasts_root(tmp_path / "store") / "model_name=tiny" / "origin_date=2025-11-01")
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
 
     def repair():
         return subprocess.run(

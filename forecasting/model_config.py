@@ -1,0 +1,173 @@
+"""The configuration of one model (`[models.<name>]` in forecasting.toml): network, training, ensemble,
+fine-tuning, promotion gate, tuning search space and schedules, as strict pydantic models."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class StrictModel(BaseModel):
+    """A config table that refuses unknown keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LayerConfig(StrictModel):
+    units: int = Field(gt=0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    activation: Literal["tanh", "relu", "sigmoid", "linear", "elu", "selu", "gelu"] = "tanh"
+
+
+class IntRange(StrictModel):
+    min: int
+    max: int
+    step: int = 1
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntRange":
+        if self.min > self.max or self.step <= 0:
+            raise ValueError("needs min <= max and step > 0")
+        return self
+
+
+class FloatRange(StrictModel):
+    min: float
+    max: float
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloatRange":
+        if self.min > self.max or (self.step is not None and self.step <= 0):
+            raise ValueError("needs min <= max and step > 0")
+        return self
+
+
+class TuningConfig(StrictModel):
+    tuner: Literal["hyperband", "random", "bayesian"] = "hyperband"
+    layers: IntRange = IntRange(min=1, max=4)
+    units: IntRange = IntRange(min=16, max=160, step=16)
+    dropout: FloatRange = FloatRange(min=0.0, max=0.5, step=0.1)
+    activation: list[Literal["tanh", "relu", "sigmoid"]] = ["tanh", "relu", "sigmoid"]
+    learning_rate: list[float] = Field(default_factory=lambda: [1e-2, 1e-3, 1e-4], min_length=1)
+    lookback: list[int] | None = None  # choices; default: the model's own lookback only
+    max_trials: int = Field(default=20, gt=0)
+    max_epochs: int = Field(default=20, gt=0)  # per trial; Hyperband's largest budget
+    factor: int = Field(default=3, ge=2)  # Hyperband
+    hyperband_iterations: int = Field(default=1, gt=0)  # Hyperband
+
+    @field_validator("lookback")
+    @classmethod
+    def _positive_lookbacks(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and (not values or any(v <= 0 for v in values)):
+            raise ValueError("lookback choices must be a non-empty list of positive integers")
+        return values
+
+
+class FineTuneConfig(StrictModel):
+    learning_rate: float | None = Field(default=None, gt=0.0)  # default: the model's learning_rate / 10
+    epochs: int = Field(default=5, gt=0)
+    replay: float = Field(default=2.0, ge=0.0)  # older windows replayed per new window, so it does not forget
+    patience: int = Field(default=2, ge=0)
+
+
+class PromotionConfig(StrictModel):
+    metric: Literal["smape", "mase", "mae"] = "smape"
+    margin: float = Field(default=0.0, ge=0.0, lt=1.0)  # relative improvement needed over the champion
+    retrain_every_days: float | None = Field(default=7.0, gt=0.0)  # auto mode: retrain a champion this old
+    drift_tolerance: float = Field(default=0.2, ge=0.0)  # auto mode: retrain when recent error grows by this fraction
+
+
+class ScheduleConfig(StrictModel):
+    timezone: str = "UTC"
+    forecast: str | None = None
+    fine_tune: str | None = None
+    retrain: str | None = None
+    auto: str | None = None
+    tune: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (for example 'UTC', 'Europe/Berlin')") from None
+        return value
+
+    @field_validator("forecast", "fine_tune", "retrain", "auto", "tune")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a 5-field cron expression (minute hour day month weekday)")
+        return value
+
+
+class EnsembleConfig(StrictModel):
+    members: int = Field(default=1, gt=0)  # networks trained side by side; the forecast is their median
+    lookbacks: list[int] | None = None  # each member reads the last lookbacks[i % len] steps; default: all `lookback`
+
+    @field_validator("lookbacks")
+    @classmethod
+    def _positive(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and (not values or any(v <= 0 for v in values)):
+            raise ValueError("ensemble lookbacks must be a non-empty list of positive integers")
+        return values
+
+
+class ModelConfig(StrictModel):
+    cell: Literal["rnn", "lstm", "gru"] = "gru"
+    lookback: int = Field(gt=0)
+    horizon: int = Field(gt=0)
+    layers: list[LayerConfig] = Field(min_length=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    loss: Literal["mse", "mae", "huber"] = "mse"
+    epochs: int = Field(default=50, gt=0)
+    batch_size: int = Field(default=256, gt=0)
+    patience: int = Field(default=5, ge=0)
+    min_epochs: int = Field(default=0, ge=0)  # early stopping neither stops nor keeps weights before this epoch
+    intervals: list[int] = Field(default_factory=lambda: [80, 95])
+    seed: int = 42
+    normalization: Literal["series", "window", "window_log"] = "window_log"  # how the target is scaled (scaling.py)
+    refit: bool = True  # after early stopping, retrain on all windows (validation ones too) for the best epoch count
+    calendar: bool = False  # add calendar inputs (month of year, day of week, hour of day as fits the frequency)
+    # Divide each series' target by its multiplicative seasonal factors (classical decomposition of its
+    # training part, when its autocorrelation at the seasonal lag is significant) before scaling.
+    deseasonalize: bool = True
+    # Each series' windows count in the loss by (its mean level / its in-sample seasonal-naive MAE) ** this:
+    # 0 weighs every window alike (the loss aims at relative error, like sMAPE), 1 aims it at MASE.
+    series_weighting: float = Field(default=0.0, ge=0.0, le=2.0)
+    ensemble: EnsembleConfig = EnsembleConfig()
+    deterministic: bool = True  # TensorFlow deterministic ops: same data + config + seed -> same weights
+    jit_compile: bool = False
+    training_timeout_minutes: float = Field(default=360, gt=0)  # a training task running longer fails the run
+    lock_timeout_minutes: float = Field(default=360, ge=0)  # a run waits this long for another run of the model to finish
+    fine_tune: FineTuneConfig = FineTuneConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    tuning: TuningConfig | None = None
+    schedule: ScheduleConfig | None = None
+
+    @model_validator(mode="after")
+    def _member_lookbacks(self) -> "ModelConfig":
+        if self.min_epochs > self.epochs:
+            raise ValueError(f"min_epochs {self.min_epochs} is more than epochs {self.epochs}")
+        for value in self.ensemble.lookbacks or []:
+            if value > self.lookback:
+                raise ValueError(f"ensemble lookback {value} is longer than the model's lookback {self.lookback}")
+        return self
+
+    def member_lookbacks(self) -> list[int]:
+        """The lookback of each ensemble member."""
+        choices = self.ensemble.lookbacks or [self.lookback]
+        return [choices[i % len(choices)] for i in range(self.ensemble.members)]
+
+    @field_validator("intervals")
+    @classmethod
+    def _levels(cls, values: list[int]) -> list[int]:
+        for value in values:
+            if not 0 < value < 100:
+                raise ValueError(f"interval level {value} must be between 1 and 99 (percent)")
+        return sorted(set(values))
