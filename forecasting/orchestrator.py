@@ -61,6 +61,32 @@ def _die_with_parent() -> Any:
     return preexec
 
 
+def answers(api_url: str) -> bool:
+    """Whether the Prefect API at `api_url` answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=5) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_for_api(api_url: str, allowance: float) -> str:
+    """Wait until the Prefect API at `api_url` ($PREFECT_API_URL) answers (a server still starting, or
+    restarting, must not fail a scheduled job); a RunError naming it once `allowance` seconds pass."""
+    deadline = time.monotonic() + allowance
+    if answers(api_url):
+        return api_url
+    print(f"waiting up to {allowance:g} s for the Prefect API at {api_url} ({API_URL_ENV})", file=sys.stderr)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        if answers(api_url):
+            return api_url
+    raise RunError(
+        f"the Prefect API at {api_url} ({API_URL_ENV}) did not answer within {allowance:g} s; start it "
+        f"(`prefect server start`), fix {API_URL_ENV}, or set {STARTUP_ENV} to wait longer"
+    )
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -102,11 +128,7 @@ class TemporaryServer:
         )  # fmt: skip
 
     def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.api_url}/health", timeout=5) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers(self.api_url)
 
     def _output_tail(self) -> str:
         if self._log is None:
@@ -163,7 +185,7 @@ def prefect_api(verbose: bool = False) -> Iterator[str]:
     """The API URL for this command's flows: $PREFECT_API_URL, else a temporary server for the block."""
     given = os.environ.get(API_URL_ENV, "").strip()
     if given:
-        yield given
+        yield wait_for_api(given, startup_allowance())
         return
     server = TemporaryServer(startup_allowance(), verbose=verbose)
     url = server.start()

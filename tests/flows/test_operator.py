@@ -99,10 +99,26 @@ def test_prefect_server_that_does_not_answer_in_time_is_one_clear_line(workdir, 
     assert status == "failed" and "did not answer within" in error
 
 
-def test_given_prefect_api_url_is_used_without_starting_a_server(monkeypatch):
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+def test_given_prefect_api_url_is_used_without_starting_a_server(monkeypatch, prefect_server):
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     with orchestrator.prefect_api() as url:
-        assert url == "http://127.0.0.1:9/api"
+        assert url == prefect_server
+
+
+def test_given_prefect_api_url_that_does_not_answer_is_waited_for_then_one_clear_line(workdir, capsys, monkeypatch):
+    """A server named by PREFECT_API_URL that is still starting must not fail the run at once (it is
+    waited for); one that never answers ends the command with one line naming it, and a failed run."""
+    loaded(workdir, capsys)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens on the discard port
+    monkeypatch.setenv(orchestrator.STARTUP_ENV, "2")
+    code, out, err = run_cli(capsys, "run", "--model", "tiny", "--mode", "retrain")
+    assert code == 1 and out == ""
+    assert "waiting up to 2 s for the Prefect API at http://127.0.0.1:9/api" in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: the Prefect API at http://127.0.0.1:9/api (PREFECT_API_URL) did not answer within 2 s")
+    with sa.create_engine(f"sqlite:///{workdir / 'db.sqlite'}").connect() as connection:
+        status, error = connection.execute(sa.text("SELECT status, error FROM runs")).one()
+    assert status == "failed" and "did not answer within 2 s" in error
 
 
 # Issue 11.3 and 11.8: stdout is the summary only; stderr is quiet unless --verbose
