@@ -64,7 +64,7 @@ class OldPull:
 def new_pull(settings: Settings, run: int) -> int:
     pulled = steps.pull_step(settings, f"bench-{run}")
     steps.commit_pull(settings, f"bench-{run}", pulled)
-    return pulled["rows_pulled"]
+    return pulled.rows_pulled
 
 
 def run(url: str, backend: str, series: int, length: int, folder: Path) -> None:

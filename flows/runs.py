@@ -49,13 +49,13 @@ def record_finish(settings: Settings, run_id: str, summary: dict[str, Any], stag
 
 
 @db_task
-def pull_source(settings: Settings, run_id: str, full_refresh: bool, allow_series_drop: bool = False) -> dict[str, Any]:
+def pull_source(settings: Settings, run_id: str, full_refresh: bool, allow_series_drop: bool = False) -> steps.PullResult:
     """Pull new source rows into the history store (quarantining unusable ones)."""
     return steps.pull_step(settings, run_id, full_refresh, allow_series_drop)
 
 
 @db_task
-def commit_source_pull(settings: Settings, run_id: str, pulled: dict[str, Any]) -> None:
+def commit_source_pull(settings: Settings, run_id: str, pulled: steps.PullResult) -> None:
     """Advance the source watermark once the run's outputs are committed."""
     steps.commit_pull(settings, run_id, pulled)
 
@@ -119,6 +119,6 @@ def single_step_run(settings: Settings, model: str, mode: str, step: Any, *args:
         run_id = records.run_ids[model]
         pulled = pull_source(settings, run_id, False)
         result = step(settings, model, run_id, *args)
-        records.finish(model, {"mode": mode, "reason": result.reason(), "pull": pulled})
+        records.finish(model, {"mode": mode, "reason": result.reason(), "pull": pulled.as_dict()})
         commit_source_pull(settings, run_id, pulled)
     return result

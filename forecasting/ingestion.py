@@ -39,6 +39,7 @@ from forecasting.tables import ingestion_series, ingestion_state, quarantine
 from forecasting.errors import ConfigError, RunError
 from forecasting.artifacts import utc_now
 from forecasting.validation import MAX_LISTED, infer_frequency, screen
+from forecasting.pull_result import PullResult
 
 CHUNK = 2000  # series keys per IN list (fewer queries; SQLite before 3.32 allows 999 parameters)
 
@@ -143,8 +144,9 @@ def check_source_columns(source: SourceConfig, columns: dict[str, str], recorded
             )
 
 
-def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = False, allow_series_drop: bool = False) -> dict[str, Any]:
-    """Pull what changed in the source into the history store; returns counts and the staged state."""
+def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = False, allow_series_drop: bool = False) -> PullResult:
+    """Pull what changed in the source into the history store; returns its counts and the staged
+    state (`PullResult`), which `commit` records once the run's outputs are committed."""
     from forecasting.steps.data import STAGING
 
     source = settings.source
@@ -299,31 +301,30 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     staged.to_parquet(state_file, index=False)
 
     watermark = after["ts"].max() if len(after) else None
-    return {
-        "full_refresh": reason is not None,
-        "refresh_reason": reason,
-        "since": None,
-        "series_read_whole": len(full_ids),
-        "series_read_window": len(window),
-        "series_unchanged": 0 if reason is not None else int(len(summary) - len(full_ids) - len(window)),
-        "rows_pulled": len(frame),
-        "rows_new": stats.rows_new,
-        "rows_revised": stats.rows_revised,
-        "rows_removed": stats.rows_removed,
-        "new_series": stats.new_series if reason is None else len(ids(clean) - set(recorded.index)),
-        "series_removed": len(gone) if reason is None else len(set(recorded.index) - after_ids),
-        "removed_examples": sorted(gone)[:MAX_LISTED],
-        "series_in_store": int(after["series_id"].nunique()) if len(after) else 0,
-        "quarantined": int(len(screening.quarantined)) if screening else 0,
-        "duplicates": screening.duplicates if screening else 0,
-        "series_set_aside": len(skipped),
-        "set_aside_examples": dict(sorted(skipped.items())[:MAX_LISTED]),
-        "watermark": pd.Timestamp(watermark).isoformat() if watermark is not None else None,
-        "frequency": frequency,
-        "columns": columns,
-        "state_file": str(state_file),
-        "state_replace": reason is not None,
-    }
+    return PullResult(
+        full_refresh=reason is not None,
+        refresh_reason=reason,
+        series_read_whole=len(full_ids),
+        series_read_window=len(window),
+        series_unchanged=0 if reason is not None else int(len(summary) - len(full_ids) - len(window)),
+        rows_pulled=len(frame),
+        rows_new=stats.rows_new,
+        rows_revised=stats.rows_revised,
+        rows_removed=stats.rows_removed,
+        new_series=stats.new_series if reason is None else len(ids(clean) - set(recorded.index)),
+        series_removed=len(gone) if reason is None else len(set(recorded.index) - after_ids),
+        removed_examples=tuple(sorted(gone)[:MAX_LISTED]),
+        series_in_store=int(after["series_id"].nunique()) if len(after) else 0,
+        quarantined=int(len(screening.quarantined)) if screening else 0,
+        duplicates=screening.duplicates if screening else 0,
+        series_set_aside=len(skipped),
+        set_aside_examples=dict(sorted(skipped.items())[:MAX_LISTED]),
+        watermark=pd.Timestamp(watermark).isoformat() if watermark is not None else None,
+        frequency=frequency,
+        columns=columns,
+        state_file=str(state_file),
+        state_replace=reason is not None,
+    )
 
 
 def _read_all(engine: Engine, settings: Settings) -> pd.DataFrame:
@@ -331,17 +332,17 @@ def _read_all(engine: Engine, settings: Settings) -> pd.DataFrame:
         return read_observations(connection, settings.source)
 
 
-def commit(settings: Settings, engine: Engine, run_id: str, pulled: dict[str, Any]) -> None:
+def commit(settings: Settings, engine: Engine, run_id: str, pulled: PullResult) -> None:
     """Record what the run pulled (global watermark and per-series state) in one transaction."""
     table = settings.source.table
     values = {
-        "watermark": pd.Timestamp(pulled["watermark"]).to_pydatetime() if pulled["watermark"] else None,
-        "frequency": pulled["frequency"],
-        "columns": json.dumps(pulled["columns"], sort_keys=True),
+        "watermark": pd.Timestamp(pulled.watermark).to_pydatetime() if pulled.watermark else None,
+        "frequency": pulled.frequency,
+        "columns": json.dumps(pulled.columns, sort_keys=True),
         "updated_at": utc_now(),
         "run_id": run_id,
     }
-    state_file = pulled.get("state_file")
+    state_file = pulled.state_file
     staged = pd.read_parquet(state_file) if state_file and Path(state_file).exists() else None
     rows: list[dict[str, Any]] = []
     if staged is not None:
@@ -365,7 +366,7 @@ def commit(settings: Settings, engine: Engine, run_id: str, pulled: dict[str, An
             connection.execute(sa.insert(ingestion_state).values(source=table, **values))
         if staged is not None:
             mine = ingestion_series.c.source == table
-            if pulled.get("state_replace", True):
+            if pulled.state_replace:
                 connection.execute(sa.delete(ingestion_series).where(mine))
             else:
                 gone = [str(sid) for sid in staged.loc[staged["gone"].to_numpy(dtype=bool), "series_id"]]

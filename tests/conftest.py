@@ -134,7 +134,7 @@ def prefect_server() -> Iterator[str]:
         yield prefect.settings.PREFECT_API_URL.value()
 
 
-def pull(settings) -> dict:
+def pull(settings) -> "PullResult":
     """What a pipeline run does first: pull new source rows into the history store, commit the watermark."""
     from forecasting import steps
 

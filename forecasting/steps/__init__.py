@@ -5,7 +5,7 @@ objects (frames, networks) stay inside a step; steps hand each other ids, paths,
 dataclasses, turned into plain data (`as_dict()`) only at the flow's boundary.
 
     data        the engine and the pulled history as regular series (`prepare_data`)
-    ingestion   `pull_step`, `commit_pull`
+    ingestion   `pull_step` (returns a `PullResult`), `commit_pull`
     runs        the `runs` row: `start_run`, `finish_run`, `fail_run`, `check_schema`
     mode        the mode policy: `choose_mode` (pure) and `decide_mode` (gathers the facts)
     gate        the promotion gate: `apply_gate` (pure)
@@ -15,6 +15,7 @@ dataclasses, turned into plain data (`as_dict()`) only at the flow's boundary.
     summaries   `RunSummary`, `summarise`, and the text a person reads
 """
 
+from forecasting.pull_result import PullResult
 from forecasting.steps.backtests import BacktestSummary, backtest_step
 from forecasting.steps.data import PreparedData, open_engine, prepare_data
 from forecasting.steps.forecasts import ForecastSummary, forecast_step, repair_parquet_step, write_parquet_step, write_sql_step
@@ -27,7 +28,7 @@ from forecasting.steps.training import TrainSummary, train_step
 from forecasting.steps.tuning import TuneSummary, tune_step
 
 __all__ = [
-    "MODES", "BacktestSummary", "ForecastSummary", "GateFacts", "GateResult", "Mode", "ModeDecision", "ModeFacts", "PreparedData",
+    "MODES", "BacktestSummary", "ForecastSummary", "GateFacts", "GateResult", "Mode", "ModeDecision", "ModeFacts", "PreparedData", "PullResult",
     "RunSummary", "TrainSummary", "TuneSummary", "Writes", "apply_gate", "backtest_step", "check_schema", "choose_mode",
     "commit_pull", "decide_mode", "fail_run", "finish_run", "forecast_step", "format_summary", "format_tuning", "open_engine",
     "prepare_data", "pull_step", "repair_parquet_step", "scores_table", "start_run", "summarise", "summary_json", "train_step",

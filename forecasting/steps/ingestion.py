@@ -7,6 +7,7 @@ from typing import Any
 from forecasting import ingestion
 from forecasting.config import Settings
 from forecasting.locking import model_lock
+from forecasting.pull_result import PullResult
 from forecasting.steps.data import open_engine
 
 
@@ -15,9 +16,9 @@ def source_lock(settings: Settings, engine: Any) -> Any:
     return model_lock(engine, settings.storage_root, f"source.{settings.source.table}", timeout=3600)
 
 
-def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow_series_drop: bool = False) -> dict[str, Any]:
+def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow_series_drop: bool = False) -> PullResult:
     """Pull what changed in the source since the last committed pull into the history store, per
-    series (see `forecasting.ingestion.pull`, which documents the returned counts); unusable rows go
+    series (`PullResult` documents the counts); unusable rows go
     to `quarantine` with a reason. The pull state moves only in `commit_pull`, once the run's
     outputs are committed."""
     engine = open_engine(settings)
@@ -25,6 +26,6 @@ def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow
         return ingestion.pull(settings, engine, run_id, full_refresh, allow_series_drop)
 
 
-def commit_pull(settings: Settings, run_id: str, pulled: dict[str, Any]) -> None:
+def commit_pull(settings: Settings, run_id: str, pulled: PullResult) -> None:
     """Advance the source's pull state to what `pull_step` returned (called after the run's outputs are committed)."""
     ingestion.commit(settings, open_engine(settings), run_id, pulled)

@@ -9,6 +9,7 @@ from typing import Any
 
 from forecasting.config import Settings
 from forecasting.database import masked_url
+from forecasting.pull_result import PullResult
 from forecasting.steps.forecasts import ForecastSummary
 from forecasting.steps.mode import ModeDecision
 from forecasting.steps.training import TrainSummary
@@ -34,7 +35,7 @@ class RunSummary:
     forecast: ForecastSummary
     writes: Writes
     trained: TrainSummary | None = None
-    pull: dict[str, Any] | None = None
+    pull: PullResult | None = None
     database: str = ""
     parquet: str = ""
     models: str = ""
@@ -47,7 +48,7 @@ class RunSummary:
             "model": self.model,
             "mode": self.decision.mode,
             "reason": self.decision.reason,
-            "pull": {k: v for k, v in (self.pull or {}).items() if k != "columns"} or None,
+            "pull": self.pull.as_dict() if self.pull else None,
             **{key: value for key, value in asdict(forecast).items() if key not in ("staged", "version")},
             "champion_version": forecast.version,
             "produced_version": self.trained.version if self.trained else None,
@@ -69,7 +70,7 @@ def summarise(
     forecast: ForecastSummary,
     writes: Writes,
     trained: TrainSummary | None = None,
-    pull: dict[str, Any] | None = None,
+    pull: PullResult | None = None,
 ) -> RunSummary:
     """The run's summary from what its steps returned, with where the outputs are."""
     from forecasting.store import forecasts_root
@@ -87,19 +88,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     pull = summary.get("pull")
     if pull:
         if pull["full_refresh"]:
-            since = f"full refresh: {pull['refresh_reason']}" if pull.get("refresh_reason") else "full refresh"
-        elif "series_read_whole" in pull:
-            since = f"{pull['series_read_whole']} series read whole, {pull['series_read_window']} re-read recent, {pull['series_unchanged']} unchanged"
+            since = f"full refresh: {pull['refresh_reason']}" if pull["refresh_reason"] else "full refresh"
         else:
-            since = f"newer than {pull['since']}"
+            since = f"{pull['series_read_whole']} series read whole, {pull['series_read_window']} re-read recent, {pull['series_unchanged']} unchanged"
         lines.append(
             f"  pulled {pull['rows_pulled']} rows ({since}): {pull['rows_new']} new, {pull['rows_revised']} revised, "
-            f"{pull.get('rows_removed', 0)} removed, {pull['new_series']} new series, {pull.get('series_removed', 0)} series removed, "
+            f"{pull['rows_removed']} removed, {pull['new_series']} new series, {pull['series_removed']} series removed, "
             f"{pull['quarantined']} quarantined, {pull['duplicates']} duplicates; watermark {pull['watermark']}"
         )
-        if pull.get("series_set_aside"):
+        if pull["series_set_aside"]:
             lines.append(f"  series set aside (rows quarantined, history kept): {pull['series_set_aside']}")
-            for series_id, reason in pull.get("set_aside_examples", {}).items():
+            for series_id, reason in pull["set_aside_examples"].items():
                 lines.append(f"    set aside {series_id}: {reason}")
     lines += [
         f"  series read: {summary['series_read']} ({summary['rows_read']} observations, frequency {summary['frequency']}); "

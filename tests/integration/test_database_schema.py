@@ -81,7 +81,7 @@ def test_a_run_reads_a_schema_qualified_source_table_or_view(postgres_admin_url,
 
     run_id = steps.start_run(settings, "tiny", "retrain")
     pulled = steps.pull_step(settings, run_id)
-    assert pulled["rows_pulled"] == 8 * 48 and pulled["new_series"] == 8
+    assert pulled.rows_pulled == 8 * 48 and pulled.new_series == 8
     decision = steps.decide_mode(settings, "tiny", "retrain")
     trained = steps.train_step(settings, "tiny", run_id, mode=decision.mode)
     staged = steps.forecast_step(settings, "tiny", run_id)
@@ -100,7 +100,7 @@ def test_a_run_reads_a_schema_qualified_source_table_or_view(postgres_admin_url,
     assert watermark[0] == source["table"] and str(watermark[1]).startswith("2023-12-01")
     assert relations(admin, "public") == (set(), set())
     # A second pull finds nothing new in the qualified source.
-    assert steps.pull_step(settings, "again")["rows_new"] == 0
+    assert steps.pull_step(settings, "again").rows_new == 0
 
 
 @pytest.mark.postgres

@@ -57,7 +57,7 @@ def test_values_beyond_the_bound_are_quarantined_with_a_reason(database_url, set
     frame.loc[frame.index[-3:], "value"] = [1e307, -5e307, MAX_ABS_VALUE * 10]
     load_observations(engine, SourceConfig(), frame)
     pulled = pull(settings)
-    assert pulled["quarantined"] == 3
+    assert pulled.quarantined == 3
     with engine.connect() as connection:
         reasons = connection.execute(sa.text("SELECT reason FROM quarantine")).scalars().all()
     assert reasons == ["|value| above 1e+30, beyond what the scaling can represent"] * 3
@@ -69,7 +69,7 @@ def test_a_series_of_huge_values_is_set_aside_or_fails_the_pull_clearly(project,
     settings, engine = project(None)
     load_observations(engine, SourceConfig(), pd.concat([synthetic_frame(), flat("HUGE", 5e307)]))
     pulled = pull(settings)  # source.on_bad_series = "skip": the other series go on
-    assert pulled["series_set_aside"] == 1 and "|value| above 1e+30" in pulled["set_aside_examples"]["HUGE"]
+    assert pulled.series_set_aside == 1 and "|value| above 1e+30" in pulled.set_aside_examples["HUGE"]
     stored = history.read(history.history_root(settings.storage_root, "observations"))
     assert "HUGE" not in set(stored.series_id) and stored.series_id.nunique() == 8
     failing, _ = settings_for(f"sqlite:///{tmp_path / 'integrity.db'}", source={"frequency": "MS", "on_bad_series": "fail"})

@@ -79,7 +79,7 @@ def test_a_source_timestamp_ending_in_z_is_read_as_utc(project):
         connection.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES ('S00', '2024-01-01T00:00:00Z', 5.0)"))
         connection.execute(sa.text("INSERT INTO observations (series_id, ts, value) VALUES ('S01', '2024-01-01 00:00:00', 6.0)"))
     pulled = steps.pull_step(settings, "r2")
-    assert (pulled["rows_new"], pulled["quarantined"]) == (2, 0)
+    assert (pulled.rows_new, pulled.quarantined) == (2, 0)
     frame = stored(settings)
     assert frame.loc[frame.ts == pd.Timestamp("2024-01-01"), "series_id"].tolist() == ["S00", "S01"]
     assert frame.ts.dtype == "datetime64[us]"
@@ -109,7 +109,7 @@ def test_a_file_with_mixed_time_zones_loads_and_runs_like_the_pull_reads_it(proj
     pulled = steps.pull_step(settings, "r1")
     frame = stored(settings)
     assert frame.loc[frame.series_id == "M1", "ts"].tolist() == list(pd.date_range("2024-01-01", periods=3, freq="MS"))
-    assert pulled["quarantined"] == 1 and pulled["series_set_aside"] == 1 and "M2" not in set(frame.series_id)
+    assert pulled.quarantined == 1 and pulled.series_set_aside == 1 and "M2" not in set(frame.series_id)
     with engine.connect() as connection:
         row = connection.execute(sa.text("SELECT series_id, ts, reason FROM quarantine")).one()
     assert row.series_id == "M2" and pd.Timestamp(row.ts) == pd.Timestamp("2023-12-31T23:00") and row.reason == "timestamp not on the MS grid"
