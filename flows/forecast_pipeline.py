@@ -21,6 +21,12 @@ __all__ = ["forecast_models", "forecast_pipeline", "transient_failure"]
 
 
 @db_task
+def score_forecast_errors(settings: Settings, model: str, run_id: str) -> steps.ScoringSummary:
+    """Score the model's stored forecasts whose actuals arrived with the pull into forecast_errors."""
+    return steps.score_step(settings, model, run_id)
+
+
+@db_task
 def choose_run_mode(settings: Settings, model: str, mode: str) -> steps.ModeDecision:
     """Pick the mode to run and say why."""
     return steps.decide_mode(settings, model, mode)
@@ -81,6 +87,7 @@ def run_models(
     with recorded_runs(settings, models, mode) as records:
         run_ids = records.run_ids
         pulled = pull_source(settings, run_ids[models[0]], full_refresh, allow_series_drop)
+        scoring = {model: score_forecast_errors(settings, model, run_ids[model]) for model in models}
         decisions = {model: choose_run_mode(settings, model, mode) for model in models}
         for model, decision in decisions.items():
             logger.info(f"{model}: {decision.reason}")
@@ -99,6 +106,7 @@ def run_models(
                 repaired=repair_parquet_dataset(settings, model),
             )
             summary = steps.summarise(settings, model, run_ids[model], decisions[model], staged[model], writes, trained.get(model), pulled)
+            summary = steps.with_accuracy(settings, summary, scoring[model])
             summaries[model] = summary.as_dict()
             records.finish(model, summaries[model], staged[model].staged)
         commit_source_pull(settings, run_ids[models[0]], pulled)

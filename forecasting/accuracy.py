@@ -195,3 +195,16 @@ def live_accuracy(errors: pd.DataFrame, metric: str, window: int) -> LiveAccurac
 def is_finite(value: float | None) -> bool:
     """Whether a score is a finite number."""
     return value is not None and math.isfinite(value)
+
+
+def summary_figures(rows: pd.DataFrame) -> dict[str, float | None]:
+    """Mean sMAPE, MASE and MAE of forecast_errors rows, seasonal naive's beside them, and the 80/95
+    coverage in percent (None where no row has that interval)."""
+    figures: dict[str, float | None] = {}
+    for name, column in METRIC_COLUMNS.items():
+        figures[name] = float(np.nanmean(rows[column].to_numpy(dtype="float64")))
+        figures[f"naive_{name}"] = float(np.nanmean(rows[f"naive_{column}"].to_numpy(dtype="float64")))
+    for level in LEVELS:
+        flags = pd.to_numeric(rows[f"inside_{level}"], errors="coerce").dropna()
+        figures[f"coverage_{level}"] = float(flags.mean() * 100.0) if len(flags) else None
+    return figures

@@ -106,6 +106,57 @@ def score_step(settings: Settings, model_name: str, run_id: str) -> ScoringSumma
 def champion_live_accuracy(engine: Engine, model_name: str, version: int, metric: str, window: int) -> LiveAccuracy | None:
     """The version's live `metric` over its latest `window` scored target periods, beside seasonal
     naive's on the same rows (`accuracy.live_accuracy`); None when it has no scored rows yet."""
+    frame = _latest_rows(engine, model_name, version, window)
+    return None if frame is None else live_accuracy(frame, metric, window)
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """A version's live accuracy over its latest scored target periods, beside seasonal naive's on the
+    same rows: what the run summary, the Prefect artifact and the report show."""
+
+    version: int
+    periods: int
+    rows: int
+    first_target: str
+    last_target: str
+    smape: float
+    mase: float
+    mae: float
+    coverage_80: float | None
+    coverage_95: float | None
+    naive_smape: float
+    naive_mase: float
+    naive_mae: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain data."""
+        return asdict(self)
+
+
+def live_figures(engine: Engine, model_name: str, version: int, window: int) -> LiveFigures | None:
+    """`version`'s live sMAPE, MASE, MAE and interval coverage over its latest `window` scored target
+    periods, beside seasonal naive's; None when it has no scored rows (or `window` is 0)."""
+    frame = _latest_rows(engine, model_name, version, window)
+    if frame is None:
+        return None
+    from forecasting.accuracy import summary_figures
+
+    figures = summary_figures(frame)
+    targets = pd.to_datetime(frame["target_ts"])
+    return LiveFigures(
+        version=version, periods=int(targets.nunique()), rows=len(frame),
+        first_target=_when(targets.min()), last_target=_when(targets.max()), **figures,
+    )
+
+
+def _when(value: pd.Timestamp) -> str:
+    value = pd.Timestamp(value)
+    return str(value.date()) if value == value.normalize() else str(value)
+
+
+def _latest_rows(engine: Engine, model_name: str, version: int, window: int) -> pd.DataFrame | None:
+    """The version's forecast_errors rows whose target is among its latest `window` scored targets."""
     if window <= 0:
         return None
     errors = forecast_errors
@@ -120,9 +171,16 @@ def champion_live_accuracy(engine: Engine, model_name: str, version: int, metric
         if not latest:
             return None
         result = connection.execute(
-            sa.select(errors.c.target_ts, errors.c.smape_term, errors.c.scaled_error, errors.c.abs_error,
-                      errors.c.naive_smape_term, errors.c.naive_scaled_error, errors.c.naive_abs_error)
-            .where(errors.c.model_name == model_name, errors.c.model_version == version, errors.c.target_ts >= min(latest))
+            sa.select(errors).where(errors.c.model_name == model_name, errors.c.model_version == version, errors.c.target_ts >= min(latest))
         )
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    return live_accuracy(frame, metric, window)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def with_accuracy(settings: Settings, summary: Any, scoring: ScoringSummary, report: str | None = None) -> Any:
+    """The run's summary (`RunSummary`) with this run's scoring, the forecasting version's live figures
+    over `promotion.live_window` target periods (the latest 3 when that is 0) and the report's path."""
+    from dataclasses import replace
+
+    window = settings.model(summary.model).promotion.live_window or 3
+    live = live_figures(open_engine(settings), summary.model, summary.forecast.version, window)
+    return replace(summary, accuracy={"scoring": scoring.as_dict(), "live": live.as_dict() if live else None, "report": report})
