@@ -26,6 +26,12 @@ def score_forecast_errors(settings: Settings, model: str, run_id: str) -> steps.
     return steps.score_step(settings, model, run_id)
 
 
+@task(cache_policy=NO_CACHE, persist_result=False)
+def write_report(settings: Settings, model: str) -> str:
+    """Write the model's HTML report (latest and dated copy); its path, or why it was not written."""
+    return steps.report_step(settings, model)
+
+
 @db_task
 def choose_run_mode(settings: Settings, model: str, mode: str) -> steps.ModeDecision:
     """Pick the mode to run and say why."""
@@ -68,6 +74,9 @@ def publish(model: str, summary: dict[str, Any]) -> None:
     create_markdown_artifact(
         key=f"{key}-run-summary", markdown="```\n" + steps.format_summary(summary) + "\n```", description=f"Forecast pipeline run for model {model}"
     )
+    live = steps.live_markdown(summary)
+    if live:
+        create_markdown_artifact(key=f"{key}-live-accuracy", markdown=live, description=f"Live accuracy of model {model} and its report")
     scores = steps.scores_table(summary)
     if scores:
         create_table_artifact(key=f"{key}-scores", table=scores, description=f"Scores of the version trained for model {model}")
@@ -106,7 +115,7 @@ def run_models(
                 repaired=repair_parquet_dataset(settings, model),
             )
             summary = steps.summarise(settings, model, run_ids[model], decisions[model], staged[model], writes, trained.get(model), pulled)
-            summary = steps.with_accuracy(settings, summary, scoring[model])
+            summary = steps.with_accuracy(settings, summary, scoring[model], write_report(settings, model))
             summaries[model] = summary.as_dict()
             records.finish(model, summaries[model], staged[model].staged)
         commit_source_pull(settings, run_ids[models[0]], pulled)

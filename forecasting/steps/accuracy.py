@@ -184,3 +184,42 @@ def with_accuracy(settings: Settings, summary: Any, scoring: ScoringSummary, rep
     window = settings.model(summary.model).promotion.live_window or 3
     live = live_figures(open_engine(settings), summary.model, summary.forecast.version, window)
     return replace(summary, accuracy={"scoring": scoring.as_dict(), "live": live.as_dict() if live else None, "report": report})
+
+
+def report_step(settings: Settings, model_name: str) -> str:
+    """Write the model's HTML report to `<storage>/reports/<model>/latest.html` (and the day's dated copy);
+    returns its path, or why it was not written: the forecasts are already stored, so a report that
+    cannot be drawn is said in the summary rather than failing the run."""
+    from forecasting.database import redact
+    from forecasting.report import run_report
+
+    try:
+        return run_report(open_engine(settings), settings, model_name)
+    except Exception as error:  # noqa: BLE001
+        return f"not written ({redact(f'{type(error).__name__}: {error}', settings.database.url)})"
+
+
+def live_markdown(summary: dict[str, Any]) -> str | None:
+    """The run's live figures and report path as a markdown table (the flow's `<model>-live-accuracy` artifact)."""
+    accuracy = summary.get("accuracy") or {}
+    live, report = accuracy.get("live"), accuracy.get("report")
+    if not live and not report:
+        return None
+    lines = [f"**Model {summary['model']}**: report `{report}`", ""]
+    if live:
+        lines += [
+            f"Live accuracy of v{live['version']} over {live['periods']} target periods ({live['first_target']} to "
+            f"{live['last_target']}, {live['rows']} rows):",
+            "",
+            "| figure | model | seasonal naive |",
+            "|---|---|---|",
+            *(f"| {name} | {_number(live[key])} | {_number(live['naive_' + key])} |" for name, key in (("sMAPE", "smape"), ("MASE", "mase"), ("MAE", "mae"))),
+            *(f"| coverage {level}% | {_number(live[f'coverage_{level}'])} | nominal {level} |" for level in (80, 95)),
+        ]
+    else:
+        lines.append("No forecast of the champion has met its actual yet.")
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

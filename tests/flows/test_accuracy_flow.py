@@ -45,6 +45,8 @@ def test_forecasts_are_scored_month_by_month_as_real_actuals_arrive(database_url
         assert scoring["total"] == series * months * (months + 1) // 2
         live = summary["accuracy"]["live"]
         assert live["version"] == 1 and live["rows"] == scoring["total"] and live["naive_smape"] > 0
+        report = summary["accuracy"]["report"]
+        assert report == str(settings.storage_root / "reports" / "tiny" / "latest.html") and "Live accuracy by forecast step" in open(report).read()
 
     errors = table(engine, "forecast_errors").sort_values(["series_id", "forecast_origin", "target_ts"], ignore_index=True)
     assert not errors.duplicated(["series_id", "forecast_origin", "target_ts"]).any()
