@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 MODEL_COLOR, NAIVE_COLOR, ACTUAL_COLOR = "#1f5fa8", "#b0561c", "#222222"
 WIDTH, HEIGHT, DPI = 9.0, 3.3, 100
@@ -40,6 +41,8 @@ def accuracy_by_step(by_step: pd.DataFrame, version: int) -> str:
         axis.set_ylim(bottom=0)
         axis.legend(loc="upper left", fontsize=8, frameon=False)
     axes[1].set_xlabel("forecast step (periods after the origin)")
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title(f"Live accuracy of v{version} by forecast step", loc="left", fontsize=11)
     return _png(figure)
 
@@ -48,6 +51,8 @@ def accuracy_over_time(by_period: pd.DataFrame, levels: tuple[int, ...]) -> str:
     """Live MASE per target period (all versions and steps), seasonal naive beside it; interval coverage
     per period against the nominal levels."""
     rows = by_period.assign(target_ts=pd.to_datetime(by_period["target_ts"])).sort_values("target_ts")
+    # Periods as labels: a date axis would tick days between monthly points.
+    rows["target_ts"] = [_period(value) for value in rows["target_ts"]]
     figure, axes = _figure(2, HEIGHT * 0.8)
     axes[0].plot(rows["target_ts"], rows["mase"], marker="o", color=MODEL_COLOR, label="model")
     axes[0].plot(rows["target_ts"], rows["naive_mase"], marker="s", linestyle="--", color=NAIVE_COLOR, label="seasonal naive")
@@ -64,12 +69,24 @@ def accuracy_over_time(by_period: pd.DataFrame, levels: tuple[int, ...]) -> str:
     axes[1].set_ylim(0, 105)
     axes[1].legend(loc="lower left", fontsize=8, frameon=False)
     axes[1].set_xlabel("target period (dotted: nominal level)")
+    for axis in axes:
+        axis.tick_params(axis="x", labelrotation=45 if len(rows) > 8 else 0, labelsize=8)
+        if len(rows) > 24:
+            axis.xaxis.set_major_locator(MaxNLocator(12))
     return _png(figure)
 
 
+def _period(value: pd.Timestamp) -> str:
+    stamp = pd.Timestamp(value)
+    if stamp != stamp.normalize():
+        return stamp.strftime("%Y-%m-%d %H:%M")
+    return stamp.strftime("%Y-%m") if stamp.day == 1 else stamp.strftime("%Y-%m-%d")
+
+
 def series_chart(series_id: str, history: pd.DataFrame, forecasts: pd.DataFrame, levels: tuple[int, ...], context: int = 36) -> str:
-    """One series: its recent history, every stored origin's forecast with its bands (older origins
-    fainter) and the actuals that arrived after the first origin, marked."""
+    """One series: its recent history, every stored origin's forecast (older origins as thinner, fainter
+    lines; the newest with its interval bands, so overlapping bands do not hide each other) and the
+    actuals that arrived after the first origin, marked."""
     figure, axes = _figure(1)
     axis = axes[0]
     history = history.assign(ts=pd.to_datetime(history["ts"])).sort_values("ts")
@@ -89,11 +106,11 @@ def series_chart(series_id: str, history: pd.DataFrame, forecasts: pd.DataFrame,
     for number, (origin, alpha) in enumerate(zip(origins, alphas)):
         rows = forecasts[forecasts["forecast_origin"] == origin].sort_values("target_ts")
         newest = number == len(origins) - 1
-        for level, shade in zip(sorted(levels, reverse=True), (0.12, 0.22, 0.3)):
+        for level, shade in zip(sorted(levels, reverse=True), (0.15, 0.3, 0.4)):
             lower, upper = f"yhat_lower_{level}", f"yhat_upper_{level}"
-            if lower in rows and rows[lower].notna().any():
-                axis.fill_between(rows["target_ts"], rows[lower], rows[upper], color=MODEL_COLOR, alpha=shade * alpha,
-                                  linewidth=0, label=f"{level}% interval" if newest else None)
+            if newest and lower in rows and rows[lower].notna().any():
+                axis.fill_between(rows["target_ts"], rows[lower], rows[upper], color=MODEL_COLOR, alpha=shade, linewidth=0,
+                                  label=f"{level}% interval")
         axis.plot(rows["target_ts"], rows["yhat"], color=MODEL_COLOR, alpha=alpha, linewidth=1.6 if newest else 1.0,
                   label=f"forecast from {pd.Timestamp(origin).date()}" if newest else ("older origins" if number == 0 else None))
     axis.set_title(f"Series {series_id}: {len(origins)} stored forecast origin{'s' if len(origins) != 1 else ''}", loc="left", fontsize=11)
