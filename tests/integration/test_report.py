@@ -4,7 +4,9 @@ import base64
 import io
 import re
 
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
 from forecasting.database import create_db_engine
@@ -69,3 +71,52 @@ def test_report_refuses_unknown_series_and_models_without_forecasts(scenario, tm
     migrate(empty)
     with pytest.raises(ConfigError, match="model 'tiny' has no forecasts yet in table forecasts"):
         build_report(empty, settings, "tiny")
+
+
+def test_report_command_writes_the_file_and_bad_input_is_one_line_exit_2(scenario, capsys, tmp_path):
+    from forecasting.cli import main
+
+    settings, engine, full, months, forecasts = scenario
+    config = str(tmp_path / "forecasting.toml")
+    output = tmp_path / "out" / "tiny.html"
+    assert main(["--config", config, "report", "--model", "tiny", "--output", str(output), "--top", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{output} (2 charts, 2 series;" in printed and output.read_text().startswith("<!DOCTYPE html>")
+    for args, fragment in (
+        (["--model", "nope"], "models.nope"),
+        (["--model", "tiny", "--series", "S00", "NOPE"], "--series: 'NOPE' has no forecasts of this model"),
+        (["--model", "tiny", "--top", "-1"], "--top: must be 0 or more"),
+    ):
+        assert main(["--config", config, "report", *args]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and fragment in lines[0], lines
+
+
+def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, capsys, monkeypatch):
+    from forecasting.cli import main
+    from forecasting.datasets import m3_monthly
+    from tests.conftest import write_config
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'demo.db'}")
+    config.write_text(config.read_text().replace("[models.tiny]", "[models.monthly]"))
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    migrate(engine)
+    from forecasting.config import load_settings
+
+    load_observations(engine, load_settings(config).source, m3_monthly(3))
+    assert main(["--config", str(config), "demo", "--series", "3", "--advance", "2"]) == 0
+    assert "appended 6 observations of 3 M3 series (2026-01-01 00:00:00 to 2026-02-01 00:00:00)" in capsys.readouterr().out
+    with engine.connect() as connection:
+        newest = connection.execute(sa.text("SELECT series_id, MAX(ts) FROM observations GROUP BY series_id")).fetchall()
+    assert {str(ts)[:10] for _, ts in newest} == {"2026-02-01"}
+    expected = m3_monthly(3, include_test=True)
+    with engine.connect() as connection:
+        stored = pd.read_sql(sa.text("SELECT series_id, ts, value FROM observations"), connection)
+    merged = stored.assign(ts=pd.to_datetime(stored.ts)).merge(expected, on=["series_id", "ts"], suffixes=("", "_m3"))
+    assert len(merged) == len(stored) and (merged.value == merged.value_m3).all()  # the real M3 values
+    assert main(["--config", str(config), "demo", "--series", "3", "--advance", "30"]) == 0
+    assert "appended 48 observations" in capsys.readouterr().out  # the 16 months left of the 18
+    assert main(["--config", str(config), "demo", "--series", "3", "--advance", "1"]) == 2
+    assert "have no more real months after 2027-06-01" in capsys.readouterr().err
