@@ -187,9 +187,15 @@ def live_accuracy(errors: pd.DataFrame, metric: str, window: int) -> LiveAccurac
         naive_score=float(naive[both].mean()),
         periods=len(targets),
         rows=int(both.sum()),
-        first_target=str(pd.Timestamp(targets[0])),
-        last_target=str(pd.Timestamp(targets[-1])),
+        first_target=period_label(targets[0]),
+        last_target=period_label(targets[-1]),
     )
+
+
+def period_label(value: Any) -> str:
+    """A target period as text: the date alone at midnight, else date and time."""
+    stamp = pd.Timestamp(value)
+    return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
 
 
 def is_finite(value: float | None) -> bool:

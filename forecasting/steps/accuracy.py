@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecasting import history
-from forecasting.accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring, score_rows
+from forecasting.accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring, period_label, score_rows
 from forecasting.artifacts import utc_now
 from forecasting.config import Settings
 from forecasting.database import upsert_frame
@@ -146,13 +146,8 @@ def live_figures(engine: Engine, model_name: str, version: int, window: int) -> 
     targets = pd.to_datetime(frame["target_ts"])
     return LiveFigures(
         version=version, periods=int(targets.nunique()), rows=len(frame),
-        first_target=_when(targets.min()), last_target=_when(targets.max()), **figures,
+        first_target=period_label(targets.min()), last_target=period_label(targets.max()), **figures,
     )
-
-
-def _when(value: pd.Timestamp) -> str:
-    value = pd.Timestamp(value)
-    return str(value.date()) if value == value.normalize() else str(value)
 
 
 def _latest_rows(engine: Engine, model_name: str, version: int, window: int) -> pd.DataFrame | None:

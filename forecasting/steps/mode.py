@@ -110,7 +110,7 @@ def _live_drift(facts: ModeFacts, promotion: PromotionConfig) -> str | None:
     name = _METRIC_NAMES.get(live.metric, live.metric)
     window = (
         f"over the latest {live.periods} target period{'s' if live.periods != 1 else ''} "
-        f"({live.first_target[:10]} to {live.last_target[:10]}, {live.rows} rows)"
+        f"({live.first_target} to {live.last_target}, {live.rows} rows)"
     )
     score = facts.promotion_score
     if facts.promotion_metric == live.metric and is_finite(score) and live.score > score * (1 + promotion.drift_tolerance):

@@ -85,7 +85,7 @@ def test_a_decision_serialises_to_the_flow_boundary():
 def live(score: float, naive: float = 99.0, metric: str = "smape", periods: int = 3, rows: int = 90):
     from forecasting.accuracy import LiveAccuracy
 
-    return lambda: LiveAccuracy(metric, score, naive, periods, rows, "2026-01-01 00:00:00", "2026-03-01 00:00:00")
+    return lambda: LiveAccuracy(metric, score, naive, periods, rows, "2026-01-01", "2026-03-01")
 
 
 def test_auto_retrains_when_the_live_error_grew_beyond_the_tolerance_over_the_holdout_score():
