@@ -27,9 +27,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from forecasting.cli import _connect, _database, _settings
     from forecasting.report import REPORTS, build_report, write_html
 
+    from forecasting.steps.runs import check_schema
+
     settings = _settings(args)
     settings.model(args.model)
     engine = _connect(settings)
+    check_schema(engine, settings, args.model)
     database = _database["masked"]
     if args.top < 0:
         raise ConfigError(f"--top: must be 0 or more (got {args.top})")

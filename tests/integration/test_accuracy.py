@@ -143,3 +143,26 @@ def test_live_accuracy_reads_the_latest_periods_of_one_version(scenario):
     assert live.periods == 2 and live.rows == len(latest) == 6
     assert live.score == pytest.approx(latest.scaled_error.mean()) and live.naive_score == pytest.approx(latest.naive_scaled_error.mean())
     assert champion_live_accuracy(engine, "tiny", 2, "mase", 2) is None
+
+
+def test_a_schema_from_before_forecast_errors_is_named_and_init_migrates_it(database_url, settings_for):
+    from alembic import command
+
+    from forecasting.errors import ConfigError
+    from forecasting.schema import _alembic_config, head_revision
+    from forecasting.steps import check_schema
+
+    settings, _ = settings_for(database_url)
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection:
+        from importlib.resources import as_file, files
+
+        with as_file(files("forecasting.sql").joinpath("migrations")) as location:
+            command.upgrade(_alembic_config(connection, str(location)), "0006")
+    with pytest.raises(ConfigError, match="older version \\(no table forecast_errors\\); run `forecasting init` to migrate it"):
+        check_schema(engine, settings, "tiny")
+    assert migrate(engine)["to_revision"] == head_revision() == "0007"
+    load_observations(engine, settings.source, synthetic_frame(n_series=1, length=24))
+    check_schema(engine, settings, "tiny")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT COUNT(*) FROM accuracy_by_period")).scalar() == 0
