@@ -278,7 +278,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(format_summary(summary))
     print()
-    print("next: forecasting models list | forecasting run --model monthly --mode forecast")
+    print("next: forecasting demo --advance 1 (the next real month) | forecasting run --model monthly --mode forecast | forecasting report --model monthly")
     return 0
 
 

@@ -67,9 +67,12 @@ def advance_demo(engine: Any, settings: Any, months: int, n_series: int) -> int:
     chosen = ahead[rank < months]
     if chosen.empty:
         raise ConfigError(f"--advance: the demo's series have no more real months after {newest.max().date()} (M3 holds 18 after training)")
+    from forecasting.accuracy import period_label
+
     result = load_observations(engine, settings.source, chosen)
     print(
-        f"appended {result.rows} observations of {result.series} M3 series ({result.first_ts} to {result.last_ts}) to "
+        f"appended {result.rows} observations of {result.series} M3 series ({period_label(result.first_ts)} to "
+        f"{period_label(result.last_ts)}) to "
         f"{settings.source.table}; next: forecasting run --model monthly --mode forecast (scores the forecasts they meet)"
     )
     return 0

@@ -107,7 +107,7 @@ def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, c
 
     load_observations(engine, load_settings(config).source, m3_monthly(3))
     assert main(["--config", str(config), "demo", "--series", "3", "--advance", "2"]) == 0
-    assert "appended 6 observations of 3 M3 series (2026-01-01 00:00:00 to 2026-02-01 00:00:00)" in capsys.readouterr().out
+    assert "appended 6 observations of 3 M3 series (2026-01-01 to 2026-02-01)" in capsys.readouterr().out
     with engine.connect() as connection:
         newest = connection.execute(sa.text("SELECT series_id, MAX(ts) FROM observations GROUP BY series_id")).fetchall()
     assert {str(ts)[:10] for _, ts in newest} == {"2026-02-01"}
