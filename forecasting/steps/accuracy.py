@@ -203,7 +203,7 @@ def live_markdown(summary: dict[str, Any]) -> str | None:
     lines = [f"**Model {summary['model']}**: report `{report}`", ""]
     if live:
         lines += [
-            f"Live accuracy of v{live['version']} over {live['periods']} target periods ({live['first_target']} to "
+            f"Live accuracy of v{live['version']} over {live['periods']} target period{'s' if live['periods'] != 1 else ''} ({live['first_target']} to "
             f"{live['last_target']}, {live['rows']} rows):",
             "",
             "| figure | model | seasonal naive |",

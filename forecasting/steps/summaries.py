@@ -177,7 +177,8 @@ def _accuracy_line(accuracy: dict[str, Any]) -> str:
     live = accuracy.get("live")
     if live:
         line += (
-            f"\n  live accuracy of v{live['version']} over {live['periods']} target periods ({live['rows']} rows): "
+            f"\n  live accuracy of v{live['version']} over {live['periods']} target period{'s' if live['periods'] != 1 else ''} "
+            f"({live['first_target']} to {live['last_target']}, {live['rows']} rows): "
             f"sMAPE {live['smape']:.2f} (seasonal naive {live['naive_smape']:.2f}), MASE {live['mase']:.3f} "
             f"(seasonal naive {live['naive_mase']:.3f}), coverage 80% {_percent(live['coverage_80'])}, 95% {_percent(live['coverage_95'])}"
         )
