@@ -82,3 +82,19 @@ def test_live_accuracy_reads_the_latest_window_and_summary_figures_the_coverage(
     assert live_accuracy(errors, "smape", 0) is None and live_accuracy(errors.iloc[:0], "mase", 3) is None
     figures = summary_figures(errors)
     assert figures["coverage_80"] == pytest.approx(200 / 3) and figures["coverage_95"] == 100.0 and figures["naive_mae"] == 2.0
+
+
+def test_the_run_summary_and_the_live_artifact_name_the_figures_and_the_report():
+    from forecasting.steps.accuracy import live_markdown
+    from forecasting.steps.summaries import _accuracy_line
+
+    live = {
+        "version": 1, "periods": 2, "rows": 600, "first_target": "2026-01-01", "last_target": "2026-02-01", "smape": 12.31,
+        "naive_smape": 16.69, "mase": 0.615, "naive_mase": 0.943, "mae": 10.0, "naive_mae": 14.0, "coverage_80": 71.0, "coverage_95": None,
+    }
+    summary = {"model": "monthly", "accuracy": {"scoring": {"scored": 300, "rescored": 0, "removed": 0, "total": 600}, "live": live, "report": "r.html"}}
+    markdown = live_markdown(summary)
+    assert "report `r.html`" in markdown and "| sMAPE | 12.310 | 16.690 |" in markdown and "| coverage 95% | n/a | nominal 95 |" in markdown
+    line = _accuracy_line(summary["accuracy"])
+    assert "over 2 target periods (2026-01-01 to 2026-02-01, 600 rows): sMAPE 12.31 (seasonal naive 16.69)" in line and "95% n/a" in line
+    assert live_markdown({"model": "m", "accuracy": None}) is None
