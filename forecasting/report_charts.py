@@ -39,7 +39,7 @@ def accuracy_by_step(by_step: pd.DataFrame, version: int) -> str:
         axis.plot(rows["step"], rows[f"naive_{metric}"], marker="s", linestyle="--", color=NAIVE_COLOR, label="seasonal naive")
         axis.set_ylabel(label)
         axis.set_ylim(bottom=0)
-        axis.legend(loc="upper left", fontsize=8, frameon=False)
+        axis.legend(loc="best", fontsize=8, frameon=False)
     axes[1].set_xlabel("forecast step (periods after the origin)")
     for axis in axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -59,7 +59,7 @@ def accuracy_over_time(by_period: pd.DataFrame, levels: tuple[int, ...]) -> str:
     axes[0].set_ylabel("MASE")
     axes[0].set_ylim(bottom=0)
     axes[0].set_title("Live accuracy by target period (every origin whose forecast reached it)", loc="left", fontsize=11)
-    axes[0].legend(loc="upper left", fontsize=8, frameon=False)
+    axes[0].legend(loc="best", fontsize=8, frameon=False)
     for level, color in zip(levels, ("#2e8b57", "#6a3d9a", "#888888")):
         column = f"coverage_{level}"
         if column in rows:
@@ -67,7 +67,7 @@ def accuracy_over_time(by_period: pd.DataFrame, levels: tuple[int, ...]) -> str:
             axes[1].axhline(level, color=color, linestyle=":", linewidth=1)
     axes[1].set_ylabel("actuals inside (%)")
     axes[1].set_ylim(0, 105)
-    axes[1].legend(loc="lower left", fontsize=8, frameon=False)
+    axes[1].legend(loc="best", fontsize=8, frameon=False)
     axes[1].set_xlabel("target period (dotted: nominal level)")
     for axis in axes:
         axis.tick_params(axis="x", labelrotation=45 if len(rows) > 8 else 0, labelsize=8)
@@ -114,5 +114,5 @@ def series_chart(series_id: str, history: pd.DataFrame, forecasts: pd.DataFrame,
         axis.plot(rows["target_ts"], rows["yhat"], color=MODEL_COLOR, alpha=alpha, linewidth=1.6 if newest else 1.0,
                   label=f"forecast from {pd.Timestamp(origin).date()}" if newest else ("older origins" if number == 0 else None))
     axis.set_title(f"Series {series_id}: {len(origins)} stored forecast origin{'s' if len(origins) != 1 else ''}", loc="left", fontsize=11)
-    axis.legend(loc="upper left", fontsize=8, frameon=False, ncols=2)
+    axis.legend(loc="best", fontsize=8, frameon=False, ncols=2)
     return _png(figure)
