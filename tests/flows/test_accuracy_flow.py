@@ -26,6 +26,21 @@ def table(engine, name):
     return frame
 
 
+def live_artifact(engine, run_id):
+    """The markdown of the run's `tiny-live-accuracy` Prefect artifact."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with engine.connect() as connection:
+        flow_run = connection.execute(sa.text("SELECT flow_run_id FROM runs WHERE run_id = :r"), {"r": run_id}).scalar()
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["tiny-live-accuracy"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run]))
+        )
+    assert len(found) == 1
+    return found[0].data
+
+
 def test_forecasts_are_scored_month_by_month_as_real_actuals_arrive(database_url, settings_for):
     settings, path = settings_for(database_url)
     engine = create_db_engine(settings.database.url)
@@ -47,6 +62,8 @@ def test_forecasts_are_scored_month_by_month_as_real_actuals_arrive(database_url
         assert live["version"] == 1 and live["rows"] == scoring["total"] and live["naive_smape"] > 0
         report = summary["accuracy"]["report"]
         assert report == str(settings.storage_root / "reports" / "tiny" / "latest.html") and "Live accuracy by forecast step" in open(report).read()
+
+    assert "| sMAPE |" in live_artifact(engine, summary["run_id"]) and "latest.html" in live_artifact(engine, summary["run_id"])
 
     errors = table(engine, "forecast_errors").sort_values(["series_id", "forecast_origin", "target_ts"], ignore_index=True)
     assert not errors.duplicated(["series_id", "forecast_origin", "target_ts"]).any()
