@@ -21,6 +21,18 @@ __all__ = ["forecast_models", "forecast_pipeline", "transient_failure"]
 
 
 @db_task
+def score_forecast_errors(settings: Settings, model: str, run_id: str) -> steps.ScoringSummary:
+    """Score the model's stored forecasts whose actuals arrived with the pull into forecast_errors."""
+    return steps.score_step(settings, model, run_id)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def write_report(settings: Settings, model: str) -> str:
+    """Write the model's HTML report (latest and dated copy); its path, or why it was not written."""
+    return steps.report_step(settings, model)
+
+
+@db_task
 def choose_run_mode(settings: Settings, model: str, mode: str) -> steps.ModeDecision:
     """Pick the mode to run and say why."""
     return steps.decide_mode(settings, model, mode)
@@ -62,6 +74,9 @@ def publish(model: str, summary: dict[str, Any]) -> None:
     create_markdown_artifact(
         key=f"{key}-run-summary", markdown="```\n" + steps.format_summary(summary) + "\n```", description=f"Forecast pipeline run for model {model}"
     )
+    live = steps.live_markdown(summary)
+    if live:
+        create_markdown_artifact(key=f"{key}-live-accuracy", markdown=live, description=f"Live accuracy of model {model} and its report")
     scores = steps.scores_table(summary)
     if scores:
         create_table_artifact(key=f"{key}-scores", table=scores, description=f"Scores of the version trained for model {model}")
@@ -81,6 +96,7 @@ def run_models(
     with recorded_runs(settings, models, mode) as records:
         run_ids = records.run_ids
         pulled = pull_source(settings, run_ids[models[0]], full_refresh, allow_series_drop)
+        scoring = {model: score_forecast_errors(settings, model, run_ids[model]) for model in models}
         decisions = {model: choose_run_mode(settings, model, mode) for model in models}
         for model, decision in decisions.items():
             logger.info(f"{model}: {decision.reason}")
@@ -99,6 +115,7 @@ def run_models(
                 repaired=repair_parquet_dataset(settings, model),
             )
             summary = steps.summarise(settings, model, run_ids[model], decisions[model], staged[model], writes, trained.get(model), pulled)
+            summary = steps.with_accuracy(settings, summary, scoring[model], write_report(settings, model))
             summaries[model] = summary.as_dict()
             records.finish(model, summaries[model], staged[model].staged)
         commit_source_pull(settings, run_ids[models[0]], pulled)

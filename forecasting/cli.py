@@ -254,6 +254,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from forecasting.cli_report import advance_demo
     from forecasting.datasets import m3_monthly
     from forecasting.loading import load_observations
     from forecasting.steps import format_summary
@@ -261,6 +262,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if DEMO_MODEL not in settings.models:
         raise ConfigError(f"models.{DEMO_MODEL}: the demo needs a [models.{DEMO_MODEL}] section in the config")
+    if args.advance is not None:
+        return advance_demo(_connect(settings), settings, args.advance, args.series)
     print("1/3 creating schema and storage")
     cmd_init(args)
     frame = m3_monthly(args.series)
@@ -275,7 +278,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     print(format_summary(summary))
     print()
-    print("next: forecasting models list | forecasting run --model monthly --mode forecast")
+    print("next: forecasting demo --advance 1 (the next real month) | forecasting run --model monthly --mode forecast | forecasting report --model monthly")
     return 0
 
 
@@ -353,7 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="load M3 monthly series and run the pipeline once (what `make demo` runs)")
     demo.add_argument("--series", type=int, default=DEMO_SERIES, help=f"how many M3 monthly series to load (default {DEMO_SERIES})")
+    demo.add_argument("--advance", type=int, metavar="N", help="only append the next N real months of the demo's series (M3's held-out months)")
     demo.set_defaults(handler=cmd_demo)
+    from forecasting.cli_report import add_report_command, cmd_report
+
+    add_report_command(commands, cmd_report)
     return parser
 
 

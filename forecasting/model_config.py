@@ -77,6 +77,7 @@ class PromotionConfig(StrictModel):
     margin: float = Field(default=0.0, ge=0.0, lt=1.0)  # relative improvement needed over the champion
     retrain_every_days: float | None = Field(default=7.0, gt=0.0)  # auto mode: retrain a champion this old
     drift_tolerance: float = Field(default=0.2, ge=0.0)  # auto mode: retrain when recent error grows by this fraction
+    live_window: int = Field(default=3, ge=0)  # auto mode: target periods of live accuracy the drift signals read (0: off)
 
 
 class ScheduleConfig(StrictModel):

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from forecasting.database import table_columns
 from forecasting.tables import interval_columns
 
-VIEWS = ("forecast_latest",)
+VIEWS = ("forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period")
 
 
 def _alembic_config(connection: Connection, script_location: str, schema: str | None = None) -> Config:

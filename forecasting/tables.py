@@ -174,3 +174,34 @@ quarantine = sa.Table(
 def interval_columns(level: int) -> tuple[str, str]:
     """The forecasts columns holding the lower and upper bound of a `level`% interval."""
     return f"yhat_lower_{level}", f"yhat_upper_{level}"
+
+
+# One row per stored forecast row whose actual has arrived: its errors, and the seasonal-naive forecast
+# from the same origin scored the same way (`naive_*`). Keyed like `forecasts`; a revised actual or a
+# rewritten forecast re-scores its row.
+forecast_errors = sa.Table(
+    "forecast_errors",
+    metadata,
+    sa.Column("model_name", sa.String(64), primary_key=True),
+    sa.Column("model_version", sa.Integer(), nullable=False),
+    sa.Column("series_id", sa.String(200), primary_key=True),
+    sa.Column("forecast_origin", sa.DateTime(), primary_key=True),
+    sa.Column("target_ts", sa.DateTime(), primary_key=True),
+    sa.Column("step", sa.Integer(), nullable=False),
+    sa.Column("yhat", sa.Float(), nullable=False),
+    sa.Column("actual", sa.Float(), nullable=False),
+    sa.Column("error", sa.Float(), nullable=False),  # actual - yhat
+    sa.Column("abs_error", sa.Float(), nullable=False),
+    sa.Column("smape_term", sa.Float(), nullable=False),  # 200 |e| / (|actual| + |yhat|); 0/0 counts as 0
+    sa.Column("scale", sa.Float()),  # in-sample seasonal-naive MAE of the series up to the forecast origin
+    sa.Column("scaled_error", sa.Float()),  # abs_error / scale: MASE when averaged
+    sa.Column("inside_80", sa.Boolean()),
+    sa.Column("inside_95", sa.Boolean()),
+    sa.Column("naive_yhat", sa.Float()),
+    sa.Column("naive_error", sa.Float()),
+    sa.Column("naive_abs_error", sa.Float()),
+    sa.Column("naive_smape_term", sa.Float()),
+    sa.Column("naive_scaled_error", sa.Float()),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("scored_at", sa.DateTime(), nullable=False),
+)

@@ -13,9 +13,11 @@ dataclasses, turned into plain data (`as_dict()`) only at the flow's boundary.
     forecasts   `forecast_step` and the SQL and Parquet writes
     tuning      `tune_step`; backtests: `backtest_step`
     summaries   `RunSummary`, `summarise`, and the text a person reads
+    accuracy    `score_step`: stored forecasts scored as actuals arrive (forecast_errors); live accuracy
 """
 
 from forecasting.pull_result import PullResult
+from forecasting.steps.accuracy import ScoringSummary, live_markdown, report_step, score_step, with_accuracy
 from forecasting.steps.backtests import BacktestSummary, backtest_step
 from forecasting.steps.data import PreparedData, open_engine, prepare_data
 from forecasting.steps.forecasts import ForecastSummary, forecast_step, repair_parquet_step, write_parquet_step, write_sql_step
@@ -28,9 +30,10 @@ from forecasting.steps.training import TrainSummary, train_step
 from forecasting.steps.tuning import TuneSummary, tune_step
 
 __all__ = [
-    "MODES", "BacktestSummary", "ForecastSummary", "GateFacts", "GateResult", "Mode", "ModeDecision", "ModeFacts", "PreparedData", "PullResult",
-    "RunSummary", "TrainSummary", "TuneSummary", "Writes", "apply_gate", "backtest_step", "check_schema", "choose_mode",
-    "commit_pull", "decide_mode", "fail_run", "finish_run", "forecast_step", "format_summary", "format_tuning", "open_engine",
-    "prepare_data", "pull_step", "repair_parquet_step", "scores_table", "start_run", "summarise", "summary_json", "train_step",
-    "tune_step", "write_parquet_step", "write_sql_step",
+    "MODES", "BacktestSummary", "ForecastSummary", "GateFacts", "GateResult", "Mode", "ModeDecision", "ModeFacts", "PreparedData",
+    "PullResult", "RunSummary", "ScoringSummary", "TrainSummary", "TuneSummary", "Writes", "apply_gate", "backtest_step",
+    "check_schema", "choose_mode", "commit_pull", "decide_mode", "fail_run", "finish_run", "forecast_step", "format_summary",
+    "format_tuning", "live_markdown", "open_engine", "prepare_data", "pull_step", "repair_parquet_step", "report_step",
+    "score_step", "scores_table", "start_run", "summarise", "summary_json", "train_step", "tune_step", "with_accuracy",
+    "write_parquet_step", "write_sql_step",
 ]

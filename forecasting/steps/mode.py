@@ -9,6 +9,7 @@ from typing import Literal
 
 import pandas as pd
 
+from forecasting.accuracy import LiveAccuracy, is_finite
 from forecasting.artifacts import utc_now
 from forecasting.config import Settings
 from forecasting.model_config import PromotionConfig
@@ -36,7 +37,9 @@ class ModeDecision:
 class ModeFacts:
     """What the mode depends on. `new_observations()` gives (observations, series) newer than the
     watermark; `recent_score()` the champion's current holdout score, or why it could not be loaded
-    (a text); both are only called where the decision needs them."""
+    (a text); `live()` the champion's live accuracy over the latest `promotion.live_window` target periods
+    in `promotion.metric` beside seasonal naive's (None before any of its forecasts met an actual); each
+    is only called where the decision needs it."""
 
     model_name: str
     champion: int | None
@@ -47,6 +50,7 @@ class ModeFacts:
     promotion_score: float | None = None  # that score
     new_observations: Callable[[], tuple[int, int]] = lambda: (0, 0)
     recent_score: Callable[[], float | str] = lambda: float("nan")
+    live: Callable[[], LiveAccuracy | None] = lambda: None
 
 
 def choose_mode(requested: str, facts: ModeFacts, promotion: PromotionConfig) -> ModeDecision:
@@ -55,8 +59,10 @@ def choose_mode(requested: str, facts: ModeFacts, promotion: PromotionConfig) ->
     `retrain` and `forecast` are taken as requested. `fine-tune` falls back to retrain without a
     champion and to forecast without new observations. `auto`: no champion -> retrain; champion older
     than `promotion.retrain_every_days` -> retrain; new observations -> fine-tune, unless the champion's
-    error on the latest holdout grew more than `promotion.drift_tolerance` over its score at promotion
-    (then retrain; also when the champion cannot be loaded); none -> forecast only."""
+    live error over the latest `promotion.live_window` target periods grew more than
+    `promotion.drift_tolerance` over its holdout score at promotion, or is worse than seasonal naive's on
+    the same rows, or its error on the latest holdout grew more than that tolerance (then retrain; also
+    when the champion cannot be loaded); none -> forecast only."""
     if requested in ("retrain", "forecast"):
         return ModeDecision(requested, f"{requested}: requested")
     if facts.champion is None:
@@ -77,6 +83,9 @@ def choose_mode(requested: str, facts: ModeFacts, promotion: PromotionConfig) ->
     if not count:
         return ModeDecision("forecast", f"forecast: no observations newer than {facts.since}, the data of {facts.trained_on}")
     new_data = f"{_observations(count, series)} since {facts.since}"
+    live = _live_drift(facts, promotion)
+    if live:
+        return ModeDecision("retrain", f"retrain: {live}; {new_data}")
     if facts.promotion_score is not None and facts.promotion_metric == promotion.metric:
         recent = facts.recent_score()
         if isinstance(recent, str):
@@ -91,6 +100,33 @@ def choose_mode(requested: str, facts: ModeFacts, promotion: PromotionConfig) ->
     return ModeDecision("fine-tune", f"fine-tune: {new_data} ({facts.trained_on})")
 
 
+def _live_drift(facts: ModeFacts, promotion: PromotionConfig) -> str | None:
+    """Why the champion's live accuracy calls for a retrain (the figures), or None."""
+    if promotion.live_window <= 0:
+        return None
+    live = facts.live()
+    if live is None or live.metric != promotion.metric or not is_finite(live.score):
+        return None
+    name = _METRIC_NAMES.get(live.metric, live.metric)
+    window = (
+        f"over the latest {live.periods} target period{'s' if live.periods != 1 else ''} "
+        f"({live.first_target} to {live.last_target}, {live.rows} rows)"
+    )
+    score = facts.promotion_score
+    if facts.promotion_metric == live.metric and is_finite(score) and live.score > score * (1 + promotion.drift_tolerance):
+        growth = f"{live.score / score - 1:.0%} worse than" if score else "above"
+        return (
+            f"champion v{facts.champion}'s live {name} {live.score:.3f} {window} is {growth} its holdout {name} "
+            f"{score:.3f} at promotion (tolerance {promotion.drift_tolerance:.0%})"
+        )
+    if is_finite(live.naive_score) and live.score > live.naive_score:
+        return f"champion v{facts.champion}'s live {name} {live.score:.3f} {window} is worse than seasonal naive's {live.naive_score:.3f}"
+    return None
+
+
+_METRIC_NAMES = {"smape": "sMAPE", "mase": "MASE", "mae": "MAE"}
+
+
 def _observations(count: int, series: int) -> str:
     return f"{count} new observation{'s' if count != 1 else ''} for {series} series"
 
@@ -101,6 +137,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
     "New observations" are those newer than the data watermark of the newest version trained
     (champion or candidate), so a candidate that was not promoted is not trained again on the same data."""
     from forecasting.registry import champion_version, load_version, newest_version, version_row
+    from forecasting.steps.accuracy import champion_live_accuracy
     from forecasting.steps.data import newer_observations, open_engine, prepare_data
 
     if requested in ("retrain", "forecast"):
@@ -111,6 +148,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
     if champion is None:
         return choose_mode(requested, ModeFacts(model_name, None), settings.model(model_name).promotion)
     row = version_row(engine, model_name, champion)
+    promotion = settings.model(model_name).promotion
     newest = newest_version(engine, model_name) or row
     trained_on = f"champion v{champion}" if newest["version"] == champion else f"{newest['status']} v{newest['version']}; champion v{champion}"
 
@@ -134,8 +172,9 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
         promotion_score=row["holdout_score"],
         new_observations=lambda: newer_observations(settings, newest["data_watermark"]),
         recent_score=recent_score,
+        live=lambda: champion_live_accuracy(engine, model_name, champion, promotion.metric, promotion.live_window),
     )
-    return choose_mode(requested, facts, settings.model(model_name).promotion)
+    return choose_mode(requested, facts, promotion)
 
 
 def _format_watermark(value: str | None) -> str:

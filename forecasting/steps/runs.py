@@ -86,6 +86,11 @@ def check_schema(engine: Engine, settings: Settings, model_name: str) -> None:
         forecast_columns = table_columns(connection, "forecasts")
         if forecast_columns is None or table_columns(connection, "runs") is None:
             raise ConfigError(f"database.url: {masked_url(engine)} has no forecasting schema; run `forecasting init` first")
+        if table_columns(connection, "forecast_errors") is None:
+            raise ConfigError(
+                f"database.url: {masked_url(engine)} has the forecasting schema of an older version (no table forecast_errors); "
+                "run `forecasting init` to migrate it"
+            )
         check_source(connection, settings.source)
     for level in settings.model(model_name).intervals:
         for column in interval_columns(level):

@@ -39,6 +39,7 @@ class RunSummary:
     database: str = ""
     parquet: str = ""
     models: str = ""
+    accuracy: dict[str, Any] | None = None  # forecast_errors scoring and live figures (steps.accuracy.with_accuracy)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain data: the keys `format_summary`, `finish_run` and the CLI's JSON read."""
@@ -59,6 +60,7 @@ class RunSummary:
             "database": self.database,
             "parquet": self.parquet,
             "models": self.models,
+            "accuracy": self.accuracy,
         }
 
 
@@ -157,9 +159,35 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  parquet repaired: {repaired['origins_repaired']} origins rebuilt from table forecasts "
             f"({repaired['rows_rebuilt']} rows: {listed}{more})"
         )
+    accuracy = summary.get("accuracy")
+    if accuracy:
+        lines.append(_accuracy_line(accuracy))
     if summary.get("origins"):
         lines.append(f"  forecast origins: {', '.join(summary['origins'])}")
     return "\n".join(lines)
+
+
+def _accuracy_line(accuracy: dict[str, Any]) -> str:
+    scoring = accuracy["scoring"]
+    line = (
+        f"  forecasts scored against arrived actuals: {scoring['scored']} new, {scoring['rescored']} re-scored, "
+        f"{scoring['removed']} removed; {scoring['total']} in table forecast_errors"
+    )
+    live = accuracy.get("live")
+    if live:
+        line += (
+            f"\n  live accuracy of v{live['version']} over {live['periods']} target period{'s' if live['periods'] != 1 else ''} "
+            f"({live['first_target']} to {live['last_target']}, {live['rows']} rows): "
+            f"sMAPE {live['smape']:.2f} (seasonal naive {live['naive_smape']:.2f}), MASE {live['mase']:.3f} "
+            f"(seasonal naive {live['naive_mase']:.3f}), coverage 80% {_percent(live['coverage_80'])}, 95% {_percent(live['coverage_95'])}"
+        )
+    if accuracy.get("report"):
+        line += f"\n  report: {accuracy['report']}"
+    return line
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def summary_json(summary: dict[str, Any]) -> str:

@@ -17,8 +17,9 @@ from tests.postgres_server import create_database
 
 JOB_TABLES = {
     "observations", "forecasts", "model_versions", "model_events", "tuning_records", "model_aliases", "runs",
-    "ingestion_state", "backtests", "quarantine", "alembic_version",
+    "ingestion_state", "backtests", "quarantine", "alembic_version", "forecast_errors",
 }
+JOB_VIEWS = {"forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period"}
 SOURCE = {"table": "analytics.sales", "series": "store", "time": "day", "target": "amount", "frequency": "MS"}
 
 
@@ -52,7 +53,7 @@ def test_init_puts_the_job_tables_into_their_schema_and_nothing_into_public(post
     assert "already current" in capsys.readouterr().out.splitlines()[-2]
     engine = create_db_engine(url)
     tables, views = relations(engine, "forecasting_job")
-    assert JOB_TABLES <= tables and views == {"forecast_latest"}
+    assert JOB_TABLES <= tables and views == JOB_VIEWS
     assert relations(engine, "public") == (set(), set())
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT version_num FROM forecasting_job.alembic_version")).scalar() == head_revision()

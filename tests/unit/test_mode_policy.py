@@ -80,3 +80,51 @@ def test_drift_is_not_checked_against_another_metric_or_a_missing_score():
 
 def test_a_decision_serialises_to_the_flow_boundary():
     assert ModeDecision("forecast", "why").as_dict() == {"mode": "forecast", "reason": "why"}
+
+
+def live(score: float, naive: float = 99.0, metric: str = "smape", periods: int = 3, rows: int = 90):
+    from forecasting.accuracy import LiveAccuracy
+
+    return lambda: LiveAccuracy(metric, score, naive, periods, rows, "2026-01-01", "2026-03-01")
+
+
+def test_auto_retrains_when_the_live_error_grew_beyond_the_tolerance_over_the_holdout_score():
+    decision = choose_mode("auto", facts(live=live(12.5), recent_score=never), PROMOTION)
+    assert decision == ModeDecision(
+        "retrain",
+        "retrain: champion v3's live sMAPE 12.500 over the latest 3 target periods (2026-01-01 to 2026-03-01, 90 rows) is 25% worse "
+        "than its holdout sMAPE 10.000 at promotion (tolerance 20%); 12 new observations for 2 series since 2024-06-01",
+    )
+    assert choose_mode("auto", facts(live=live(12.0)), PROMOTION).mode == "fine-tune"  # 20%: within tolerance
+
+
+def test_auto_retrains_when_the_live_error_is_worse_than_seasonal_naive_on_the_same_rows():
+    decision = choose_mode("auto", facts(live=live(9.0, naive=8.5, periods=1, rows=30), recent_score=never), PROMOTION)
+    assert decision == ModeDecision(
+        "retrain",
+        "retrain: champion v3's live sMAPE 9.000 over the latest 1 target period (2026-01-01 to 2026-03-01, 30 rows) is worse than "
+        "seasonal naive's 8.500; 12 new observations for 2 series since 2024-06-01",
+    )
+    # Without a holdout score at promotion, the seasonal-naive signal still counts.
+    assert choose_mode("auto", facts(promotion_score=None, live=live(9.0, naive=8.5)), PROMOTION).mode == "retrain"
+    assert choose_mode("auto", facts(live=live(9.0, naive=9.0)), PROMOTION).mode == "fine-tune"  # a tie is not worse
+
+
+def test_live_drift_is_read_only_with_new_data_in_the_same_metric_and_with_a_window():
+    assert choose_mode("auto", facts(new_observations=lambda: (0, 0), live=never), PROMOTION).mode == "forecast"
+    assert choose_mode("auto", facts(champion_age_days=8.5, live=never), PROMOTION).mode == "retrain"
+    assert choose_mode("auto", facts(live=live(50.0, metric="mase")), PROMOTION).mode == "fine-tune"
+    assert choose_mode("auto", facts(live=live(float("nan"))), PROMOTION).mode == "fine-tune"
+    assert choose_mode("auto", facts(live=never), PROMOTION.model_copy(update={"live_window": 0})).mode == "fine-tune"
+    assert choose_mode("fine-tune", facts(live=never), PROMOTION).mode == "fine-tune"  # requested: taken without the policy's signals
+    assert choose_mode("auto", facts(live=lambda: None), PROMOTION).mode == "fine-tune"  # no live rows yet
+
+
+def test_live_window_is_a_validated_promotion_key():
+    from pydantic import ValidationError
+
+    assert PromotionConfig().live_window == 3
+    with pytest.raises(ValidationError):
+        PromotionConfig(live_window=-1)
+    with pytest.raises(ValidationError):
+        PromotionConfig(live_windows=3)

@@ -1,0 +1,74 @@
+"""The README's reading examples, run exactly as printed: Parquet with pandas and DuckDB, the accuracy views in SQL."""
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from forecasting.database import create_db_engine, upsert_frame
+from forecasting.loading import load_observations
+from forecasting.schema import migrate
+from forecasting.steps.accuracy import score_forecasts
+from forecasting.store import write_forecasts
+from forecasting.tables import FORECAST_KEY
+from tests.conftest import pull, synthetic_frame
+from tests.integration.test_accuracy import forecast_frame
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def examples(language):
+    """The code blocks the README marks `<!-- tested example: language -->`, as printed."""
+    text = README.read_text()
+    return re.findall(rf"<!-- tested example: {language} -->\n```{language}\n(.*?)```", text, flags=re.S)
+
+
+@pytest.fixture
+def demo_outputs(database_url, settings_for, tmp_path, monkeypatch):
+    """What `make demo` and two months of `--advance` leave: forecasts of model `monthly` from two origins, in SQL and
+    Parquet under `.forecasting/`, some of them scored."""
+    settings, _ = settings_for(database_url)
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    full = synthetic_frame(n_series=4, length=40, seed=5, start="2023-07-01")  # origins 2025-12 and 2026-01, as in the demo
+    months = full.groupby("series_id").cumcount()
+    load_observations(engine, settings.source, full[months <= 31])
+    pull(settings)
+    forecasts = pd.concat([forecast_frame(full, 29), forecast_frame(full, 30)], ignore_index=True).assign(model_name="monthly")
+    with engine.begin() as connection:
+        upsert_frame(connection, sa.Table("forecasts", sa.MetaData(), autoload_with=connection), forecasts, key=FORECAST_KEY)
+    score_forecasts(engine, settings, "monthly", "r1")
+    write_forecasts(tmp_path / ".forecasting", forecasts)
+    monkeypatch.chdir(tmp_path)
+    return engine, forecasts
+
+
+def test_the_readme_marks_its_reading_examples():
+    assert len(examples("python")) == 2 and len(examples("sql")) == 3
+
+
+def test_parquet_examples_run_as_printed(demo_outputs):
+    engine, forecasts = demo_outputs
+    for code in examples("python"):
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            exec(compile(code, "README.md", "exec"), {})
+        printed = output.getvalue()
+        # Both origins, each with its four series.
+        assert "2025-12-01" in printed and "2026-01-01" in printed, printed
+        assert "4" in printed
+
+
+def test_accuracy_view_queries_run_as_printed(demo_outputs):
+    engine, forecasts = demo_outputs
+    with engine.connect() as connection:
+        results = [pd.read_sql(sa.text(code.strip().rstrip(";")), connection) for code in examples("sql")]
+    by_version, by_period, worst = results
+    assert list(by_version.model_version) == [1] and by_version.scored.iloc[0] == 4 * 2 + 4 * 1
+    assert by_version.naive_mase.iloc[0] > 0 and 0 <= by_version.coverage_80.iloc[0] <= 100
+    assert len(by_period) == 2 and list(by_period.scored) == [4, 8]
+    assert len(worst) == 10 and worst.scaled_error.is_monotonic_decreasing

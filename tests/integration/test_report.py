@@ -1,0 +1,122 @@
+"""`forecasting report`: a self-contained HTML file whose charts are real images; clear errors for what does not exist."""
+
+import base64
+import io
+import re
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from forecasting.database import create_db_engine
+from forecasting.errors import ConfigError
+from forecasting.loading import load_observations
+from forecasting.registry import set_alias
+from forecasting.report import build_report, run_report
+from forecasting.schema import migrate
+from forecasting.steps.accuracy import score_forecasts
+from tests.conftest import pull
+from tests.integration.test_accuracy import scenario  # noqa: F401  (the fixture)
+
+
+def images(html):
+    """Every embedded image, decoded."""
+    found = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    return [Image.open(io.BytesIO(base64.b64decode(data))) for data in found]
+
+
+def assert_self_contained(html):
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+
+
+def test_report_before_any_actual_says_so_and_charts_the_series(scenario):
+    settings, engine, full, months, forecasts = scenario
+    report = build_report(engine, settings, "tiny")
+    assert "has met its actual yet" in report.html and "Live accuracy by forecast step" not in report.html
+    assert report.charts == 3 == len(images(report.html))  # the three series, no empty accuracy charts
+    assert_self_contained(report.html)
+
+
+def test_report_with_actuals_has_accuracy_and_series_charts_as_real_images(scenario):
+    settings, engine, full, months, forecasts = scenario
+    load_observations(engine, settings.source, full[months <= 32])
+    pull(settings)
+    score_forecasts(engine, settings, "tiny", "r1")
+    with engine.begin() as connection:
+        set_alias(connection, "tiny", "champion", 1)
+    report = build_report(engine, settings, "tiny", top=2, series=["S00"])
+    decoded = images(report.html)
+    assert report.charts == len(decoded) == 2 + len(report.series)
+    assert "S00" in report.series and 2 <= len(report.series) <= 3
+    for image in decoded:
+        image.load()
+        assert image.size[0] >= 800 and image.size[1] >= 250
+    assert "seasonal naive" in report.html and "80% interval coverage" in report.html
+    assert_self_contained(report.html)
+
+    latest = run_report(engine, settings, "tiny")
+    assert latest.endswith("reports/tiny/latest.html")
+    folder = settings.storage_root / "reports" / "tiny"
+    assert len(list(folder.glob("*.html"))) == 2 and not list(folder.glob(".*tmp"))
+
+
+def test_report_refuses_unknown_series_and_models_without_forecasts(scenario, tmp_path, database_url):
+    settings, engine, full, months, forecasts = scenario
+    with pytest.raises(ConfigError, match="--series: 'NOPE' has no forecasts of this model"):
+        build_report(engine, settings, "tiny", series=["NOPE"])
+    with pytest.raises(ConfigError, match="models.other"):
+        build_report(engine, settings, "other")
+    empty = create_db_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    migrate(empty)
+    with pytest.raises(ConfigError, match="model 'tiny' has no forecasts yet in table forecasts"):
+        build_report(empty, settings, "tiny")
+
+
+def test_report_command_writes_the_file_and_bad_input_is_one_line_exit_2(scenario, capsys, tmp_path):
+    from forecasting.cli import main
+
+    settings, engine, full, months, forecasts = scenario
+    config = str(tmp_path / "forecasting.toml")
+    output = tmp_path / "out" / "tiny.html"
+    assert main(["--config", config, "report", "--model", "tiny", "--output", str(output), "--top", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{output} (2 charts, 2 series;" in printed and output.read_text().startswith("<!DOCTYPE html>")
+    for args, fragment in (
+        (["--model", "nope"], "models.nope"),
+        (["--model", "tiny", "--series", "S00", "NOPE"], "--series: 'NOPE' has no forecasts of this model"),
+        (["--model", "tiny", "--top", "-1"], "--top: must be 0 or more"),
+    ):
+        assert main(["--config", config, "report", *args]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and fragment in lines[0], lines
+
+
+def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, capsys, monkeypatch):
+    from forecasting.cli import main
+    from forecasting.datasets import m3_monthly
+    from tests.conftest import write_config
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'demo.db'}")
+    config.write_text(config.read_text().replace("[models.tiny]", "[models.monthly]"))
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    migrate(engine)
+    from forecasting.config import load_settings
+
+    load_observations(engine, load_settings(config).source, m3_monthly(3))
+    assert main(["--config", str(config), "demo", "--series", "3", "--advance", "2"]) == 0
+    assert "appended 6 observations of 3 M3 series (2026-01-01 to 2026-02-01)" in capsys.readouterr().out
+    with engine.connect() as connection:
+        newest = connection.execute(sa.text("SELECT series_id, MAX(ts) FROM observations GROUP BY series_id")).fetchall()
+    assert {str(ts)[:10] for _, ts in newest} == {"2026-02-01"}
+    expected = m3_monthly(3, include_test=True)
+    with engine.connect() as connection:
+        stored = pd.read_sql(sa.text("SELECT series_id, ts, value FROM observations"), connection)
+    merged = stored.assign(ts=pd.to_datetime(stored.ts)).merge(expected, on=["series_id", "ts"], suffixes=("", "_m3"))
+    assert len(merged) == len(stored) and (merged.value == merged.value_m3).all()  # the real M3 values
+    assert main(["--config", str(config), "demo", "--series", "3", "--advance", "30"]) == 0
+    assert "appended 48 observations" in capsys.readouterr().out  # the 16 months left of the 18
+    assert main(["--config", str(config), "demo", "--series", "3", "--advance", "1"]) == 2
+    assert "have no more real months after 2027-06-01" in capsys.readouterr().err
