@@ -7,6 +7,7 @@ from typing import Any
 from forecasting import ingestion
 from forecasting.config import Settings
 from forecasting.locking import model_lock
+from forecasting.phases import phase
 from forecasting.steps.data import open_engine
 
 
@@ -21,10 +22,13 @@ def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow
     to `quarantine` with a reason. The pull state moves only in `commit_pull`, once the run's
     outputs are committed."""
     engine = open_engine(settings)
-    with source_lock(settings, engine):
-        return ingestion.pull(settings, engine, run_id, full_refresh, allow_series_drop)
+    with phase("pull") as counts, source_lock(settings, engine):
+        pulled = ingestion.pull(settings, engine, run_id, full_refresh, allow_series_drop)
+        counts.update(rows=pulled.get("rows_pulled"), new_series=pulled.get("new_series"))
+        return pulled
 
 
 def commit_pull(settings: Settings, run_id: str, pulled: dict[str, Any]) -> None:
     """Advance the source's pull state to what `pull_step` returned (called after the run's outputs are committed)."""
-    ingestion.commit(settings, open_engine(settings), run_id, pulled)
+    with phase("commit pull"):
+        ingestion.commit(settings, open_engine(settings), run_id, pulled)

@@ -8,6 +8,7 @@ from typing import Any
 
 from forecasting.config import ModelConfig, Settings
 from forecasting.errors import ConfigError, RunError
+from forecasting.phases import timed
 from forecasting.steps.data import open_engine, prepare_data
 from forecasting.steps.gate import GateFacts, apply_gate
 from forecasting.steps.mode import TRAINING_MODES
@@ -48,6 +49,7 @@ class TrainSummary:
         return asdict(self)
 
 
+@timed("train")
 def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "retrain", verbose: int = 0) -> TrainSummary:
     """Retrain from scratch (with the newest tuning record, if any) or fine-tune the champion; score
     the new version, the champion and seasonal naive on the latest holdout; register the version and
