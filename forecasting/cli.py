@@ -47,11 +47,14 @@ def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -
     """Call a flow with a Prefect API (a running server from PREFECT_API_URL, else a temporary one owned by
     this process), with TensorFlow and Prefect quiet unless verbose, and stdout kept for the summary."""
     from forecasting.orchestrator import prefect_api
+    from forecasting.phases import phase
 
-    console.import_tensorflow()
+    with phase("startup: tensorflow import"):
+        console.import_tensorflow()
     with contextlib.ExitStack() as stack:
         try:
-            api_url = stack.enter_context(prefect_api(verbose=console.verbose()))
+            with phase("startup: prefect api"):
+                api_url = stack.enter_context(prefect_api(verbose=console.verbose()))
         except ForecastingError as error:
             from forecasting.config import load_settings
             from forecasting.steps.runs import record_failed_start

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import RunError
+from forecasting.grids import series_slices
 from forecasting.scaling import SeriesScaler, WindowLevels
 from forecasting.validation import infer_frequency
 
@@ -63,11 +64,16 @@ def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | 
     columns = ["value", *features]
     timestamps: dict[str, pd.DatetimeIndex] = {}
     values: dict[str, np.ndarray] = {}
-    for series_id, group in frame.sort_values(["series_id", "ts"]).groupby("series_id", sort=True):
-        index = pd.DatetimeIndex(group["ts"])
-        timestamps[str(series_id)] = index
-        block = group[columns].to_numpy(dtype="float64")
-        values[str(series_id)] = np.hstack([block, calendar_features(index, frequency)]) if calendar else block
+    # One sort and one array for all series, then a slice per series: no pandas group per series.
+    frame = frame.sort_values(["series_id", "ts"])
+    index = pd.DatetimeIndex(frame["ts"])
+    block = frame[columns].to_numpy(dtype="float64")
+    if calendar:
+        block = np.hstack([block, calendar_features(index, frequency)])
+    ids = frame["series_id"].to_numpy()
+    for start, end in zip(*series_slices(ids)):
+        timestamps[str(ids[start])] = index[start:end]
+        values[str(ids[start])] = block[start:end]
     return SeriesArrays(timestamps=timestamps, values=values, frequency=frequency)
 
 
