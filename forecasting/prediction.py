@@ -116,7 +116,7 @@ def forecast_frame(
         {
             "series_id": np.repeat(np.asarray(ids, dtype=object), horizon),
             "forecast_origin": origin_index,
-            "target_ts": pd.DatetimeIndex([origin + step * offset for origin, step in zip(origin_index, np.tile(steps, len(ids)))]),
+            "target_ts": target_times(pd.DatetimeIndex(origins), horizon, offset),
             "step": np.tile(steps, len(ids)),
             "yhat": levels.decode(scaled).ravel(),
         }
@@ -127,3 +127,13 @@ def forecast_frame(
         frame[lower] = levels.decode(scaled - half).ravel()
         frame[upper] = levels.decode(scaled + half).ravel()
     return frame
+
+
+def target_times(origins: pd.DatetimeIndex, horizon: int, offset: pd.DateOffset) -> pd.DatetimeIndex:
+    """`origin + step * offset` for each origin and step 1..horizon, origin by origin (rows: origins x
+    steps), computed once per distinct origin (most series share a few)."""
+    distinct, inverse = np.unique(origins.values, return_inverse=True)
+    table = np.array(
+        [[(pd.Timestamp(origin) + step * offset).to_datetime64() for step in range(1, horizon + 1)] for origin in distinct]
+    ).reshape(len(distinct), horizon)
+    return pd.DatetimeIndex(table[inverse.ravel()].ravel())
