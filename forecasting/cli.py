@@ -49,12 +49,15 @@ def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -
     from forecasting.orchestrator import prefect_api
     from forecasting.phases import phase
 
-    with phase("startup: tensorflow import"):
-        console.import_tensorflow()
+    def import_tensorflow() -> None:
+        with phase("startup: tensorflow import"):
+            console.import_tensorflow()
+
     with contextlib.ExitStack() as stack:
         try:
+            # TensorFlow is imported here while a temporary Prefect server starts in its own process.
             with phase("startup: prefect api"):
-                api_url = stack.enter_context(prefect_api(verbose=console.verbose()))
+                api_url = stack.enter_context(prefect_api(verbose=console.verbose(), while_starting=import_tensorflow))
         except ForecastingError as error:
             from forecasting.config import load_settings
             from forecasting.steps.runs import record_failed_start
