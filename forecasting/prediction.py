@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from forecasting.batched import encode_in_order
 from forecasting.tables import interval_columns
 from forecasting.model import forecast_array
 from forecasting.scaling import SeriesScaler, WindowLevels
@@ -50,7 +51,7 @@ def predict(
     """
     skipped: dict[str, str] = {}
     constant: dict[str, tuple[float, str]] = {}
-    ids, inputs, levels = [], [], []
+    ids, inputs, levels, pending = [], [], [], []
     for series_id, values in arrays.values.items():
         if len(values) < lookback:
             skipped[series_id] = f"{len(values)} observations, fewer than lookback {lookback}"
@@ -65,11 +66,11 @@ def predict(
             continue
         if series_id not in scaler:
             scaler.add(series_id, values)
-        first_tick = scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1]
-        scaled, _, level = scaler.encode(series_id, window[np.newaxis], first_ticks=first_tick)
+        pending.append((len(ids), series_id, window, scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1]))
         ids.append(series_id)
-        inputs.append(scaled[0])
-        levels.append(level)
+        inputs.append(None)
+        levels.append(None)
+    encode_in_order(scaler, pending, inputs, levels)  # every window scaled in one batch
     columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
     for level in sorted(interval_halfwidths or {}):
         columns += list(interval_columns(level))

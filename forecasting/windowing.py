@@ -108,26 +108,34 @@ def split_windows(
 ) -> WindowSplit:
     """Scaled windows split in time: a window is for validation when its target reaches into the
     last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped."""
-    x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end = [], [], [], [], [], [], [], []
+    from forecasting.batched import encode_windows
+
+    raw_inputs, raw_targets, window_series, window_ticks, window_end, window_val, window_finite = [], [], [], [], [], [], []
     for series_id, values in arrays.values.items():
-        raw_inputs, raw_targets = make_windows(values, lookback, horizon)
-        if not len(raw_inputs):
+        inputs, targets = make_windows(values, lookback, horizon)
+        if not len(inputs):
             continue
-        finite = np.isfinite(raw_inputs).all(axis=(1, 2)) & np.isfinite(raw_targets).all(axis=1)
-        first_ticks = scaler.ticks(arrays.timestamps[series_id])[: len(raw_inputs)]
-        inputs, targets, levels = scaler.encode(series_id, raw_inputs, raw_targets, first_ticks)
-        finite &= np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
+        raw_inputs.append(inputs)
+        raw_targets.append(targets)
+        window_finite.append(np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1))
+        window_ticks.append(scaler.ticks(arrays.timestamps[series_id])[: len(inputs)])
+        window_series.append(np.full(len(inputs), series_id, dtype=object))
         target_end = np.arange(len(inputs)) + lookback + horizon - 1
-        is_val = target_end >= len(values) - validation_steps
+        window_val.append(target_end >= len(values) - validation_steps)
+        window_end.append(arrays.timestamps[series_id].values[target_end])
+    x_train = y_train = x_val = y_val = val_series = train_series = train_end = []
+    val_levels: list[WindowLevels] = []
+    if raw_inputs:
+        # One pass over the windows of every series (see forecasting.batched): the same numbers as
+        # scaling each series' windows on its own.
+        series = np.concatenate(window_series)
+        inputs, targets, levels = encode_windows(scaler, series, np.concatenate(raw_inputs), np.concatenate(raw_targets), np.concatenate(window_ticks))
+        finite = np.concatenate(window_finite) & np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
+        is_val = np.concatenate(window_val)
         train_mask, val_mask = finite & ~is_val, finite & is_val
-        x_train.append(inputs[train_mask])
-        y_train.append(targets[train_mask])
-        x_val.append(inputs[val_mask])
-        y_val.append(targets[val_mask])
-        val_series.append(np.full(int(val_mask.sum()), series_id, dtype=object))
-        val_levels.append(levels.take(val_mask))
-        train_series.append(np.full(int(train_mask.sum()), series_id, dtype=object))
-        train_end.append(arrays.timestamps[series_id].values[target_end[train_mask]])
+        x_train, y_train, x_val, y_val = [inputs[train_mask]], [targets[train_mask]], [inputs[val_mask]], [targets[val_mask]]
+        val_series, train_series = [series[val_mask]], [series[train_mask]]
+        val_levels, train_end = [levels.take(val_mask)], [np.concatenate(window_end)[train_mask]]
     columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
 
     def stack(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:

@@ -56,7 +56,6 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     promote it only if it beats the champion by the configured margin (see `gate.apply_gate`)."""
     from forecasting.forecaster import RecurrentForecaster
     from forecasting.registry import champion_version, latest_tuning_record, load_version, register_version
-    from forecasting.tuning import apply_hyperparameters
 
     if mode not in TRAINING_MODES:
         raise ConfigError(f"--mode: {mode!r} does not train; use retrain or fine-tune")
@@ -90,6 +89,8 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     else:
         effective = config
         if record is not None:
+            from forecasting.tuning import apply_hyperparameters  # keras-tuner takes seconds to import: only when needed
+
             tuning_record, hyperparameters = record
             effective = apply_hyperparameters(config, hyperparameters)
         data = prepare_data(engine, settings, calendar=effective.calendar)
