@@ -15,7 +15,8 @@ job or the temporary Prefect server, from `wait4`), `startup` (launch to the fir
 config, schema check, the Prefect server, the flow's start) and every phase (`pull`, `prepare`,
 `train epochs`, `train other` = the training step minus its epochs and its data preparation,
 `predict`, `forecast other`, `sql write`, `parquet write`, `parquet repair`, `commit pull`), then
-`other` (the wall time no phase covers: Prefect's task orchestration, run records, shutdown).
+`shutdown` (after the last step: run records, Prefect's artifacts and log drain, stopping the
+server, exit) and `other` (between the steps: Prefect's task runs, the mode decision, run records).
 Costs per series are in microseconds per series; seconds are rounded to 0.01.
 """
 
@@ -115,8 +116,14 @@ def breakdown(result: dict) -> dict[str, float]:
     for line in result["phases"]:
         seconds[line["phase"]] = seconds.get(line["phase"], 0.0) + line["seconds"]
     out: dict[str, float] = {}
-    if result["phases"]:
-        out["startup"] = min(line["started"] for line in result["phases"]) - result["launched"]
+    steps = [line for line in result["phases"] if not line["phase"].startswith("startup")]
+    if steps:
+        # Launch to the first step's start: interpreter, imports, config, schema check, TensorFlow,
+        # the Prefect server and the flow run's creation (the two `startup:` phases are inside it).
+        out["startup"] = min(line["started"] for line in steps) - result["launched"]
+        for name in ("startup: tensorflow import", "startup: prefect api"):
+            if name in seconds:
+                out[name] = seconds[name]
     for name in ("pull", "prepare", "train epochs"):
         if name in seconds:
             out[name] = seconds[name]
@@ -135,7 +142,12 @@ def breakdown(result: dict) -> dict[str, float]:
             out[name] = seconds[name]
     outer = {"pull", "train", "forecast", "sql write", "parquet write", "parquet repair", "commit pull"}
     covered = out.get("startup", 0.0) + sum(seconds[name] for name in outer if name in seconds)
-    out["other"] = result["wall"] - covered
+    if steps:
+        # After the last step: the run's records, Prefect's artifacts and log drain, stopping the
+        # temporary server, interpreter exit.
+        out["shutdown"] = result["launched"] + result["wall"] - max(line["started"] + line["seconds"] for line in steps)
+        covered += out["shutdown"]
+    out["other"] = result["wall"] - covered  # between the steps: Prefect's task runs, mode decision, run records
     return {key: round(value, 2) for key, value in out.items()}
 
 
