@@ -364,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process's own command, not a call from Python
+        console.freeze_at_exit()
     args = build_parser().parse_args(argv)
     if args.verbose:
         os.environ[console.VERBOSE_ENV] = "1"

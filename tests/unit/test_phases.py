@@ -44,3 +44,20 @@ def test_without_the_variable_nothing_is_written(tmp_path, monkeypatch) -> None:
     with phases.phase("pull"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_freezes_objects_at_exit_after_other_exit_handlers() -> None:
+    """`forecasting` (main() without argv) registers gc.freeze at exit, which runs after the other
+    exit handlers, so the interpreter's final collection skips TensorFlow's objects."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, flush=True))\n"  # registered before: runs after
+        "from forecasting import console\n"
+        "console.freeze_at_exit()\n"
+        "atexit.register(lambda: print('before', gc.get_freeze_count(), flush=True))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["before", "0", "frozen", "True"], result.stderr
