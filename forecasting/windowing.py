@@ -108,34 +108,15 @@ def split_windows(
 ) -> WindowSplit:
     """Scaled windows split in time: a window is for validation when its target reaches into the
     last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped."""
-    from forecasting.batched import encode_windows
-
-    raw_inputs, raw_targets, window_series, window_ticks, window_end, window_val, window_finite = [], [], [], [], [], [], []
-    for series_id, values in arrays.values.items():
-        inputs, targets = make_windows(values, lookback, horizon)
-        if not len(inputs):
+    x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end = [], [], [], [], [], [], [], []
+    ids = list(arrays.values)
+    # Series in groups: one batch of windows per group bounds the float64 copies held at once.
+    for start in range(0, len(ids), SERIES_PER_BATCH):
+        part = _split_batch(arrays, ids[start : start + SERIES_PER_BATCH], scaler, lookback, horizon, validation_steps)
+        if part is None:
             continue
-        raw_inputs.append(inputs)
-        raw_targets.append(targets)
-        window_finite.append(np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1))
-        window_ticks.append(scaler.ticks(arrays.timestamps[series_id])[: len(inputs)])
-        window_series.append(np.full(len(inputs), series_id, dtype=object))
-        target_end = np.arange(len(inputs)) + lookback + horizon - 1
-        window_val.append(target_end >= len(values) - validation_steps)
-        window_end.append(arrays.timestamps[series_id].values[target_end])
-    x_train = y_train = x_val = y_val = val_series = train_series = train_end = []
-    val_levels: list[WindowLevels] = []
-    if raw_inputs:
-        # One pass over the windows of every series (see forecasting.batched): the same numbers as
-        # scaling each series' windows on its own.
-        series = np.concatenate(window_series)
-        inputs, targets, levels = encode_windows(scaler, series, np.concatenate(raw_inputs), np.concatenate(raw_targets), np.concatenate(window_ticks))
-        finite = np.concatenate(window_finite) & np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
-        is_val = np.concatenate(window_val)
-        train_mask, val_mask = finite & ~is_val, finite & is_val
-        x_train, y_train, x_val, y_val = [inputs[train_mask]], [targets[train_mask]], [inputs[val_mask]], [targets[val_mask]]
-        val_series, train_series = [series[val_mask]], [series[train_mask]]
-        val_levels, train_end = [levels.take(val_mask)], [np.concatenate(window_end)[train_mask]]
+        for parts, value in zip((x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end), part):
+            parts.append(value)
     columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
 
     def stack(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
@@ -150,4 +131,42 @@ def split_windows(
         val_levels=WindowLevels.concat(val_levels),
         train_series=np.concatenate(train_series) if train_series else np.empty(0, dtype=object),
         train_target_end=np.concatenate(train_end) if train_end else np.empty(0, dtype="datetime64[ns]"),
+    )
+
+
+SERIES_PER_BATCH = 2000  # series whose windows are scaled in one batch
+
+
+def _split_batch(
+    arrays: SeriesArrays, ids: list[str], scaler: SeriesScaler, lookback: int, horizon: int, validation_steps: int
+) -> tuple | None:
+    """`split_windows` for the series `ids`, their windows scaled in one batch (forecasting.batched:
+    the same numbers as scaling each series' windows on its own); None when none has a window."""
+    from forecasting.batched import encode_windows
+
+    raw_inputs, raw_targets, window_series, window_ticks, window_end, window_val, window_finite = [], [], [], [], [], [], []
+    for series_id in ids:
+        values = arrays.values[series_id]
+        inputs, targets = make_windows(values, lookback, horizon)
+        if not len(inputs):
+            continue
+        raw_inputs.append(inputs)
+        raw_targets.append(targets)
+        window_finite.append(np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1))
+        window_ticks.append(scaler.ticks(arrays.timestamps[series_id])[: len(inputs)])
+        window_series.append(np.full(len(inputs), series_id, dtype=object))
+        target_end = np.arange(len(inputs)) + lookback + horizon - 1
+        window_val.append(target_end >= len(values) - validation_steps)
+        window_end.append(arrays.timestamps[series_id].values[target_end])
+    if not raw_inputs:
+        return None
+    series = np.concatenate(window_series)
+    inputs, targets, levels = encode_windows(scaler, series, np.concatenate(raw_inputs), np.concatenate(raw_targets), np.concatenate(window_ticks))
+    finite = np.concatenate(window_finite) & np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
+    is_val = np.concatenate(window_val)
+    train, val = finite & ~is_val, finite & is_val
+    as32 = lambda values: values.astype("float32")  # noqa: E731 - the split holds float32 windows
+    return (
+        as32(inputs[train]), as32(targets[train]), as32(inputs[val]), as32(targets[val]), series[val], levels.take(val), series[train],
+        np.concatenate(window_end)[train],
     )

@@ -46,3 +46,23 @@ def test_batch_equals_series_by_series(target: str, seasonal: bool) -> None:
         assert (got is None) == (wanted is None)
         if got is not None:
             np.testing.assert_array_equal(got, wanted)
+
+
+def test_split_in_groups_of_series_equals_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from forecasting import windowing
+
+    rng = np.random.default_rng(8)
+    stamps = pd.date_range("2018-01-01", periods=70, freq="MS")
+    frame = pd.concat(
+        [pd.DataFrame({"series_id": f"s{i}", "ts": stamps[: 40 + i * 3], "value": rng.lognormal(2, 0.3, 40 + i * 3)}) for i in range(9)]
+    )
+    arrays = windowing.to_series_arrays(frame, [], "MS")
+    scaler = SeriesScaler.fit(arrays.values, target="window_log")
+    scaler.fit_seasonal(arrays.values, arrays.timestamps, {}, "MS", 12)
+    whole = windowing.split_windows(arrays, scaler, 12, 6, 6)
+    monkeypatch.setattr(windowing, "SERIES_PER_BATCH", 2)
+    grouped = windowing.split_windows(arrays, scaler, 12, 6, 6)
+    for name in ("x_train", "y_train", "x_val", "y_val", "val_series", "train_series", "train_target_end"):
+        np.testing.assert_array_equal(getattr(grouped, name), getattr(whole, name))
+    for name in ("loc", "scale", "log", "factors", "first_tick"):
+        np.testing.assert_array_equal(getattr(grouped.val_levels, name), getattr(whole.val_levels, name))
