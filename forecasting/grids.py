@@ -62,7 +62,7 @@ def regular_frame(frame: pd.DataFrame, frequency: str, fits: np.ndarray) -> tupl
     within = np.arange(total) - np.repeat(out_start, lengths)
     result = pd.DataFrame(
         {
-            "series_id": np.repeat(np.asarray([str(s) if not isinstance(s, str) else s for s in ids[starts]], dtype=object), lengths),
+            "series_id": np.repeat(ids[starts], lengths),
             "ts": grid.values[np.repeat(first_position, lengths) + within],
         }
     )

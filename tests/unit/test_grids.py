@@ -70,3 +70,15 @@ def test_grid_too_long_goes_series_by_series(monkeypatch: pytest.MonkeyPatch) ->
     assert grids.regular_frame(ordered, "D", on_grid(ordered["ts"], "D")) is None
     regular, _ = regularize(frame, "D")
     assert len(regular) and regular["series_id"].nunique() == 36
+
+
+def test_series_ids_keep_their_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    stamps = pd.to_datetime(["2020-01-01", "2020-03-01", "2020-02-01", "2020-01-01", "2020-04-01"])
+    for ids in ([3, 3, 3, 1, 1], ["b", "b", "b", "a", "a"]):
+        frame = pd.DataFrame({"series_id": ids, "ts": stamps, "value": [1.0, 2, 3, 4, 5]})
+        regular, _ = regularize(frame, "MS")
+        monkeypatch.setattr(grids, "regular_frame", lambda *args: None)
+        expected, _ = regularize(frame, "MS")
+        monkeypatch.undo()
+        pd.testing.assert_frame_equal(regular, expected)
+        assert len(regular) == 7
