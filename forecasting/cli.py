@@ -47,11 +47,17 @@ def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -
     """Call a flow with a Prefect API (a running server from PREFECT_API_URL, else a temporary one owned by
     this process), with TensorFlow and Prefect quiet unless verbose, and stdout kept for the summary."""
     from forecasting.orchestrator import prefect_api
+    from forecasting.phases import phase
 
-    console.import_tensorflow()
+    def import_tensorflow() -> None:
+        with phase("startup: tensorflow import"):
+            console.import_tensorflow()
+
     with contextlib.ExitStack() as stack:
         try:
-            api_url = stack.enter_context(prefect_api(verbose=console.verbose()))
+            # TensorFlow is imported here while a temporary Prefect server starts in its own process.
+            with phase("startup: prefect api"):
+                api_url = stack.enter_context(prefect_api(verbose=console.verbose(), while_starting=import_tensorflow))
         except ForecastingError as error:
             from forecasting.config import load_settings
             from forecasting.steps.runs import record_failed_start
@@ -365,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process's own command, not a call from Python
+        console.freeze_at_exit()
     args = build_parser().parse_args(argv)
     if args.verbose:
         os.environ[console.VERBOSE_ENV] = "1"

@@ -279,9 +279,14 @@ def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
 
 def upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame, key: Iterable[str]) -> int:
     """Upsert a frame in the caller's transaction. On PostgreSQL: COPY into a temporary staging
-    table, then one INSERT ... ON CONFLICT DO UPDATE; elsewhere: batched INSERT ... ON CONFLICT."""
+    table, then one INSERT ... ON CONFLICT DO UPDATE; on SQLite: the driver's executemany of
+    INSERT ... ON CONFLICT with tuples converted column by column (forecasting.bulk)."""
     if frame.empty:
         return 0
+    if connection.dialect.name == "sqlite":
+        from forecasting.bulk import sqlite_upsert_frame
+
+        return sqlite_upsert_frame(connection, table, frame, key)
     if connection.dialect.name != "postgresql":
         return upsert(connection, table, frame_to_rows(frame), key)
     key = list(key)

@@ -105,7 +105,9 @@ def score_holdout(
     from forecasting.prediction import constant_value
     from forecasting.scaling import WindowLevels
 
-    inputs, levels, actual, naive, scales = [], [], [], [], []
+    from forecasting.batched import encode_in_order
+
+    inputs, levels, actual, naive, scales, pending = [], [], [], [], [], []
     constant: dict[int, float] = {}  # position -> the value forecast for a constant series, as `predict` does
     for series_id, values in arrays.values.items():
         if len(values) < lookback + horizon:
@@ -121,17 +123,21 @@ def score_holdout(
             naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
             scales.append(seasonal_naive_scale(history, season))
             continue
-        stats = scaler
-        if series_id not in scaler:  # new since training: scaled by its own history, the scaler left as it is
+        first_tick = scaler.ticks(arrays.timestamps[series_id][-lookback - horizon :])[:1]
+        if series_id in scaler:  # scaled below, with every other known series at once
+            pending.append((len(inputs), series_id, window, first_tick))
+            inputs.append(None)
+            levels.append(None)
+        else:  # new since training: scaled by its own history, the scaler left as it is
             stats = scaler.__class__(target=scaler.target, season=scaler.season, frequency=scaler.frequency)
             stats.add(series_id, values[:-horizon])
-        first_tick = stats.ticks(arrays.timestamps[series_id][-lookback - horizon :])[:1]
-        scaled, _, level = stats.encode(series_id, window[np.newaxis], first_ticks=first_tick)
-        inputs.append(scaled[0])
-        levels.append(level)
+            scaled, _, level = stats.encode(series_id, window[np.newaxis], first_ticks=first_tick)
+            inputs.append(scaled[0])
+            levels.append(level)
         actual.append(future)
         naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
         scales.append(seasonal_naive_scale(history, season))
+    encode_in_order(scaler, pending, inputs, levels)
     if not actual:
         return {"score": float("nan"), "baseline": float("nan"), "series": 0}
     predicted = np.empty((len(actual), horizon))

@@ -16,7 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from forecasting.errors import ConfigError, RunError
@@ -137,10 +137,17 @@ class TemporaryServer:
         lines = [line.strip() for line in self._log.read().decode(errors="replace").splitlines() if line.strip()]
         return lines[-1] if lines else ""
 
-    def start(self) -> str:
-        """Start the server and wait until it answers; a RunError saying what to set when it does not."""
-        deadline = time.monotonic() + self.allowance
+    def start(self, while_starting: Callable[[], None] | None = None) -> str:
+        """Start the server and wait until it answers; a RunError saying what to set when it does not.
+        `while_starting` runs in this process meanwhile (the server takes seconds to import and start)."""
         self._spawn()
+        if while_starting is not None:
+            try:
+                while_starting()
+            except BaseException:
+                self.stop()
+                raise
+        deadline = time.monotonic() + self.allowance
         while True:
             assert self.process is not None
             code = self.process.poll()
@@ -181,14 +188,17 @@ class TemporaryServer:
 
 
 @contextlib.contextmanager
-def prefect_api(verbose: bool = False) -> Iterator[str]:
-    """The API URL for this command's flows: $PREFECT_API_URL, else a temporary server for the block."""
+def prefect_api(verbose: bool = False, while_starting: Callable[[], None] | None = None) -> Iterator[str]:
+    """The API URL for this command's flows: $PREFECT_API_URL, else a temporary server for the block.
+    `while_starting` (say, importing TensorFlow) runs while a temporary server starts, else first."""
     given = os.environ.get(API_URL_ENV, "").strip()
     if given:
+        if while_starting is not None:
+            while_starting()
         yield wait_for_api(given, startup_allowance())
         return
     server = TemporaryServer(startup_allowance(), verbose=verbose)
-    url = server.start()
+    url = server.start(while_starting)
     try:
         yield url
     finally:

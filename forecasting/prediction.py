@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from forecasting.batched import encode_in_order
 from forecasting.tables import interval_columns
 from forecasting.model import forecast_array
 from forecasting.scaling import SeriesScaler, WindowLevels
@@ -50,7 +51,7 @@ def predict(
     """
     skipped: dict[str, str] = {}
     constant: dict[str, tuple[float, str]] = {}
-    ids, inputs, levels = [], [], []
+    ids, inputs, levels, pending = [], [], [], []
     for series_id, values in arrays.values.items():
         if len(values) < lookback:
             skipped[series_id] = f"{len(values)} observations, fewer than lookback {lookback}"
@@ -65,11 +66,11 @@ def predict(
             continue
         if series_id not in scaler:
             scaler.add(series_id, values)
-        first_tick = scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1]
-        scaled, _, level = scaler.encode(series_id, window[np.newaxis], first_ticks=first_tick)
+        pending.append((len(ids), series_id, window, scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1]))
         ids.append(series_id)
-        inputs.append(scaled[0])
-        levels.append(level)
+        inputs.append(None)
+        levels.append(None)
+    encode_in_order(scaler, pending, inputs, levels)  # every window scaled in one batch
     columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
     for level in sorted(interval_halfwidths or {}):
         columns += list(interval_columns(level))
@@ -116,7 +117,7 @@ def forecast_frame(
         {
             "series_id": np.repeat(np.asarray(ids, dtype=object), horizon),
             "forecast_origin": origin_index,
-            "target_ts": pd.DatetimeIndex([origin + step * offset for origin, step in zip(origin_index, np.tile(steps, len(ids)))]),
+            "target_ts": target_times(pd.DatetimeIndex(origins), horizon, offset),
             "step": np.tile(steps, len(ids)),
             "yhat": levels.decode(scaled).ravel(),
         }
@@ -127,3 +128,13 @@ def forecast_frame(
         frame[lower] = levels.decode(scaled - half).ravel()
         frame[upper] = levels.decode(scaled + half).ravel()
     return frame
+
+
+def target_times(origins: pd.DatetimeIndex, horizon: int, offset: pd.DateOffset) -> pd.DatetimeIndex:
+    """`origin + step * offset` for each origin and step 1..horizon, origin by origin (rows: origins x
+    steps), computed once per distinct origin (most series share a few)."""
+    distinct, inverse = np.unique(origins.values, return_inverse=True)
+    table = np.array(
+        [[(pd.Timestamp(origin) + step * offset).to_datetime64() for step in range(1, horizon + 1)] for origin in distinct]
+    ).reshape(len(distinct), horizon)
+    return pd.DatetimeIndex(table[inverse.ravel()].ravel())

@@ -16,6 +16,8 @@ from forecasting.config import ModelConfig
 from forecasting.errors import RunError
 from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
 from forecasting.faults import checkpoint
+from forecasting.phases import phase
+from forecasting.pipeline import shuffled_batches
 from forecasting.model import build_model, compile_model, forecast_array, member_count, member_targets
 from forecasting.scaling import SeriesScaler
 from forecasting.weighting import series_weights, window_weights
@@ -214,20 +216,18 @@ def fit_windows(
     tensors = (x_train, member_targets(model, y_train))
     if weights is not None:
         tensors = (*tensors, _member_weights(model, window_weights(weights, train_series)))
-    # Shuffle with an explicit seed, reshuffled each epoch, independent of global random state.
-    batches = (
-        tf.data.Dataset.from_tensor_slices(tensors)
-        .shuffle(len(x_train), seed=schedule.seed, reshuffle_each_iteration=True)
-        .batch(schedule.batch_size)
-    )
-    return model.fit(
-        batches,
-        validation_data=validation,
-        epochs=schedule.epochs,
-        shuffle=False,  # the dataset shuffles itself
-        callbacks=callbacks,
-        verbose=schedule.verbose,
-    )
+    batches = shuffled_batches(tensors, schedule.batch_size, schedule.seed)
+    with phase("train epochs") as counts:
+        history = model.fit(
+            batches,
+            validation_data=validation,
+            epochs=schedule.epochs,
+            shuffle=False,  # the dataset shuffles itself
+            callbacks=callbacks,
+            verbose=schedule.verbose,
+        )
+        counts.update(epochs=len(history.epoch), windows=len(x_train))
+    return history
 
 
 def best_epoch(history: keras.callbacks.History, min_epochs: int = 0) -> int:

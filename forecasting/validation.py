@@ -180,24 +180,16 @@ def regularize(frame: pd.DataFrame, frequency: str) -> tuple[pd.DataFrame, Prepa
     report.non_finite_values = int(non_finite.sum())
     if report.non_finite_values:
         frame[value_columns] = np.where(non_finite, np.nan, numeric)
-    parts = []
-    for series_id, group in frame.sort_values(["series_id", "ts"]).groupby("series_id", sort=True):
-        index = pd.DatetimeIndex(group["ts"])
-        # The grid is the frequency's own points, never anchored on a row that is off it (03:00 on a month start).
-        fits = on_grid(group["ts"], frequency)
-        report.off_frequency_rows += int((~fits).sum())
-        if not fits.any():
-            continue
-        grid = pd.date_range(index[fits][0], index[fits][-1], freq=offset)
-        group = group.loc[fits].set_index("ts").reindex(grid)
-        report.filled_gaps += int(len(grid) - fits.sum())
-        group["series_id"] = series_id
-        parts.append(group.rename_axis("ts").reset_index())
+    frame = frame.sort_values(["series_id", "ts"])
+    # The grid is the frequency's own points, never anchored on a row that is off it (03:00 on a month start).
+    fits = on_grid(frame["ts"], frequency)
+    report.off_frequency_rows = int((~fits).sum())
     if report.off_frequency_rows:
         report.notes.append(f"{report.off_frequency_rows} rows off the {frequency} grid were ignored")
-    if not parts:
-        return frame.iloc[0:0], report
-    result = pd.concat(parts, ignore_index=True)[["series_id", "ts", *value_columns]]
+    from forecasting.grids import regular_frame, regular_frame_by_series
+
+    found = regular_frame(frame, frequency, fits)
+    result, report.filled_gaps = found if found is not None else regular_frame_by_series(frame, frequency, fits)
     return result, report
 
 

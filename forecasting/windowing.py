@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import RunError
+from forecasting.grids import series_slices
 from forecasting.scaling import SeriesScaler, WindowLevels
 from forecasting.validation import infer_frequency
 
@@ -63,11 +64,16 @@ def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | 
     columns = ["value", *features]
     timestamps: dict[str, pd.DatetimeIndex] = {}
     values: dict[str, np.ndarray] = {}
-    for series_id, group in frame.sort_values(["series_id", "ts"]).groupby("series_id", sort=True):
-        index = pd.DatetimeIndex(group["ts"])
-        timestamps[str(series_id)] = index
-        block = group[columns].to_numpy(dtype="float64")
-        values[str(series_id)] = np.hstack([block, calendar_features(index, frequency)]) if calendar else block
+    # One sort and one array for all series, then a slice per series: no pandas group per series.
+    frame = frame.sort_values(["series_id", "ts"])
+    index = pd.DatetimeIndex(frame["ts"])
+    block = frame[columns].to_numpy(dtype="float64")
+    if calendar:
+        block = np.hstack([block, calendar_features(index, frequency)])
+    ids = frame["series_id"].to_numpy()
+    for start, end in zip(*series_slices(ids)):
+        timestamps[str(ids[start])] = index[start:end]
+        values[str(ids[start])] = block[start:end]
     return SeriesArrays(timestamps=timestamps, values=values, frequency=frequency)
 
 
@@ -103,25 +109,14 @@ def split_windows(
     """Scaled windows split in time: a window is for validation when its target reaches into the
     last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped."""
     x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end = [], [], [], [], [], [], [], []
-    for series_id, values in arrays.values.items():
-        raw_inputs, raw_targets = make_windows(values, lookback, horizon)
-        if not len(raw_inputs):
+    ids = list(arrays.values)
+    # Series in groups: one batch of windows per group bounds the float64 copies held at once.
+    for start in range(0, len(ids), SERIES_PER_BATCH):
+        part = _split_batch(arrays, ids[start : start + SERIES_PER_BATCH], scaler, lookback, horizon, validation_steps)
+        if part is None:
             continue
-        finite = np.isfinite(raw_inputs).all(axis=(1, 2)) & np.isfinite(raw_targets).all(axis=1)
-        first_ticks = scaler.ticks(arrays.timestamps[series_id])[: len(raw_inputs)]
-        inputs, targets, levels = scaler.encode(series_id, raw_inputs, raw_targets, first_ticks)
-        finite &= np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
-        target_end = np.arange(len(inputs)) + lookback + horizon - 1
-        is_val = target_end >= len(values) - validation_steps
-        train_mask, val_mask = finite & ~is_val, finite & is_val
-        x_train.append(inputs[train_mask])
-        y_train.append(targets[train_mask])
-        x_val.append(inputs[val_mask])
-        y_val.append(targets[val_mask])
-        val_series.append(np.full(int(val_mask.sum()), series_id, dtype=object))
-        val_levels.append(levels.take(val_mask))
-        train_series.append(np.full(int(train_mask.sum()), series_id, dtype=object))
-        train_end.append(arrays.timestamps[series_id].values[target_end[train_mask]])
+        for parts, value in zip((x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end), part):
+            parts.append(value)
     columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
 
     def stack(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
@@ -136,4 +131,42 @@ def split_windows(
         val_levels=WindowLevels.concat(val_levels),
         train_series=np.concatenate(train_series) if train_series else np.empty(0, dtype=object),
         train_target_end=np.concatenate(train_end) if train_end else np.empty(0, dtype="datetime64[ns]"),
+    )
+
+
+SERIES_PER_BATCH = 2000  # series whose windows are scaled in one batch
+
+
+def _split_batch(
+    arrays: SeriesArrays, ids: list[str], scaler: SeriesScaler, lookback: int, horizon: int, validation_steps: int
+) -> tuple | None:
+    """`split_windows` for the series `ids`, their windows scaled in one batch (forecasting.batched:
+    the same numbers as scaling each series' windows on its own); None when none has a window."""
+    from forecasting.batched import encode_windows
+
+    raw_inputs, raw_targets, window_series, window_ticks, window_end, window_val, window_finite = [], [], [], [], [], [], []
+    for series_id in ids:
+        values = arrays.values[series_id]
+        inputs, targets = make_windows(values, lookback, horizon)
+        if not len(inputs):
+            continue
+        raw_inputs.append(inputs)
+        raw_targets.append(targets)
+        window_finite.append(np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1))
+        window_ticks.append(scaler.ticks(arrays.timestamps[series_id])[: len(inputs)])
+        window_series.append(np.full(len(inputs), series_id, dtype=object))
+        target_end = np.arange(len(inputs)) + lookback + horizon - 1
+        window_val.append(target_end >= len(values) - validation_steps)
+        window_end.append(arrays.timestamps[series_id].values[target_end])
+    if not raw_inputs:
+        return None
+    series = np.concatenate(window_series)
+    inputs, targets, levels = encode_windows(scaler, series, np.concatenate(raw_inputs), np.concatenate(raw_targets), np.concatenate(window_ticks))
+    finite = np.concatenate(window_finite) & np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
+    is_val = np.concatenate(window_val)
+    train, val = finite & ~is_val, finite & is_val
+    as32 = lambda values: values.astype("float32")  # noqa: E731 - the split holds float32 windows
+    return (
+        as32(inputs[train]), as32(targets[train]), as32(inputs[val]), as32(targets[val]), series[val], levels.take(val), series[train],
+        np.concatenate(window_end)[train],
     )

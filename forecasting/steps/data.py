@@ -13,6 +13,7 @@ from forecasting.config import Settings
 from forecasting.database import create_db_engine
 from forecasting.tables import ingestion_state
 from forecasting.errors import RunError
+from forecasting.phases import phase
 from forecasting.validation import fill_gaps, infer_frequency, regularize
 from forecasting.windowing import SeriesArrays, to_series_arrays
 
@@ -43,6 +44,13 @@ def prepare_data(
     configured, recorded or inferred frequency, gaps handled per `source.gaps`. With `drop_stale`,
     series whose last observation is `source.stale_after` or more periods before the newest one
     are left out (and listed)."""
+    with phase("prepare") as counts:
+        prepared = _prepare(engine, settings, frequency, calendar, drop_stale)
+        counts.update(series=len(prepared.arrays.values), rows=prepared.rows_read)
+        return prepared
+
+
+def _prepare(engine: Engine, settings: Settings, frequency: str | None, calendar: bool, drop_stale: bool) -> PreparedData:
     frame = history.read(history.history_root(settings.storage_root, settings.source.table))
     if frame.empty:
         raise RunError(

@@ -15,6 +15,7 @@ from forecasting.database import upsert_frame
 from forecasting.tables import FORECAST_KEY
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
+from forecasting.phases import phase, timed
 from forecasting.steps.data import STAGING, open_engine, prepare_data
 
 EXAMPLES = 5  # series listed per kind (skipped, constant, stale) in a summary
@@ -45,6 +46,7 @@ class ForecastSummary:
         return asdict(self)
 
 
+@timed("forecast")
 def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastSummary:
     """Forecast every series with the champion and stage the rows as `<storage>/staging/<run_id>.parquet`."""
     from forecasting.registry import load_version
@@ -57,7 +59,9 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
             f"with ({list(loaded.features)}); retrain the model"
         )
     data = prepare_data(engine, settings, frequency=loaded.frequency, calendar=loaded.calendar, drop_stale=True)
-    result = loaded.predict(data.arrays, settings.model(model_name).intervals)
+    with phase("predict") as counts:
+        result = loaded.predict(data.arrays, settings.model(model_name).intervals)
+        counts.update(series=len(data.arrays.values), rows=len(result.forecasts))
     forecasts = result.forecasts
     forecasts.insert(0, "model_name", model_name)
     forecasts.insert(1, "model_version", loaded.version)
@@ -85,6 +89,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
     )
 
 
+@timed("sql write")
 def write_sql_step(settings: Settings, staged: str) -> int:
     """Upsert the staged forecasts into the `forecasts` table in one transaction; returns the rows written."""
     checkpoint("before-sql-write")
@@ -100,6 +105,7 @@ def write_sql_step(settings: Settings, staged: str) -> int:
     return written
 
 
+@timed("parquet write")
 def write_parquet_step(settings: Settings, staged: str) -> int:
     """Upsert the staged forecasts into the hive-partitioned Parquet dataset; returns the rows written."""
     from forecasting.store import write_forecasts
@@ -107,6 +113,7 @@ def write_parquet_step(settings: Settings, staged: str) -> int:
     return write_forecasts(settings.storage_root, pd.read_parquet(staged))
 
 
+@timed("parquet repair")
 def repair_parquet_step(settings: Settings, model_name: str) -> dict[str, Any]:
     """Rebuild from SQL every Parquet partition of the model that is missing, unreadable or holds
     a different number of rows than SQL (see `forecasting.repair`); returns what was fixed."""

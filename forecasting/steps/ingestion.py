@@ -7,6 +7,7 @@ from typing import Any
 from forecasting import ingestion
 from forecasting.config import Settings
 from forecasting.locking import model_lock
+from forecasting.phases import phase
 from forecasting.pull_result import PullResult
 from forecasting.steps.data import open_engine
 
@@ -18,14 +19,16 @@ def source_lock(settings: Settings, engine: Any) -> Any:
 
 def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow_series_drop: bool = False) -> PullResult:
     """Pull what changed in the source since the last committed pull into the history store, per
-    series (`PullResult` documents the counts); unusable rows go
-    to `quarantine` with a reason. The pull state moves only in `commit_pull`, once the run's
+    series (`PullResult` documents the counts); unusable rows go to `quarantine` with a reason. The pull state moves only in `commit_pull`, once the run's
     outputs are committed."""
     engine = open_engine(settings)
-    with source_lock(settings, engine):
-        return ingestion.pull(settings, engine, run_id, full_refresh, allow_series_drop)
+    with phase("pull") as counts, source_lock(settings, engine):
+        pulled = ingestion.pull(settings, engine, run_id, full_refresh, allow_series_drop)
+        counts.update(rows=pulled.rows_pulled, new_series=pulled.new_series)
+        return pulled
 
 
 def commit_pull(settings: Settings, run_id: str, pulled: PullResult) -> None:
     """Advance the source's pull state to what `pull_step` returned (called after the run's outputs are committed)."""
-    ingestion.commit(settings, open_engine(settings), run_id, pulled)
+    with phase("commit pull"):
+        ingestion.commit(settings, open_engine(settings), run_id, pulled)

@@ -8,6 +8,7 @@ from typing import Any
 
 from forecasting.config import ModelConfig, Settings
 from forecasting.errors import ConfigError, RunError
+from forecasting.phases import timed
 from forecasting.steps.data import open_engine, prepare_data
 from forecasting.steps.gate import GateFacts, apply_gate
 from forecasting.steps.mode import TRAINING_MODES
@@ -48,13 +49,13 @@ class TrainSummary:
         return asdict(self)
 
 
+@timed("train")
 def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "retrain", verbose: int = 0) -> TrainSummary:
     """Retrain from scratch (with the newest tuning record, if any) or fine-tune the champion; score
     the new version, the champion and seasonal naive on the latest holdout; register the version and
     promote it only if it beats the champion by the configured margin (see `gate.apply_gate`)."""
     from forecasting.forecaster import RecurrentForecaster
     from forecasting.registry import champion_version, latest_tuning_record, load_version, register_version
-    from forecasting.tuning import apply_hyperparameters
 
     if mode not in TRAINING_MODES:
         raise ConfigError(f"--mode: {mode!r} does not train; use retrain or fine-tune")
@@ -88,6 +89,8 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     else:
         effective = config
         if record is not None:
+            from forecasting.tuning import apply_hyperparameters  # keras-tuner takes seconds to import: only when needed
+
             tuning_record, hyperparameters = record
             effective = apply_hyperparameters(config, hyperparameters)
         data = prepare_data(engine, settings, calendar=effective.calendar)

@@ -105,6 +105,27 @@ def test_given_prefect_api_url_is_used_without_starting_a_server(monkeypatch, pr
         assert url == prefect_server
 
 
+def test_temporary_server_starts_while_the_command_imports(workdir):
+    """Start-up overlaps: what `while_starting` does (the CLI imports TensorFlow) runs once the server's
+    process is up and before the server answers, and a failure there stops the server."""
+    seen = []
+    server = orchestrator.TemporaryServer(120)
+    url = server.start(lambda: seen.append(server.process is not None and server.process.poll() is None))
+    try:
+        assert seen == [True] and orchestrator.answers(url)
+    finally:
+        server.stop()
+
+    failing = orchestrator.TemporaryServer(120)
+
+    def fail() -> None:
+        raise RuntimeError("import failed")
+
+    with pytest.raises(RuntimeError, match="import failed"):
+        failing.start(fail)
+    assert failing.process is None  # stopped
+
+
 def test_given_prefect_api_url_that_does_not_answer_is_waited_for_then_one_clear_line(workdir, capsys, monkeypatch):
     """A server named by PREFECT_API_URL that is still starting must not fail the run at once (it is
     waited for); one that never answers ends the command with one line naming it, and a failed run."""

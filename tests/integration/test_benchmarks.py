@@ -50,3 +50,44 @@ def test_pull_benchmark_compares_both_pulls_on_every_scenario():
     assert rows["first", "old"]["rows_stored"] == rows["first", "new"]["rows_stored"] == 20 * 30
     assert rows["append", "new"]["rows_pulled"] == 20 and rows["unchanged", "new"]["rows_pulled"] == 0
     assert rows["revise_old", "old"]["rows_pulled"] == 0 and rows["revise_old", "new"]["rows_pulled"] == 32  # read whole; the old pull misses it
+
+
+def test_scale_benchmark_reports_every_command_and_the_run_phases():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--series", "30", "--length", "60", "--epochs", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = {line["command"]: line for line in map(json.loads, result.stdout.strip().splitlines())}
+    assert list(lines) == ["load", "run --mode retrain", "run --mode forecast", "models list", "deployments --check"]
+    retrain, forecast = lines["run --mode retrain"]["phases"], lines["run --mode forecast"]["phases"]
+    for name in ("startup", "pull", "prepare", "train epochs", "train other", "predict", "sql write", "parquet write", "shutdown"):
+        assert name in retrain, name
+    assert "train epochs" not in forecast and "predict" in forecast
+    assert all(line["peak_rss_mib"] > 0 and line["wall_seconds"] > 0 for line in lines.values())
+    assert lines["load"]["rows"] == 30 * 60
+
+
+def test_synthetic_series_are_reproducible_positive_and_monthly():
+    from benchmarks.scale import synthetic_series
+
+    first, again = synthetic_series(5, 24, seed=3), synthetic_series(5, 24, seed=3)
+    pd.testing.assert_frame_equal(first, again)
+    assert (first["value"] > 0).all() and first["series_id"].nunique() == 5
+    assert sorted(first["ts"].unique())[-1] == "2025-12-01" and len(first) == 5 * 24
+
+
+def test_train_throughput_benchmark_compares_both_paths_on_the_same_windows():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_throughput", "--series", "20", "--length", "60", "--epochs", "1", "--repeats", "2",
+         "--networks", "gru8,lstm8x2", "--batch-size", "64"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    summaries = {line["network"]: line for line in lines if line.get("summary")}
+    assert list(summaries) == ["gru8", "lstm8x2"]
+    runs = [line for line in lines if not line.get("summary")]
+    assert [line["path"] for line in runs[:4]] == ["plain", "job", "job", "plain"]  # alternating
+    for summary in summaries.values():
+        assert summary["ratio_job_over_plain"] > 0 and summary["train_windows"] > 0 and summary["val_windows"] == 20 * 18

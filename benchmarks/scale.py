@@ -1,0 +1,223 @@
+"""Speed and scale of the whole job: `load`, a retrain and a forecast-only run of N synthetic series,
+each through the real `forecasting` command, with the time of each phase and the peak memory.
+
+    .venv/bin/python -m benchmarks.scale --series 1000 [--length 120] [--epochs 2] [--units 16]
+        [--backend sqlite|postgres] [--url URL] [--skip-retrain-after-first]
+
+The series are monthly, `--length` months each, generated reproducibly (`--seed`): a level drawn
+per series, a linear trend, a multiplicative yearly season of random amplitude and phase, and noise.
+The config is a one-layer GRU(`--units`) trained for `--epochs` epochs (no early stopping before
+them), lookback 24, horizon 18, batch 1024, one member, refit. Each command runs in its own process
+with `FORECASTING_PHASES_FILE` set, so the job appends one JSON line per phase (`forecasting.phases`).
+
+Prints one JSON line per command: wall seconds, peak RSS of the command's largest process (the
+job or the temporary Prefect server, from `wait4`), `startup` (launch to the first phase: imports,
+config, schema check, the Prefect server, the flow's start) and every phase (`pull`, `prepare`,
+`train epochs`, `train other` = the training step minus its epochs and its data preparation,
+`predict`, `forecast other`, `sql write`, `parquet write`, `parquet repair`, `commit pull`), then
+`shutdown` (after the last step: run records, Prefect's artifacts and log drain, stopping the
+server, exit) and `other` (between the steps: Prefect's task runs, the mode decision, run records).
+Costs per series are in microseconds per series; seconds are rounded to 0.01.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def synthetic_series(series: int, length: int, seed: int = 0) -> pd.DataFrame:
+    """`series` monthly series of `length` months ending 2025-12: level, trend, yearly season, noise (all positive)."""
+    rng = np.random.default_rng(seed)
+    months = pd.date_range(end="2025-12-01", periods=length, freq="MS")
+    t = np.arange(length)[np.newaxis, :]
+    level = rng.lognormal(mean=7.0, sigma=1.0, size=(series, 1))
+    trend = rng.normal(0.0, 0.004, size=(series, 1))
+    amplitude = rng.uniform(0.0, 0.3, size=(series, 1))
+    phase = rng.uniform(0, 2 * np.pi, size=(series, 1))
+    noise = rng.normal(0.0, rng.uniform(0.02, 0.15, size=(series, 1)), size=(series, length))
+    values = level * (1 + trend * t) * (1 + amplitude * np.sin(2 * np.pi * t / 12 + phase)) * (1 + noise)
+    values = np.maximum(values, 1.0)
+    width = len(str(series - 1))
+    return pd.DataFrame(
+        {
+            "series_id": np.repeat([f"S{i:0{width}d}" for i in range(series)], length),
+            "ts": np.tile(months.strftime("%Y-%m-%d").to_numpy(), series),
+            "value": np.round(values.ravel(), 3),
+        }
+    )
+
+
+def write_config(folder: Path, url: str, epochs: int, units: int) -> Path:
+    """A config for the benchmark's model `bench` (database `url`, storage under `folder`)."""
+    path = folder / "forecasting.toml"
+    path.write_text(
+        f"""
+[database]
+url = "{url}"
+[storage]
+root = "store"
+[source]
+frequency = "MS"
+[models.bench]
+cell = "gru"
+lookback = 24
+horizon = 18
+layers = [{{ units = {units} }}]
+learning_rate = 3e-3
+loss = "mae"
+epochs = {epochs}
+min_epochs = {epochs}
+patience = {epochs}
+batch_size = 1024
+seed = 42
+deseasonalize = true
+series_weighting = 0.5
+"""
+    )
+    return path
+
+
+def command(config: Path, args: list[str], phases_file: Path) -> dict:
+    """Run `forecasting --config config ARGS` in a fresh process; wall seconds, peak RSS and its phases."""
+    phases_file.unlink(missing_ok=True)
+    env = {**os.environ, "FORECASTING_PHASES_FILE": str(phases_file), "PYTHONUNBUFFERED": "1"}
+    launched = time.time()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forecasting", "--config", str(config), *args], env=env, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    # wait4's usage covers the child and every descendant it waited for (the temporary Prefect server).
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    out, err = process.stdout.read().decode(), process.stderr.read().decode()
+    if process.returncode != 0:
+        raise SystemExit(f"forecasting {' '.join(args)} failed ({process.returncode}): {err.strip()[-2000:]}")
+    lines = [json.loads(line) for line in phases_file.read_text().splitlines()] if phases_file.exists() else []
+    return {"wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "launched": launched, "phases": lines, "stdout": out}
+
+
+def breakdown(result: dict) -> dict[str, float]:
+    """Seconds per reported phase (nested phases taken out of the phases that hold them)."""
+    seconds: dict[str, float] = {}
+    for line in result["phases"]:
+        seconds[line["phase"]] = seconds.get(line["phase"], 0.0) + line["seconds"]
+    out: dict[str, float] = {}
+    steps = [line for line in result["phases"] if not line["phase"].startswith("startup")]
+    if steps:
+        # Launch to the first step's start: interpreter, imports, config, schema check, TensorFlow,
+        # the Prefect server and the flow run's creation (the two `startup:` phases are inside it).
+        out["startup"] = min(line["started"] for line in steps) - result["launched"]
+        for name in ("startup: tensorflow import", "startup: prefect api"):
+            if name in seconds:
+                out[name] = seconds[name]
+    for name in ("pull", "prepare", "train epochs"):
+        if name in seconds:
+            out[name] = seconds[name]
+    # Each step's own preparation is counted as `prepare`; the training step's epochs as `train epochs`.
+    prepares = [line for line in result["phases"] if line["phase"] == "prepare"]
+    train_prepare = sum(p["seconds"] for p in prepares if _within(p, result["phases"], "train"))
+    forecast_prepare = sum(p["seconds"] for p in prepares if _within(p, result["phases"], "forecast"))
+    if "train" in seconds:
+        out["train other"] = seconds["train"] - seconds.get("train epochs", 0.0) - train_prepare
+    if "predict" in seconds:
+        out["predict"] = seconds["predict"]
+    if "forecast" in seconds:
+        out["forecast other"] = seconds["forecast"] - seconds.get("predict", 0.0) - forecast_prepare
+    for name in ("sql write", "parquet write", "parquet repair", "commit pull"):
+        if name in seconds:
+            out[name] = seconds[name]
+    outer = {"pull", "train", "forecast", "sql write", "parquet write", "parquet repair", "commit pull"}
+    covered = out.get("startup", 0.0) + sum(seconds[name] for name in outer if name in seconds)
+    if steps:
+        # After the last step: the run's records, Prefect's artifacts and log drain, stopping the
+        # temporary server, interpreter exit.
+        out["shutdown"] = result["launched"] + result["wall"] - max(line["started"] + line["seconds"] for line in steps)
+        covered += out["shutdown"]
+    out["other"] = result["wall"] - covered  # between the steps: Prefect's task runs, mode decision, run records
+    return {key: round(value, 2) for key, value in out.items()}
+
+
+def _within(inner: dict, lines: list[dict], outer: str) -> bool:
+    end = inner["started"] + inner["seconds"]
+    return any(line["phase"] == outer and line["started"] <= inner["started"] and end <= line["started"] + line["seconds"] + 1e-3 for line in lines)
+
+
+def report(name: str, series: int, result: dict, extra: dict | None = None) -> dict:
+    phases = breakdown(result)
+    line = {
+        "benchmark": "scale", "command": name, "series": series, "wall_seconds": round(result["wall"], 2),
+        "peak_rss_mib": round(result["peak_rss_mib"], 1), "phases": phases,
+        "us_per_series": {key: round(value / series * 1e6) for key, value in {"wall": result["wall"], **phases}.items()},
+        **(extra or {}),
+    }  # fmt: skip
+    print(json.dumps(line), flush=True)
+    return line
+
+
+def run(url: str, folder: Path, args: argparse.Namespace) -> None:
+    config = write_config(folder, url, args.epochs, args.units)
+    data = folder / "observations.csv"
+    started = time.perf_counter()
+    synthetic_series(args.series, args.length, args.seed).to_csv(data, index=False)
+    generated = time.perf_counter() - started
+    phases = folder / "phases.jsonl"
+    command(config, ["init"], phases)
+    rows = args.series * args.length
+    report("load", args.series, command(config, ["load", str(data)], phases), {"rows": rows, "generate_seconds": round(generated, 2)})
+    report("run --mode retrain", args.series, command(config, ["run", "--model", "bench", "--mode", "retrain", "--json"], phases), {"epochs": args.epochs})
+    report("run --mode forecast", args.series, command(config, ["run", "--model", "bench", "--mode", "forecast", "--json"], phases))
+    if args.reload:
+        report("load (replacing)", args.series, command(config, ["load", str(data)], phases), {"rows": rows})
+    command(config, ["deployments", "--output", str(folder / "d.yaml")], phases)
+    for name, argv in (("models list", ["models", "list"]), ("deployments --check", ["deployments", "--output", str(folder / "d.yaml"), "--check"])):
+        report(name, args.series, command(config, argv, phases))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--length", type=int, default=120, help="months per series (default 120)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--units", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reload", action="store_true", help="also time loading the same file again (every row replaced)")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--url", default=None, help="an empty database to use instead (SQLAlchemy URL)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        if args.url:
+            run(args.url, folder, args)
+        elif args.backend == "sqlite":
+            run(f"sqlite:///{folder / 'bench.db'}", folder, args)
+        else:
+            sys.path.insert(0, str(ROOT))
+            from tests.postgres_server import PostgresServer, create_database, find_binaries
+
+            binaries = find_binaries()
+            if binaries is None:
+                raise SystemExit("no PostgreSQL binaries found; pass --url")
+            server = PostgresServer(binaries)
+            server.start()
+            try:
+                run(create_database(server.url()), folder, args)
+            finally:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()

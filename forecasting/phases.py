@@ -1,0 +1,60 @@
+"""Phase timings of a run: one log line per phase with its counts, and, when
+`$FORECASTING_PHASES_FILE` names a file, one JSON line per phase appended to it (what
+`benchmarks/scale.py` reads). Nothing here changes what a run computes."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+PHASES_ENV = "FORECASTING_PHASES_FILE"
+logger = logging.getLogger("forecasting.phases")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def record(name: str, started: float, seconds: float, counts: dict[str, Any]) -> None:
+    """Log one phase line and append it to `$FORECASTING_PHASES_FILE` when set."""
+    shown = ", ".join(f"{key} {value}" for key, value in counts.items())
+    logger.info(f"phase {name}: {seconds:.2f} s" + (f" ({shown})" if shown else ""))
+    path = os.environ.get(PHASES_ENV, "").strip()
+    if path:
+        line = {"phase": name, "started": round(started, 3), "seconds": round(seconds, 3), "peak_rss_mib": round(peak_rss_mib(), 1), **counts}
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def phase(name: str) -> Iterator[dict[str, Any]]:
+    """Time the block as phase `name`; the yielded dict takes counts to report with it (rows, series)."""
+    counts: dict[str, Any] = {}
+    started_wall, started = time.time(), time.perf_counter()
+    try:
+        yield counts
+    finally:
+        record(name, started_wall, time.perf_counter() - started, counts)
+
+
+def timed(name: str) -> Callable[[F], F]:
+    """Decorate a step so that each call is timed as phase `name`."""
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with phase(name):
+                return function(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

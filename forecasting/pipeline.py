@@ -1,0 +1,24 @@
+"""The training input pipeline: seeded, reshuffled batches built by tf.data while the network trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def shuffled_batches(tensors: tuple[np.ndarray, ...], batch_size: int, seed: int) -> tf.data.Dataset:
+    """Batches of `tensors` (equal first dimensions) in an order reshuffled each epoch with an explicit
+    seed, independent of global random state; the next batches are prepared while one trains.
+
+    The window indices are shuffled, not the windows: the shuffle draws the same permutation whatever
+    the elements are, so the batches are those a shuffle of the windows themselves gave, but each is
+    gathered at once instead of copied window by window through a buffer holding them all."""
+    count = len(tensors[0])
+    constants = tuple(tf.constant(array) for array in tensors)
+    return (
+        tf.data.Dataset.range(count)
+        .shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(lambda index: tuple(tf.gather(array, index) for array in constants))
+        .prefetch(tf.data.AUTOTUNE)
+    )

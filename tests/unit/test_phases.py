@@ -1,0 +1,63 @@
+"""Phase timings: a JSON line per phase in $FORECASTING_PHASES_FILE with its counts, a log line, nothing without the variable."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from forecasting import phases
+
+
+def test_a_phase_appends_one_json_line_with_its_counts(tmp_path, monkeypatch, caplog) -> None:
+    path = tmp_path / "phases.jsonl"
+    monkeypatch.setenv(phases.PHASES_ENV, str(path))
+    with caplog.at_level(logging.INFO, logger="forecasting.phases"):
+        with phases.phase("pull") as counts:
+            counts.update(rows=12, series=3)
+
+        @phases.timed("sql write")
+        def write() -> int:
+            return 7
+
+        assert write() == 7
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["phase"] for line in lines] == ["pull", "sql write"]
+    assert lines[0]["rows"] == 12 and lines[0]["series"] == 3
+    assert all(line["seconds"] >= 0 and line["peak_rss_mib"] > 0 and line["started"] > 0 for line in lines)
+    assert any(record.getMessage().startswith("phase pull: ") and "rows 12, series 3" in record.getMessage() for record in caplog.records)
+
+
+def test_a_failing_phase_is_still_recorded_and_the_error_goes_on(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "phases.jsonl"
+    monkeypatch.setenv(phases.PHASES_ENV, str(path))
+    with pytest.raises(ValueError):
+        with phases.phase("forecast"):
+            raise ValueError("boom")
+    assert json.loads(path.read_text())["phase"] == "forecast"
+
+
+def test_without_the_variable_nothing_is_written(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(phases.PHASES_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with phases.phase("pull"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_freezes_objects_at_exit_after_other_exit_handlers() -> None:
+    """`forecasting` (main() without argv) registers gc.freeze at exit, which runs after the other
+    exit handlers, so the interpreter's final collection skips TensorFlow's objects."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, flush=True))\n"  # registered before: runs after
+        "from forecasting import console\n"
+        "console.freeze_at_exit()\n"
+        "atexit.register(lambda: print('before', gc.get_freeze_count(), flush=True))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["before", "0", "frozen", "True"], result.stderr
