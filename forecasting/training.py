@@ -17,7 +17,7 @@ from forecasting.errors import RunError
 from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
 from forecasting.faults import checkpoint
 from forecasting.phases import phase
-from forecasting.pipeline import shuffled_batches
+from forecasting.input_pipeline import shuffled_batches
 from forecasting.model import build_model, compile_model, forecast_array, member_count, member_targets
 from forecasting.scaling import SeriesScaler
 from forecasting.weighting import series_weights, window_weights
