@@ -128,3 +128,22 @@ def test_readme_duckdb_example(dataset_on_s3):
         "GROUP BY ALL ORDER BY origin_date"
     ).fetchall()
     assert [(model, str(origin), n) for model, origin, n in rows] == [("tiny", "2025-11-01", 6), ("tiny", "2025-12-01", 6)]
+
+
+@pytest.mark.postgres
+def test_lock_on_an_object_store_is_the_postgresql_advisory_lock_never_a_file(s3_root, postgres_admin_url, tmp_path):
+    from forecasting.errors import ConfigError
+    from forecasting.locking import model_lock
+    from tests.postgres_server import create_database
+
+    root = location(s3_root)
+    engine = create_db_engine(create_database(postgres_admin_url))
+    with model_lock(engine, root, "tiny", timeout=5):
+        with engine.connect() as connection:
+            held = connection.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
+        assert held == 1
+    assert s3_keys(s3_root) == []  # no lock object, no lock file
+    sqlite = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with pytest.raises(ConfigError, match="object store.*SQLite.*PostgreSQL"):
+        with model_lock(sqlite, root, "tiny", timeout=5):
+            pass
