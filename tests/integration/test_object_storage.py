@@ -44,6 +44,7 @@ def test_forecasts_dataset_on_the_bucket_is_hive_partitioned_and_read_back(s3_ro
 def test_a_reader_sees_the_old_partition_or_the_new_one_never_half(s3_root, tmp_path, monkeypatch):
     root = location(s3_root)
     write_forecasts(root, two_origins(yhat=1.0))
+    assert len(s3_keys(s3_root)) == 2
     monkeypatch.setenv("FORECASTING_PAUSE_AT", "parquet-write")
     monkeypatch.setenv("FORECASTING_PAUSE_FILE", str(tmp_path / "paused"))
     monkeypatch.setenv("FORECASTING_PAUSE_SECONDS", "2")
