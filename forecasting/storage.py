@@ -13,6 +13,7 @@ filesystem options (an endpoint, a region) but never a key or a secret.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import re
 import shutil
@@ -106,12 +107,11 @@ def location(root: str | os.PathLike[str], options: Mapping[str, Any] | None = N
     if options is not None:
         _options[scheme] = dict(options)
     extra, package = REMOTE_SCHEMES[scheme]
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(f"storage: {scheme}:// needs the {package} package: pip install 'rnn-forecasting[{extra}]'")
     from upath import UPath
 
-    try:
-        return UPath(text, use_listings_cache=False, **_options.get(scheme, {}))
-    except ImportError:
-        raise ConfigError(f"storage: {scheme}:// needs the {package} package: pip install 'rnn-forecasting[{extra}]'") from None
+    return UPath(text, use_listings_cache=False, **_options.get(scheme, {}))
 
 
 def is_remote(path: Any) -> bool:

@@ -48,3 +48,12 @@ def test_storage_forecasts_moves_the_dataset_and_is_relative_to_the_config(tmp_p
 def load_settings_default_forecasts(folder: Path) -> Path:
     (folder / "other.toml").write_text('[storage]\nroot = "other"\n')
     return load_settings(folder / "other.toml").forecasts_root
+
+
+def test_a_store_without_its_filesystem_package_names_the_extra():
+    import importlib.util
+
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed here")
+    with pytest.raises(ConfigError, match=r"gs:// needs the gcsfs package: pip install 'rnn-forecasting\[gcs\]'"):
+        location("gs://bucket/prefix")
