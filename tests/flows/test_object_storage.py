@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("prefect_server")]
 ROOT = Path(__file__).parents[2]
 RUN = (
     "from flows.forecast_pipeline import forecast_pipeline; import sys; "
-    "forecast_pipeline(model='tiny', mode=sys.argv[2], config=sys.argv[1])"
+    "forecast_pipeline(model='tiny', mode=sys.argv[2], config=sys.argv[1], full_refresh=sys.argv[3] == 'refresh')"
 )
 
 
@@ -101,9 +101,10 @@ def test_interrupted_search_state_lives_in_the_bucket_and_resumes(on_s3, tmp_pat
     assert local_files(tmp_path) == []
 
 
-def run_killed(config, api_url, point, mode="retrain"):
+def run_killed(config, api_url, point, mode="retrain", full_refresh=False):
     env = {**os.environ, "PREFECT_API_URL": api_url, "FORECASTING_KILL_AT": point, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", RUN, config, mode], env=env, capture_output=True, text=True, timeout=300)
+    arguments = [sys.executable, "-c", RUN, config, mode, "refresh" if full_refresh else "incremental"]
+    return subprocess.run(arguments, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("point", ["pull", "artifact-upload", "artifact-registration", "parquet-write"])
@@ -136,3 +137,18 @@ def test_killed_run_leaves_no_half_object_and_no_row_without_its_artifact(on_s3,
     assert all(f"models/tiny/{v}/manifest.json" in keys for v in version_folders)  # the half upload was removed
     assert not [k for k in keys if k.startswith("staging/")]
     assert history.status(history.history_root(settings.storage_root, "observations")) == "complete"
+
+
+def test_killed_full_refresh_keeps_the_history_store_in_the_bucket(on_s3, prefect_server):
+    settings, config, engine, root = on_s3
+    forecast_pipeline(model="tiny", mode="retrain", config=config)
+    store = history.history_root(settings.storage_root, "observations")
+    before, generation = history.read(store), history.manifest(store)["generation"]
+    killed = run_killed(config, prefect_server, "rebuild-swap", mode="forecast", full_refresh=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert history.status(store) == "complete" and history.manifest(store)["generation"] == generation
+    pd.testing.assert_frame_equal(history.read(store), before)  # the rebuild was written aside; the manifest never moved
+    summary = forecast_pipeline(model="tiny", mode="forecast", config=config)
+    assert (summary["series_read"], summary["rows_sql"]) == (8, 48)
+    generations = {k.split("/")[2] for k in s3_keys(root) if k.startswith("history/observations/g-")}
+    assert generations == {history.manifest(store)["generation"]}  # the killed rebuild's objects were removed
