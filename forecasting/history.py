@@ -9,6 +9,9 @@ in one rename: a rebuild that dies leaves the previous store in place. An increm
 replaces each bucket of the current generation through a temporary file renamed into place; the
 pull state that would skip its rows moves only after the run commits, so a merge that dies is
 simply done again by the next pull.
+
+On an object store (no rename) each bucket and the manifest are written whole on the local disk and
+put as one object, so the same holds: a reader sees the old object or the new one.
 """
 
 from __future__ import annotations
