@@ -196,12 +196,7 @@ class Settings(StrictModel):
         return models
 
     @model_validator(mode="after")
-    def _remote_store_needs_postgresql(self) -> "Settings":
-        if self.storage.remote and self.database.url.startswith("sqlite"):
-            raise ValueError(
-                "storage.root is an object store, which means runs on more than one machine, but the database is SQLite "
-                f"(one machine's file, no shared lock): set {DATABASE_URL_ENV} to a PostgreSQL URL, or keep storage.root a local folder"
-            )
+    def _remember_store_options(self) -> "Settings":
         from forecasting.storage import remember_options
 
         for root in (self.storage.root, self.storage.forecasts):
@@ -338,9 +333,15 @@ def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str =
             root = str(Path(root).resolve())
         data.setdefault("storage", {})["root"] = root
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"{origin}: {format_validation_error(error)}") from None
+    if settings.storage.remote and settings.database.url.startswith("sqlite"):
+        raise ConfigError(
+            f"{origin}: storage.root is an object store, which means runs on more than one machine, but the database is SQLite "
+            f"(one machine's file, no shared lock): set {DATABASE_URL_ENV} to a PostgreSQL URL, or keep storage.root a local folder"
+        )
+    return settings
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

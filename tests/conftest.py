@@ -147,8 +147,12 @@ def pull(settings) -> dict:
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API served locally (moto's server mode on a loopback port), with the AWS_* variables
     that point boto3 and s3fs at it set for this process and its children; yields its URL."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # Its request log would go to whatever handlers other tests configured (closed capture streams among them).
+    logging.getLogger("werkzeug").disabled = True
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
