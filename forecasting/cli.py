@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence
 
 from forecasting import console
 from forecasting.errors import ConfigError, ForecastingError
-from forecasting.files import check_storage_root
+from forecasting.files import check_storage
+from forecasting.storage import make_dirs
 
 DEMO_MODEL = "monthly"
 DEMO_SERIES = 300
@@ -90,12 +91,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     from forecasting.schema import migrate
 
     settings = _settings(args)
-    check_storage_root(settings.storage_root)
+    check_storage(settings)
     engine = _connect(settings)
     levels = sorted({level for model in settings.models.values() for level in model.intervals} | {80, 95})
     result = migrate(engine, levels, settings.database.schema_name)
-    for folder in ("models", "forecasts", "tuning"):
-        (settings.storage_root / folder).mkdir(parents=True, exist_ok=True)
+    for folder in (settings.storage_root / "models", settings.forecasts_root, settings.storage_root / "tuning"):
+        make_dirs(folder)
     change = "already current" if result["from_revision"] == result["to_revision"] else f"migrated from {result['from_revision'] or 'empty'}"
     where = f" in schema {settings.database.schema_name}" if settings.database.schema_name else ""
     print(f"tables at migration {result['to_revision']} ({change}){where} on {masked_url(engine)}")
@@ -139,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.model(args.model)
-    check_storage_root(settings.storage_root)
+    check_storage(settings)
     # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
     check_schema(_connect(settings), settings, args.model)
     summary = _run_flow(_config_path(args), args.model, args.mode, args.full_refresh, args.allow_series_drop)
@@ -154,7 +155,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     settings.model(args.model)
     if args.max_trials is not None and args.max_trials <= 0:
         raise ConfigError(f"--max-trials: must be a positive number (got {args.max_trials})")
-    check_storage_root(settings.storage_root)
+    check_storage(settings)
     check_schema(_connect(settings), settings, args.model)
     from flows.tune_model import tune_model
 
@@ -176,7 +177,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--windows: must be a positive number (got {args.windows})")
     if args.step is not None and args.step <= 0:
         raise ConfigError(f"--step: must be a positive number (got {args.step})")
-    check_storage_root(settings.storage_root)
+    check_storage(settings)
     check_schema(_connect(settings), settings, args.model)
     from flows.backtest_model import backtest_model
 
@@ -199,11 +200,12 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     config = settings.model(args.model)
+    check_storage(settings)
     engine = _connect(settings)
     check_schema(engine, settings, args.model)
     with model_lock(engine, settings.storage_root, args.model, config.lock_timeout_minutes * 60):
-        report = repair_parquet(engine, settings.storage_root, args.model, config.intervals)
-    print(format_repair(report, settings.storage_root))
+        report = repair_parquet(engine, settings.storage_root, args.model, config.intervals, settings.forecasts_root)
+    print(format_repair(report, settings.storage_root, settings.forecasts_root))
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -15,6 +14,7 @@ def models_command(engine: Engine, args: argparse.Namespace, database: str) -> i
     """`models list|show|promote|rollback` (`args.models_command`) on `engine`, printing to stdout; returns the exit status.
     `database`: the masked URL named in the output."""
     from forecasting.artifacts import read_manifest
+    from forecasting.storage import local_copy
     from forecasting.registry import list_versions, promote, rollback
 
     if args.models_command == "promote":
@@ -49,7 +49,7 @@ def models_command(engine: Engine, args: argparse.Namespace, database: str) -> i
         if row.empty:
             raise ConfigError(f"model {args.name!r} has no version {args.version}")
         row = row.iloc[0]
-    folder = Path(row["artifact_path"])
+    folder = local_copy(row["artifact_path"])
     manifest = read_manifest(folder)
     if args.series:
         import pandas as pd

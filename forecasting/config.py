@@ -56,18 +56,48 @@ class DatabaseConfig(StrictModel):
 
 
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_URL_ROOT_MESSAGE = "URLs (s3://, gs://, file://, ...) are not supported yet; give a local folder path"
+_CREDENTIALS_HINT = (
+    "keep credentials out of files: the environment or the provider's usual chain "
+    "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY, ...)"
+)
 
 
 class StorageConfig(StrictModel):
     root: str = ".forecasting"
+    # The Parquet forecasts dataset, when a team wants it elsewhere (its lake); None: <root>/forecasts.
+    forecasts: str | None = None
+    # Other fsspec filesystem options for an object store (endpoint_url, client_kwargs.region_name, ...); never credentials.
+    options: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("root")
+    @field_validator("root", "forecasts")
     @classmethod
-    def _local_folder(cls, value: str) -> str:
-        if URL_SCHEME.match(value):
-            raise ValueError(_URL_ROOT_MESSAGE)
+    def _folder_or_store(cls, value: str | None) -> str | None:
+        from forecasting.storage import url_problem
+
+        if value is not None and URL_SCHEME.match(value):
+            problem = url_problem(value)
+            if problem:
+                raise ValueError(problem)
         return value
+
+    @field_validator("options")
+    @classmethod
+    def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from forecasting.storage import secret_option_keys
+
+        secrets = secret_option_keys(value)
+        if secrets:
+            raise ValueError(f"{', '.join(secrets)} look like credentials; {_CREDENTIALS_HINT}")
+        return value
+
+    @property
+    def remote(self) -> bool:
+        """Whether the root or the forecasts dataset is on an object store (more than one machine)."""
+        from forecasting.storage import REMOTE_SCHEMES
+
+        return any(
+            value and URL_SCHEME.match(value) and value.split("://", 1)[0].lower() in REMOTE_SCHEMES for value in (self.root, self.forecasts)
+        )
 
 
 class SourceConfig(StrictModel):
@@ -165,6 +195,14 @@ class Settings(StrictModel):
                 )
         return models
 
+    @model_validator(mode="after")
+    def _remember_store_options(self) -> "Settings":
+        from forecasting.storage import remember_options
+
+        for root in (self.storage.root, self.storage.forecasts):
+            remember_options(root, self.storage.options)  # artifact URLs in the registry open with them
+        return self
+
     def model(self, name: str) -> ModelConfig:
         """The config of model `name`, or a ConfigError listing the configured ones."""
         if name not in self.models:
@@ -174,7 +212,25 @@ class Settings(StrictModel):
 
     @property
     def storage_root(self) -> Path:
-        return Path(self.storage.root)
+        """The storage root: a `Path` for a local folder, a `UPath` for an object store."""
+        from forecasting.storage import location
+
+        return location(self.storage.root, self.storage.options)
+
+    @property
+    def forecasts_root(self) -> Path:
+        """Where the Parquet forecasts dataset lives: `storage.forecasts`, else `<root>/forecasts`."""
+        from forecasting.storage import location
+
+        if self.storage.forecasts:
+            return location(self.storage.forecasts, self.storage.options)
+        return self.storage_root / "forecasts"
+
+    def locate(self, text: str) -> Path:
+        """A path the job wrote (a staged file, say), as a path object on its filesystem."""
+        from forecasting.storage import location
+
+        return location(text)
 
 
 def _format_location(loc: tuple[Any, ...]) -> str:
@@ -223,9 +279,10 @@ def _refuse_password_in_file(data: dict[str, Any], origin: str) -> None:
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Relative storage paths and SQLite files in the file are relative to the file's folder."""
     storage = data.setdefault("storage", {})
-    root = storage.get("root", StorageConfig().root)
-    if isinstance(root, str) and not URL_SCHEME.match(root) and not Path(root).is_absolute():
-        storage["root"] = str(base / root)
+    for key in ("root", "forecasts"):
+        root = storage.get(key, StorageConfig().root if key == "root" else None)
+        if isinstance(root, str) and not URL_SCHEME.match(root) and not Path(root).is_absolute():
+            storage[key] = str(base / root)
     database = data.setdefault("database", {})
     url = database.get("url", DatabaseConfig().url)
     if isinstance(url, str):
@@ -269,12 +326,22 @@ def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str =
     if os.environ.get(STORAGE_ROOT_ENV):
         root = os.environ[STORAGE_ROOT_ENV]
         if URL_SCHEME.match(root):
-            raise ConfigError(f"{STORAGE_ROOT_ENV}: {_URL_ROOT_MESSAGE} (got {root!r})")
-        data.setdefault("storage", {})["root"] = str(Path(root).resolve())
+            from forecasting.storage import check_url
+
+            check_url(root, STORAGE_ROOT_ENV)
+        else:
+            root = str(Path(root).resolve())
+        data.setdefault("storage", {})["root"] = root
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(f"{origin}: {format_validation_error(error)}") from None
+    if settings.storage.remote and settings.database.url.startswith("sqlite"):
+        raise ConfigError(
+            f"{origin}: storage.root is an object store, which means runs on more than one machine, but the database is SQLite "
+            f"(one machine's file, no shared lock): set {DATABASE_URL_ENV} to a PostgreSQL URL, or keep storage.root a local folder"
+        )
+    return settings
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

@@ -6,7 +6,8 @@ break something meanwhile). Unset, a checkpoint does nothing.
 Points: pull (after each history bucket is written, in a merge or a full rebuild), rebuild-swap
 (a full rebuild written aside, not yet swapped in), training (after the first epoch), before-sql-write, after-sql-write, parquet-write
 (after the first partition's temporary file is written), artifact-registration (artifact folder
-in place, registry row not yet written).
+in place, registry row not yet written), artifact-upload (object store only: the first object of a
+version uploaded, the others and the manifest not yet).
 """
 
 from __future__ import annotations

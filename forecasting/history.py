@@ -1,4 +1,4 @@
-"""The local history store: observations pulled from the source, as Parquet under
+"""The history store: observations pulled from the source, as Parquet under
 `<storage>/history/<source table>/<generation>/bucket=<NN>/part-0.parquet`, bucketed by a stable
 hash of the series id so one series is cheap to read.
 
@@ -9,13 +9,15 @@ in one rename: a rebuild that dies leaves the previous store in place. An increm
 replaces each bucket of the current generation through a temporary file renamed into place; the
 pull state that would skip its rows moves only after the run commits, so a merge that dies is
 simply done again by the next pull.
+
+On an object store (no rename) each bucket and the manifest are written whole on the local disk and
+put as one object, so the same holds: a reader sees the old object or the new one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import pyarrow.dataset as ds
 from forecasting.errors import RunError
 from forecasting.faults import checkpoint
 from forecasting.files import replace_atomically
+from forecasting.storage import arrow_source, location, make_dirs, read_parquet, remove_tree
 
 BUCKETS = 16
 PART = "part-0.parquet"
@@ -36,7 +39,7 @@ FORMAT = 2
 
 
 def history_root(storage_root: Path, source_table: str) -> Path:
-    return Path(storage_root) / "history" / source_table
+    return location(storage_root) / "history" / source_table
 
 
 def bucket_of(series_ids: pd.Series) -> np.ndarray:
@@ -58,14 +61,14 @@ class MergeStats:
 
 def manifest(root: Path) -> dict | None:
     """The store's manifest, or None when there is none."""
-    path = Path(root) / MANIFEST
+    path = location(root) / MANIFEST
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def status(root: Path) -> str:
     """`complete` (manifest and every bucket it lists), `missing` (no store) or `incomplete`
     (a rebuild that died before its manifest, a bucket gone, or a store from before manifests)."""
-    root = Path(root)
+    root = location(root)
     found = manifest(root)
     if found is None:
         return "incomplete" if root.is_dir() and any(root.iterdir()) else "missing"
@@ -87,7 +90,7 @@ def _current(root: Path) -> Path:
             f"the history store {root} is {state} (an interrupted rebuild, a removed bucket, or a store from an older version); "
             "it is never read as if complete: the next run's pull rebuilds it from the source"
         )
-    return Path(root) / manifest(root)["generation"]  # type: ignore[index]
+    return location(root) / manifest(root)["generation"]  # type: ignore[index]
 
 
 def read(root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] | None = None) -> pd.DataFrame:
@@ -98,7 +101,7 @@ def read(root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] 
     folder = _current(root)
     if not any(folder.glob(f"bucket=*/{PART}")):
         return pd.DataFrame(columns=columns or ["series_id", "ts", "value"])
-    dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+    dataset = ds.dataset(**arrow_source(folder), format="parquet", partitioning="hive")
     rows = dataset.filter(ds.field("ts") > pd.Timestamp(newer_than)) if newer_than is not None else dataset
     table = rows.to_table(columns=columns)
     frame = table.drop_columns(["bucket"]).to_pandas() if "bucket" in table.column_names else table.to_pandas()
@@ -112,7 +115,7 @@ def merge(root: Path, frame: pd.DataFrame, replace_after: Mapping[str, pd.Timest
     are replaced by its rows in `frame`: rows deleted from the source there leave the store too.
     Other series' rows are upserted on (series_id, ts). An empty store becomes a first generation.
     """
-    root = Path(root)
+    root = location(root)
     state = status(root)
     if state == "missing":
         with Rebuild(root) as rebuild:
@@ -131,8 +134,8 @@ class Rebuild:
     """A new generation written aside; `commit` swaps the manifest to it in one atomic rename."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = location(root)
+        make_dirs(self.root)
         self.generation = f"g-{uuid.uuid4().hex[:12]}"
         self.folder = self.root / self.generation
         self.buckets: dict[str, dict[str, int]] = {}
@@ -140,7 +143,7 @@ class Rebuild:
 
     def __enter__(self) -> "Rebuild":
         _remove_unreferenced(self.root)
-        self.folder.mkdir()
+        make_dirs(self.folder)
         return self
 
     def merge(self, frame: pd.DataFrame) -> MergeStats:
@@ -158,12 +161,12 @@ class Rebuild:
 
     def __exit__(self, *exc: object) -> None:
         if not self.committed:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            remove_tree(self.folder)
 
 
 def _write_manifest(root: Path, content: dict) -> None:
     content = {**content, "series": sum(b["series"] for b in content["buckets"].values()), "rows": sum(b["rows"] for b in content["buckets"].values())}
-    replace_atomically(Path(root) / MANIFEST, lambda path: path.write_text(json.dumps(content, indent=1, sort_keys=True)))
+    replace_atomically(location(root) / MANIFEST, lambda path: path.write_text(json.dumps(content, indent=1, sort_keys=True)))
 
 
 def _remove_unreferenced(root: Path) -> None:
@@ -171,9 +174,11 @@ def _remove_unreferenced(root: Path) -> None:
     and buckets of a store from before generations."""
     found = manifest(root)
     keep = {found["generation"], found.get("previous")} if found else set()
-    for child in Path(root).iterdir():
-        if child.is_dir() and child.name not in keep and (child.name.startswith("g-") or child.name.startswith("bucket=")):
-            shutil.rmtree(child, ignore_errors=True)
+    if not location(root).exists():
+        return
+    for child in location(root).iterdir():
+        if child.name not in keep and (child.name.startswith("g-") or child.name.startswith("bucket=")) and child.is_dir():
+            remove_tree(child)
 
 
 def ids(frame: pd.DataFrame) -> set[str]:
@@ -194,8 +199,8 @@ def _merge_into(
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
     for bucket in sorted(set(bucket_of(pd.Series(touched)))):
         rows = frame.loc[frame_buckets == bucket]
-        target = Path(folder) / f"bucket={bucket:02d}" / PART
-        existing = pd.read_parquet(target) if target.exists() else frame.iloc[0:0]
+        target = location(folder) / f"bucket={bucket:02d}" / PART
+        existing = read_parquet(target) if target.exists() else frame.iloc[0:0]
         existing = existing.assign(ts=existing["ts"].astype("datetime64[us]"))
         known_series = ids(existing)
         stats.new_series += len(ids(rows) - known_series)
@@ -219,7 +224,7 @@ def _merge_into(
         stats.rows_removed += int((dropped["_merge"] == "left_only").sum())
         merged = pd.concat([kept, rows], ignore_index=True).sort_values(key).reset_index(drop=True)
         stats.series_removed += len(known_series - ids(merged))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent)
         if merged.empty:
             target.unlink(missing_ok=True)
             buckets.pop(str(bucket), None)
@@ -232,4 +237,4 @@ def _merge_into(
 
 def clear(root: Path) -> None:
     """Forget the store."""
-    shutil.rmtree(root, ignore_errors=True)
+    remove_tree(location(root))

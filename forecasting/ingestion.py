@@ -23,7 +23,6 @@ than the last committed pull fails, unless allowed.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ from forecasting.database import read_observations, records, source_summary, tab
 from forecasting.tables import ingestion_series, ingestion_state, quarantine
 from forecasting.errors import ConfigError, RunError
 from forecasting.artifacts import utc_now
+from forecasting.storage import make_dirs, read_parquet, write_parquet
 from forecasting.validation import MAX_LISTED, infer_frequency, screen
 from forecasting.pull_result import PullResult
 
@@ -295,10 +295,10 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     staged = new_state.rename_axis("series_id").reset_index().assign(gone=False)
     if reason is None and gone:
         staged = pd.concat([staged, pd.DataFrame({"series_id": gone, "gone": True})], ignore_index=True)
-    staging = Path(settings.storage_root) / STAGING
-    staging.mkdir(parents=True, exist_ok=True)
+    staging = settings.storage_root / STAGING
+    make_dirs(staging)
     state_file = staging / f"{run_id}-pull-state.parquet"
-    staged.to_parquet(state_file, index=False)
+    write_parquet(staged, state_file)
 
     watermark = after["ts"].max() if len(after) else None
     return PullResult(
@@ -343,7 +343,8 @@ def commit(settings: Settings, engine: Engine, run_id: str, pulled: PullResult) 
         "run_id": run_id,
     }
     state_file = pulled.state_file
-    staged = pd.read_parquet(state_file) if state_file and Path(state_file).exists() else None
+    state_path = settings.locate(state_file) if state_file else None
+    staged = read_parquet(state_path) if state_path is not None and state_path.exists() else None
     rows: list[dict[str, Any]] = []
     if staged is not None:
         now = utc_now()
@@ -375,5 +376,5 @@ def commit(settings: Settings, engine: Engine, run_id: str, pulled: PullResult) 
                     connection.execute(sa.delete(ingestion_series).where(mine, ingestion_series.c.series_id.in_(gone[start : start + size])))
             if rows:  # COPY and one upsert on PostgreSQL
                 upsert_frame(connection, ingestion_series, pd.DataFrame(rows), key=["source", "series_id"])
-    if state_file:
-        Path(state_file).unlink(missing_ok=True)
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)

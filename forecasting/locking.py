@@ -1,5 +1,8 @@
 """One run at a time per model: a PostgreSQL advisory lock, or a file lock beside a SQLite database.
 
+With the storage root on an object store (several machines) only the PostgreSQL lock is used: a
+file lock would hold on one machine only, so SQLite with a remote store is refused.
+
 Both are released by the operating system or the server when the holding process dies, so a
 killed run never leaves a stale lock behind. A second run waits up to `timeout` seconds, then
 fails with a message naming the model.
@@ -18,7 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from forecasting.errors import RunError
+from forecasting.errors import ConfigError, RunError
 
 POLL_SECONDS = 0.5
 
@@ -47,6 +50,13 @@ def model_lock(engine: Engine, storage_root: Path, model_name: str, timeout: flo
                 except sa.exc.SQLAlchemyError:
                     pass  # the server or connection is gone, and the session's lock with it
         return
+    from forecasting.storage import is_remote
+
+    if is_remote(storage_root):
+        raise ConfigError(
+            f"storage.root {storage_root} is an object store, shared by several machines, but a SQLite database "
+            "has only a local file lock: use PostgreSQL (its advisory lock holds across machines)"
+        )
     folder = Path(storage_root) / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{model_name}.lock", "a+") as handle:

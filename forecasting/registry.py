@@ -1,11 +1,16 @@
 """The model registry: `model_versions` rows, aliases (`champion`), events, tuning records, and the
-atomic placement of a saved forecaster's folder under `<storage>/models/<model>/<version>/`."""
+atomic placement of a saved forecaster's folder under `<storage>/models/<model>/<version>/`.
+
+On an object store (no rename) the folder is saved locally, then uploaded object by object with
+the manifest last; the registry row, written after every object is there, is the commit point.
+A version folder without a manifest is a killed upload, removed by the next registration."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from dataclasses import replace
 from datetime import datetime
@@ -16,12 +21,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from forecasting.artifacts import FORMAT_VERSION, utc_now, write_manifest
+from forecasting.artifacts import FORMAT_VERSION, MANIFEST_FILE, utc_now, write_manifest
 from forecasting.config import MODEL_NAME_PATTERN
 from forecasting.tables import model_aliases, model_events, model_versions, tuning_records
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
 from forecasting.forecaster import RecurrentForecaster
+from forecasting.storage import is_remote, local_copy, location, remove_tree, upload_folder
 
 CHAMPION = "champion"
 
@@ -30,7 +36,7 @@ def model_root(storage_root: Path, model_name: str) -> Path:
     """`<storage>/models/<model>`, refusing names that could leave the storage root."""
     if not MODEL_NAME_PATTERN.match(model_name):
         raise ConfigError(f"model name {model_name!r} is not allowed (letters, digits, '-' and '_' only)")
-    return Path(storage_root) / "models" / model_name
+    return location(storage_root) / "models" / model_name
 
 
 def _next_version(connection: Connection, folder: Path, model_name: str) -> int:
@@ -54,29 +60,11 @@ def register_version(
     then add the registry row and (when `promote`) move `champion`, both in one transaction;
     `gate`: the promotion gate's scores and decision for the row. Returns the version number."""
     folder = model_root(storage_root, model_name)
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".tmp-*"):  # left by a killed run; the model's run lock is held
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = folder / f".tmp-{uuid.uuid4().hex}"
-    staging.mkdir()
-    try:
-        forecaster = replace(forecaster, provenance={**forecaster.provenance, "model_name": model_name, "run_id": run_id})
-        manifest = forecaster.save(staging)
-        with engine.connect() as connection:
-            version = _next_version(connection, folder, model_name)
-        while True:
-            manifest["version"] = version
-            write_manifest(staging, manifest)
-            try:
-                os.rename(staging, folder / str(version))
-                break
-            except OSError:
-                if not (folder / str(version)).exists():
-                    raise
-                version += 1
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    forecaster = replace(forecaster, provenance={**forecaster.provenance, "model_name": model_name, "run_id": run_id})
+    if is_remote(folder):
+        version, manifest = _upload_version(engine, folder, model_name, forecaster)
+    else:
+        version, manifest = _place_version(engine, folder, model_name, forecaster)
     checkpoint("artifact-registration")
     now = utc_now()
     with engine.begin() as connection:
@@ -106,6 +94,49 @@ def register_version(
             set_alias(connection, model_name, CHAMPION, version, now)
             record_event(connection, model_name, "promote", previous, version, (gate or {}).get("decision") or "new version", now)
     return version
+
+
+def _upload_version(engine: Engine, folder: Path, model_name: str, forecaster: RecurrentForecaster) -> tuple[int, dict[str, Any]]:
+    """Save into a local scratch folder and upload it under `<version>/` of the object store, manifest last."""
+    if folder.exists():
+        for child in folder.iterdir():  # a killed upload (no manifest); the model's run lock is held
+            if child.name.isdigit() and not (child / MANIFEST_FILE).exists():
+                remove_tree(child)
+    with tempfile.TemporaryDirectory(prefix="forecasting-save-") as scratch:
+        manifest = forecaster.save(Path(scratch))
+        with engine.connect() as connection:
+            version = _next_version(connection, folder, model_name)
+        manifest["version"] = version
+        write_manifest(Path(scratch), manifest)
+        upload_folder(Path(scratch), folder / str(version), last=MANIFEST_FILE, kill_point="artifact-upload")
+    return version, manifest
+
+
+def _place_version(engine: Engine, folder: Path, model_name: str, forecaster: RecurrentForecaster) -> tuple[int, dict[str, Any]]:
+    """Save into a hidden folder beside the versions and rename it into `<version>/`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".tmp-*"):  # left by a killed run; the model's run lock is held
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = folder / f".tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        manifest = forecaster.save(staging)
+        with engine.connect() as connection:
+            version = _next_version(connection, folder, model_name)
+        while True:
+            manifest["version"] = version
+            write_manifest(staging, manifest)
+            try:
+                os.rename(staging, folder / str(version))
+                break
+            except OSError:
+                if not (folder / str(version)).exists():
+                    raise
+                version += 1
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return version, manifest
 
 
 def record_event(
@@ -235,7 +266,7 @@ def load_version(engine: Engine, model_name: str, version: int | None = None) ->
         ).mappings().first()
     if row is None:
         raise RunError(f"model {model_name!r} has no version {version}")
-    forecaster = RecurrentForecaster.load(Path(row["artifact_path"]), row["sha256"])
+    forecaster = RecurrentForecaster.load(local_copy(row["artifact_path"], row["sha256"]), row["sha256"])
     return replace(forecaster, provenance={**forecaster.provenance, "model_name": model_name, "version": int(version)})
 
 

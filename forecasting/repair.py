@@ -98,15 +98,18 @@ def _sql_partition(connection: Connection, model_name: str, origin_date: str, le
     return frame
 
 
-def repair_parquet(engine: Engine, storage_root: Path, model_name: str, levels: list[int] | None = None) -> RepairReport:
+def repair_parquet(
+    engine: Engine, storage_root: Path, model_name: str, levels: list[int] | None = None, dataset: Path | None = None
+) -> RepairReport:
     """Compare the model's partitions with SQL (rows and newest `created_at` per origin date) and
     rebuild from SQL every partition that is missing, unreadable, short or stale. `levels`: the
     interval levels whose columns the partitions carry (None: every interval column of the table).
-    The caller holds the model's lock (a run does; `forecasting repair` takes it)."""
+    The caller holds the model's lock (a run does; `forecasting repair` takes it). `dataset`: the
+    dataset's folder when not `<storage>/forecasts` (`storage.forecasts`)."""
     report = RepairReport(model_name)
     with engine.connect() as connection:
         expected = sql_origin_counts(connection, model_name)
-    found = partition_footers(storage_root, model_name)
+    found = partition_footers(storage_root, model_name, dataset)
     report.origins_checked = len(expected)
     report.parquet_only = sorted(set(found) - set(expected))
     for origin_date, (rows, created) in sorted(expected.items()):
@@ -123,14 +126,14 @@ def repair_parquet(engine: Engine, storage_root: Path, model_name: str, levels: 
             continue
         with engine.connect() as connection:
             frame = _sql_partition(connection, model_name, origin_date, levels)
-        report.rows_rebuilt += replace_partition(storage_root, model_name, origin_date, frame)
+        report.rows_rebuilt += replace_partition(storage_root, model_name, origin_date, frame, dataset)
         report.fixed[origin_date] = problem
     return report
 
 
-def format_repair(report: RepairReport, storage_root: Path) -> str:
+def format_repair(report: RepairReport, storage_root: Path, dataset: Path | None = None) -> str:
     """The report for a person: one line when nothing needed fixing, else one line per origin date."""
-    where = forecasts_root(storage_root)
+    where = forecasts_root(storage_root, dataset)
     if not report.fixed:
         lines = [
             f"parquet dataset of model {report.model_name} matches table forecasts: {report.origins_checked} origin "

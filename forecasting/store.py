@@ -2,7 +2,8 @@
 
 Layout: `forecasts/model_name=<model>/origin_date=<YYYY-MM-DD>/part-0.parquet`. Writing a partition
 merges with what it holds (rows with the same key are replaced, others kept), writes a hidden
-temporary file and renames it into place, so readers never see a partial file.
+temporary file and renames it into place (on an object store: uploads it as one object), so
+readers never see a partial file.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from forecasting.config import MODEL_NAME_PATTERN
 from forecasting.tables import FORECAST_KEY
 from forecasting.errors import ConfigError
 from forecasting.files import replace_atomically
+from forecasting.storage import arrow_source, location, make_dirs
 
 PARTITION_FILE = "part-0.parquet"
 PARTITIONING = ds.partitioning(pa.schema([("model_name", pa.string()), ("origin_date", pa.string())]), flavor="hive")
 
 
-def forecasts_root(storage_root: Path) -> Path:
-    return Path(storage_root) / "forecasts"
+def forecasts_root(storage_root: Path, dataset: Path | None = None) -> Path:
+    """The dataset's folder: `dataset` when given (`storage.forecasts`), else `<storage>/forecasts`."""
+    return location(dataset) if dataset is not None else location(storage_root) / "forecasts"
 
 
 def _partition_dir(root: Path, model_name: str, origin_date: str) -> Path:
@@ -41,16 +44,16 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def write_forecasts(storage_root: Path, forecasts: pd.DataFrame) -> int:
+def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path | None = None) -> int:
     """Upsert forecast rows (with a `model_name` column) into their partitions; returns rows written."""
     if forecasts.empty:
         return 0
-    root = forecasts_root(storage_root)
+    root = forecasts_root(storage_root, dataset)
     origin_dates = pd.to_datetime(forecasts["forecast_origin"]).dt.strftime("%Y-%m-%d")
     key = [c for c in FORECAST_KEY if c != "model_name"]
     for (model_name, origin_date), rows in forecasts.groupby([forecasts["model_name"], origin_dates], sort=True):
         folder = _partition_dir(root, str(model_name), str(origin_date))
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         rows = rows.drop(columns=["model_name"])
         target = folder / PARTITION_FILE
         existing = _read_partition(target)
@@ -70,16 +73,17 @@ def _read_partition(path: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
     try:
-        return pq.read_table(path).to_pandas()
+        with path.open("rb") as handle:
+            return pq.read_table(handle).to_pandas()
     except (OSError, pa.ArrowException):
         return None
 
 
-def partition_footers(storage_root: Path, model_name: str) -> dict[str, tuple[int, datetime | None] | None]:
+def partition_footers(storage_root: Path, model_name: str, dataset: Path | None = None) -> dict[str, tuple[int, datetime | None] | None]:
     """Per origin date, (rows, newest `created_at`) of the model's partition file, both from its
     Parquet footer (row count and column statistics; the data is not read); None for a partition
     folder whose file is missing or unreadable."""
-    folder = _partition_dir(forecasts_root(storage_root), model_name, "x").parent
+    folder = _partition_dir(forecasts_root(storage_root, dataset), model_name, "x").parent
     found: dict[str, tuple[int, datetime | None] | None] = {}
     if not folder.is_dir():
         return found
@@ -87,7 +91,8 @@ def partition_footers(storage_root: Path, model_name: str) -> dict[str, tuple[in
         if not partition.is_dir():
             continue
         try:
-            metadata = pq.read_metadata(partition / PARTITION_FILE)
+            with (partition / PARTITION_FILE).open("rb") as handle:
+                metadata = pq.read_metadata(handle)
             found[partition.name.split("=", 1)[1]] = (metadata.num_rows, _newest_created(metadata))
         except (OSError, pa.ArrowException):
             found[partition.name.split("=", 1)[1]] = None
@@ -106,21 +111,21 @@ def _newest_created(metadata: pq.FileMetaData) -> datetime | None:
     return newest
 
 
-def replace_partition(storage_root: Path, model_name: str, origin_date: str, rows: pd.DataFrame) -> int:
+def replace_partition(storage_root: Path, model_name: str, origin_date: str, rows: pd.DataFrame, dataset: Path | None = None) -> int:
     """Write one partition with exactly `rows` (no `model_name` column), atomically; returns rows written."""
-    folder = _partition_dir(forecasts_root(storage_root), model_name, origin_date)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _partition_dir(forecasts_root(storage_root, dataset), model_name, origin_date)
+    make_dirs(folder)
     rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
     table = _to_arrow(rows)
     replace_atomically(folder / PARTITION_FILE, lambda path: pq.write_table(table, path), kill_point="parquet-write")
     return len(rows)
 
 
-def read_forecasts(storage_root: Path, model_name: str | None = None) -> pd.DataFrame:
+def read_forecasts(storage_root: Path, model_name: str | None = None, dataset: Path | None = None) -> pd.DataFrame:
     """The forecasts dataset as a frame (optionally one model, pruned by partition)."""
-    root = forecasts_root(storage_root)
+    root = forecasts_root(storage_root, dataset)
     if not root.exists():
         return pd.DataFrame()
-    dataset = ds.dataset(root, format="parquet", partitioning=PARTITIONING)
+    dataset = ds.dataset(**arrow_source(root), format="parquet", partitioning=PARTITIONING)
     expression = ds.field("model_name") == model_name if model_name else None
     return dataset.to_table(filter=expression).to_pandas()

@@ -4,15 +4,19 @@ The space mirrors the seed article: the number of stacked layers, and per layer 
 (`hp.Int` min/max/step), dropout (`hp.Float` with step) and activation (`hp.Choice`); plus the
 learning rate and the lookback. Trials train on the same time-ordered split as retraining
 (validation = windows reaching into each series' last `horizon` rows), with early stopping.
-Tuner state lives under `<storage>/tuning/<model>/`, so an interrupted search resumes.
+Tuner state lives under `<storage>/tuning/<model>/`, so an interrupted search resumes. On an object
+store, keras-tuner works in a local folder that is downloaded from the store before the search and
+uploaded after each trial, so a search interrupted on one machine resumes on another.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from forecasting.evaluation import season_length
 from forecasting.model import build_model, member_targets
 from forecasting.training import Deadline, TrainingTimeout, fit_scaler, set_determinism, split_for_training
 from forecasting.windowing import SeriesArrays, WindowSplit
+from forecasting.storage import download_folder, is_remote, location
 
 TUNERS = {"hyperband": kt.Hyperband, "random": kt.RandomSearch, "bayesian": kt.BayesianOptimization}
 
@@ -106,7 +111,7 @@ def search_directory(storage_root: Path, model_name: str, tuner: str, config: Mo
         {"tuner": tuner, "tuning": tuning.model_dump(mode="json"), "model": config.model_dump(mode="json", exclude={"schedule", "tuning"}), "data": data_key},
         sort_keys=True,
     )
-    return Path(storage_root) / "tuning" / model_name / f"{tuner}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}"
+    return location(storage_root) / "tuning" / model_name / f"{tuner}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}"
 
 
 def search(
@@ -116,8 +121,12 @@ def search(
     tuner_name: str | None = None,
     max_trials: int | None = None,
     verbose: int = 0,
+    after_trial: Callable[[], None] | None = None,
 ) -> SearchResult:
-    """Run (or resume) the search; returns the best hyperparameters and how many trials ran."""
+    """Run (or resume) the search; returns the best hyperparameters and how many trials ran.
+    `after_trial`: called once each trial's state is saved (see `synced_search`)."""
+    if is_remote(directory):
+        return synced_search(arrays, config, directory, tuner_name, max_trials, verbose)
     tuning = config.tuning or TuningConfig()
     tuner_name = tuner_name or tuning.tuner
     if tuner_name not in TUNERS:
@@ -140,6 +149,14 @@ def search(
         tuner.oracle.max_trials = max_trials
     else:
         tuner = TUNERS[tuner_name](hypermodel, max_trials=max_trials, **common)
+    if after_trial is not None:
+        ended = tuner.on_trial_end
+
+        def on_trial_end(trial: Any) -> None:
+            ended(trial)
+            after_trial()
+
+        tuner.on_trial_end = on_trial_end
     before = _completed(tuner)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     # The whole search shares one deadline (keras-tuner copies the callback into each trial, clock started).
@@ -158,6 +175,29 @@ def search(
         directory=str(directory),
         seconds=time.perf_counter() - started,
     )
+
+
+def synced_search(
+    arrays: SeriesArrays, config: ModelConfig, directory: Path, tuner_name: str | None, max_trials: int | None, verbose: int = 0
+) -> SearchResult:
+    """`search` in a local folder synced with `directory` on an object store: downloaded first, the
+    files that changed uploaded after each trial and at the end."""
+    with tempfile.TemporaryDirectory(prefix="forecasting-tuning-") as scratch:
+        local = Path(scratch) / directory.name
+        download_folder(directory, local)
+        sent: dict[Path, tuple[int, int]] = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in local.rglob("*") if p.is_file()}
+
+        def upload() -> None:
+            for path in sorted(p for p in local.rglob("*") if p.is_file()):
+                stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+                if sent.get(path) != stamp:
+                    target = directory.joinpath(*path.relative_to(local).parts)
+                    target.fs.put_file(str(path), target.path)
+                    sent[path] = stamp
+
+        result = search(arrays, config, local, tuner_name, max_trials, verbose, after_trial=upload)
+        upload()
+    return replace(result, directory=str(directory))
 
 
 def _completed(tuner: kt.Tuner) -> int:

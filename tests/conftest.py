@@ -141,3 +141,55 @@ def pull(settings) -> "PullResult":
     pulled = steps.pull_step(settings, "test-pull")
     steps.commit_pull(settings, "test-pull", pulled)
     return pulled
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API served locally (moto's server mode on a loopback port), with the AWS_* variables
+    that point boto3 and s3fs at it set for this process and its children; yields its URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    # Its request log would go to whatever handlers other tests configured (closed capture streams among them).
+    logging.getLogger("werkzeug").disabled = True
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    names = {
+        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield endpoint
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_endpoint: str) -> str:
+    """An empty bucket on the local S3 server; yields `s3://<bucket>/forecasting`."""
+    import uuid
+
+    import boto3
+
+    bucket = f"test-{uuid.uuid4().hex[:16]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/forecasting"
+
+
+def s3_keys(root: str) -> list[str]:
+    """Every object key under an `s3://bucket/prefix` root (through boto3, as an operator would list it)."""
+    import boto3
+
+    bucket, _, prefix = root[len("s3://"):].partition("/")
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(item["Key"][len(prefix) + 1:] for page in pages for item in page.get("Contents", []))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,6 +16,7 @@ from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
 from forecasting.phases import phase, timed
 from forecasting.steps.data import STAGING, open_engine, prepare_data
+from forecasting.storage import make_dirs, read_parquet, write_parquet
 
 EXAMPLES = 5  # series listed per kind (skipped, constant, stale) in a summary
 
@@ -67,10 +67,10 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
     forecasts.insert(1, "model_version", loaded.version)
     forecasts["run_id"] = run_id
     forecasts["created_at"] = pd.Timestamp(utc_now())
-    staging = Path(settings.storage_root) / STAGING
-    staging.mkdir(parents=True, exist_ok=True)
+    staging = settings.storage_root / STAGING
+    make_dirs(staging)
     path = staging / f"{run_id}.parquet"
-    forecasts.to_parquet(path, index=False)
+    write_parquet(forecasts, path)
     return ForecastSummary(
         staged=str(path),
         version=loaded.version,
@@ -93,7 +93,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
 def write_sql_step(settings: Settings, staged: str) -> int:
     """Upsert the staged forecasts into the `forecasts` table in one transaction; returns the rows written."""
     checkpoint("before-sql-write")
-    frame = pd.read_parquet(staged)
+    frame = read_parquet(settings.locate(staged))
     engine = open_engine(settings)
     with engine.begin() as connection:
         table = sa.Table("forecasts", sa.MetaData(), autoload_with=connection)
@@ -110,7 +110,7 @@ def write_parquet_step(settings: Settings, staged: str) -> int:
     """Upsert the staged forecasts into the hive-partitioned Parquet dataset; returns the rows written."""
     from forecasting.store import write_forecasts
 
-    return write_forecasts(settings.storage_root, pd.read_parquet(staged))
+    return write_forecasts(settings.storage_root, read_parquet(settings.locate(staged)), settings.forecasts_root)
 
 
 @timed("parquet repair")
@@ -119,5 +119,7 @@ def repair_parquet_step(settings: Settings, model_name: str) -> dict[str, Any]:
     a different number of rows than SQL (see `forecasting.repair`); returns what was fixed."""
     from forecasting.repair import repair_parquet
 
-    report = repair_parquet(open_engine(settings), settings.storage_root, model_name, settings.model(model_name).intervals)
+    report = repair_parquet(
+        open_engine(settings), settings.storage_root, model_name, settings.model(model_name).intervals, settings.forecasts_root
+    )
     return report.as_dict()

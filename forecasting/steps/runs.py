@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import traceback
 import uuid
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +14,7 @@ from forecasting.config import Settings
 from forecasting.database import check_source, masked_url, redact, table_columns
 from forecasting.tables import interval_columns, runs
 from forecasting.errors import ConfigError
+from forecasting.files import check_storage
 from forecasting.steps.data import STAGING, open_engine
 from forecasting.steps.mode import MODES, RECORDED_MODES
 
@@ -34,6 +34,7 @@ def start_run(
         raise ConfigError(f"--mode: {mode!r} is not one of {', '.join(MODES)}")
     engine = open_engine(settings)
     check_schema(engine, settings, model_name)
+    check_storage(settings)  # a worker's first look at the store: unreachable is one line, before any work
     run_id = uuid.uuid4().hex
     with engine.begin() as connection:
         # The caller holds the model's lock: a run still marked running was killed without cleanup.
@@ -67,7 +68,7 @@ def record_failed_start(settings: Settings, model_name: str, mode: str, error: B
 def remove_stale_staging(settings: Settings, engine: Engine) -> list[str]:
     """Remove staged files (forecasts `<run_id>.parquet`, pull state `<run_id>-pull-state.parquet`) of runs that
     are no longer running (a killed or failed run leaves them); returns their names."""
-    staging = Path(settings.storage_root) / STAGING
+    staging = settings.storage_root / STAGING
     if not staging.is_dir():
         return []
     with engine.connect() as connection:
@@ -130,7 +131,7 @@ def finish_run(settings: Settings, run_id: str, summary: dict[str, Any], staged:
             )
         )
     if staged:
-        Path(staged).unlink(missing_ok=True)
+        settings.locate(staged).unlink(missing_ok=True)
 
 
 def fail_run(settings: Settings, run_id: str, error: BaseException) -> None:

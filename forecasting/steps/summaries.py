@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from forecasting.config import Settings
@@ -75,12 +74,10 @@ def summarise(
     pull: PullResult | None = None,
 ) -> RunSummary:
     """The run's summary from what its steps returned, with where the outputs are."""
-    from forecasting.store import forecasts_root
-
     return RunSummary(
         run_id=run_id, model=model_name, decision=decision, forecast=forecast, writes=writes, trained=trained, pull=pull,
-        database=masked_url(settings.database.url), parquet=str(forecasts_root(settings.storage_root)),
-        models=str(Path(settings.storage_root) / "models" / model_name),
+        database=masked_url(settings.database.url), parquet=str(settings.forecasts_root),
+        models=str(settings.storage_root / "models" / model_name),
     )
 
 

@@ -243,22 +243,70 @@ def test_deployments_file_is_relative_to_the_config_and_missing_is_said(workdir,
     assert (folder / "other.yaml").is_file()
 
 
-# Issue 11.5: object-storage URLs as the storage root
+# Issue 16: object-storage URLs as the storage root (11.5 refused them)
+
+NO_SERVER_DB = "postgresql+psycopg://job@127.0.0.1:1/forecasts"  # never reached: storage is checked first
 
 
-@pytest.mark.parametrize("root", ["s3://bucket/prefix", "file:///tmp/forecasting-store"])
-def test_storage_root_url_is_refused(workdir, capsys, monkeypatch, root):
-    (workdir / "forecasting.toml").write_text(f'[storage]\nroot = "{root}"\n[database]\nurl = "sqlite:///db.sqlite"\n')
+def test_file_url_root_is_a_local_folder(workdir, capsys, monkeypatch):
+    store = workdir / "elsewhere" / "store"
+    (workdir / "forecasting.toml").write_text(f'[storage]\nroot = "file://{store}"\n[database]\nurl = "sqlite:///db.sqlite"\n')
+    code, out, err = run_cli(capsys, "init")
+    assert code == 0, err
+    assert f"storage at {store}" in out and (store / "models").is_dir() and (store / "forecasts").is_dir()
+    assert not [p for p in workdir.iterdir() if p.name.endswith(":")]
+
+
+@pytest.mark.parametrize(
+    "root, fragment",
+    [
+        ("ftp://host/forecasting", "ftp:// is not supported"),
+        ("s3://", "names no bucket"),
+        ("s3://AKIAEXAMPLE:wJalrSECRET@bucket/prefix", "holds credentials"),
+        ("file://server/share", "not a local file URL"),
+    ],
+)
+def test_malformed_storage_url_exits_2(workdir, capsys, monkeypatch, root, fragment):
+    (workdir / "forecasting.toml").write_text(f'[storage]\nroot = "{root}"\n[database]\nurl = "{NO_SERVER_DB}"\n')
     code, _, err = run_cli(capsys, "init")
     assert code == 2
-    one_line(err, "storage.root: URLs", "not supported")
-    assert not [p for p in workdir.iterdir() if p.name.endswith(":")]
-    (workdir / "forecasting.toml").write_text('[database]\nurl = "sqlite:///db.sqlite"\n')
+    assert "wJalrSECRET" not in one_line(err, "storage.root:", fragment)
+    (workdir / "forecasting.toml").write_text(f'[database]\nurl = "{NO_SERVER_DB}"\n')
     monkeypatch.setenv("FORECASTING_STORAGE_ROOT", root)
     code, _, err = run_cli(capsys, "init")
     assert code == 2
-    one_line(err, "FORECASTING_STORAGE_ROOT: URLs")
-    assert not [p for p in workdir.iterdir() if p.name.endswith(":")]
+    assert "wJalrSECRET" not in one_line(err, "FORECASTING_STORAGE_ROOT:", fragment)
+    assert not [p for p in workdir.iterdir() if p.name.endswith(":") or p.name == "s3"]
+
+
+def test_credentials_in_storage_options_are_refused(workdir, capsys):
+    (workdir / "forecasting.toml").write_text(
+        '[storage]\nroot = "s3://bucket/prefix"\n[storage.options]\nendpoint_url = "http://127.0.0.1:9000"\n'
+        f'key = "AKIAEXAMPLE"\nsecret = "wJalrSECRET"\n[database]\nurl = "{NO_SERVER_DB}"\n'
+    )
+    code, _, err = run_cli(capsys, "init")
+    assert code == 2
+    line = one_line(err, "storage.options: key, secret look like credentials", "AWS_ACCESS_KEY_ID")
+    assert "wJalrSECRET" not in line and "AKIAEXAMPLE" not in line
+
+
+def test_sqlite_with_an_object_store_is_refused(workdir, capsys, monkeypatch):
+    (workdir / "forecasting.toml").write_text('[database]\nurl = "sqlite:///db.sqlite"\n')
+    monkeypatch.setenv("FORECASTING_STORAGE_ROOT", "s3://bucket/prefix")
+    code, _, err = run_cli(capsys, "init")
+    assert code == 2
+    one_line(err, "object store", "SQLite", "PostgreSQL")
+    assert not (workdir / "db.sqlite").exists()
+
+
+def test_unreachable_store_exits_1_before_any_work(workdir, capsys, monkeypatch, s3_root):
+    missing = "s3://no-such-bucket-16/forecasting"
+    write_config(workdir, NO_SERVER_DB)
+    monkeypatch.setenv("FORECASTING_STORAGE_ROOT", missing)
+    for command in (["init"], ["run", "--model", "tiny"], ["tune", "--model", "tiny"]):
+        code, out, err = run_cli(capsys, *command)
+        assert code == 1 and out == ""
+        one_line(err, f"storage.root: cannot reach {missing}", "bucket does not exist")
 
 
 # Issue 11.6: every command touching the database names it
