@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -38,7 +37,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top: must be 0 or more (got {args.top})")
     started = time.perf_counter()
     report = build_report(engine, settings, args.model, args.series, args.top)
-    output = Path(args.output) if args.output else Path(settings.storage_root) / REPORTS / args.model / "report.html"
+    output = settings.locate(args.output) if args.output else settings.storage_root / REPORTS / args.model / "report.html"
     write_html(output, report.html)
     print(
         f"report of model {args.model} from {database}: {output} ({report.charts} charts, {len(report.series)} series; "

@@ -105,16 +105,17 @@ def build_report(engine: Engine, settings: Settings, model: str, series: list[st
 
 
 def write_html(path: Path, html: str) -> None:
-    """Write the HTML atomically (a temporary file renamed over `path`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the HTML atomically (a temporary file renamed over `path`; on an object store, one upload)."""
+    from forecasting.storage import make_dirs
+
+    make_dirs(path.parent)
     replace_atomically(path, lambda temporary: temporary.write_text(html, encoding="utf-8"))
 
 
 def run_report(engine: Engine, settings: Settings, model: str) -> str:
     """The report a run writes: `<storage>/reports/<model>/latest.html` and the day's dated copy; returns the latest's path."""
     report = build_report(engine, settings, model)
-    folder = Path(settings.storage_root) / REPORTS / model
+    folder = settings.storage_root / REPORTS / model
     write_html(folder / f"{utc_now():%Y-%m-%d}.html", report.html)
     write_html(folder / "latest.html", report.html)
     return str(folder / "latest.html")
