@@ -35,6 +35,7 @@ from forecasting.artifacts import (
     write_series_table,
 )
 from forecasting.config import ModelConfig
+from forecasting.defaults import stored_config
 from forecasting.scaling import SeriesScaler
 from forecasting.windowing import SeriesArrays
 
@@ -85,12 +86,14 @@ class RecurrentForecaster:
     @classmethod
     def fit(cls, arrays: SeriesArrays, config: ModelConfig, features: tuple[str, ...] = (), verbose: int = 0) -> "TrainingOutcome":
         """Train from scratch on `arrays` (their frequency is the forecaster's; see `training.train`);
-        returns the deployed forecaster, the holdout forecaster and the report."""
-        from forecasting.evaluation import season_length
+        returns the deployed forecaster, the holdout forecaster and the report. Keys the config leaves
+        out are derived from the data first (`defaults.resolve_for`); the forecaster keeps the result."""
+        from forecasting.defaults import resolve_for
         from forecasting.training import train
 
         frequency = arrays.frequency or ""
-        trained = train(arrays, config, season=season_length(frequency), verbose=verbose)
+        config = resolve_for(config, arrays)
+        trained = train(arrays, config, season=config.season, verbose=verbose)
         return _outcome(trained, config, frequency, tuple(features))
 
     def fine_tune(self, arrays: SeriesArrays, config: ModelConfig | None = None, verbose: int = 0) -> "TrainingOutcome":
@@ -98,11 +101,11 @@ class RecurrentForecaster:
         since it was trained (see `training.fine_tune`), with `config` (default: its own); this
         forecaster is left as it is. The outcome's holdout forecaster is this one's, fine-tuned
         the same way, where it kept a separate holdout network."""
-        from forecasting.evaluation import season_length
+        from forecasting.defaults import effective_season, fill_from
         from forecasting.training import fine_tune
 
-        config = config or self.config
-        season = season_length(arrays.frequency or self.frequency)
+        config = fill_from(config or self.config, self.config)
+        season = effective_season(config, arrays.frequency or self.frequency)
         trained = fine_tune(arrays, config, (copy_network(self.network), self.scaler, dict(self.train_end)), season, verbose)
         outcome = _outcome(trained, config, self.frequency, self.features)
         held_out = self.holdout_forecaster()
@@ -130,9 +133,10 @@ class RecurrentForecaster:
     def score_holdout(self, arrays: SeriesArrays, metric: str) -> dict[str, float]:
         """`metric` on each series' latest `horizon` observations forecast from just before them, and
         seasonal naive's from the same origin: {"score", "baseline", "series"} (see `evaluation.score_holdout`)."""
-        from forecasting.evaluation import score_holdout, season_length
+        from forecasting.defaults import effective_season
+        from forecasting.evaluation import score_holdout
 
-        season = season_length(arrays.frequency or self.frequency)
+        season = effective_season(self.config, arrays.frequency or self.frequency)
         return score_holdout(self.network, self.scaler, arrays, self.lookback, self.horizon, season, metric)
 
     def holdout_forecaster(self) -> "RecurrentForecaster | None":
@@ -209,7 +213,7 @@ class RecurrentForecaster:
         import keras
 
         return cls(
-            config=ModelConfig.model_validate(manifest["config"]),
+            config=stored_config(manifest["config"]),
             network=keras.models.load_model(folder / MODEL_FILE, compile=False),
             scaler=scaler,
             frequency=manifest["frequency"],

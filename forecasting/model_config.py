@@ -120,16 +120,19 @@ class EnsembleConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
+    # Keys left out (None) are derived from the data when training starts (forecasting/defaults.py,
+    # README "Derived defaults"); the trained version records the values it used.
     cell: Literal["rnn", "lstm", "gru"] = "gru"
-    lookback: int = Field(gt=0)
+    lookback: int | None = Field(default=None, gt=0)
     horizon: int = Field(gt=0)
-    layers: list[LayerConfig] = Field(min_length=1)
-    learning_rate: float = Field(default=1e-3, gt=0.0)
-    loss: Literal["mse", "mae", "huber"] = "mse"
-    epochs: int = Field(default=50, gt=0)
-    batch_size: int = Field(default=256, gt=0)
-    patience: int = Field(default=5, ge=0)
-    min_epochs: int = Field(default=0, ge=0)  # early stopping neither stops nor keeps weights before this epoch
+    layers: list[LayerConfig] = Field(default_factory=lambda: [LayerConfig(units=64)], min_length=1)
+    learning_rate: float = Field(default=3e-3, gt=0.0)
+    loss: Literal["mse", "mae", "huber"] = "mae"
+    epochs: int = Field(default=100, gt=0)
+    batch_size: int | None = Field(default=None, gt=0)
+    patience: int = Field(default=8, ge=0)
+    min_epochs: int | None = Field(default=None, ge=0)  # early stopping neither stops nor keeps weights before this epoch
+    season: int | None = Field(default=None, ge=1)  # season length for deseasonalising and seasonal naive
     intervals: list[int] = Field(default_factory=lambda: [80, 95])
     seed: int = 42
     normalization: Literal["series", "window", "window_log"] = "window_log"  # how the target is scaled (scaling.py)
@@ -140,7 +143,7 @@ class ModelConfig(StrictModel):
     deseasonalize: bool = True
     # Each series' windows count in the loss by (its mean level / its in-sample seasonal-naive MAE) ** this:
     # 0 weighs every window alike (the loss aims at relative error, like sMAPE), 1 aims it at MASE.
-    series_weighting: float = Field(default=0.0, ge=0.0, le=2.0)
+    series_weighting: float = Field(default=0.5, ge=0.0, le=2.0)
     ensemble: EnsembleConfig = EnsembleConfig()
     deterministic: bool = True  # TensorFlow deterministic ops: same data + config + seed -> same weights
     jit_compile: bool = False
@@ -153,10 +156,10 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _member_lookbacks(self) -> "ModelConfig":
-        if self.min_epochs > self.epochs:
+        if self.min_epochs is not None and self.min_epochs > self.epochs:
             raise ValueError(f"min_epochs {self.min_epochs} is more than epochs {self.epochs}")
         for value in self.ensemble.lookbacks or []:
-            if value > self.lookback:
+            if self.lookback is not None and value > self.lookback:
                 raise ValueError(f"ensemble lookback {value} is longer than the model's lookback {self.lookback}")
         return self
 

@@ -13,6 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from forecasting.config import ModelConfig
+from forecasting.defaults import resolve_for
 from forecasting.errors import RunError
 from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
 from forecasting.faults import checkpoint
@@ -290,6 +291,7 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     from all rows (series with three seasons in all, but not before their last `horizon` rows, get
     theirs then)."""
     started = time.perf_counter()
+    config = resolve_for(config, arrays)  # keys the config leaves out, from the data (defaults.py)
     scaler = fit_scaler(arrays, config, season)
     split = split_for_training(arrays, scaler, config)
     weights = series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None

@@ -25,7 +25,7 @@ import keras_tuner as kt
 
 from forecasting.model_config import EnsembleConfig, ModelConfig, TuningConfig
 from forecasting.errors import ConfigError, RunError
-from forecasting.evaluation import season_length
+from forecasting.defaults import resolve_for
 from forecasting.model import build_model, member_targets
 from forecasting.training import Deadline, TrainingTimeout, fit_scaler, set_determinism, split_for_training
 from forecasting.windowing import SeriesArrays, WindowSplit
@@ -135,8 +135,8 @@ def search(
     started = time.perf_counter()
     splits: dict[int, WindowSplit] = {}
     # The search tunes one network; an ensemble then repeats the winner over seeds and lookbacks.
-    config = config.model_copy(update={"ensemble": EnsembleConfig()})
-    scaler = fit_scaler(arrays, config, season_length(arrays.frequency) if arrays.frequency else 1)
+    config = resolve_for(config.model_copy(update={"ensemble": EnsembleConfig()}), arrays)
+    scaler = fit_scaler(arrays, config, config.season)
     for lookback in tuning.lookback or [config.lookback]:
         splits[lookback] = split_for_training(arrays, scaler, config.model_copy(update={"lookback": lookback}))
     set_determinism(config.seed, config.deterministic)

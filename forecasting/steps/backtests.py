@@ -50,7 +50,7 @@ def backtest_step(
     an identical earlier backtest in the `backtests` table."""
     from forecasting.backtesting import backtest, backtest_id, format_scores, score_rows
     from forecasting.tables import backtests
-    from forecasting.evaluation import season_length
+    from forecasting.defaults import effective_season
     from forecasting.registry import champion_version, latest_tuning_record
     from forecasting.tuning import apply_hyperparameters
 
@@ -62,7 +62,7 @@ def backtest_step(
         champion = champion_version(connection, model_name)
     effective = apply_hyperparameters(config, record[1]) if record is not None else config
     data = prepare_data(engine, settings, calendar=effective.calendar)
-    result = backtest(data.arrays, effective, data.frequency, season_length(data.frequency), windows, step, verbose=verbose)
+    result = backtest(data.arrays, effective, data.frequency, effective_season(effective, data.frequency), windows, step, verbose=verbose)
     data_key = f"{data.rows_read}:{max(index[-1] for index in data.arrays.timestamps.values())}:{data.frequency}"
     identifier = backtest_id(model_name, effective, data_key, windows, step)
     created = utc_now()

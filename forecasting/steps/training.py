@@ -124,6 +124,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         "tuning_record": tuning_record,
     }
     forecaster = replace(outcome.forecaster, provenance=provenance)
+    trained = forecaster.config  # with the keys derived from the data (defaults.py)
     version = register_version(engine, settings.storage_root, model_name, forecaster, run_id, promote=gate.promote, gate=gate.scores)
     if champion_number is None and not gate.promote:
         raise RunError(
@@ -138,12 +139,12 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         decision=gate.decision,
         parent_version=provenance["parent_version"],
         tuning_record=tuning_record,
-        cell=effective.cell,
-        layers=[layer.model_dump() for layer in effective.layers],
-        lookback=effective.lookback,
-        members=effective.ensemble.members,
-        member_lookbacks=sorted(set(effective.member_lookbacks())),
-        normalization=effective.normalization,
+        cell=trained.cell,
+        layers=[layer.model_dump() for layer in trained.layers],
+        lookback=trained.lookback,
+        members=trained.ensemble.members,
+        member_lookbacks=sorted(set(trained.member_lookbacks())),
+        normalization=trained.normalization,
         seasonal_series=len(forecaster.scaler.factors) if forecaster.scaler.seasonal else None,
         refit=report.details.get("refit"),
         epochs_run=report.epochs_run,

