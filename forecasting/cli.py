@@ -336,20 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--model", required=True)
     repair.set_defaults(handler=cmd_repair)
 
-    models = commands.add_parser("models", help="the model registry")
-    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
-    listing = models_commands.add_parser("list", help="registered versions, newest first")
-    listing.add_argument("--model")
-    show = models_commands.add_parser("show", help="one version's manifest (default: newest)")
-    show.add_argument("name")
-    show.add_argument("version", nargs="?", type=int)
-    show.add_argument("--series", action="store_true", help="print the per-series state (levels, seasonal factors, training ends) as a table")
-    promote = models_commands.add_parser("promote", help="make a version the champion (recorded)")
-    promote.add_argument("name")
-    promote.add_argument("version", type=int)
-    rollback = models_commands.add_parser("rollback", help="make the previous champion the champion again (recorded)")
-    rollback.add_argument("name")
-    models.set_defaults(handler=cmd_models)
+    from forecasting.cli_models import add_models_command
+
+    add_models_command(commands, cmd_models)
 
     deployments = commands.add_parser("deployments", help="write deployments/prefect.yaml from the config (the config is the source of truth)")
     deployments.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any, Callable
 
 from sqlalchemy.engine import Engine
 
@@ -69,3 +70,21 @@ def models_command(engine: Engine, args: argparse.Namespace, database: str) -> i
     manifest.get("training", {}).pop("history", None)
     print(json.dumps({"status": row["status"], "artifact_path": row["artifact_path"], "database": database, **manifest}, indent=2, sort_keys=True))
     return 0
+
+
+def add_models_command(commands: Any, handler: Callable[[argparse.Namespace], int]) -> None:
+    """Add `models list|show|promote|rollback` to the CLI's subcommands, run by `handler`."""
+    models = commands.add_parser("models", help="the model registry")
+    models_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
+    listing = models_commands.add_parser("list", help="registered versions, newest first")
+    listing.add_argument("--model")
+    show = models_commands.add_parser("show", help="one version's manifest (default: newest)")
+    show.add_argument("name")
+    show.add_argument("version", nargs="?", type=int)
+    show.add_argument("--series", action="store_true", help="print the per-series state (levels, seasonal factors, training ends) as a table")
+    promote = models_commands.add_parser("promote", help="make a version the champion (recorded)")
+    promote.add_argument("name")
+    promote.add_argument("version", type=int)
+    rollback = models_commands.add_parser("rollback", help="make the previous champion the champion again (recorded)")
+    rollback.add_argument("name")
+    models.set_defaults(handler=handler)
