@@ -137,10 +137,10 @@ def breakdown(result: dict) -> dict[str, float]:
         out["predict"] = seconds["predict"]
     if "forecast" in seconds:
         out["forecast other"] = seconds["forecast"] - seconds.get("predict", 0.0) - forecast_prepare
-    for name in ("sql write", "parquet write", "parquet repair", "commit pull"):
+    for name in ("score", "sql write", "parquet write", "parquet repair", "report", "commit pull"):
         if name in seconds:
             out[name] = seconds[name]
-    outer = {"pull", "train", "forecast", "sql write", "parquet write", "parquet repair", "commit pull"}
+    outer = {"pull", "score", "train", "forecast", "sql write", "parquet write", "parquet repair", "report", "commit pull"}
     covered = out.get("startup", 0.0) + sum(seconds[name] for name in outer if name in seconds)
     if steps:
         # After the last step: the run's records, Prefect's artifacts and log drain, stopping the

@@ -40,7 +40,10 @@ def seasonal_naive_forecast(inputs: np.ndarray, horizon: int, season: int) -> np
 
 def season_length(frequency: str) -> int:
     """Typical seasonal period for a pandas frequency alias (12 for monthly, 7 for daily, ...)."""
-    base = frequency.upper().lstrip("0123456789")
+    base = frequency.lstrip("0123456789")
+    if base.startswith(("min", "ms", "us", "ns", "T", "L", "U", "N")):  # minutes and finer ("ms" is not "MS")
+        return 1
+    base = base.upper()
     for prefix, period in (("MS", 12), ("ME", 12), ("M", 12), ("QS", 4), ("QE", 4), ("Q", 4), ("W", 52), ("D", 7), ("B", 5), ("H", 24)):
         if base.startswith(prefix):
             return period

@@ -372,7 +372,8 @@ def fine_tune(
             train_series=split.train_series[chosen],
             deadline=deadline,
         )
-    report, halfwidths = _report(parent_model, split, history, arrays, config, season, chosen, started)
+    # Early stopping kept the best of all the fine-tune's epochs (its schedule has no min_epochs).
+    report, halfwidths = _report(parent_model, split, history, arrays, config.model_copy(update={"min_epochs": 0}), season, chosen, started)
     details = {"new_windows": int(len(new_index)), "replayed_windows": int(replay_count), "learning_rate": learning_rate}
     return Trained(
         network=parent_model, scaler=scaler, holdout_network=parent_model, holdout_scaler=scaler,

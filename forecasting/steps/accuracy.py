@@ -16,7 +16,8 @@ from forecasting.accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring
 from forecasting.artifacts import utc_now
 from forecasting.config import Settings
 from forecasting.database import upsert_frame
-from forecasting.evaluation import season_length
+from forecasting.defaults import effective_season
+from forecasting.phases import timed
 from forecasting.steps.data import _recorded_frequency, open_engine
 from forecasting.tables import forecast_errors
 from forecasting.validation import infer_frequency
@@ -73,7 +74,7 @@ def score_forecasts(engine: Engine, settings: Settings, model_name: str, run_id:
         rescored = 0
         if not todo.empty:
             frequency = infer_frequency(observed, settings.source.frequency or _recorded_frequency(engine, settings))
-            scored = score_rows(todo, observed, frequency, season_length(frequency))
+            scored = score_rows(todo, observed, frequency, effective_season(settings.model(model_name), frequency))
             keys = scored[KEY].merge(candidates.loc[candidates["scored_actual"].notna(), KEY].assign(seen=True), on=KEY, how="left")
             rescored = int(keys["seen"].fillna(False).astype(bool).sum())
             scored["run_id"] = run_id
@@ -98,6 +99,7 @@ def _count(connection: Connection, model_name: str) -> int:
     return int(connection.execute(sa.select(sa.func.count()).where(forecast_errors.c.model_name == model_name)).scalar() or 0)
 
 
+@timed("score")
 def score_step(settings: Settings, model_name: str, run_id: str) -> ScoringSummary:
     """Score the model's forecasts whose actuals arrived with this run's pull (`score_forecasts`)."""
     return score_forecasts(open_engine(settings), settings, model_name, run_id)
@@ -181,6 +183,7 @@ def with_accuracy(settings: Settings, summary: Any, scoring: ScoringSummary, rep
     return replace(summary, accuracy={"scoring": scoring.as_dict(), "live": live.as_dict() if live else None, "report": report})
 
 
+@timed("report")
 def report_step(settings: Settings, model_name: str) -> str:
     """Write the model's HTML report to `<storage>/reports/<model>/latest.html` (and the day's dated copy);
     returns its path, or why it was not written: the forecasts are already stored, so a report that

@@ -31,8 +31,8 @@ def forecast_frame(full: pd.DataFrame, origin_index: int, horizon: int = 6, vers
     return pd.DataFrame(rows)
 
 
-def by_hand(full: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
-    """Each forecast row's errors, computed from scratch with the textbook formulas."""
+def by_hand(full: pd.DataFrame, forecasts: pd.DataFrame, season: int = 12) -> pd.DataFrame:
+    """Each forecast row's errors, computed from scratch with the textbook formulas (monthly data)."""
     rows = []
     for row in forecasts.itertuples():
         series = full[full.series_id == row.series_id].set_index("ts")["value"]
@@ -40,8 +40,8 @@ def by_hand(full: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
             continue
         actual = series[row.target_ts]
         insample = series[series.index <= row.forecast_origin].to_numpy()
-        scale = np.mean(np.abs(insample[12:] - insample[:-12]))
-        naive = series[row.target_ts - pd.DateOffset(months=12)]
+        scale = np.mean(np.abs(insample[season:] - insample[:-season]))
+        naive = series[row.target_ts - pd.DateOffset(months=season * int(np.ceil(row.step / season)))]
         rows.append({
             "series_id": row.series_id, "target_ts": row.target_ts, "actual": actual, "error": actual - row.yhat,
             "abs_error": abs(actual - row.yhat), "smape_term": 200 * abs(actual - row.yhat) / (abs(actual) + abs(row.yhat)),
@@ -106,6 +106,23 @@ def test_actuals_are_scored_as_they_arrive_once_and_revisions_rescore_exactly_th
     changed = rows[rows.run_id == "r4"]
     assert list(changed.series_id) == ["S01"] and list(changed.step) == [3]
     assert changed.actual.iloc[0] == pytest.approx(revised.value.iloc[0])
+
+
+def test_the_models_own_season_sets_the_naive_forecast_and_the_scale(database_url, settings_for):
+    """A model configured with `season = 3` is scored with the season its gate used, not the frequency's 12."""
+    settings, _ = settings_for(database_url, model={"season": 3})
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    full = synthetic_frame(n_series=3, length=36, seed=3)
+    load_observations(engine, settings.source, full)
+    pull(settings)
+    forecasts = forecast_frame(full, ORIGIN_INDEX)
+    with engine.begin() as connection:
+        upsert_frame(connection, sa.Table("forecasts", sa.MetaData(), autoload_with=connection), forecasts, key=FORECAST_KEY)
+    assert score_forecasts(engine, settings, "tiny", "r1").scored == 18
+    expected, rows = by_hand(full, forecasts, season=3), stored(engine)
+    for column in ("scale", "scaled_error", "naive_yhat", "naive_scaled_error"):
+        np.testing.assert_allclose(rows[column].astype(float), expected[column].astype(float), rtol=1e-9, err_msg=column)
 
 
 def test_views_agree_with_pandas_on_the_same_rows(scenario):

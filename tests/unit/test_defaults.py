@@ -19,7 +19,8 @@ from forecasting.model_config import ModelConfig
 
 @pytest.mark.parametrize(
     ("frequency", "season"),
-    [("MS", 12), ("ME", 12), ("QS", 4), ("QE-DEC", 4), ("W-SUN", 52), ("D", 7), ("B", 5), ("h", 24), ("YS", 1), ("YE", 1), (None, 1)],
+    [("MS", 12), ("ME", 12), ("QS", 4), ("QE-DEC", 4), ("W-SUN", 52), ("D", 7), ("B", 5), ("h", 24), ("YS", 1), ("YE", 1), (None, 1),
+     ("min", 1), ("15min", 1), ("T", 1), ("s", 1), ("ms", 1), ("us", 1), ("ns", 1), ("2MS", 12)],
 )
 def test_season_follows_the_frequency(frequency, season):
     assert default_season(frequency) == season

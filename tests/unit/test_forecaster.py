@@ -40,6 +40,20 @@ def test_training_report_is_sane(outcome):
     assert result.holdout.network is not forecaster.network and forecaster.holdout_forecaster().network is result.holdout.network
 
 
+def test_fine_tune_reports_the_epoch_early_stopping_kept(outcome):
+    """A fine-tune's schedule has no min_epochs: its report names the best of all its epochs, even when the
+    config's own min_epochs (derived: 15% of epochs) is longer than the fine-tune."""
+    _, result = outcome
+    later = to_series_arrays(synthetic_frame(length=56), [])  # eight more months per series
+    # A fast rate and patience 1: early stopping ends the fine-tune one epoch after its best, long
+    # before the config's min_epochs (15 of 20).
+    config = ModelConfig(**{**TINY_MODEL, "epochs": 20, "min_epochs": 15, "fine_tune": {"epochs": 12, "patience": 1, "learning_rate": 0.3}})
+    tuned = result.forecaster.fine_tune(later, config).report
+    losses = tuned.history["val_loss"]
+    assert tuned.best_epoch < tuned.epochs_run  # it did stop early (else this test shows nothing)
+    assert tuned.best_epoch == int(np.argmin(losses)) + 1 and tuned.best_val_loss == min(losses)
+
+
 def test_predict_and_score_leave_the_forecaster_as_it_was(outcome):
     arrays, result = outcome
     forecaster = result.forecaster
