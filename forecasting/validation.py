@@ -32,6 +32,10 @@ def infer_frequency(frame: pd.DataFrame, configured: str | None = None) -> str:
     return found.most_common(1)[0][0]
 
 
+# ISO 8601 text with a time and a UTC designator or offset (`Z`, `+01:00`, `-0500`, `+09`).
+AWARE_TEXT = r"[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
 def to_utc_naive(values: pd.Series) -> pd.Series:
     """Timestamps as naive UTC, whatever form they come in (datetime64 with or without a time zone,
     datetime objects, ISO 8601 text with `Z`, an offset or none): aware ones are converted to UTC,
@@ -43,7 +47,13 @@ def to_utc_naive(values: pd.Series) -> pd.Series:
     if len(values) and values.map(lambda v: v is None or isinstance(v, datetime.datetime)).all():
         parsed = pd.to_datetime(values, errors="coerce", utc=True)
     else:
-        parsed = pd.to_datetime(values.astype("string"), errors="coerce", utc=True, format="ISO8601")
+        text = values.astype("string")
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        aware = text.str.contains(AWARE_TEXT, regex=True, na=False)
+        if aware.any() and not aware.all():
+            # pandas 2 carries one row's offset over to the naive rows after it; parse each kind apart.
+            kinds = [pd.Series(pd.to_datetime(text.where(mask), errors="coerce", utc=True, format="ISO8601"), index=values.index) for mask in (aware, ~aware)]
+            parsed = kinds[0].where(aware.to_numpy(), kinds[1])
     return pd.Series(parsed, index=values.index).dt.tz_localize(None)
 
 
