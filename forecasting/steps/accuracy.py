@@ -16,7 +16,7 @@ from forecasting.accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring
 from forecasting.artifacts import utc_now
 from forecasting.config import Settings
 from forecasting.database import upsert_frame
-from forecasting.defaults import effective_season
+from forecasting.defaults import default_season, effective_season
 from forecasting.phases import timed
 from forecasting.steps.data import _recorded_frequency, open_engine
 from forecasting.tables import forecast_errors
@@ -74,7 +74,10 @@ def score_forecasts(engine: Engine, settings: Settings, model_name: str, run_id:
         rescored = 0
         if not todo.empty:
             frequency = infer_frequency(observed, settings.source.frequency or _recorded_frequency(engine, settings))
-            scored = score_rows(todo, observed, frequency, effective_season(settings.model(model_name), frequency))
+            # The season the model's gate used; a model no longer configured keeps the frequency's.
+            config = settings.models.get(model_name)
+            season = effective_season(config, frequency) if config is not None else default_season(frequency)
+            scored = score_rows(todo, observed, frequency, season)
             keys = scored[KEY].merge(candidates.loc[candidates["scored_actual"].notna(), KEY].assign(seen=True), on=KEY, how="left")
             rescored = int(keys["seen"].fillna(False).astype(bool).sum())
             scored["run_id"] = run_id
