@@ -20,6 +20,9 @@ def models_command(engine: Engine, args: argparse.Namespace, database: str) -> i
 
     if args.models_command == "promote":
         previous = promote(engine, args.name, args.version, reason="promoted by hand (forecasting models promote)")
+        if previous == args.version:
+            print(f"model {args.name}: v{args.version} is already the champion in {database}; nothing changed")
+            return 0
         print(f"model {args.name}: champion is now v{args.version} (was v{previous}) in {database}")
         return 0
     if args.models_command == "rollback":

@@ -26,8 +26,11 @@ from forecasting.errors import ConfigError, RunError
 POLL_SECONDS = 0.5
 
 
-def _advisory_key(model_name: str) -> int:
-    digest = hashlib.sha256(f"forecasting:model:{model_name}".encode()).digest()
+def _advisory_key(model_name: str, schema: str | None) -> int:
+    # Advisory locks are per database, not per schema: two deployments in one database with their own
+    # `database.schema` must not block each other's runs of a model with the same name.
+    scope = f"forecasting:schema:{schema}:model:" if schema and schema != "public" else "forecasting:model:"
+    digest = hashlib.sha256(f"{scope}{model_name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -36,8 +39,8 @@ def model_lock(engine: Engine, storage_root: Path, model_name: str, timeout: flo
     """Hold the model's run lock for the block; yields the seconds spent waiting for it."""
     started = time.monotonic()
     if engine.dialect.name == "postgresql":
-        key = _advisory_key(model_name)
         with engine.connect() as connection:
+            key = _advisory_key(model_name, connection.execute(sa.text("SELECT current_schema()")).scalar())
             while not connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
                 _wait_or_fail(started, timeout, model_name)
             connection.commit()

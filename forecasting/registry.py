@@ -166,7 +166,8 @@ def champion_history(connection: Connection, model_name: str) -> list[int]:
 
 
 def promote(engine: Engine, model_name: str, version: int, reason: str = "promoted by hand") -> int | None:
-    """Make `version` the champion (recorded); returns the previous champion."""
+    """Make `version` the champion (recorded); returns the previous champion. Promoting the current
+    champion again changes and records nothing (a repeated command is a no-op) and returns `version`."""
     with engine.begin() as connection:
         exists = connection.execute(
             sa.select(model_versions.c.version).where(model_versions.c.model_name == model_name, model_versions.c.version == version)
@@ -175,7 +176,7 @@ def promote(engine: Engine, model_name: str, version: int, reason: str = "promot
             raise RunError(f"model {model_name!r} has no version {version}")
         previous = champion_version(connection, model_name)
         if previous == version:
-            raise RunError(f"version {version} is already the champion of {model_name!r}")
+            return previous
         set_alias(connection, model_name, CHAMPION, version)
         record_event(connection, model_name, "promote", previous, version, reason)
     return previous

@@ -90,6 +90,7 @@ def test_promote_and_rollback_are_recorded(setup):
     steps.train_step(settings, "tiny", "c", mode="retrain")  # candidate v3
     assert champion(engine) == 2
     assert promote(engine, "tiny", 3) == 2 and champion(engine) == 3
+    assert promote(engine, "tiny", 3) == 3 and champion(engine) == 3  # repeated: a no-op, not recorded below
     assert rollback(engine, "tiny") == (3, 2) and champion(engine) == 2
     assert rollback(engine, "tiny") == (2, 1) and champion(engine) == 1
     with pytest.raises(RunError, match="no previous champion"):

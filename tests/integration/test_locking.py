@@ -53,3 +53,19 @@ def test_a_killed_holder_releases_the_lock(database_url, tmp_path):
     holder.wait()
     with model_lock(engine, tmp_path, "m", timeout=10) as waited:
         assert waited < 10
+
+
+@pytest.mark.postgres
+def test_deployments_in_other_schemas_of_one_database_do_not_share_a_models_lock(postgres_admin_url, tmp_path):
+    from tests.postgres_server import create_database
+
+    url = create_database(postgres_admin_url)
+    with create_db_engine(url).begin() as connection:
+        connection.exec_driver_sql("CREATE SCHEMA alpha; CREATE SCHEMA beta")
+    alpha, beta, alpha_again = create_db_engine(url, "alpha"), create_db_engine(url, "beta"), create_db_engine(url, "alpha")
+    with model_lock(alpha, tmp_path, "m", timeout=5):
+        with model_lock(beta, tmp_path, "m", timeout=0.5) as waited:
+            assert waited < 0.5  # another deployment's model of the same name is free
+        with pytest.raises(RunError, match="model 'm' is busy"):
+            with model_lock(alpha_again, tmp_path, "m", timeout=0.5):
+                pass
