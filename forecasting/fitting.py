@@ -40,7 +40,7 @@ def _member_weights(model: keras.Model, weights: np.ndarray) -> np.ndarray:
 def fit_windows(
     model: keras.Model,
     split: WindowSplit | None,
-    x_train: np.ndarray,
+    x_train: np.ndarray | list[np.ndarray],
     y_train: np.ndarray,
     schedule: Schedule,
     weights: dict[str, float] | None = None,
@@ -61,7 +61,7 @@ def fit_windows(
                 monitor="val_loss", patience=schedule.patience, restore_best_weights=True, start_from_epoch=schedule.min_epochs
             )
         )
-        validation = (split.x_val, member_targets(model, split.y_val))
+        validation = (split.val_inputs(), member_targets(model, split.y_val))
         if weights is not None:
             validation = (*validation, _member_weights(model, window_weights(weights, split.val_series)))
     tensors = (x_train, member_targets(model, y_train))
@@ -77,7 +77,7 @@ def fit_windows(
             callbacks=callbacks,
             verbose=schedule.verbose,
         )
-        counts.update(epochs=len(history.epoch), windows=len(x_train))
+        counts.update(epochs=len(history.epoch), windows=len(y_train))
     return history
 
 

@@ -96,6 +96,17 @@ class Trained:
     report: TrainingReport
 
 
+def future_width(split: WindowSplit) -> int:
+    """Columns of the split's future blocks (0: none, a one-input network)."""
+    return 0 if split.f_train is None else int(split.f_train.shape[2])
+
+
+def all_inputs(split: WindowSplit) -> np.ndarray | list[np.ndarray]:
+    """The network inputs of every window of a split, training then validation ones (for a refit)."""
+    window = np.concatenate([split.x_train, split.x_val])
+    return window if split.f_train is None else [window, np.concatenate([split.f_train, split.f_val])]
+
+
 def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1) -> SeriesScaler:
     """Per-series statistics from each series' training part (all but its last `horizon` rows); with
     `config.deseasonalize` and a season, seasonal factors too (for the series that pass the test)."""
@@ -158,8 +169,8 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
         # The limit counts from here: waiting for another training's turn is not training time.
         deadline = Deadline(config.training_timeout_minutes).start()
         set_determinism(config.seed, config.deterministic)
-        model = build_model(config, n_inputs=split.x_train.shape[2])
-        history = fit_windows(model, split, split.x_train, split.y_train, _schedule(config, verbose), weights, split.train_series, deadline)
+        model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
+        history = fit_windows(model, split, split.train_inputs(), split.y_train, _schedule(config, verbose), weights, split.train_series, deadline)
         if config.refit:
             epochs = best_epoch(history, config.min_epochs)
             every = split
@@ -169,9 +180,9 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
                 final_scaler.fit_seasonal(arrays.values, arrays.timestamps, {}, scaler.frequency, scaler.season)
                 every = split_for_training(arrays, final_scaler, config)
             set_determinism(config.seed, config.deterministic)
-            final_model = build_model(config, n_inputs=split.x_train.shape[2])
+            final_model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
             fit_windows(
-                final_model, None, np.concatenate([every.x_train, every.x_val]), np.concatenate([every.y_train, every.y_val]),
+                final_model, None, all_inputs(every), np.concatenate([every.y_train, every.y_val]),
                 _schedule(config, verbose, epochs), weights, np.concatenate([every.train_series, every.val_series]), deadline,
             )
     report, halfwidths = training_report(model, split, history, arrays, config, season, None, started)
@@ -223,7 +234,7 @@ def fine_tune(
         history = fit_windows(
             parent_model,
             split,
-            split.x_train[chosen],
+            split.train_inputs(chosen),
             split.y_train[chosen],
             schedule,
             weights=series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None,

@@ -65,7 +65,7 @@ def training_report(
     train_series = split.train_series if chosen is None else split.train_series[chosen]
     train_target_end = split.train_target_end if chosen is None else split.train_target_end[chosen]
     losses = history.history["val_loss"]
-    predicted = forecast_array(model, split.x_val)
+    predicted = forecast_array(model, split.val_inputs())
     metrics = validation_metrics(split, predicted, config.lookback, config.horizon, season)
     kept = best_epoch(history, config.min_epochs)
     metrics["val_loss"] = float(losses[kept - 1])
