@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from forecasting import history, steps
 from forecasting.config import ModelConfig, SourceConfig
 from forecasting.database import create_db_engine
-from forecasting.errors import ConfigError
+from forecasting.errors import ConfigError, InputError
 from forecasting.forecaster import RecurrentForecaster
 from forecasting.future import build_arrays
 from forecasting.future_rows import split_future
@@ -135,3 +135,21 @@ def test_a_promotion_known_in_advance_is_forecast_clearly_better(capsys):
         print(f"\npromoted horizon periods: MAE with promo {errors['with']:.2f}, without {errors['without']:.2f}, ratio {ratio:.3f}")
     # "Clearly better": the flag removes at least half the error on the promoted periods.
     assert ratio < 0.5
+
+
+def test_train_and_forecast_steps_use_the_future_rows_and_name_missing_ones(settings_for):
+    settings, _ = settings_for("sqlite:///future.db", source={"frequency": "MS", "future_features": ["promo"]}, model={"epochs": 1})
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
+    insert(engine, promotion_frame(n_series=4, length=36, ahead=6))
+    pulled(settings, "r1")
+    trained = steps.train_step(settings, "tiny", "train-run", mode="retrain")
+    summary = steps.forecast_step(settings, "tiny", "forecast-run")
+    assert trained.version == summary.version and summary.series_forecast == 4
+    forecasts = pd.read_parquet(summary.staged)
+    assert set(forecasts["target_ts"]) == set(pd.date_range("2021-01-01", periods=6, freq="MS"))
+    execute(engine, "DELETE FROM observations WHERE series_id = 'P03' AND ts >= :t", t=pd.Timestamp("2021-05-01").to_pydatetime())
+    pulled(settings, "r2")
+    with pytest.raises(InputError, match=r"series P03: future feature values missing for 2 of the 6 forecast periods \(2021-05-01 00:00:00, 2021-06-01"):
+        steps.forecast_step(settings, "tiny", "forecast-run-2")
