@@ -55,13 +55,14 @@ def prepare_data(
     columns become the arrays' future inputs (`forecasting.future`), else they are left out."""
     with phase("prepare") as counts:
         names = list(settings.source.future_features if future is None else future)
-        prepared = _prepare(engine, settings, frequency, (calendar, drop_stale), names)
+        prepared = _prepare(engine, settings, frequency, calendar, drop_stale, names)
         counts.update(series=len(prepared.arrays.values), rows=prepared.rows_read)
         return prepared
 
 
-def _prepare(engine: Engine, settings: Settings, frequency: str | None, flags: tuple[bool, bool], future: list[str]) -> PreparedData:
-    calendar, drop_stale = flags
+def _prepare(
+    engine: Engine, settings: Settings, frequency: str | None, calendar: bool, drop_stale: bool, future: list[str]
+) -> PreparedData:
     # Future rows take no part in frequency, staleness or gap filling: they are split off first.
     frame, ahead = split_future(history.read(history.history_root(settings.storage_root, settings.source.table)))
     if frame.empty:
