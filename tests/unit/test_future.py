@@ -134,3 +134,17 @@ def test_a_version_saved_before_future_features_loads_and_forecasts():
     arrays = to_series_arrays(synthetic_frame(n_series=3), list(forecaster.features), "MS", forecaster.calendar)
     forecasts = forecaster.predict(arrays).forecasts
     assert len(forecasts) == 3 * forecaster.horizon and np.isfinite(forecasts["yhat"]).all()
+
+
+def test_gap_filling_and_staleness_ignore_the_future_rows():
+    from forecasting.steps.data import stale_series
+
+    frame = promotion_frame(n_series=2, length=30, ahead=4)
+    frame = frame.drop(frame.index[(frame["series_id"] == "P00") & (frame["ts"] == "2020-08-01")])  # a plan missing mid-horizon
+    observed, ahead = split_future(frame)
+    arrays = build_arrays(observed, ahead, SOURCE.model_copy(update={"gaps": "zero"}), "MS")
+    assert np.isnan(arrays.future["P00"][1, 0]) and np.isfinite(np.delete(arrays.future["P00"][:, 0], 1)).all()  # not zero-filled
+    assert {sid: len(values) for sid, values in arrays.values.items()} == {"P00": 30, "P01": 30}
+    # P01's last observation is as recent as P00's, whatever their future rows: neither is stale.
+    shorter = frame.drop(frame.index[(frame["series_id"] == "P01") & frame["value"].isna()])
+    assert stale_series(split_future(shorter)[0], "MS", 1) == {}
