@@ -39,20 +39,29 @@ def rolling_origins(arrays: SeriesArrays, frequency: str, horizon: int, windows:
 
 
 def cut(arrays: SeriesArrays, origin: pd.Timestamp, horizon: int, frequency: str) -> tuple[SeriesArrays, pd.DataFrame]:
-    """The data up to `origin` (for training and forecasting) and the actuals in the `horizon` periods after it."""
+    """The data up to `origin` (for training and forecasting) and the actuals in the `horizon` periods after it.
+    Values known in advance (`arrays.future_columns`) after the origin stay known, as future rows; targets do not."""
     offset = pd.tseries.frequencies.to_offset(frequency)
     end = origin + horizon * offset
-    timestamps, values, actuals = {}, {}, []
+    timestamps, values, actuals, future, future_timestamps = {}, {}, [], {}, {}
+    columns = list(arrays.future_columns)
     for series_id, index in arrays.timestamps.items():
         known = index <= origin
         if known.sum() == 0:
             continue
         timestamps[series_id], values[series_id] = index[known], arrays.values[series_id][known]
+        if columns:
+            future[series_id] = np.vstack([arrays.values[series_id][~known][:, columns], arrays.future.get(series_id, np.empty((0, len(columns))))])
+            future_timestamps[series_id] = index[~known].append(arrays.future_timestamps.get(series_id, pd.DatetimeIndex([])))
         later = (index > origin) & (index <= end)
         if later.any():
             actuals.append(pd.DataFrame({"series_id": series_id, "ts": index[later], "value": arrays.values[series_id][later, 0]}))
     frame = pd.concat(actuals, ignore_index=True) if actuals else pd.DataFrame(columns=["series_id", "ts", "value"])
-    return SeriesArrays(timestamps=timestamps, values=values, frequency=arrays.frequency), frame
+    known_arrays = SeriesArrays(
+        timestamps=timestamps, values=values, frequency=arrays.frequency, future_columns=arrays.future_columns,
+        future_count=arrays.future_count, future=future, future_timestamps=future_timestamps, future_fill=arrays.future_fill,
+    )
+    return known_arrays, frame
 
 
 def backtest(

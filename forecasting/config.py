@@ -106,6 +106,9 @@ class SourceConfig(StrictModel):
     time: str = "ts"
     target: str = "value"
     features: list[str] = Field(default_factory=list)
+    # Columns known ahead: stored as rows past a series' last observed target, with the target empty.
+    future_features: list[str] = Field(default_factory=list)
+    future_fill: Literal["error", "last", "zero"] = "error"  # a future value missing in the horizon
     frequency: str | None = None
     late_arrival: str = "0D"  # pulls re-read this far before the watermark, to pick up corrections
     gaps: Literal["leave", "interpolate", "ffill", "zero"] = "leave"  # missing grid points
@@ -155,7 +158,22 @@ class SourceConfig(StrictModel):
         """`table` without its schema."""
         return self.table.split(".")[-1]
 
-    @field_validator("features")
+    @property
+    def columns(self) -> list[str]:
+        """The value columns read beside the target: past-only features, then future features."""
+        return [*self.features, *self.future_features]
+
+    @model_validator(mode="after")
+    def _future_apart(self) -> "SourceConfig":
+        both = sorted(set(self.features) & set(self.future_features))
+        if both:
+            raise ValueError(f"future_features: {both} are also in source.features; a column is past-only or known ahead, not both")
+        keys = sorted({self.series, self.time, self.target} & set(self.future_features))
+        if keys:
+            raise ValueError(f"future_features: {keys} are the series, time or target column")
+        return self
+
+    @field_validator("features", "future_features")
     @classmethod
     def _feature_identifiers(cls, values: list[str]) -> list[str]:
         for value in values:

@@ -163,7 +163,7 @@ def check_source(connection: Connection, source: SourceConfig) -> sa.Table:
         )
     for key, name in [("source.series", source.series), ("source.time", source.time), ("source.target", source.target)] + [
         (f"source.features[{i}]", feature) for i, feature in enumerate(source.features)
-    ]:
+    ] + [(f"source.future_features[{i}]", feature) for i, feature in enumerate(source.future_features)]:
         if name not in columns:
             raise ConfigError(
                 f"{key}: column {name!r} not found in table {source.table!r} (columns: {', '.join(columns)})"
@@ -223,16 +223,16 @@ def read_observations(connection: Connection, source: SourceConfig, since: Any =
         table.c[source.series].label("series_id"),
         _time_column(connection, table, source).label("ts"),
         table.c[source.target].label("value"),
-    ] + [table.c[name].label(name) for name in source.features]
+    ] + [table.c[name].label(name) for name in source.columns]
     query = sa.select(*selected).order_by(table.c[source.series], table.c[source.time])
     if since is not None:
         query = query.where(table.c[source.time] > _bound_time(table, source, since))
     if series is not None:
         query = query.where(table.c[source.series].in_(list(series)))
-    frame = records(connection.execute(query), ["series_id", "ts", "value", *source.features])
+    frame = records(connection.execute(query), ["series_id", "ts", "value", *source.columns])
     frame["series_id"] = frame["series_id"].astype(str)
     frame["ts"] = _timestamps(frame["ts"], source, frame["series_id"]).astype("datetime64[us]")
-    for column in ["value", *source.features]:
+    for column in ["value", *source.columns]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
 

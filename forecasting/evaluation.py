@@ -110,13 +110,16 @@ def score_holdout(
 
     from forecasting.batched import encode_in_order
 
-    inputs, levels, actual, naive, scales, pending = [], [], [], [], [], []
+    from forecasting.future import encode_future, network_inputs
+
+    inputs, levels, actual, naive, scales, pending, futures = [], [], [], [], [], [], []
+    known = arrays.future_columns  # the future block: those columns at the scored periods, never the target
     constant: dict[int, float] = {}  # position -> the value forecast for a constant series, as `predict` does
     for series_id, values in arrays.values.items():
         if len(values) < lookback + horizon:
             continue
         window, future = values[-lookback - horizon : -horizon], values[-horizon:, 0]
-        if not (np.isfinite(window).all() and np.isfinite(future).all()):
+        if not (np.isfinite(window).all() and np.isfinite(future).all() and np.isfinite(values[-horizon:, list(known)]).all()):
             continue
         history = values[:-horizon, 0]
         found = constant_value(values[:-horizon], lookback, scaler.target != "series")
@@ -131,12 +134,15 @@ def score_holdout(
             pending.append((len(inputs), series_id, window, first_tick))
             inputs.append(None)
             levels.append(None)
+            stats = scaler
         else:  # new since training: scaled by its own history, the scaler left as it is
             stats = scaler.__class__(target=scaler.target, season=scaler.season, frequency=scaler.frequency)
             stats.add(series_id, values[:-horizon])
             scaled, _, level = stats.encode(series_id, window[np.newaxis], first_ticks=first_tick)
             inputs.append(scaled[0])
             levels.append(level)
+        if known:
+            futures.append(encode_future(stats, np.array([series_id], dtype=object), values[np.newaxis, -horizon:, list(known)], known)[0])
         actual.append(future)
         naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
         scales.append(seasonal_naive_scale(history, season))
@@ -146,7 +152,8 @@ def score_holdout(
     predicted = np.empty((len(actual), horizon))
     by_network = [position for position in range(len(actual)) if position not in constant]
     if inputs:
-        predicted[by_network] = WindowLevels.concat(levels).decode(forecast_array(model, np.stack(inputs)))
+        blocks = np.stack(futures) if known else None
+        predicted[by_network] = WindowLevels.concat(levels).decode(forecast_array(model, network_inputs(np.stack(inputs), blocks)))
     for position, value in constant.items():
         predicted[position] = value
     actual_array, naive_array, scale_array = np.stack(actual), np.stack(naive), np.asarray(scales)

@@ -41,7 +41,7 @@ from forecasting.windowing import SeriesArrays
 
 # Manifest keys that hold the forecaster's state; every other key is provenance (where it came from).
 STATE_KEYS = frozenset(
-    {"config", "lookback", "horizon", "features", "frequency", "scaler", "intervals", "series_train_end", "series_file",
+    {"config", "lookback", "horizon", "features", "future_features", "frequency", "scaler", "intervals", "series_train_end", "series_file",
      "holdout", "sha256", "format_version", "libraries"}
 )
 
@@ -62,6 +62,7 @@ class RecurrentForecaster:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     holdout: "RecurrentForecaster | None" = None  # in memory; see `holdout_forecaster`
     folder: Path | None = None  # where it was loaded from (its holdout network is read from there)
+    future_features: tuple[str, ...] = ()  # source columns known ahead, fed for the forecast periods (none: one-input network)
 
     @property
     def lookback(self) -> int:
@@ -84,7 +85,9 @@ class RecurrentForecaster:
         return self.provenance.get("version")
 
     @classmethod
-    def fit(cls, arrays: SeriesArrays, config: ModelConfig, features: tuple[str, ...] = (), verbose: int = 0) -> "TrainingOutcome":
+    def fit(
+        cls, arrays: SeriesArrays, config: ModelConfig, features: tuple[str, ...] = (), verbose: int = 0, future_features: tuple[str, ...] = ()
+    ) -> "TrainingOutcome":
         """Train from scratch on `arrays` (their frequency is the forecaster's; see `training.train`);
         returns the deployed forecaster, the holdout forecaster and the report. Keys the config leaves
         out are derived from the data first (`defaults.resolve_for`); the forecaster keeps the result."""
@@ -94,7 +97,7 @@ class RecurrentForecaster:
         frequency = arrays.frequency or ""
         config = resolve_for(config, arrays)
         trained = train(arrays, config, season=config.season, verbose=verbose)
-        return _outcome(trained, config, frequency, tuple(features))
+        return _outcome(trained, config, frequency, tuple(features), tuple(future_features))
 
     def fine_tune(self, arrays: SeriesArrays, config: ModelConfig | None = None, verbose: int = 0) -> "TrainingOutcome":
         """Continue training a copy of this forecaster's network on the windows that became trainable
@@ -107,7 +110,7 @@ class RecurrentForecaster:
         config = fill_from(config or self.config, self.config)
         season = effective_season(config, arrays.frequency or self.frequency)
         trained = fine_tune(arrays, config, (copy_network(self.network), self.scaler, dict(self.train_end)), season, verbose)
-        outcome = _outcome(trained, config, self.frequency, self.features)
+        outcome = _outcome(trained, config, self.frequency, self.features, self.future_features)
         held_out = self.holdout_forecaster()
         if held_out is None or held_out.network is self.network:  # no holdout network kept, or the deployed one is it
             return outcome
@@ -165,6 +168,7 @@ class RecurrentForecaster:
             "lookback": self.lookback,
             "horizon": self.horizon,
             "features": list(self.features),
+            "future_features": list(self.future_features),
             "frequency": self.frequency,
             "scaler": self.scaler.to_dict(),
             "intervals": {str(level): widths for level, widths in self.interval_halfwidths.items()},
@@ -218,6 +222,7 @@ class RecurrentForecaster:
             scaler=scaler,
             frequency=manifest["frequency"],
             features=tuple(manifest.get("features", [])),
+            future_features=tuple(manifest.get("future_features", [])),  # versions from before it: none
             interval_halfwidths={int(level): widths for level, widths in manifest.get("intervals", {}).items()},
             train_end=train_end,
             provenance={key: value for key, value in manifest.items() if key not in STATE_KEYS},
@@ -235,12 +240,13 @@ class TrainingOutcome:
     report: Any  # training.TrainingReport
 
 
-def _outcome(trained: Any, config: ModelConfig, frequency: str, features: tuple[str, ...]) -> TrainingOutcome:
+def _outcome(trained: Any, config: ModelConfig, frequency: str, features: tuple[str, ...], future_features: tuple[str, ...] = ()) -> TrainingOutcome:
     """Forecasters from `training.Trained`, with the report's facts as provenance."""
     report = trained.report
     provenance = {"created_at": utc_now().isoformat(), **report_provenance(report)}
     deployed = RecurrentForecaster(
-        config, trained.network, trained.scaler, frequency, features, trained.interval_halfwidths, trained.series_train_end, provenance
+        config, trained.network, trained.scaler, frequency, features, trained.interval_halfwidths, trained.series_train_end, provenance,
+        future_features=future_features,
     )
     holdout = deployed
     if trained.holdout_network is not trained.network or trained.holdout_scaler is not trained.scaler:

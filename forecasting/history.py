@@ -108,6 +108,15 @@ def read(root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] 
     return frame.sort_values(["series_id", "ts"]).reset_index(drop=True)
 
 
+def stored_columns(root: Path) -> set[str]:
+    """The value columns every bucket of the current store holds (empty when there is no complete store)."""
+    if status(root) != "complete":
+        return set()
+    folder = _current(root)
+    names = [set(ds.dataset(**arrow_source(path), format="parquet").schema.names) for path in sorted(folder.glob(f"bucket=*/{PART}"))]
+    return set.intersection(*names) - {"series_id", "ts", "bucket"} if names else set()
+
+
 def merge(root: Path, frame: pd.DataFrame, replace_after: Mapping[str, pd.Timestamp | None] | None = None) -> MergeStats:
     """Upsert long-format rows (series_id, ts, value, features...) into the current store.
 

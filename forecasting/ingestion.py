@@ -38,6 +38,7 @@ from forecasting.tables import ingestion_series, ingestion_state, quarantine
 from forecasting.errors import ConfigError, RunError
 from forecasting.artifacts import utc_now
 from forecasting.storage import make_dirs, read_parquet, write_parquet
+from forecasting.future_rows import observed_only, pull_future_rows
 from forecasting.validation import MAX_LISTED, infer_frequency, screen
 from forecasting.pull_result import PullResult
 
@@ -86,7 +87,7 @@ def _read_series(engine: Engine, settings: Settings, keys: list[Any], since: dic
 def read_observations_empty(settings: Settings) -> pd.DataFrame:
     """An empty frame shaped like `read_observations`' result."""
     frame = pd.DataFrame({"series_id": pd.Series(dtype=str), "ts": pd.Series(dtype="datetime64[us]"), "value": pd.Series(dtype="float64")})
-    for name in settings.source.features:
+    for name in settings.source.columns:
         frame[name] = pd.Series(dtype="float64")
     return frame
 
@@ -136,7 +137,7 @@ def check_source_columns(source: SourceConfig, columns: dict[str, str], recorded
     """Fail clearly when a column the job reads disappeared or changed type since the last pull."""
     if recorded is None:
         return
-    for name in [source.series, source.time, source.target, *source.features]:
+    for name in [source.series, source.time, source.target, *source.columns]:
         if name in recorded and name in columns and columns[name] != recorded[name]:
             raise ConfigError(
                 f"source.table: column {name!r} of {source.table!r} changed type from {recorded[name]} to {columns[name]} "
@@ -163,6 +164,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         else "first pull" if state is None or state["watermark"] is None
         else f"history store {store_status}" if store_status != "complete"
         else "no per-series state yet (store from an older version)" if recorded.empty
+        else "the configured columns changed since the store was written" if source.columns and not set(source.columns) <= history.stored_columns(root)
         else None
     )
     with engine.connect() as connection:
@@ -196,7 +198,8 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
             | (old["last_ts"] - late < old["reread_from"])
             | (old["last_ts"].notna() & ~old.index.isin(list(stored_ids)))  # recorded, yet missing from the store
         )
-        to_window = (changed | (late > pd.Timedelta(0))) & ~whole
+        # Future rows (after each series' last target) can be revised without moving the summary: re-read them always.
+        to_window = (changed | (late > pd.Timedelta(0)) | bool(source.future_features)) & ~whole
         window = old.loc[to_window.to_numpy(), "reread_from"].to_dict()
         full_ids = new_ids | set(known[whole.to_numpy()])
         windowed = _read_series(engine, settings, list(summary.loc[list(window), "key"]), since=window) if window else read_observations_empty(settings)
@@ -226,7 +229,8 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         cut = per_row(stored["series_id"], window)
         kept = stored.loc[(stored["ts"].to_numpy() <= cut) & ~np.isnat(cut)]
         stored_rows = kept.groupby("series_id").size()
-    screening = screen(frame, frequency, source.max_quarantined_fraction, stored_rows, source.on_bad_series, latest_allowed) if frequency and len(frame) else None
+    future = pull_future_rows(source.future_features, frame, recorded.loc[list(window), "last_ts"] if window else None)
+    screening = screen(frame, frequency, source.max_quarantined_fraction, stored_rows, source.on_bad_series, latest_allowed, future) if frequency and len(frame) else None
     clean = screening.clean if screening else frame
     skipped = screening.skipped if screening else {}
 
@@ -270,7 +274,8 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
 
     # The state the next pull starts from, committed with the run.
     nothing_merged = reason is None and not replace_after and clean.empty
-    after = stored if nothing_merged and stored is not None else history.read(root, columns=["series_id", "ts"])
+    after = stored if nothing_merged and stored is not None else history.read(root, columns=["series_id", "ts", "value"])
+    after = observed_only(after)  # future rows neither move the watermark nor a series' last observation
     last_ts = after.groupby("series_id")["ts"].max() if len(after) else pd.Series(dtype="datetime64[us]")
     advanced = [sid for sid in summary.index if sid not in skipped]
     if reason is None:

@@ -13,12 +13,13 @@ def shuffled_batches(tensors: tuple[np.ndarray, ...], batch_size: int, seed: int
     The window indices are shuffled, not the windows: the shuffle draws the same permutation whatever
     the elements are, so the batches are those a shuffle of the windows themselves gave, but each is
     gathered at once instead of copied window by window through a buffer holding them all."""
-    count = len(tensors[0])
-    constants = tuple(tf.constant(array) for array in tensors)
+    count = len(tf.nest.flatten(tensors)[0])
+    # Nested: ((windows, future blocks), targets, ...) for a network with future inputs.
+    constants = tf.nest.map_structure(tf.constant, tuple(tuple(t) if isinstance(t, list) else t for t in tensors))
     return (
         tf.data.Dataset.range(count)
         .shuffle(count, seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
-        .map(lambda index: tuple(tf.gather(array, index) for array in constants))
+        .map(lambda index: tf.nest.map_structure(lambda array: tf.gather(array, index), constants))
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -12,7 +12,9 @@ CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.
 LOSSES = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber}
 
 
-def _member(config: ModelConfig, window: keras.KerasTensor, lookback: int, index: int, seeds) -> keras.KerasTensor:
+def _member(
+    config: ModelConfig, window: keras.KerasTensor, lookback: int, index: int, seeds, future: keras.KerasTensor | None = None
+) -> keras.KerasTensor:
     prefix = f"m{index}_" if config.ensemble.members > 1 else ""
     x = window
     if lookback < config.lookback:
@@ -30,14 +32,21 @@ def _member(config: ModelConfig, window: keras.KerasTensor, lookback: int, index
         )(x)
         if layer.dropout > 0:
             x = keras.layers.Dropout(layer.dropout, seed=next(seeds), name=f"{prefix}dropout_{depth}")(x)
+    if future is not None:
+        # The values known for the target periods join the recurrent state before the output layer.
+        x = keras.layers.Concatenate(name=f"{prefix}with_future")([x, keras.layers.Flatten(name=f"{prefix}future_flat")(future)])
     return keras.layers.Dense(
         config.horizon, kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)), name=f"{prefix}forecast"
     )(x)
 
 
-def build_model(config: ModelConfig, n_inputs: int = 1) -> keras.Model:
+def build_model(config: ModelConfig, n_inputs: int = 1, n_future: int = 0) -> keras.Model:
     """Stacked recurrent layers (return_sequences on all but the last), each followed by Dropout
     when it has one, then Dense(horizon); compiled with Adam and the configured loss.
+
+    With `n_future` > 0 the network has a second input, "future" (horizon x n_future: the values
+    known ahead for the target periods), flattened and concatenated with the recurrent state
+    before Dense(horizon); without, it is the one-input network it always was.
 
     With `ensemble.members` > 1 the model holds that many such networks, each on the last
     `member_lookbacks()[i]` steps of the window, and outputs (batch, members, horizon):
@@ -46,14 +55,15 @@ def build_model(config: ModelConfig, n_inputs: int = 1) -> keras.Model:
     # process-wide random state, which other threads (Prefect, Dask) may also use.
     seeds = iter(range(config.seed * 1000, config.seed * 1000 + 100_000))
     window = keras.Input(shape=(config.lookback, n_inputs), name="window")
-    outputs = [_member(config, window, lookback, i, seeds) for i, lookback in enumerate(config.member_lookbacks())]
+    future = keras.Input(shape=(config.horizon, n_future), name="future") if n_future else None
+    outputs = [_member(config, window, lookback, i, seeds, future) for i, lookback in enumerate(config.member_lookbacks())]
     if len(outputs) == 1:
         output = outputs[0]
     else:
         output = keras.layers.Concatenate(axis=1, name="members")(
             [keras.layers.Reshape((1, config.horizon), name=f"m{i}_row")(o) for i, o in enumerate(outputs)]
         )
-    model = keras.Model(window, output, name=f"{config.cell}_forecaster")
+    model = keras.Model(window if future is None else [window, future], output, name=f"{config.cell}_forecaster")
     compile_model(model, config.learning_rate, config.loss, config.jit_compile)
     return model
 
@@ -66,6 +76,11 @@ def compile_model(model: keras.Model, learning_rate: float, loss: str, jit_compi
         loss=loss_fn() if isinstance(loss_fn, type) else loss_fn,
         jit_compile=jit_compile,
     )
+
+
+def future_inputs(model: keras.Model) -> int:
+    """Columns of the network's future input (0: a one-input network)."""
+    return int(model.inputs[1].shape[-1]) if len(model.inputs) > 1 else 0
 
 
 def member_count(model: keras.Model) -> int:
@@ -82,7 +97,9 @@ def member_targets(model: keras.Model, targets: np.ndarray) -> np.ndarray:
     return np.repeat(targets[:, np.newaxis, :], count, axis=1)
 
 
-def forecast_array(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
-    """Scaled forecasts (windows x horizon): the model's output, or the median over its members."""
-    predicted = model.predict(np.asarray(inputs, dtype="float32"), batch_size=4096, verbose=0)
+def forecast_array(model: keras.Model, inputs: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Scaled forecasts (windows x horizon): the model's output, or the median over its members.
+    `inputs`: the windows, or [windows, future blocks] for a network with future inputs."""
+    data = [np.asarray(part, dtype="float32") for part in inputs] if isinstance(inputs, (list, tuple)) else np.asarray(inputs, dtype="float32")
+    predicted = model.predict(data, batch_size=4096, verbose=0)
     return np.median(predicted, axis=1) if predicted.ndim == 3 else predicted

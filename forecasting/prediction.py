@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.batched import encode_in_order
+from forecasting.future import encode_future, horizon_block, network_inputs
 from forecasting.tables import interval_columns
 from forecasting.model import forecast_array
 from forecasting.scaling import SeriesScaler, WindowLevels
@@ -71,13 +72,14 @@ def predict(
         inputs.append(None)
         levels.append(None)
     encode_in_order(scaler, pending, inputs, levels)  # every window scaled in one batch
+    future = prediction_blocks(scaler, arrays, ids, horizon, frequency)
     columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
     for level in sorted(interval_halfwidths or {}):
         columns += list(interval_columns(level))
     frames = []
     if ids:
         window_levels = WindowLevels.concat(levels)
-        scaled = forecast_array(model, np.stack(inputs))
+        scaled = forecast_array(model, network_inputs(np.stack(inputs), future))
         frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
         values = frame[[c for c in frame.columns if c == "yhat" or c.startswith(("yhat_lower_", "yhat_upper_"))]].to_numpy(dtype="float64")
         broken = frame.loc[~np.isfinite(values).all(axis=1), "series_id"].unique()
@@ -95,6 +97,18 @@ def predict(
     if not frames:
         return ForecastResult(pd.DataFrame(columns=columns), skipped, described)
     return ForecastResult(pd.concat(frames, ignore_index=True)[columns], skipped, described)
+
+
+def prediction_blocks(scaler: SeriesScaler, arrays: SeriesArrays, ids: list[str], horizon: int, frequency: str) -> np.ndarray | None:
+    """The scaled future blocks of the series `ids` for the periods after their last observation
+    (None without future inputs); an InputError names a series whose future values are missing."""
+    if not arrays.future_columns or not ids:
+        return None
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    blocks = [
+        horizon_block(arrays, sid, horizon, pd.date_range(arrays.timestamps[sid][-1] + offset, periods=horizon, freq=offset)) for sid in ids
+    ]
+    return encode_future(scaler, np.asarray(ids, dtype=object), np.stack(blocks), arrays.future_columns)
 
 
 def forecast_frame(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecasting import history
+from forecasting.future_rows import observed_only
 from forecasting.config import Settings
 from forecasting.errors import ConfigError
 from forecasting.tables import forecast_errors, ingestion_state, model_aliases, model_versions, quarantine, runs
@@ -116,7 +117,7 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         q = quarantine.c
         quarantined = _frame(connection, sa.select(q.reason, sa.func.count().label("rows"), sa.func.max(q.created_at).label("latest"))
                              .where(q.source == settings.source.table).group_by(q.reason).order_by(sa.func.count().desc()))
-    stored = history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"])
+    stored = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"]))
     histories = stored[stored["series_id"].astype(str).isin(chosen)] if len(stored) else stored
     return ReportData(
         model=model, champion=champion, watermark=str(watermark) if watermark is not None else None, runs=run_rows,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -15,13 +15,11 @@ import tensorflow as tf
 from forecasting.config import ModelConfig
 from forecasting.defaults import resolve_for
 from forecasting.errors import RunError
-from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
-from forecasting.faults import checkpoint
-from forecasting.phases import phase
-from forecasting.input_pipeline import shuffled_batches
-from forecasting.model import build_model, compile_model, forecast_array, member_count, member_targets
+from forecasting.fitting import Schedule, best_epoch, fit_windows  # noqa: F401 - also imported from here
+from forecasting.model import build_model, compile_model
 from forecasting.scaling import SeriesScaler
-from forecasting.weighting import series_weights, window_weights
+from forecasting.training_report import TrainingReport, training_report, validation_metrics  # noqa: F401 - also imported from here
+from forecasting.weighting import series_weights
 from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
 
 
@@ -83,39 +81,6 @@ def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
 
 
 @dataclass(frozen=True)
-class TrainingReport:
-    """What one training did: epochs, windows, validation scores and timings (the manifest's
-    `training` and `metrics` entries come from it)."""
-
-    epochs_run: int
-    best_epoch: int
-    best_val_loss: float
-    history: dict[str, list[float]]
-    train_windows: int
-    val_windows: int
-    series_trained: int
-    seconds: float
-    metrics: dict[str, float]
-    train_start: pd.Timestamp | None
-    train_end: pd.Timestamp | None
-    data_watermark: pd.Timestamp | None
-    details: dict[str, Any] = field(default_factory=dict)  # refit, fine-tune and holdout-network facts
-
-    def training_entry(self) -> dict[str, Any]:
-        """The manifest's `training` entry."""
-        return {
-            "epochs_run": self.epochs_run,
-            "best_epoch": self.best_epoch,
-            "train_windows": self.train_windows,
-            "val_windows": self.val_windows,
-            "series_trained": self.series_trained,
-            "seconds": round(self.seconds, 2),
-            "history": self.history,
-            **self.details,
-        }
-
-
-@dataclass(frozen=True)
 class Trained:
     """What `train` and `fine_tune` produce: the deployed network and scaler; the network that never
     saw any series' last `horizon` rows and its scaler (the same objects without a refit), which
@@ -131,16 +96,15 @@ class Trained:
     report: TrainingReport
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """How long and how `_fit` trains: epochs, batch size, early-stopping patience and start, seed."""
+def future_width(split: WindowSplit) -> int:
+    """Columns of the split's future blocks (0: none, a one-input network)."""
+    return 0 if split.f_train is None else int(split.f_train.shape[2])
 
-    epochs: int
-    batch_size: int
-    patience: int
-    seed: int
-    verbose: int = 0
-    min_epochs: int = 0
+
+def all_inputs(split: WindowSplit) -> np.ndarray | list[np.ndarray]:
+    """The network inputs of every window of a split, training then validation ones (for a refit)."""
+    window = np.concatenate([split.x_train, split.x_val])
+    return window if split.f_train is None else [window, np.concatenate([split.f_train, split.f_val])]
 
 
 def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1) -> SeriesScaler:
@@ -172,12 +136,6 @@ def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: Model
     return split
 
 
-def _member_weights(model: keras.Model, weights: np.ndarray) -> np.ndarray:
-    """Window weights shaped like the model's per-window losses: one per member for an ensemble."""
-    count = member_count(model)
-    return weights if count == 1 else np.repeat(weights[:, np.newaxis], count, axis=1)
-
-
 def _series_train_end(arrays: SeriesArrays, horizon: int) -> dict[str, str]:
     """Per series, the last timestamp of its training part (everything before its last `horizon` rows)."""
     return {
@@ -185,95 +143,6 @@ def _series_train_end(arrays: SeriesArrays, horizon: int) -> dict[str, str]:
         for sid, index in arrays.timestamps.items()
         if len(index) > horizon
     }
-
-
-def fit_windows(
-    model: keras.Model,
-    split: WindowSplit | None,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    schedule: Schedule,
-    weights: dict[str, float] | None = None,
-    train_series: np.ndarray | None = None,
-    deadline: Deadline | None = None,
-) -> keras.callbacks.History:
-    """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
-    without one, run all `schedule.epochs`. With `weights` (per series, see `series_weights`), each window's
-    loss counts by its series' weight, `train_series` naming the series of each training window."""
-    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))]
-    if deadline is not None:
-        callbacks.append(deadline.start())
-    validation = None
-    if split is not None:
-        # A noisy validation loss can dip early by chance: `min_epochs` keeps that dip from ending the run.
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=schedule.patience, restore_best_weights=True, start_from_epoch=schedule.min_epochs
-            )
-        )
-        validation = (split.x_val, member_targets(model, split.y_val))
-        if weights is not None:
-            validation = (*validation, _member_weights(model, window_weights(weights, split.val_series)))
-    tensors = (x_train, member_targets(model, y_train))
-    if weights is not None:
-        tensors = (*tensors, _member_weights(model, window_weights(weights, train_series)))
-    batches = shuffled_batches(tensors, schedule.batch_size, schedule.seed)
-    with phase("train epochs") as counts:
-        history = model.fit(
-            batches,
-            validation_data=validation,
-            epochs=schedule.epochs,
-            shuffle=False,  # the dataset shuffles itself
-            callbacks=callbacks,
-            verbose=schedule.verbose,
-        )
-        counts.update(epochs=len(history.epoch), windows=len(x_train))
-    return history
-
-
-def best_epoch(history: keras.callbacks.History, min_epochs: int = 0) -> int:
-    """The epoch (1-based) whose weights early stopping kept: the lowest validation loss from `min_epochs` on."""
-    losses = np.asarray(history.history["val_loss"], dtype="float64")
-    start = min(min_epochs, len(losses) - 1)
-    return int(np.nanargmin(losses[start:])) + start + 1
-
-
-def _report(
-    model: keras.Model,
-    split: WindowSplit,
-    history: keras.callbacks.History,
-    arrays: SeriesArrays,
-    config: ModelConfig,
-    season: int,
-    chosen: np.ndarray | None,
-    started: float,
-) -> tuple[TrainingReport, dict[int, list[float]]]:
-    """The report of a fit on the training windows `chosen` (None: all), and the interval widths
-    from the network's residuals on the validation windows."""
-    train_series = split.train_series if chosen is None else split.train_series[chosen]
-    train_target_end = split.train_target_end if chosen is None else split.train_target_end[chosen]
-    losses = history.history["val_loss"]
-    predicted = forecast_array(model, split.x_val)
-    metrics = validation_metrics(split, predicted, config.lookback, config.horizon, season)
-    kept = best_epoch(history, config.min_epochs)
-    metrics["val_loss"] = float(losses[kept - 1])
-    starts = [arrays.timestamps[sid][0] for sid in set(train_series)]
-    all_index = [index for index in arrays.timestamps.values() if len(index)]
-    report = TrainingReport(
-        epochs_run=len(losses),
-        best_epoch=kept,
-        best_val_loss=float(losses[kept - 1]),
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
-        train_windows=int(len(train_series)),
-        val_windows=int(len(split.x_val)),
-        series_trained=len(set(train_series)),
-        train_start=min(starts) if starts else None,
-        train_end=pd.Timestamp(train_target_end.max()) if len(train_target_end) else None,
-        data_watermark=max(index[-1] for index in all_index) if all_index else None,
-        metrics=metrics,
-        seconds=time.perf_counter() - started,
-    )
-    return report, conformal_halfwidths(split.y_val - predicted, config.intervals)
 
 
 def _schedule(config: ModelConfig, verbose: int, epochs: int | None = None) -> Schedule:
@@ -300,8 +169,8 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
         # The limit counts from here: waiting for another training's turn is not training time.
         deadline = Deadline(config.training_timeout_minutes).start()
         set_determinism(config.seed, config.deterministic)
-        model = build_model(config, n_inputs=split.x_train.shape[2])
-        history = fit_windows(model, split, split.x_train, split.y_train, _schedule(config, verbose), weights, split.train_series, deadline)
+        model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
+        history = fit_windows(model, split, split.train_inputs(), split.y_train, _schedule(config, verbose), weights, split.train_series, deadline)
         if config.refit:
             epochs = best_epoch(history, config.min_epochs)
             every = split
@@ -311,12 +180,12 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
                 final_scaler.fit_seasonal(arrays.values, arrays.timestamps, {}, scaler.frequency, scaler.season)
                 every = split_for_training(arrays, final_scaler, config)
             set_determinism(config.seed, config.deterministic)
-            final_model = build_model(config, n_inputs=split.x_train.shape[2])
+            final_model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
             fit_windows(
-                final_model, None, np.concatenate([every.x_train, every.x_val]), np.concatenate([every.y_train, every.y_val]),
+                final_model, None, all_inputs(every), np.concatenate([every.y_train, every.y_val]),
                 _schedule(config, verbose, epochs), weights, np.concatenate([every.train_series, every.val_series]), deadline,
             )
-    report, halfwidths = _report(model, split, history, arrays, config, season, None, started)
+    report, halfwidths = training_report(model, split, history, arrays, config, season, None, started)
     if final_model is not None:
         refit = {"epochs": report.best_epoch, "windows": int(len(split.x_train) + len(split.x_val))}
         report = replace(report, details={"refit": refit})
@@ -365,7 +234,7 @@ def fine_tune(
         history = fit_windows(
             parent_model,
             split,
-            split.x_train[chosen],
+            split.train_inputs(chosen),
             split.y_train[chosen],
             schedule,
             weights=series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None,
@@ -373,28 +242,10 @@ def fine_tune(
             deadline=deadline,
         )
     # Early stopping kept the best of all the fine-tune's epochs (its schedule has no min_epochs).
-    report, halfwidths = _report(parent_model, split, history, arrays, config.model_copy(update={"min_epochs": 0}), season, chosen, started)
+    report, halfwidths = training_report(parent_model, split, history, arrays, config.model_copy(update={"min_epochs": 0}), season, chosen, started)
     details = {"new_windows": int(len(new_index)), "replayed_windows": int(replay_count), "learning_rate": learning_rate}
     return Trained(
         network=parent_model, scaler=scaler, holdout_network=parent_model, holdout_scaler=scaler,
         interval_halfwidths=halfwidths, series_train_end=_series_train_end(arrays, config.horizon),
         report=replace(report, details=details),
     )
-
-
-def validation_metrics(split: WindowSplit, predicted: np.ndarray, lookback: int, horizon: int, season: int) -> dict[str, float]:
-    """MAE and sMAPE in original units on the validation windows, for the model and the naive baselines."""
-    levels = split.val_levels
-    actual = levels.decode(split.y_val)
-    # The baselines read the raw input window: decode its target column like a forecast of `lookback` steps.
-    history = levels.decode(split.x_val[:, :, 0], shift=-lookback)[:, :, np.newaxis]
-    forecasts = {
-        "model": levels.decode(predicted),
-        "naive": naive_forecast(history, horizon),
-        "seasonal_naive": seasonal_naive_forecast(history, horizon, season),
-    }
-    metrics: dict[str, float] = {}
-    for name, values in forecasts.items():
-        metrics[f"val_mae_{name}"] = mae(actual, values)
-        metrics[f"val_smape_{name}"] = smape(actual, values)
-    return metrics

@@ -27,7 +27,7 @@ from forecasting.model_config import EnsembleConfig, ModelConfig, TuningConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.defaults import resolve_for
 from forecasting.model import build_model, member_targets
-from forecasting.training import Deadline, TrainingTimeout, fit_scaler, set_determinism, split_for_training
+from forecasting.training import Deadline, TrainingTimeout, fit_scaler, future_width, set_determinism, split_for_training
 from forecasting.windowing import SeriesArrays, WindowSplit
 from forecasting.storage import download_folder, is_remote, location
 
@@ -81,14 +81,15 @@ class RecurrentHyperModel(kt.HyperModel):
             hp.Float(f"dropout_{i}", space.dropout.min, space.dropout.max, step=space.dropout.step)
             hp.Choice(f"activation_{i}", space.activation)
         config = apply_hyperparameters(self.config, hyperparameters_from(hp))
-        return build_model(config, n_inputs=self.splits[config.lookback].x_train.shape[2])
+        split = self.splits[config.lookback]
+        return build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         split = self.splits[int(hp.get("lookback"))]
         return model.fit(
-            split.x_train,
+            split.train_inputs(),
             member_targets(model, split.y_train),
-            validation_data=(split.x_val, member_targets(model, split.y_val)),
+            validation_data=(split.val_inputs(), member_targets(model, split.y_val)),
             batch_size=self.config.batch_size,
             shuffle=True,
             **kwargs,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import InputError, RunError
+from forecasting.future_rows import FUTURE_ROW_REASON, FutureRows
 from forecasting.scaling import TOO_LARGE_REASON, representable
 
 MAX_LISTED = 5
@@ -88,12 +89,15 @@ def screen(
     stored_rows: pd.Series | None = None,
     on_bad: str = "fail",
     latest_allowed: pd.Timestamp | None = None,
+    future: FutureRows | None = None,
 ) -> Screening:
     """Set aside rows that cannot be used (missing or non-finite values, timestamps off the grid or
     later than `latest_allowed`), keep the last of duplicated (series, ts) rows, and judge each
     series: when more than `max_fraction` of its rows (the pulled ones plus `stored_rows`, the rows
     of its history kept from earlier pulls) are unusable, the run fails before anything is stored
-    (`on_bad="fail"`) or the whole series' pulled rows are set aside and it is listed (`"skip"`)."""
+    (`on_bad="fail"`) or the whole series' pulled rows are set aside and it is listed (`"skip"`).
+    With `future`, a row whose target is empty after its series' last observed target is a future
+    row: only its future columns must be finite (an empty target before that is still unusable)."""
     duplicated = frame.duplicated(["series_id", "ts"], keep="last").to_numpy()
     frame = frame.loc[~duplicated]
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
@@ -101,6 +105,13 @@ def screen(
     reasons = pd.Series("", index=frame.index, dtype=object)
     bad_value = ~np.isfinite(values).all(axis=1)
     reasons[bad_value] = "value missing or not finite"
+    if future is not None:
+        is_future = future.mask(frame)
+        future_values = frame[list(future.columns)].to_numpy(dtype="float64")
+        bad_future = is_future & ~np.isfinite(future_values).all(axis=1)
+        bad_value = np.where(is_future, bad_future, bad_value)
+        reasons[is_future] = ""
+        reasons[bad_future] = FUTURE_ROW_REASON
     off_grid = ~on_grid(frame["ts"], frequency)
     reasons[off_grid & ~bad_value] = f"timestamp not on the {frequency} grid"
     reasons[~representable(values)] = TOO_LARGE_REASON

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forecasting.errors import RunError
+from forecasting.future import encode_future, network_inputs, training_blocks
 from forecasting.grids import series_slices
 from forecasting.scaling import SeriesScaler, WindowLevels
 from forecasting.validation import infer_frequency
@@ -20,6 +22,14 @@ class SeriesArrays:
     timestamps: dict[str, pd.DatetimeIndex]
     values: dict[str, np.ndarray]
     frequency: str | None = None  # the pandas frequency of the timestamps, where known
+    # Covariates known in advance (forecasting.future): the columns of `values` known ahead (none: a
+    # one-input network), how many of them are future features (the rest: calendar), and per series
+    # those columns for the periods after its last observation, and how a missing one is filled.
+    future_columns: tuple[int, ...] = ()
+    future_count: int = 0
+    future: dict[str, np.ndarray] = field(default_factory=dict)
+    future_timestamps: dict[str, pd.DatetimeIndex] = field(default_factory=dict)
+    future_fill: str = "error"
 
     @property
     def ids(self) -> list[str]:
@@ -101,6 +111,17 @@ class WindowSplit:
     val_levels: WindowLevels  # how each validation window's target was scaled (to decode forecasts)
     train_series: np.ndarray  # series id of each training window
     train_target_end: np.ndarray  # timestamp (datetime64) of the last target row of each training window
+    f_train: np.ndarray | None = None  # future blocks (windows x horizon x future columns), where the network has them
+    f_val: np.ndarray | None = None
+
+    def train_inputs(self, chosen: np.ndarray | None = None) -> Any:
+        """The network inputs of the training windows (`chosen` of them, when given)."""
+        pick = (lambda a: a) if chosen is None else (lambda a: a[chosen])
+        return network_inputs(pick(self.x_train), None if self.f_train is None else pick(self.f_train))
+
+    def val_inputs(self) -> Any:
+        """The network inputs of the validation windows."""
+        return network_inputs(self.x_val, self.f_val)
 
 
 def split_windows(
@@ -108,14 +129,14 @@ def split_windows(
 ) -> WindowSplit:
     """Scaled windows split in time: a window is for validation when its target reaches into the
     last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped."""
-    x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end = [], [], [], [], [], [], [], []
+    x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end, f_train, f_val = [], [], [], [], [], [], [], [], [], []
     ids = list(arrays.values)
     # Series in groups: one batch of windows per group bounds the float64 copies held at once.
     for start in range(0, len(ids), SERIES_PER_BATCH):
         part = _split_batch(arrays, ids[start : start + SERIES_PER_BATCH], scaler, lookback, horizon, validation_steps)
         if part is None:
             continue
-        for parts, value in zip((x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end), part):
+        for parts, value in zip((x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end, f_train, f_val), part):
             parts.append(value)
     columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
 
@@ -131,6 +152,8 @@ def split_windows(
         val_levels=WindowLevels.concat(val_levels),
         train_series=np.concatenate(train_series) if train_series else np.empty(0, dtype=object),
         train_target_end=np.concatenate(train_end) if train_end else np.empty(0, dtype="datetime64[ns]"),
+        f_train=stack(f_train, (0, horizon, len(arrays.future_columns))) if arrays.future_columns else None,
+        f_val=stack(f_val, (0, horizon, len(arrays.future_columns))) if arrays.future_columns else None,
     )
 
 
@@ -145,6 +168,7 @@ def _split_batch(
     from forecasting.batched import encode_windows
 
     raw_inputs, raw_targets, window_series, window_ticks, window_end, window_val, window_finite = [], [], [], [], [], [], []
+    raw_future, known = [], arrays.future_columns
     for series_id in ids:
         values = arrays.values[series_id]
         inputs, targets = make_windows(values, lookback, horizon)
@@ -152,7 +176,11 @@ def _split_batch(
             continue
         raw_inputs.append(inputs)
         raw_targets.append(targets)
-        window_finite.append(np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1))
+        finite = np.isfinite(inputs).all(axis=(1, 2)) & np.isfinite(targets).all(axis=1)
+        if known:
+            raw_future.append(training_blocks(values, known, lookback, horizon))
+            finite &= np.isfinite(raw_future[-1]).all(axis=(1, 2))
+        window_finite.append(finite)
         window_ticks.append(scaler.ticks(arrays.timestamps[series_id])[: len(inputs)])
         window_series.append(np.full(len(inputs), series_id, dtype=object))
         target_end = np.arange(len(inputs)) + lookback + horizon - 1
@@ -166,7 +194,8 @@ def _split_batch(
     is_val = np.concatenate(window_val)
     train, val = finite & ~is_val, finite & is_val
     as32 = lambda values: values.astype("float32")  # noqa: E731 - the split holds float32 windows
+    future = encode_future(scaler, series, np.concatenate(raw_future), known) if known else None
     return (
         as32(inputs[train]), as32(targets[train]), as32(inputs[val]), as32(targets[val]), series[val], levels.take(val), series[train],
-        np.concatenate(window_end)[train],
+        np.concatenate(window_end)[train], as32(future[train]) if known else None, as32(future[val]) if known else None,
     )

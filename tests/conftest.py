@@ -34,6 +34,24 @@ def synthetic_frame(n_series: int = 8, length: int = 48, seed: int = 0, start: s
     return pd.concat(parts, ignore_index=True)
 
 
+def promotion_frame(n_series: int = 8, length: int = 48, ahead: int = 6, seed: int = 0, lift: float = 0.6) -> pd.DataFrame:
+    """Monthly series (level, mild seasonality, noise) whose level rises by `lift` of itself in
+    promotion months (`promo` = 1, drawn at random, about one month in four), followed by `ahead`
+    future rows (value empty, promo known). The last `ahead` observed... are not special: callers
+    cut their own origin. Long format: series_id, ts, value, promo."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    ts = pd.date_range("2018-01-01", periods=length + ahead, freq="MS")
+    for index in range(n_series):
+        level = rng.uniform(50, 500)
+        promo = (rng.random(length + ahead) < 0.25).astype("float64")
+        season = 1 + 0.1 * np.sin(2 * np.pi * np.arange(length + ahead) / 12 + rng.uniform(0, 6))
+        values = level * season * (1 + lift * promo) + rng.normal(0, 0.02 * level, length + ahead)
+        values[length:] = np.nan
+        parts.append(pd.DataFrame({"series_id": f"P{index:02d}", "ts": ts, "value": values, "promo": promo}))
+    return pd.concat(parts, ignore_index=True)
+
+
 TINY_MODEL = {
     "cell": "gru",
     "lookback": 12,

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from forecasting import history
 from forecasting.accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring, period_label, score_rows
 from forecasting.artifacts import utc_now
+from forecasting.future_rows import observed_only
 from forecasting.config import Settings
 from forecasting.database import upsert_frame
 from forecasting.defaults import default_season, effective_season
@@ -62,7 +63,7 @@ def _candidates(connection: Connection, model_name: str, newest: pd.Timestamp) -
 def score_forecasts(engine: Engine, settings: Settings, model_name: str, run_id: str) -> ScoringSummary:
     """Score the model's stored forecasts whose actuals arrived (see the module), in one transaction,
     bulk-written like the forecasts; idempotent: a second call scores nothing."""
-    observed = history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"])
+    observed = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"]))
     with engine.begin() as connection:
         if observed.empty:
             return ScoringSummary(0, 0, 0, _count(connection, model_name))

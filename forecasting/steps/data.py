@@ -14,8 +14,10 @@ from forecasting.database import create_db_engine
 from forecasting.tables import ingestion_state
 from forecasting.errors import RunError
 from forecasting.phases import phase
-from forecasting.validation import fill_gaps, infer_frequency, regularize
-from forecasting.windowing import SeriesArrays, to_series_arrays
+from forecasting.future import build_arrays
+from forecasting.future_rows import observed_only, split_future
+from forecasting.validation import infer_frequency
+from forecasting.windowing import SeriesArrays
 
 STAGING = "staging"  # <storage>/staging/<run_id>.parquet: forecasts staged before the writes
 
@@ -38,20 +40,31 @@ class PreparedData:
 
 
 def prepare_data(
-    engine: Engine, settings: Settings, frequency: str | None = None, calendar: bool = False, drop_stale: bool = False
+    engine: Engine,
+    settings: Settings,
+    frequency: str | None = None,
+    calendar: bool = False,
+    drop_stale: bool = False,
+    future: tuple[str, ...] | None = None,
 ) -> PreparedData:
     """The pulled observations (the local history store), each series on a regular grid of the
     configured, recorded or inferred frequency, gaps handled per `source.gaps`. With `drop_stale`,
     series whose last observation is `source.stale_after` or more periods before the newest one
-    are left out (and listed)."""
+    are left out (and listed). The rows after each series' last observation are future rows: with
+    `future` (default `source.future_features`; a loaded model's own list where one is used), those
+    columns become the arrays' future inputs (`forecasting.future`), else they are left out."""
     with phase("prepare") as counts:
-        prepared = _prepare(engine, settings, frequency, calendar, drop_stale)
+        names = list(settings.source.future_features if future is None else future)
+        prepared = _prepare(engine, settings, frequency, calendar, drop_stale, names)
         counts.update(series=len(prepared.arrays.values), rows=prepared.rows_read)
         return prepared
 
 
-def _prepare(engine: Engine, settings: Settings, frequency: str | None, calendar: bool, drop_stale: bool) -> PreparedData:
-    frame = history.read(history.history_root(settings.storage_root, settings.source.table))
+def _prepare(
+    engine: Engine, settings: Settings, frequency: str | None, calendar: bool, drop_stale: bool, future: list[str]
+) -> PreparedData:
+    # Future rows take no part in frequency, staleness or gap filling: they are split off first.
+    frame, ahead = split_future(history.read(history.history_root(settings.storage_root, settings.source.table)))
     if frame.empty:
         raise RunError(
             f"no observations have been pulled from {settings.source.table!r} yet; load some with `forecasting load FILE` "
@@ -62,10 +75,8 @@ def _prepare(engine: Engine, settings: Settings, frequency: str | None, calendar
     stale = stale_series(frame, frequency, settings.source.stale_after) if drop_stale else {}
     if stale:
         frame = frame.loc[~frame["series_id"].isin(list(stale)).to_numpy()]
-    regular, _ = regularize(frame, frequency)
-    regular = fill_gaps(regular, settings.source.gaps)
     return PreparedData(
-        arrays=to_series_arrays(regular, settings.source.features, frequency, calendar),
+        arrays=build_arrays(frame, ahead, settings.source, frequency, calendar, future),
         frequency=frequency,
         series_read=series_read,
         rows_read=rows_read,
@@ -86,7 +97,7 @@ def stale_series(frame: pd.DataFrame, frequency: str, periods: int) -> dict[str,
 
 def newer_observations(settings: Settings, watermark: object) -> tuple[int, int]:
     """(observations, series) in the history store newer than `watermark`."""
-    newer = history.read(history.history_root(settings.storage_root, settings.source.table), newer_than=watermark)
+    newer = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), newer_than=watermark))
     return int(len(newer)), int(newer["series_id"].nunique()) if len(newer) else 0
 
 

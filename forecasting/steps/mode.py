@@ -159,7 +159,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
             scorer = loaded.holdout_forecaster() or loaded
         except RunError as error:
             return str(error)
-        data = prepare_data(engine, settings, frequency=loaded.frequency, calendar=loaded.calendar)
+        data = prepare_data(engine, settings, frequency=loaded.frequency, calendar=loaded.calendar, future=loaded.future_features)
         return scorer.score_holdout(data.arrays, row["holdout_metric"])["score"]
 
     facts = ModeFacts(

@@ -84,7 +84,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
              "intervals": config.intervals, "seed": config.seed}
         )
         tuning_record = champion.provenance.get("tuning_record")
-        data = prepare_data(engine, settings, frequency=champion.frequency, calendar=champion.calendar)
+        data = prepare_data(engine, settings, frequency=champion.frequency, calendar=champion.calendar, future=champion.future_features)
         outcome = champion.fine_tune(data.arrays, effective, verbose=verbose)
     else:
         effective = config
@@ -94,7 +94,9 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
             tuning_record, hyperparameters = record
             effective = apply_hyperparameters(config, hyperparameters)
         data = prepare_data(engine, settings, calendar=effective.calendar)
-        outcome = RecurrentForecaster.fit(data.arrays, effective, tuple(settings.source.features), verbose=verbose)
+        outcome = RecurrentForecaster.fit(
+            data.arrays, effective, tuple(settings.source.features), verbose=verbose, future_features=tuple(settings.source.future_features)
+        )
 
     metric = config.promotion.metric
     # Both sides are scored by their holdout networks: trained on nothing at or after the start of
@@ -103,8 +105,11 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
 
     def champion_score() -> float:
         champion_arrays = data.arrays
-        if champion.calendar != effective.calendar:  # the champion reads other input columns
-            champion_arrays = prepare_data(engine, settings, frequency=data.frequency, calendar=champion.calendar).arrays
+        if champion.calendar != effective.calendar or champion.future_features != outcome.forecaster.future_features:
+            # The champion reads other input columns.
+            champion_arrays = prepare_data(
+                engine, settings, frequency=data.frequency, calendar=champion.calendar, future=champion.future_features
+            ).arrays
         return (held_out or champion).score_holdout(champion_arrays, metric)["score"]
 
     gate = apply_gate(

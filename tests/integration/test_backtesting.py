@@ -91,3 +91,18 @@ def test_backtest_step_stores_the_same_rows_on_each_database(database_url, setti
     with engine.connect() as connection:
         rows = connection.execute(sa.text("SELECT run_id, count(*) FROM backtests GROUP BY run_id")).all()
     assert rows == [("run-2", 3 * 7 * 2)]  # replaced, not duplicated: methods x (6 steps + all) x (1 window + all)
+
+
+def test_backtest_feeds_the_future_features_after_each_origin_without_its_targets():
+    from forecasting.config import SourceConfig
+    from forecasting.future import build_arrays
+    from forecasting.future_rows import split_future
+    from tests.conftest import promotion_frame
+
+    observed, ahead = split_future(promotion_frame(n_series=4, length=48, ahead=0))
+    arrays = build_arrays(observed, ahead, SourceConfig(future_features=["promo"], frequency="MS"), "MS")
+    known, _ = cut(arrays, pd.Timestamp("2021-06-01"), 6, "MS")
+    assert len(known.future["P00"]) == 6 and known.future["P00"].shape[1] == 1  # the promo of the 6 months after the origin
+    result = backtest(arrays, ModelConfig.model_validate({**TINY_MODEL, "epochs": 1}), "MS", season=12, windows=1)
+    overall = result.scores[(result.scores["window"] == 0) & (result.scores["step"] == 0)].set_index("method")
+    assert overall.loc["model", "series"] == 4 and np.isfinite(overall.loc["model", "smape"])

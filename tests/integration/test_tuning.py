@@ -128,3 +128,25 @@ def test_tune_model_flow_records_the_run_and_the_winner(settings_for):
     assert list(runs["mode"]) == ["tune"] and list(runs.status) == ["completed"]
     assert runs.reason.iloc[0] == "tune: random search, 1 trials run now, 1 in all"
     assert record[0] == "random" and record[1] == 1 and json.loads(record[2]) == result["hyperparameters"]
+
+
+def test_a_search_with_future_features_builds_and_fits_the_two_input_network(tmp_path):
+    from forecasting.future import build_arrays
+    from forecasting.future_rows import split_future
+    from forecasting.model import future_inputs
+    from tests.conftest import promotion_frame
+
+    observed, ahead = split_future(promotion_frame(n_series=4, length=36, ahead=6))
+    arrays = build_arrays(observed, ahead, SourceConfig(future_features=["promo"], frequency="MS"), "MS")
+    config = ModelConfig.model_validate({**TINY_MODEL, "tuning": {**SPACE, "tuner": "random", "max_trials": 1, "max_epochs": 1}})
+    result = search(arrays, config, tmp_path / "search", "random", 1)
+    assert result.trials_completed == 1
+    tuned = apply_hyperparameters(config, result.hyperparameters)
+    from forecasting.tuning import RecurrentHyperModel
+    from forecasting.training import fit_scaler, split_for_training
+
+    split = split_for_training(arrays, fit_scaler(arrays, tuned), tuned)
+    import keras_tuner as kt
+
+    network = RecurrentHyperModel(tuned, tuned.tuning, {tuned.lookback: split}).build(kt.HyperParameters())
+    assert future_inputs(network) == 1

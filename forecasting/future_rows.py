@@ -1,0 +1,58 @@
+"""Rows of covariates known in advance (`source.future_features`): rows past a series' last observed
+target whose target is empty. The pull keeps them (screened on their future columns only); the
+history store holds them; preparing the data splits them from the observations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+FUTURE_ROW_REASON = "future row (empty target after the last observation): a future feature is missing or not finite"
+
+
+@dataclass(frozen=True)
+class FutureRows:
+    """What tells a future row apart: each series' last observed target time, and the future columns."""
+
+    after: pd.Series  # series id -> timestamp of its last observed (non-empty) target
+    columns: tuple[str, ...]
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of `frame` are future rows: an empty target later than their series' last observed one."""
+        after = self.after.astype("datetime64[us]").reindex(frame["series_id"].to_numpy()).to_numpy()
+        with np.errstate(invalid="ignore"):
+            later = frame["ts"].to_numpy(dtype="datetime64[us]") > after
+        return frame["value"].isna().to_numpy() & later & ~np.isnat(after)
+
+
+def last_observed(frame: pd.DataFrame) -> pd.Series:
+    """Per series, the time of its last row with a target (series with none are left out)."""
+    observed = frame.loc[frame["value"].notna().to_numpy(), ["series_id", "ts"]]
+    return observed.groupby("series_id")["ts"].max().astype("datetime64[us]")
+
+
+def observed_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a history frame that hold an observed target (future rows left out)."""
+    return frame.loc[frame["value"].notna().to_numpy()] if "value" in frame.columns and len(frame) else frame
+
+
+def split_future(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(observations, future rows) of a history frame: rows after each series' last target are future rows."""
+    if frame.empty:
+        return frame, frame.iloc[0:0]
+    is_future = FutureRows(last_observed(frame), ()).mask(frame)
+    return frame.loc[~is_future], frame.loc[is_future]
+
+
+def pull_future_rows(columns: list[str], frame: pd.DataFrame, stored_last: pd.Series | None) -> FutureRows | None:
+    """How the pull tells future rows apart (None without future features): each series' last
+    observed target in the pulled rows, or, for a series read only after its window, in the store
+    (`stored_last`: the last observed target the previous pull recorded)."""
+    if not columns:
+        return None
+    after = last_observed(frame)
+    if stored_last is not None and len(stored_last):
+        after = pd.concat([after, stored_last.dropna().astype("datetime64[us]")]).groupby(level=0).max()
+    return FutureRows(after, tuple(columns))
