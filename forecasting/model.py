@@ -7,6 +7,9 @@ import keras
 import numpy as np
 
 from forecasting.config import ModelConfig
+from forecasting.progress_keras import EpochProgress, PredictProgress  # noqa: F401 - EpochProgress: training imports it from here
+
+PREDICT_BATCH = 4096
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 LOSSES = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber}
@@ -82,7 +85,9 @@ def member_targets(model: keras.Model, targets: np.ndarray) -> np.ndarray:
     return np.repeat(targets[:, np.newaxis, :], count, axis=1)
 
 
-def forecast_array(model: keras.Model, inputs: np.ndarray) -> np.ndarray:
-    """Scaled forecasts (windows x horizon): the model's output, or the median over its members."""
-    predicted = model.predict(np.asarray(inputs, dtype="float32"), batch_size=4096, verbose=0)
+def forecast_array(model: keras.Model, inputs: np.ndarray, what: str = "predict", unit: str = "windows") -> np.ndarray:
+    """Scaled forecasts (windows x horizon): the model's output, or the median over its members
+    (progress reported per batch as `what`, counting `unit`)."""
+    progress = PredictProgress(len(inputs), PREDICT_BATCH, what, unit)
+    predicted = model.predict(np.asarray(inputs, dtype="float32"), batch_size=PREDICT_BATCH, verbose=0, callbacks=[progress])
     return np.median(predicted, axis=1) if predicted.ndim == 3 else predicted

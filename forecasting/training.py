@@ -19,7 +19,7 @@ from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, se
 from forecasting.faults import checkpoint
 from forecasting.phases import phase
 from forecasting.input_pipeline import shuffled_batches
-from forecasting.model import build_model, compile_model, forecast_array, member_count, member_targets
+from forecasting.model import EpochProgress, build_model, compile_model, forecast_array, member_count, member_targets
 from forecasting.scaling import SeriesScaler
 from forecasting.weighting import series_weights, window_weights
 from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
@@ -200,7 +200,7 @@ def fit_windows(
     """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
     without one, run all `schedule.epochs`. With `weights` (per series, see `series_weights`), each window's
     loss counts by its series' weight, `train_series` naming the series of each training window."""
-    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))]
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training")), EpochProgress()]
     if deadline is not None:
         callbacks.append(deadline.start())
     validation = None
