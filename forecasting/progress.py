@@ -149,7 +149,7 @@ class Progress:
         if note is not None:
             self.note = note
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.done, total=self.total or None, description=self._description())
+            self._bar.update(self._task, completed=self.done, total=self.total or None, note=self._bar_note())
         now = self.clock()
         if now - self.logged >= self.interval:
             self.logged = now
@@ -182,8 +182,10 @@ class Progress:
         self._log(text + (f"; {self.note}" if self.note else ""))
         self._stop_bar()
 
-    def _description(self) -> str:
-        return f"{self.what}" + (f" ({self.note})" if self.note else "")
+    def _bar_note(self) -> str:
+        """The note cut to what the terminal's width leaves beside the bar (rich would squeeze the bar instead)."""
+        room = self._bar.console.width - len(self.what) - len(self.unit) - 2 * len(str(self.total)) - 48
+        return self.note if len(self.note) <= room else self.note[: max(room - 1, 0)] + ("…" if room > 0 else "")
 
     def _log(self, message: str) -> None:
         logger.info(message, extra={"progress_bar_live": self._bar is not None})
@@ -195,12 +197,15 @@ class Progress:
             _bar_owner.append(self)
         try:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.table import Column
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
             _keep_terminal_handlers_quiet()
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(self.unit), TimeElapsedColumn(), TimeRemainingColumn())
+            columns = (
+                TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(), TextColumn(self.unit), TimeRemainingColumn(), TextColumn("left at most" if self.bound else "left"), TextColumn("{task.fields[note]}", table_column=Column(no_wrap=True)),
+            )
             self._bar = Bar(*columns, console=Console(stderr=True), transient=False)
-            self._task = self._bar.add_task(self._description(), total=self.total or None)
+            self._task = self._bar.add_task(self.what, total=self.total or None, note=self._bar_note())
             self._bar.start()
         except Exception:  # noqa: BLE001 - a bar that cannot be drawn must not fail a run; the log lines remain
             self._bar = None

@@ -136,3 +136,14 @@ def test_a_failing_phase_takes_down_a_bar_started_inside_it(monkeypatch, caplog)
 
 def test_durations_read_as_people_say_them() -> None:
     assert [progress.duration(s) for s in (0.25, 9.94, 42, 185, 7620)] == ["0.2 s", "9.9 s", "42 s", "3 min 05 s", "2 h 07 min"]
+
+
+def test_the_command_line_switch_turns_the_bar_off(tmp_path, monkeypatch, capsys) -> None:
+    from forecasting import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(progress.PROGRESS_ENV, "")  # restored after the test
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert progress.bar_wanted()
+    cli.main(["--no-progress", "--config", str(tmp_path / "missing.toml"), "init"])  # fails on the config: the switch is read first
+    assert not progress.bar_wanted()
