@@ -147,3 +147,17 @@ def test_the_command_line_switch_turns_the_bar_off(tmp_path, monkeypatch, capsys
     assert progress.bar_wanted()
     cli.main(["--no-progress", "--config", str(tmp_path / "missing.toml"), "init"])  # fails on the config: the switch is read first
     assert not progress.bar_wanted()
+
+
+def test_the_quiet_command_keeps_progress_lines_off_the_terminal_but_not_warnings(monkeypatch) -> None:
+    """Quiet (the default) a terminal shows the bar, not the lines; --verbose shows them."""
+    from forecasting import console
+
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    monkeypatch.delenv(console.DEBUG_ENV, raising=False)
+
+    def shown(name: str, level: int) -> bool:
+        return console._FILTER.filter(logging.LogRecord(name, level, __file__, 1, "forecast: 1/2 series", None, None))
+
+    assert not shown("forecasting.progress", logging.INFO) and not shown("forecasting.phases", logging.INFO)
+    assert shown("forecasting.progress", logging.WARNING) and shown("forecasting.training", logging.INFO)
