@@ -10,6 +10,7 @@ Updates are per batch or chunk, never per row. Never imports prefect; rich only 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import sys
@@ -23,8 +24,11 @@ SECONDS_ENV = "FORECASTING_PROGRESS_SECONDS"
 DEFAULT_SECONDS = 10.0
 _OFF = ("off", "0", "no", "false")
 logger = logging.getLogger("forecasting.progress")
+SILENCE_SECONDS = 25.0  # a phase without a progress line for this long logs that it is still working
 _bar_lock = threading.Lock()  # one live bar at a time: a second tracker while one is live logs only
 _bar_owner: list[object] = []
+_last_line = [time.monotonic()]  # when the last progress line was logged (any tracker or heartbeat)
+_phases = threading.local()  # each thread's stack of running heartbeats: the innermost speaks
 
 
 def interval_seconds() -> float:
@@ -188,6 +192,7 @@ class Progress:
         return self.note if len(self.note) <= room else self.note[: max(room - 1, 0)] + ("…" if room > 0 else "")
 
     def _log(self, message: str) -> None:
+        _last_line[0] = time.monotonic()
         logger.info(message, extra={"progress_bar_live": self._bar is not None})
 
     def _start_bar(self) -> None:
@@ -236,3 +241,47 @@ def stop_bar_since(before: Progress | None) -> None:
     current = live_tracker()
     if current is not None and current is not before:
         current.finish(failed=True)
+
+
+class Heartbeat:
+    """While a phase runs, a line `<phase>: still working, <time> so far` whenever no progress line was
+    logged for `silence` seconds (a phase without a tracker, or one slow step), so a run's logs are never
+    silent for much longer. A daemon thread checks every `check` seconds; in the caller's context
+    (Prefect's run context included), so its lines reach the same handlers."""
+
+    def __init__(self, name: str, silence: float = SILENCE_SECONDS, check: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name, self.silence, self.check, self.clock = name, silence, check, clock
+        self.started = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stack: list[Heartbeat] = []
+
+    def __enter__(self) -> "Heartbeat":
+        self.started = self.clock()
+        self._stack = _phases.__dict__.setdefault("stack", [])
+        self._stack.append(self)
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run,), name=f"heartbeat {self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self in self._stack:
+            self._stack.remove(self)
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.check):
+            self.beat()
+
+    def beat(self) -> bool:
+        """Log the still-working line if this is the innermost running phase and the logs were silent for long enough."""
+        now = self.clock()
+        if not self._stack or self._stack[-1] is not self or now - max(_last_line[0], self.started) < self.silence:
+            return False
+        _last_line[0] = now
+        live = live_tracker() is not None
+        logger.info(f"{self.name}: still working, {duration(now - self.started)} so far", extra={"progress_bar_live": live})
+        return True

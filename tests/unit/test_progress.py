@@ -161,3 +161,27 @@ def test_the_quiet_command_keeps_progress_lines_off_the_terminal_but_not_warning
 
     assert not shown("forecasting.progress", logging.INFO) and not shown("forecasting.phases", logging.INFO)
     assert shown("forecasting.progress", logging.WARNING) and shown("forecasting.training", logging.INFO)
+
+
+def test_a_phase_silent_for_long_says_it_is_still_working_and_only_the_innermost_speaks(monkeypatch, caplog) -> None:
+    clock = Clock()
+    monkeypatch.setattr(progress, "_last_line", [clock.now])
+    with caplog.at_level(logging.INFO, logger="forecasting.progress"):
+        with progress.Heartbeat("prepare", silence=25, check=3600, clock=clock) as outer:
+            clock.now += 24
+            assert not outer.beat()  # 24 s of silence: nothing yet
+            clock.now += 1
+            assert outer.beat()
+            clock.now += 10
+            assert not outer.beat()  # its own line counts as one
+            with progress.Heartbeat("prepare: grids", silence=25, check=3600, clock=clock) as inner:
+                clock.now += 30
+                assert not outer.beat() and inner.beat()
+                Progress("pull: read source", 10, "series", bar=False).start()  # a progress line resets the silence
+                monkeypatch.setattr(progress, "_last_line", [clock.now])
+                clock.now += 20
+                assert not inner.beat()
+            clock.now += 25
+            assert outer.beat()
+    said = [line for line in lines(caplog) if "still working" in line]
+    assert said == ["prepare: still working, 25 s so far", "prepare: grids: still working, 30 s so far", "prepare: still working, 1 min 50 s so far"]
