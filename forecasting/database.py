@@ -274,8 +274,10 @@ def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
     statement = insert(table)
     updates = {name: statement.excluded[name] for name in rows[0] if name not in key}
     statement = statement.on_conflict_do_update(index_elements=key, set_=updates) if updates else statement.on_conflict_do_nothing(index_elements=key)
-    for start in range(0, len(rows), chunk_size):
-        connection.execute(statement, list(rows[start : start + chunk_size]))
+    with Progress(f"sql write {table.name}", len(rows), "rows") as progress:
+        for start in range(0, len(rows), chunk_size):
+            connection.execute(statement, list(rows[start : start + chunk_size]))
+            progress.advance(len(rows[start : start + chunk_size]))
     return len(rows)
 
 
@@ -303,7 +305,7 @@ def upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame, k
     values = frame.astype(object).where(frame.notna(), None)
     dbapi_error = connection.dialect.loaded_dbapi.Error
     statement = f"COPY {stage} ({column_list}) FROM STDIN"
-    progress = Progress(f"sql write {table.name}", len(frame), "rows").start()
+    progress = Progress(f"sql write {table.name}", len(frame), "rows").start()  # stopped on errors by the phase, or below
     try:
         with connection.connection.driver_connection.cursor() as cursor:
             with cursor.copy(statement) as copy:
