@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 from prefect.tasks import exponential_backoff
 
+from flows.logs import forward_library_logs
 from forecasting import steps
 from forecasting.config import Settings
 from forecasting.errors import ForecastingError
@@ -95,6 +96,7 @@ def recorded_runs(settings: Settings, models: list[str], mode: str) -> Iterator[
     as failed before the error goes on. The training time limit is enforced inside training and
     tuning (forecasting.training.Deadline), not by a task timeout, which cannot interrupt a thread."""
     logger = get_run_logger()
+    forward_library_logs()
     context = run_context()
     with contextlib.ExitStack() as locks:
         for model in sorted(models):

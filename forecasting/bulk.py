@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from forecasting.errors import ConfigError
+from forecasting.progress import Progress
 
 CHUNK_ROWS = 20_000
 
@@ -45,9 +46,11 @@ def sqlite_upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataF
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({', '.join('?' for _ in columns)}) "
         f"ON CONFLICT ({', '.join(quote(k) for k in key)}) {conflict}"
     )
-    for start in range(0, len(frame), CHUNK_ROWS):
-        part = frame.iloc[start : start + CHUNK_ROWS]
-        processors = {name: table.c[name].type.dialect_impl(connection.dialect).bind_processor(connection.dialect) for name in columns}
-        values = [column_values(part, name, processors[name]) for name in columns]
-        connection.exec_driver_sql(statement, list(zip(*values)))
+    with Progress(f"sql write {table.name}", len(frame), "rows") as progress:  # finished (or stopped) whatever happens
+        for start in range(0, len(frame), CHUNK_ROWS):
+            part = frame.iloc[start : start + CHUNK_ROWS]
+            processors = {name: table.c[name].type.dialect_impl(connection.dialect).bind_processor(connection.dialect) for name in columns}
+            values = [column_values(part, name, processors[name]) for name in columns]
+            connection.exec_driver_sql(statement, list(zip(*values)))
+            progress.advance(len(part))
     return len(frame)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from forecasting import console
+from forecasting import console, progress
 from forecasting.errors import ConfigError, ForecastingError
 from forecasting.files import check_storage
 from forecasting.storage import make_dirs
@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose", action="store_true", help="show TensorFlow's and Prefect's own log lines and tracebacks (also FORECASTING_DEBUG=1)"
     )
+    parser.add_argument("--no-progress", action="store_true", help="no live progress bar on a terminal (also FORECASTING_PROGRESS=off)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("init", help="create or migrate the schema and storage folders (idempotent)").set_defaults(handler=cmd_init)
@@ -367,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose:
         os.environ[console.VERBOSE_ENV] = "1"
+    if args.no_progress:
+        os.environ[progress.PROGRESS_ENV] = "off"
     console.quiet_environment()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _database.clear()

@@ -62,6 +62,8 @@ class _QuietFilter(logging.Filter):
     """Drops Prefect's chatter and failure reports; keeps warnings and retry notices."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(("forecasting.progress", "forecasting.phases")):
+            return record.levelno >= logging.WARNING  # a terminal shows the progress bar; Prefect's logs get the lines
         if not record.name.startswith("prefect"):
             return True
         message = record.getMessage()

@@ -16,8 +16,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from forecasting.config import DATABASE_URL_ENV, SourceConfig
 from forecasting.errors import ConfigError, InputError
+from forecasting.progress import Progress
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+COPY_CHUNK_ROWS = 20_000  # rows copied between two progress updates
 
 
 def _url_origin() -> str:
@@ -272,8 +274,10 @@ def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
     statement = insert(table)
     updates = {name: statement.excluded[name] for name in rows[0] if name not in key}
     statement = statement.on_conflict_do_update(index_elements=key, set_=updates) if updates else statement.on_conflict_do_nothing(index_elements=key)
-    for start in range(0, len(rows), chunk_size):
-        connection.execute(statement, list(rows[start : start + chunk_size]))
+    with Progress(f"sql write {table.name}", len(rows), "rows") as progress:
+        for start in range(0, len(rows), chunk_size):
+            connection.execute(statement, list(rows[start : start + chunk_size]))
+            progress.advance(len(rows[start : start + chunk_size]))
     return len(rows)
 
 
@@ -301,19 +305,24 @@ def upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame, k
     values = frame.astype(object).where(frame.notna(), None)
     dbapi_error = connection.dialect.loaded_dbapi.Error
     statement = f"COPY {stage} ({column_list}) FROM STDIN"
+    progress = Progress(f"sql write {table.name}", len(frame), "rows").start()  # stopped on errors by the phase, or below
     try:
         with connection.connection.driver_connection.cursor() as cursor:
             with cursor.copy(statement) as copy:
-                for row in values.itertuples(index=False, name=None):
-                    copy.write_row(row)
+                for start in range(0, len(values), COPY_CHUNK_ROWS):  # progress per chunk, not per row
+                    for row in values.iloc[start : start + COPY_CHUNK_ROWS].itertuples(index=False, name=None):
+                        copy.write_row(row)
+                    progress.update(start + COPY_CHUNK_ROWS, "copied into a staging table")
     except dbapi_error as error:
         # Raise what SQLAlchemy would have raised, so callers handle one family of errors.
+        progress.finish(failed=True)
         raise sa.exc.DBAPIError.instance(statement, None, error, dbapi_error, dialect=connection.dialect) from None
     updates = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in key)
     connection.exec_driver_sql(
         f"INSERT INTO {quote(table.name)} ({column_list}) SELECT {column_list} FROM {stage} "
         f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET {updates}"
     )
+    progress.finish("copied, then upserted in one statement")
     return len(frame)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from forecasting.faults import checkpoint
 from forecasting.input_pipeline import shuffled_batches
 from forecasting.model import member_count, member_targets
+from forecasting.progress_keras import EpochProgress
 from forecasting.phases import phase
 from forecasting.weighting import window_weights
 from forecasting.windowing import WindowSplit
@@ -50,7 +51,7 @@ def fit_windows(
     """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
     without one, run all `schedule.epochs`. With `weights` (per series, see `series_weights`), each window's
     loss counts by its series' weight, `train_series` naming the series of each training window."""
-    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))]
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training")), EpochProgress()]
     if deadline is not None:
         callbacks.append(deadline.start())
     validation = None

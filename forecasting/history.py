@@ -30,6 +30,7 @@ import pyarrow.dataset as ds
 from forecasting.errors import RunError
 from forecasting.faults import checkpoint
 from forecasting.files import replace_atomically
+from forecasting.progress import Progress
 from forecasting.storage import arrow_source, location, make_dirs, read_parquet, remove_tree
 
 BUCKETS = 16
@@ -206,7 +207,9 @@ def _merge_into(
         return stats, buckets
     frame_buckets = bucket_of(frame["series_id"])
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
-    for bucket in sorted(set(bucket_of(pd.Series(touched)))):
+    todo = sorted(set(bucket_of(pd.Series(touched))))
+    progress = Progress("pull: history store merge", len(todo), "buckets").start()
+    for bucket in todo:
         rows = frame.loc[frame_buckets == bucket]
         target = location(folder) / f"bucket={bucket:02d}" / PART
         existing = read_parquet(target) if target.exists() else frame.iloc[0:0]
@@ -241,6 +244,8 @@ def _merge_into(
             replace_atomically(target, lambda path: merged.to_parquet(path, index=False))
             buckets[str(bucket)] = {"series": int(merged["series_id"].nunique()), "rows": len(merged)}
         checkpoint("pull")
+        progress.advance(1, f"{stats.rows_new:,} new rows, {stats.rows_revised:,} revised")
+    progress.finish()
     return stats, buckets
 
 

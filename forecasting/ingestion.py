@@ -39,6 +39,7 @@ from forecasting.errors import ConfigError, RunError
 from forecasting.artifacts import utc_now
 from forecasting.storage import make_dirs, read_parquet, write_parquet
 from forecasting.future_rows import observed_only, pull_future_rows
+from forecasting.progress import Progress
 from forecasting.validation import MAX_LISTED, infer_frequency, screen
 from forecasting.pull_result import PullResult
 
@@ -71,7 +72,7 @@ def _read_series(engine: Engine, settings: Settings, keys: list[Any], since: dic
     parts = []
     keyed = sorted(keys, key=lambda k: since[str(k)]) if since else list(keys)
     size = chunk_size(engine)
-    with engine.connect() as connection:
+    with engine.connect() as connection, Progress("pull: read source", len(keyed), "series") as progress:
         for start in range(0, len(keyed), size):
             chunk = keyed[start : start + size]
             lower = min(since[str(k)] for k in chunk) if since else None
@@ -79,6 +80,7 @@ def _read_series(engine: Engine, settings: Settings, keys: list[Any], since: dic
             if since:
                 part = part.loc[part["ts"].to_numpy() > per_row(part["series_id"], since)]
             parts.append(part)
+            progress.advance(len(chunk), f"{sum(len(p) for p in parts):,} rows")
     if not parts:
         return read_observations_empty(settings)
     return pd.concat(parts, ignore_index=True)
@@ -333,8 +335,10 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
 
 
 def _read_all(engine: Engine, settings: Settings) -> pd.DataFrame:
-    with engine.connect() as connection:
-        return read_observations(connection, settings.source)
+    with engine.connect() as connection, Progress("pull: read whole source table", 1, "queries") as progress:
+        frame = read_observations(connection, settings.source)
+        progress.advance(1, f"{len(frame):,} rows")
+        return frame
 
 
 def commit(settings: Settings, engine: Engine, run_id: str, pulled: PullResult) -> None:

@@ -7,6 +7,9 @@ import keras
 import numpy as np
 
 from forecasting.config import ModelConfig
+from forecasting.progress_keras import EpochProgress, PredictProgress  # noqa: F401 - EpochProgress: tuning imports it from here
+
+PREDICT_BATCH = 4096
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 LOSSES = {"mse": "mse", "mae": "mae", "huber": keras.losses.Huber}
@@ -97,9 +100,11 @@ def member_targets(model: keras.Model, targets: np.ndarray) -> np.ndarray:
     return np.repeat(targets[:, np.newaxis, :], count, axis=1)
 
 
-def forecast_array(model: keras.Model, inputs: np.ndarray | list[np.ndarray]) -> np.ndarray:
+def forecast_array(model: keras.Model, inputs: np.ndarray | list[np.ndarray], what: str = "predict", unit: str = "windows") -> np.ndarray:
     """Scaled forecasts (windows x horizon): the model's output, or the median over its members.
-    `inputs`: the windows, or [windows, future blocks] for a network with future inputs."""
+    `inputs`: the windows, or [windows, future blocks] for a network with future inputs (progress
+    reported per batch as `what`, counting `unit`)."""
     data = [np.asarray(part, dtype="float32") for part in inputs] if isinstance(inputs, (list, tuple)) else np.asarray(inputs, dtype="float32")
-    predicted = model.predict(data, batch_size=4096, verbose=0)
+    progress = PredictProgress(len(data[0]) if isinstance(data, list) else len(data), PREDICT_BATCH, what, unit)
+    predicted = model.predict(data, batch_size=PREDICT_BATCH, verbose=0, callbacks=[progress])
     return np.median(predicted, axis=1) if predicted.ndim == 3 else predicted

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from forecasting.progress import Heartbeat, live_tracker, stop_bar_since
+
 PHASES_ENV = "FORECASTING_PHASES_FILE"
 logger = logging.getLogger("forecasting.phases")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,9 +42,12 @@ def phase(name: str) -> Iterator[dict[str, Any]]:
     """Time the block as phase `name`; the yielded dict takes counts to report with it (rows, series)."""
     counts: dict[str, Any] = {}
     started_wall, started = time.time(), time.perf_counter()
+    bar = live_tracker()
     try:
-        yield counts
+        with Heartbeat(name):  # a line when the phase has logged nothing for a while
+            yield counts
     finally:
+        stop_bar_since(bar)
         record(name, started_wall, time.perf_counter() - started, counts)
 
 

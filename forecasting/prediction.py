@@ -79,7 +79,7 @@ def predict(
     frames = []
     if ids:
         window_levels = WindowLevels.concat(levels)
-        scaled = forecast_array(model, network_inputs(np.stack(inputs), future))
+        scaled = forecast_array(model, network_inputs(np.stack(inputs), future), "forecast", "series")
         frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
         values = frame[[c for c in frame.columns if c == "yhat" or c.startswith(("yhat_lower_", "yhat_upper_"))]].to_numpy(dtype="float64")
         broken = frame.loc[~np.isfinite(values).all(axis=1), "series_id"].unique()

@@ -20,6 +20,7 @@ from forecasting.config import MODEL_NAME_PATTERN
 from forecasting.tables import FORECAST_KEY
 from forecasting.errors import ConfigError
 from forecasting.files import replace_atomically
+from forecasting.progress import Progress
 from forecasting.storage import arrow_source, location, make_dirs
 
 PARTITION_FILE = "part-0.parquet"
@@ -51,10 +52,12 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
     root = forecasts_root(storage_root, dataset)
     origin_dates = pd.to_datetime(forecasts["forecast_origin"]).dt.strftime("%Y-%m-%d")
     key = [c for c in FORECAST_KEY if c != "model_name"]
+    progress = Progress("parquet write", len(forecasts), "rows").start()
     for (model_name, origin_date), rows in forecasts.groupby([forecasts["model_name"], origin_dates], sort=True):
         folder = _partition_dir(root, str(model_name), str(origin_date))
         make_dirs(folder)
         rows = rows.drop(columns=["model_name"])
+        count = len(rows)
         target = folder / PARTITION_FILE
         existing = _read_partition(target)
         if existing is not None:
@@ -64,6 +67,8 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
         rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
         table = _to_arrow(rows)
         replace_atomically(target, lambda path: pq.write_table(table, path), kill_point="parquet-write")
+        progress.advance(count, f"partition {model_name}/{origin_date}")
+    progress.finish()
     return len(forecasts)
 
 

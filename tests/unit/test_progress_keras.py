@@ -1,0 +1,69 @@
+"""The Keras progress callbacks: lines per batch with the epoch and losses, an early stop said as such,
+and the same numbers as without them (training and forecasts unchanged)."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+
+from forecasting.config import ModelConfig
+from forecasting.model import build_model, forecast_array
+from forecasting.progress_keras import EpochProgress, PredictProgress
+from forecasting.training import set_determinism
+
+CONFIG = ModelConfig(cell="gru", lookback=6, horizon=2, layers=[{"units": 4}], learning_rate=0.01, epochs=3, batch_size=16)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0  # each reading one second later
+        return self.now
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(64, 6, 1)).astype("float32"), rng.normal(size=(64, 2)).astype("float32")
+
+
+def fitted(callbacks: list) -> keras.Model:
+    set_determinism(7, deterministic_ops=False)
+    model = build_model(CONFIG)
+    x, y = data()
+    model.fit(x, y, validation_data=(x[:16], y[:16]), epochs=3, batch_size=16, shuffle=False, verbose=0, callbacks=callbacks)
+    return model
+
+
+def test_training_and_forecasts_are_the_same_with_progress_and_its_lines_say_epochs_and_losses(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="forecasting.progress"):
+        reported = fitted([EpochProgress(interval=0, clock=Clock(), bar=False)])
+    plain = fitted([])
+    for ours, theirs in zip(reported.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    lines = [r.getMessage() for r in caplog.records if r.name == "forecasting.progress"]
+    assert lines[0] == "train epochs: started, 12 batches to go"
+    assert lines[1].startswith("train epochs: 1/12 batches (8%), 1 batches/s, at most 11 s left (early stopping may end it sooner); epoch 1/3, loss ")
+    assert any(line.startswith("train epochs: 5/12 batches") and "epoch 2/3" in line and "val_loss" in line for line in lines)
+    assert lines[-1].startswith("train epochs: done, 12/12 batches in ") and "; 3/3 epochs, last val_loss " in lines[-1]
+    x, _ = data()
+    np.testing.assert_array_equal(forecast_array(plain, x), plain.predict(x, batch_size=4096, verbose=0))
+
+
+def test_an_early_stop_is_said_and_prediction_counts_windows_per_batch(caplog) -> None:
+    stop = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", epoch >= 0))
+    set_determinism(7, deterministic_ops=False)
+    model = build_model(CONFIG)
+    x, y = data()
+    with caplog.at_level(logging.INFO, logger="forecasting.progress"):
+        model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[stop, EpochProgress(interval=0, clock=Clock(), bar=False)])
+        model.predict(x, batch_size=16, verbose=0, callbacks=[PredictProgress(len(x), 16, "forecast", "series", interval=0, clock=Clock(), bar=False)])
+    lines = [r.getMessage() for r in caplog.records if r.name == "forecasting.progress"]
+    assert [line for line in lines if line.startswith("train epochs: done")][0].endswith("; stopped early after 1/3 epochs")
+    forecast = [line for line in lines if line.startswith("forecast: ")]
+    assert forecast[0] == "forecast: started, 64 series to go"
+    assert [line.split(" (")[0] for line in forecast[1:5]] == [f"forecast: {n}/64 series" for n in (16, 32, 48, 64)]
+    assert forecast[-1].startswith("forecast: done, 64/64 series in ")
