@@ -18,7 +18,7 @@ from forecasting.errors import RunError
 from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, seasonal_naive_forecast, smape
 from forecasting.faults import checkpoint
 from forecasting.phases import phase
-from forecasting.input_pipeline import shuffled_batches
+from forecasting.input_pipeline import shuffled_batches, validation_batch_size
 from forecasting.model import build_model, compile_model, forecast_array, member_count, member_targets
 from forecasting.scaling import SeriesScaler
 from forecasting.weighting import series_weights, window_weights
@@ -221,7 +221,7 @@ def fit_windows(
     with phase("train epochs") as counts:
         history = model.fit(
             batches,
-            validation_data=validation,
+            validation_data=validation, validation_batch_size=validation_batch_size(schedule.batch_size),
             epochs=schedule.epochs,
             shuffle=False,  # the dataset shuffles itself
             callbacks=callbacks,
