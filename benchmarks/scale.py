@@ -119,9 +119,9 @@ def breakdown(result: dict) -> dict[str, float]:
     steps = [line for line in result["phases"] if not line["phase"].startswith("startup")]
     if steps:
         # Launch to the first step's start: interpreter, imports, config, schema check, TensorFlow,
-        # the Prefect server and the flow run's creation (the two `startup:` phases are inside it).
+        # the Prefect server and the flow run's creation (the `startup:` phases are inside it).
         out["startup"] = min(line["started"] for line in steps) - result["launched"]
-        for name in ("startup: tensorflow import", "startup: prefect api"):
+        for name in ("startup: tensorflow import", "startup: prefect import", "startup: prefect api"):
             if name in seconds:
                 out[name] = seconds[name]
     for name in ("pull", "prepare", "train epochs"):

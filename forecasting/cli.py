@@ -53,6 +53,8 @@ def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -
     def import_tensorflow() -> None:
         with phase("startup: tensorflow import"):
             console.import_tensorflow()
+        with phase("startup: prefect import"):  # the flow's own imports; the server is still starting
+            import prefect  # noqa: F401
 
     with contextlib.ExitStack() as stack:
         try:
@@ -128,11 +130,12 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = False, allow_series_drop: bool = False) -> dict[str, Any]:
-    from flows.forecast_pipeline import forecast_pipeline
+    def call() -> dict[str, Any]:
+        from flows.forecast_pipeline import forecast_pipeline  # imports prefect: after the server's start began
 
-    return _orchestrated(
-        lambda: forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh, allow_series_drop=allow_series_drop), config_path, model, mode
-    )
+        return forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh, allow_series_drop=allow_series_drop)
+
+    return _orchestrated(call, config_path, model, mode)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from forecasting.faults import checkpoint
-from forecasting.input_pipeline import shuffled_batches
+from forecasting.input_pipeline import shuffled_batches, validation_batch_size
 from forecasting.model import member_count, member_targets
 from forecasting.progress_keras import EpochProgress
 from forecasting.phases import phase
@@ -73,6 +73,7 @@ def fit_windows(
         history = model.fit(
             batches,
             validation_data=validation,
+            validation_batch_size=validation_batch_size(schedule.batch_size),
             epochs=schedule.epochs,
             shuffle=False,  # the dataset shuffles itself
             callbacks=callbacks,
