@@ -100,6 +100,28 @@ def test_future_rows_are_pulled_stored_revised_and_prepared(project):
     assert not data.stale
 
 
+def test_plans_past_now_plus_max_future_are_pulled_not_quarantined(project):
+    settings, engine = project()  # the default source.max_future (92D)
+    frame = promotion_frame(n_series=2, length=24, ahead=18)
+    this_month = pd.Timestamp.now().normalize().replace(day=1)
+    frame["ts"] = frame["ts"] + pd.DateOffset(months=(this_month.year - 2019) * 12 + this_month.month - 12)  # observed up to this month
+    insert(engine, frame)
+    result = pulled(settings, "r1")
+    assert result.quarantined == 0 and result.series_set_aside == 0
+    assert int(stored(settings)["value"].isna().sum()) == 2 * 18
+    assert pd.Timestamp(result.watermark) == this_month
+
+
+def test_future_rows_never_move_the_watermark_when_every_series_is_set_aside(project):
+    settings, engine = project(max_quarantined_fraction=0.1, on_bad_series="skip")
+    insert(engine, promotion_frame(n_series=2, length=24, ahead=4))
+    assert pd.Timestamp(pulled(settings, "r1").watermark) == pd.Timestamp("2019-12-01")
+    execute(engine, "UPDATE observations SET promo = NULL WHERE value IS NULL")  # every plan unusable: every series set aside
+    second = pulled(settings, "r2")
+    assert second.series_set_aside == 2
+    assert pd.Timestamp(second.watermark) == pd.Timestamp("2019-12-01")
+
+
 def test_an_unknown_future_feature_column_is_named(project):
     settings, engine = project(future_features=["promo", "price"])
     insert(engine, promotion_frame(n_series=1, length=6, ahead=1))
