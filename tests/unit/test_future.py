@@ -177,3 +177,14 @@ def test_observed_only_refuses_a_frame_without_the_target():
     assert len(observed_only(frame)) == 1
     with pytest.raises(ValueError, match="value column"):
         observed_only(frame[["series_id", "ts"]])
+
+
+def test_missing_plans_name_every_series_with_its_periods_and_the_quarantine_table(trained):
+    frame, _, forecaster = trained
+    gap = frame.drop(frame.index[frame["series_id"].isin(["P01", "P04"]) & (frame["ts"] >= "2021-10-01")])
+    with pytest.raises(InputError) as error:
+        forecaster.predict(promo_arrays(gap))
+    message = str(error.value)
+    assert message.startswith("2 series lack future feature values: series P01: future feature values missing for 1 of the 6 forecast "
+                              "periods (2021-10-01 00:00:00); series P04: future feature values missing for 1 of the 6")
+    assert "quarantine table" in message and "\n" not in message
