@@ -71,8 +71,8 @@ def choose_mode(requested: str, facts: ModeFacts, promotion: PromotionConfig) ->
     """The mode to run and why, from facts alone.
 
     `retrain` and `forecast` are taken as requested. `fine-tune` and `auto` retrain when the inputs
-    the champion reads (features, future features, calendar) differ from the configured ones. `fine-tune` falls back to retrain without a
-    champion and to forecast without new observations. `auto`: no champion -> retrain; champion older
+    the champion reads (features, future features, calendar) differ from the configured ones.
+    `fine-tune` falls back to retrain without a champion and to forecast without new observations. `auto`: no champion -> retrain; champion older
     than `promotion.retrain_every_days` -> retrain; new observations -> fine-tune, unless the champion's
     live error over the latest `promotion.live_window` target periods grew more than
     `promotion.drift_tolerance` over its holdout score at promotion, or is worse than seasonal naive's on

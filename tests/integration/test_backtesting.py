@@ -106,3 +106,28 @@ def test_backtest_feeds_the_future_features_after_each_origin_without_its_target
     result = backtest(arrays, ModelConfig.model_validate({**TINY_MODEL, "epochs": 1}), "MS", season=12, windows=1)
     overall = result.scores[(result.scores["window"] == 0) & (result.scores["step"] == 0)].set_index("method")
     assert overall.loc["model", "series"] == 4 and np.isfinite(overall.loc["model", "smape"])
+
+
+def test_backtests_with_and_without_future_features_keep_their_own_rows(settings_for):
+    from forecasting import steps
+    from forecasting.database import create_db_engine
+    from forecasting.schema import migrate
+    from tests.conftest import pull
+    from tests.integration.test_future_features import execute, insert
+    from tests.conftest import promotion_frame
+
+    def settings_with(future):
+        return settings_for("sqlite:///backtests.db", source={"frequency": "MS", "future_features": future}, model={"epochs": 1})[0]
+
+    plain, promoted = settings_with([]), settings_with(["promo"])
+    engine = create_db_engine(plain.database.url)
+    migrate(engine)
+    execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
+    insert(engine, promotion_frame(n_series=4, length=48, ahead=0))
+    pull(promoted)
+    without = steps.backtest_step(plain, "tiny", "run-plain", windows=1)
+    with_promo = steps.backtest_step(promoted, "tiny", "run-promo", windows=1)
+    assert without.backtest_id != with_promo.backtest_id
+    with engine.connect() as connection:
+        rows = dict(connection.execute(sa.text("SELECT run_id, count(*) FROM backtests GROUP BY run_id")).all())
+    assert rows == {"run-plain": 3 * 7 * 2, "run-promo": 3 * 7 * 2}  # neither replaced the other
