@@ -30,7 +30,7 @@ def attach_future(arrays: Any, rows: pd.DataFrame, names: list[str], columns: tu
     missing periods as NaN, calendar columns computed for those periods."""
     from forecasting.windowing import calendar_features
 
-    arrays.future_columns, arrays.future_fill, arrays.future_count = columns, fill, len(names)
+    arrays.future_columns, arrays.future_fill, arrays.future_count, arrays.future_names = columns, fill, len(names), tuple(names)
     if not columns:
         return arrays
     offset = pd.tseries.frequencies.to_offset(arrays.frequency)

@@ -188,3 +188,22 @@ def test_missing_plans_name_every_series_with_its_periods_and_the_quarantine_tab
     assert message.startswith("2 series lack future feature values: series P01: future feature values missing for 1 of the 6 forecast "
                               "periods (2021-10-01 00:00:00); series P04: future feature values missing for 1 of the 6")
     assert "quarantine table" in message and "\n" not in message
+
+
+def test_a_network_handed_another_future_width_is_a_clear_error(trained):
+    from forecasting.errors import ConfigError
+
+    frame, arrays, forecaster = trained
+    observed, ahead = split_future(frame)
+    plain = build_arrays(observed, ahead, SOURCE, "MS", True, future=[])  # no future columns
+    for call in (lambda: forecaster.predict(plain), lambda: forecaster.score_holdout(plain, "smape"), lambda: forecaster.fine_tune(plain)):
+        with pytest.raises(ConfigError, match=r"the network reads \d+ future input columns \(future_features \['promo'\] and calendar\), "
+                           r"the data carries 0 \(future features \[\]\)") as error:
+            call()
+        assert "\n" not in str(error.value) and error.value.exit_code == 2
+
+
+def test_fit_records_the_future_columns_of_its_arrays(trained):
+    _, arrays, _ = trained
+    config = ModelConfig(**{**TINY_MODEL, "calendar": True, "epochs": 1, "refit": False})
+    assert RecurrentForecaster.fit(arrays, config).forecaster.future_features == ("promo",)
