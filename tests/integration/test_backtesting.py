@@ -99,10 +99,20 @@ def test_backtest_feeds_the_future_features_after_each_origin_without_its_target
     from forecasting.future_rows import split_future
     from tests.conftest import promotion_frame
 
-    observed, ahead = split_future(promotion_frame(n_series=4, length=48, ahead=0))
+    frame = promotion_frame(n_series=4, length=48, ahead=0)
+    observed, ahead = split_future(frame)
     arrays = build_arrays(observed, ahead, SourceConfig(future_features=["promo"], frequency="MS"), "MS")
-    known, _ = cut(arrays, pd.Timestamp("2021-06-01"), 6, "MS")
-    assert len(known.future["P00"]) == 6 and known.future["P00"].shape[1] == 1  # the promo of the 6 months after the origin
+    origin = pd.Timestamp("2021-06-01")
+    known, _ = cut(arrays, origin, 6, "MS")
+    later = frame[frame["ts"] > origin]
+    for sid in known.ids:
+        # No target after the origin is in the inputs: the lookback ends at it, the future block holds promo only.
+        assert known.timestamps[sid][-1] == origin and len(known.values[sid]) == len(known.timestamps[sid])
+        assert known.future[sid].shape[1] == 1 and not np.isin(later.loc[later["series_id"] == sid, "value"], known.values[sid][:, 0]).any()
+        # The future block after the origin is the stored promo of those months.
+        promo = later[later["series_id"] == sid].set_index("ts")["promo"]
+        assert list(known.future_timestamps[sid]) == list(promo.index)
+        np.testing.assert_array_equal(known.future[sid][:, 0], promo.to_numpy())
     result = backtest(arrays, ModelConfig.model_validate({**TINY_MODEL, "epochs": 1}), "MS", season=12, windows=1)
     overall = result.scores[(result.scores["window"] == 0) & (result.scores["step"] == 0)].set_index("method")
     assert overall.loc["model", "series"] == 4 and np.isfinite(overall.loc["model", "smape"])
