@@ -122,9 +122,8 @@ def test_backtests_with_and_without_future_features_keep_their_own_rows(settings
     from forecasting import steps
     from forecasting.database import create_db_engine
     from forecasting.schema import migrate
-    from tests.conftest import pull
+    from tests.conftest import promotion_frame, pull
     from tests.integration.test_future_features import execute, insert
-    from tests.conftest import promotion_frame
 
     def settings_with(future):
         return settings_for("sqlite:///backtests.db", source={"frequency": "MS", "future_features": future}, model={"epochs": 1})[0]
