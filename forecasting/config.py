@@ -114,7 +114,9 @@ class SourceConfig(StrictModel):
     gaps: Literal["leave", "interpolate", "ffill", "zero"] = "leave"  # missing grid points
     max_quarantined_fraction: float = Field(default=0.2, ge=0.0, le=1.0)  # of a series' stored + pulled rows
     on_bad_series: Literal["skip", "fail"] = "skip"  # a series over max_quarantined_fraction: set aside, or fail the run
-    max_future: str = "92D"  # rows dated further than this after the run's time are quarantined
+    max_future: str = "92D"  # observed rows dated further than this after the run's time are quarantined
+    # future rows more than this many periods after their series' last observation are quarantined
+    max_future_periods: int = Field(default=1000, ge=1)
     stale_after: int = Field(default=12, ge=0)  # periods without an observation before a series is no longer forecast; 0: never
     max_series_drop: float = Field(default=0.2, ge=0.0, le=1.0)  # a pull losing more than this fraction of the series fails
 

@@ -35,6 +35,7 @@ from forecasting.artifacts import (
     write_series_table,
 )
 from forecasting.config import ModelConfig
+from forecasting.errors import ConfigError
 from forecasting.defaults import stored_config
 from forecasting.scaling import SeriesScaler
 from forecasting.windowing import SeriesArrays
@@ -90,10 +91,17 @@ class RecurrentForecaster:
     ) -> "TrainingOutcome":
         """Train from scratch on `arrays` (their frequency is the forecaster's; see `training.train`);
         returns the deployed forecaster, the holdout forecaster and the report. Keys the config leaves
-        out are derived from the data first (`defaults.resolve_for`); the forecaster keeps the result."""
+        out are derived from the data first (`defaults.resolve_for`); the forecaster keeps the result.
+        `future_features` defaults to the names of the arrays' future columns."""
         from forecasting.defaults import resolve_for
         from forecasting.training import train
 
+        future_features = tuple(future_features) or tuple(getattr(arrays, "future_names", ()))
+        if len(future_features) != arrays.future_count:
+            raise ConfigError(
+                f"future_features {list(future_features)} given, but the arrays carry {arrays.future_count} future feature columns "
+                f"({list(getattr(arrays, 'future_names', ()))}); build them with the same future features"
+            )
         frequency = arrays.frequency or ""
         config = resolve_for(config, arrays)
         trained = train(arrays, config, season=config.season, verbose=verbose)
@@ -107,6 +115,7 @@ class RecurrentForecaster:
         from forecasting.defaults import effective_season, fill_from
         from forecasting.training import fine_tune
 
+        check_future_inputs(self, arrays, "fine-tune")
         config = fill_from(config or self.config, self.config)
         season = effective_season(config, arrays.frequency or self.frequency)
         trained = fine_tune(arrays, config, (copy_network(self.network), self.scaler, dict(self.train_end)), season, verbose)
@@ -130,6 +139,7 @@ class RecurrentForecaster:
         by their own history in a copy of the scaler."""
         from forecasting.prediction import predict
 
+        check_future_inputs(self, arrays, "predict")
         widths = {level: w for level, w in self.interval_halfwidths.items() if levels is None or level in levels}
         return predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, arrays.frequency or self.frequency, widths)
 
@@ -139,6 +149,7 @@ class RecurrentForecaster:
         from forecasting.defaults import effective_season
         from forecasting.evaluation import score_holdout
 
+        check_future_inputs(self, arrays, "score_holdout")
         season = effective_season(self.config, arrays.frequency or self.frequency)
         return score_holdout(self.network, self.scaler, arrays, self.lookback, self.horizon, season, metric)
 
@@ -238,6 +249,20 @@ class TrainingOutcome:
     forecaster: RecurrentForecaster
     holdout: RecurrentForecaster
     report: Any  # training.TrainingReport
+
+
+def check_future_inputs(forecaster: RecurrentForecaster, arrays: SeriesArrays, action: str) -> None:
+    """A ConfigError when the network's future input is not as wide as the arrays' future columns."""
+    from forecasting.model import future_inputs
+
+    expected, given = future_inputs(forecaster.network), len(arrays.future_columns)
+    if expected != given:
+        calendar = " and calendar" if forecaster.calendar and forecaster.future_features else ""
+        raise ConfigError(
+            f"{action}: the network reads {expected} future input columns (future_features {list(forecaster.future_features)}{calendar}), "
+            f"the data carries {given} (future features {list(arrays.future_names)}); prepare the data with the model's future_features "
+            "and calendar, or retrain"
+        )
 
 
 def _outcome(trained: Any, config: ModelConfig, frequency: str, features: tuple[str, ...], future_features: tuple[str, ...] = ()) -> TrainingOutcome:

@@ -30,7 +30,7 @@ def attach_future(arrays: Any, rows: pd.DataFrame, names: list[str], columns: tu
     missing periods as NaN, calendar columns computed for those periods."""
     from forecasting.windowing import calendar_features
 
-    arrays.future_columns, arrays.future_fill, arrays.future_count = columns, fill, len(names)
+    arrays.future_columns, arrays.future_fill, arrays.future_count, arrays.future_names = columns, fill, len(names), tuple(names)
     if not columns:
         return arrays
     offset = pd.tseries.frequencies.to_offset(arrays.frequency)
@@ -76,9 +76,44 @@ def training_blocks(values: np.ndarray, columns: tuple[int, ...], lookback: int,
     return np.ascontiguousarray(blocks.transpose(0, 2, 1))
 
 
-def horizon_block(arrays: Any, series_id: str, horizon: int, periods: pd.DatetimeIndex) -> np.ndarray:
-    """The future columns for the `horizon` periods after a series' last observation (horizon x
-    columns), filled per `arrays.future_fill`, or an InputError naming the series and the periods missing."""
+def horizon_blocks(arrays: Any, ids: list[str], horizon: int, frequency: str) -> np.ndarray:
+    """The future columns for the `horizon` periods after each series' last observation (series x
+    horizon x columns), filled per `arrays.future_fill`, or an InputError naming every series whose
+    future values are missing (up to MAX_LISTED) with its periods."""
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    blocks, missing = [], {}
+    for sid in ids:
+        periods = pd.date_range(arrays.timestamps[sid][-1] + offset, periods=horizon, freq=offset)
+        block, absent = _filled_block(arrays, sid, horizon, periods)
+        if absent.any():
+            missing[sid] = periods[absent]
+        blocks.append(block)
+    if missing:
+        raise InputError(missing_plans(missing, horizon))
+    return np.stack(blocks)
+
+
+def missing_plans(missing: dict[str, pd.DatetimeIndex], horizon: int) -> str:
+    """The error for series whose future values are missing: each series (up to MAX_LISTED) and its periods."""
+    from forecasting.validation import MAX_LISTED
+
+    def one(series_id: str, periods: pd.DatetimeIndex) -> str:
+        listed = ", ".join(str(ts) for ts in periods[:MAX_LISTED_PERIODS])
+        more = f" and {len(periods) - MAX_LISTED_PERIODS} more" if len(periods) > MAX_LISTED_PERIODS else ""
+        return f"series {series_id}: future feature values missing for {len(periods)} of the {horizon} forecast periods ({listed}{more})"
+
+    named = [one(sid, periods) for sid, periods in sorted(missing.items())[:MAX_LISTED]]
+    head = f"{len(missing)} series lack future feature values: " if len(missing) > 1 else ""
+    tail = f"; and {len(missing) - MAX_LISTED} more series" if len(missing) > MAX_LISTED else ""
+    return (
+        f"{head}{'; '.join(named)}{tail}. Store rows with them (target empty) in the source (rows stored but unusable "
+        "are listed with their reason in the quarantine table), or set source.future_fill"
+    )
+
+
+def _filled_block(arrays: Any, series_id: str, horizon: int, periods: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """A series' future block filled per `arrays.future_fill`, and which periods are missing (all
+    False once filled)."""
     block = np.full((horizon, len(arrays.future_columns)), np.nan)
     stored = arrays.future.get(series_id)
     if stored is not None:
@@ -89,19 +124,14 @@ def horizon_block(arrays: Any, series_id: str, horizon: int, periods: pd.Datetim
         block[:, arrays.future_count :] = calendar_features(periods, arrays.frequency)
     missing = ~np.isfinite(block).all(axis=1)
     if not missing.any():
-        return block
+        return block, missing
     if arrays.future_fill == "zero":
-        return np.where(np.isfinite(block), block, 0.0)
+        return np.where(np.isfinite(block), block, 0.0), np.zeros(horizon, dtype=bool)
     if arrays.future_fill == "last":
         last = np.asarray(arrays.values[series_id], dtype="float64")[-1:, list(arrays.future_columns)]
         filled = pd.DataFrame(np.vstack([last, block])).ffill().to_numpy()[1:]
-        return np.where(np.isfinite(filled), filled, 0.0)
-    listed = ", ".join(str(ts) for ts in periods[missing][:MAX_LISTED_PERIODS])
-    more = f" and {int(missing.sum()) - MAX_LISTED_PERIODS} more" if missing.sum() > MAX_LISTED_PERIODS else ""
-    raise InputError(
-        f"series {series_id}: future feature values missing for {int(missing.sum())} of the {horizon} forecast periods "
-        f"({listed}{more}); store rows with them (target empty) in the source, or set source.future_fill"
-    )
+        return np.where(np.isfinite(filled), filled, 0.0), np.zeros(horizon, dtype=bool)
+    return block, missing
 
 
 def encode_future(scaler: Any, series_ids: np.ndarray, blocks: np.ndarray, columns: tuple[int, ...]) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 FUTURE_ROW_REASON = "future row (empty target after the last observation): a future feature is missing or not finite"
+DEFAULT_MAX_PERIODS = 1000  # source.max_future_periods' default
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class FutureRows:
 
     after: pd.Series  # series id -> timestamp of its last observed (non-empty) target
     columns: tuple[str, ...]
+    max_periods: int = DEFAULT_MAX_PERIODS  # source.max_future_periods
 
     def mask(self, frame: pd.DataFrame) -> np.ndarray:
         """Which rows of `frame` are future rows: an empty target later than their series' last observed one."""
@@ -25,6 +27,15 @@ class FutureRows:
         with np.errstate(invalid="ignore"):
             later = frame["ts"].to_numpy(dtype="datetime64[us]") > after
         return frame["value"].isna().to_numpy() & later & ~np.isnat(after)
+
+    def too_far(self, frame: pd.DataFrame, frequency: str) -> np.ndarray:
+        """Which rows of `frame` lie more than `max_periods` periods of `frequency` after their series' last observation."""
+        offset = pd.tseries.frequencies.to_offset(frequency)
+        known = self.after.dropna().astype("datetime64[us]")
+        limit = pd.Series(pd.DatetimeIndex(known.to_numpy()) + self.max_periods * offset, index=known.index).astype("datetime64[us]")
+        bound = limit.reindex(frame["series_id"].to_numpy()).to_numpy()
+        with np.errstate(invalid="ignore"):
+            return (frame["ts"].to_numpy(dtype="datetime64[us]") > bound) & ~np.isnat(bound)
 
 
 def last_observed(frame: pd.DataFrame) -> pd.Series:
@@ -34,8 +45,10 @@ def last_observed(frame: pd.DataFrame) -> pd.Series:
 
 
 def observed_only(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a history frame that hold an observed target (future rows left out)."""
-    return frame.loc[frame["value"].notna().to_numpy()] if "value" in frame.columns and len(frame) else frame
+    """The rows of a history frame that hold an observed target (future rows left out); the frame must carry `value`."""
+    if "value" not in frame.columns:
+        raise ValueError(f"observed_only needs the value column to tell future rows apart; the frame has {list(frame.columns)}")
+    return frame.loc[frame["value"].notna().to_numpy()] if len(frame) else frame
 
 
 def split_future(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -46,13 +59,15 @@ def split_future(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame.loc[~is_future], frame.loc[is_future]
 
 
-def pull_future_rows(columns: list[str], frame: pd.DataFrame, stored_last: pd.Series | None) -> FutureRows | None:
+def pull_future_rows(
+    columns: list[str], frame: pd.DataFrame, stored_last: pd.Series | None, max_periods: int = DEFAULT_MAX_PERIODS
+) -> FutureRows | None:
     """How the pull tells future rows apart (None without future features): each series' last
     observed target in the pulled rows, or, for a series read only after its window, in the store
-    (`stored_last`: the last observed target the previous pull recorded)."""
+    (`stored_last`: the last observed target the previous pull recorded); `max_periods` bounds how far ahead."""
     if not columns:
         return None
     after = last_observed(frame)
     if stored_last is not None and len(stored_last):
         after = pd.concat([after, stored_last.dropna().astype("datetime64[us]")]).groupby(level=0).max()
-    return FutureRows(after, tuple(columns))
+    return FutureRows(after, tuple(columns), max_periods)

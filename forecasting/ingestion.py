@@ -172,7 +172,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     with engine.connect() as connection:
         summary = source_summary(connection, source).set_index("series_id")
     latest_allowed = pd.Timestamp(utc_now()) + pd.Timedelta(source.max_future)
-    stored = history.read(root, columns=["series_id", "ts"]) if store_status == "complete" else None
+    stored = history.read(root, columns=["series_id", "ts", "value"]) if store_status == "complete" else None
     before = len(recorded) if len(recorded) else (int(stored["series_id"].nunique()) if stored is not None else 0)
 
     window: dict[str, pd.Timestamp] = {}
@@ -231,7 +231,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         cut = per_row(stored["series_id"], window)
         kept = stored.loc[(stored["ts"].to_numpy() <= cut) & ~np.isnat(cut)]
         stored_rows = kept.groupby("series_id").size()
-    future = pull_future_rows(source.future_features, frame, recorded.loc[list(window), "last_ts"] if window else None)
+    future = pull_future_rows(source.future_features, frame, recorded.loc[list(window), "last_ts"] if window else None, source.max_future_periods)
     screening = screen(frame, frequency, source.max_quarantined_fraction, stored_rows, source.on_bad_series, latest_allowed, future) if frequency and len(frame) else None
     clean = screening.clean if screening else frame
     skipped = screening.skipped if screening else {}

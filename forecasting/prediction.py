@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.batched import encode_in_order
-from forecasting.future import encode_future, horizon_block, network_inputs
+from forecasting.future import encode_future, horizon_blocks, network_inputs
 from forecasting.tables import interval_columns
 from forecasting.model import forecast_array
 from forecasting.scaling import SeriesScaler, WindowLevels
@@ -101,14 +101,11 @@ def predict(
 
 def prediction_blocks(scaler: SeriesScaler, arrays: SeriesArrays, ids: list[str], horizon: int, frequency: str) -> np.ndarray | None:
     """The scaled future blocks of the series `ids` for the periods after their last observation
-    (None without future inputs); an InputError names a series whose future values are missing."""
+    (None without future inputs); an InputError names the series whose future values are missing."""
     if not arrays.future_columns or not ids:
         return None
-    offset = pd.tseries.frequencies.to_offset(frequency)
-    blocks = [
-        horizon_block(arrays, sid, horizon, pd.date_range(arrays.timestamps[sid][-1] + offset, periods=horizon, freq=offset)) for sid in ids
-    ]
-    return encode_future(scaler, np.asarray(ids, dtype=object), np.stack(blocks), arrays.future_columns)
+    blocks = horizon_blocks(arrays, ids, horizon, frequency)
+    return encode_future(scaler, np.asarray(ids, dtype=object), blocks, arrays.future_columns)
 
 
 def forecast_frame(

@@ -97,7 +97,8 @@ def screen(
     of its history kept from earlier pulls) are unusable, the run fails before anything is stored
     (`on_bad="fail"`) or the whole series' pulled rows are set aside and it is listed (`"skip"`).
     With `future`, a row whose target is empty after its series' last observed target is a future
-    row: only its future columns must be finite (an empty target before that is still unusable)."""
+    row: only its future columns must be finite (an empty target before that is still unusable), and
+    instead of `latest_allowed` it must lie within `future.max_periods` periods of that observation."""
     duplicated = frame.duplicated(["series_id", "ts"], keep="last").to_numpy()
     frame = frame.loc[~duplicated]
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
@@ -105,8 +106,8 @@ def screen(
     reasons = pd.Series("", index=frame.index, dtype=object)
     bad_value = ~np.isfinite(values).all(axis=1)
     reasons[bad_value] = "value missing or not finite"
+    is_future = future.mask(frame) if future is not None else np.zeros(len(frame), dtype=bool)
     if future is not None:
-        is_future = future.mask(frame)
         future_values = frame[list(future.columns)].to_numpy(dtype="float64")
         bad_future = is_future & ~np.isfinite(future_values).all(axis=1)
         bad_value = np.where(is_future, bad_future, bad_value)
@@ -115,9 +116,14 @@ def screen(
     off_grid = ~on_grid(frame["ts"], frequency)
     reasons[off_grid & ~bad_value] = f"timestamp not on the {frequency} grid"
     reasons[~representable(values)] = TOO_LARGE_REASON
-    if latest_allowed is not None:
-        future = (frame["ts"] > latest_allowed).to_numpy()
-        reasons[future & ~bad_value & ~off_grid] = f"timestamp later than {latest_allowed} (source.max_future after the run's time)"
+    if latest_allowed is not None:  # observed rows only: future rows are plans, bounded per series below
+        late = (frame["ts"] > latest_allowed).to_numpy() & ~is_future
+        reasons[late & ~bad_value & ~off_grid] = f"timestamp later than {latest_allowed} (source.max_future after the run's time)"
+    if future is not None:
+        far = is_future & future.too_far(frame, frequency)
+        reasons[far & ~bad_value & ~off_grid] = (
+            f"future row more than {future.max_periods} periods after its series' last observation (source.max_future_periods)"
+        )
     is_bad = (reasons != "").to_numpy()
     skipped: dict[str, str] = {}
     if is_bad.any():

@@ -30,6 +30,7 @@ class SeriesArrays:
     future: dict[str, np.ndarray] = field(default_factory=dict)
     future_timestamps: dict[str, pd.DatetimeIndex] = field(default_factory=dict)
     future_fill: str = "error"
+    future_names: tuple[str, ...] = ()  # the future features' source columns
 
     @property
     def ids(self) -> list[str]:

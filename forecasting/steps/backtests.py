@@ -64,6 +64,8 @@ def backtest_step(
     data = prepare_data(engine, settings, calendar=effective.calendar)
     result = backtest(data.arrays, effective, data.frequency, effective_season(effective, data.frequency), windows, step, verbose=verbose)
     data_key = f"{data.rows_read}:{max(index[-1] for index in data.arrays.timestamps.values())}:{data.frequency}"
+    # The input columns are part of the data (named only when set, so plain backtests keep their ids).
+    data_key += "".join(f":{key}={sorted(getattr(settings.source, key))}" for key in ("features", "future_features") if getattr(settings.source, key))
     identifier = backtest_id(model_name, effective, data_key, windows, step)
     created = utc_now()
     rows = [

@@ -15,7 +15,9 @@ class GateFacts:
     `metric` on the latest holdout. `champion`: the champion's version number (None: no champion,
     or one that could not be loaded, then `unusable` says why); `champion_horizon` its horizon;
     `champion_score()` its score on the same holdout, only called when needed; `scored_by_deployed`:
-    that score comes from its deployed network (artifacts from before holdout networks)."""
+    that score comes from its deployed network (artifacts from before holdout networks);
+    `inputs_changed`: how the champion's input columns differ from the configured ones (the forecast
+    step would refuse it), None when they are the same."""
 
     metric: str
     margin: float
@@ -27,6 +29,7 @@ class GateFacts:
     unusable: str | None = None
     scored_by_deployed: bool = False
     champion_score: Callable[[], float] = field(default=lambda: float("nan"))
+    inputs_changed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ def finite(value: float) -> float | None:
 def apply_gate(facts: GateFacts) -> GateResult:
     """Promote a version that beats the champion by `margin` on the holdout (against seasonal naive
     when the champion cannot be loaded); the first version is promoted unless its score is not
-    finite, and so is one whose champion forecasts another horizon or scores not finite."""
+    finite, and so is one whose champion forecasts another horizon, scores not finite, or reads other
+    input columns than the configured ones (`inputs_changed`: the forecast step would refuse it)."""
     metric, score, baseline = facts.metric, facts.score, facts.baseline
     scores: dict[str, Any] = {"holdout_metric": metric, "holdout_score": finite(score), "baseline_score": finite(baseline)}
     if not math.isfinite(score):
@@ -55,6 +59,9 @@ def apply_gate(facts: GateFacts) -> GateResult:
             f"kept as candidate: its {metric} on the holdout is {score} (not finite), so it cannot be compared"
             + (f"; forecasts stay with champion v{facts.champion}" if facts.champion is not None else "; the model has no champion")
         )
+    elif facts.inputs_changed is not None and facts.champion is not None:
+        promote = True  # keeping the champion would leave nothing the forecast step accepts
+        decision = f"promoted: inputs changed ({facts.inputs_changed}), the forecast step would refuse champion v{facts.champion}"
     elif facts.unusable is not None:
         promote = bool(score < baseline * (1 - facts.margin))
         decision = (

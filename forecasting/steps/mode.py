@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
 from forecasting.accuracy import LiveAccuracy, is_finite
 from forecasting.artifacts import utc_now
-from forecasting.config import Settings
+from forecasting.config import Settings, SourceConfig
 from forecasting.model_config import PromotionConfig
 from forecasting.errors import RunError
 
@@ -51,13 +51,28 @@ class ModeFacts:
     new_observations: Callable[[], tuple[int, int]] = lambda: (0, 0)
     recent_score: Callable[[], float | str] = lambda: float("nan")
     live: Callable[[], LiveAccuracy | None] = lambda: None
+    inputs_changed: Callable[[], str | None] = lambda: None  # see `changed_inputs`
+
+
+def changed_inputs(champion: Any, source: SourceConfig, calendar: bool | None = None) -> str | None:
+    """What differs between the inputs a loaded version reads and the configured ones (source.features,
+    source.future_features and, given `calendar`, the model's calendar option), or None."""
+    changes = [
+        f"source.{key} {list(getattr(source, key))} (champion v{champion.version}: {list(getattr(champion, key))})"
+        for key in ("features", "future_features")
+        if list(getattr(champion, key)) != list(getattr(source, key))
+    ]
+    if calendar is not None and bool(champion.calendar) != calendar:
+        changes.append(f"calendar {str(calendar).lower()} (champion v{champion.version}: {str(bool(champion.calendar)).lower()})")
+    return "; ".join(changes) or None
 
 
 def choose_mode(requested: str, facts: ModeFacts, promotion: PromotionConfig) -> ModeDecision:
     """The mode to run and why, from facts alone.
 
-    `retrain` and `forecast` are taken as requested. `fine-tune` falls back to retrain without a
-    champion and to forecast without new observations. `auto`: no champion -> retrain; champion older
+    `retrain` and `forecast` are taken as requested. `fine-tune` and `auto` retrain when the inputs
+    the champion reads (features, future features, calendar) differ from the configured ones.
+    `fine-tune` falls back to retrain without a champion and to forecast without new observations. `auto`: no champion -> retrain; champion older
     than `promotion.retrain_every_days` -> retrain; new observations -> fine-tune, unless the champion's
     live error over the latest `promotion.live_window` target periods grew more than
     `promotion.drift_tolerance` over its holdout score at promotion, or is worse than seasonal naive's on
@@ -70,6 +85,9 @@ def choose_mode(requested: str, facts: ModeFacts, promotion: PromotionConfig) ->
             return ModeDecision("retrain", f"retrain: fine-tune requested, but model {facts.model_name} has no champion to continue from yet")
         return ModeDecision("retrain", f"retrain: model {facts.model_name} has no champion yet")
     champion = facts.champion
+    changed = facts.inputs_changed()
+    if changed:  # a fine-tuned champion keeps its inputs, which the forecast step would refuse
+        return ModeDecision("retrain", f"retrain: the inputs changed since champion v{champion} was trained: {changed}")
     if requested == "fine-tune":
         count, series = facts.new_observations()
         if not count:
@@ -152,9 +170,22 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
     newest = newest_version(engine, model_name) or row
     trained_on = f"champion v{champion}" if newest["version"] == champion else f"{newest['status']} v{newest['version']}; champion v{champion}"
 
+    loaded_versions: list[Any] = []
+
+    def load() -> Any:
+        if not loaded_versions:
+            loaded_versions.append(load_version(engine, model_name, champion))
+        return loaded_versions[0]
+
+    def inputs_changed() -> str | None:
+        try:
+            return changed_inputs(load(), settings.source, settings.model(model_name).calendar)
+        except RunError:
+            return None  # recent_score() says why it cannot be loaded
+
     def recent_score() -> float | str:
         try:
-            loaded = load_version(engine, model_name, champion)
+            loaded = load()
             # The network the promotion score came from (out of sample), where the artifact keeps it.
             scorer = loaded.holdout_forecaster() or loaded
         except RunError as error:
@@ -173,6 +204,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
         new_observations=lambda: newer_observations(settings, newest["data_watermark"]),
         recent_score=recent_score,
         live=lambda: champion_live_accuracy(engine, model_name, champion, promotion.metric, promotion.live_window),
+        inputs_changed=inputs_changed,
     )
     return choose_mode(requested, facts, promotion)
 

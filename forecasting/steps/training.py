@@ -11,7 +11,7 @@ from forecasting.errors import ConfigError, RunError
 from forecasting.phases import timed
 from forecasting.steps.data import open_engine, prepare_data
 from forecasting.steps.gate import GateFacts, apply_gate
-from forecasting.steps.mode import TRAINING_MODES
+from forecasting.steps.mode import TRAINING_MODES, changed_inputs
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
             horizon=effective.horizon, champion=champion.version if champion is not None else None,
             champion_horizon=champion.horizon if champion is not None else None, unusable=unusable,
             scored_by_deployed=champion is not None and held_out is None, champion_score=champion_score,
+            inputs_changed=changed_inputs(champion, settings.source) if champion is not None else None,
         )
     )
     report = outcome.report

@@ -99,10 +99,44 @@ def test_backtest_feeds_the_future_features_after_each_origin_without_its_target
     from forecasting.future_rows import split_future
     from tests.conftest import promotion_frame
 
-    observed, ahead = split_future(promotion_frame(n_series=4, length=48, ahead=0))
+    frame = promotion_frame(n_series=4, length=48, ahead=0)
+    observed, ahead = split_future(frame)
     arrays = build_arrays(observed, ahead, SourceConfig(future_features=["promo"], frequency="MS"), "MS")
-    known, _ = cut(arrays, pd.Timestamp("2021-06-01"), 6, "MS")
-    assert len(known.future["P00"]) == 6 and known.future["P00"].shape[1] == 1  # the promo of the 6 months after the origin
+    origin = pd.Timestamp("2021-06-01")
+    known, _ = cut(arrays, origin, 6, "MS")
+    later = frame[frame["ts"] > origin]
+    for sid in known.ids:
+        # No target after the origin is in the inputs: the lookback ends at it, the future block holds promo only.
+        assert known.timestamps[sid][-1] == origin and len(known.values[sid]) == len(known.timestamps[sid])
+        assert known.future[sid].shape[1] == 1 and not np.isin(later.loc[later["series_id"] == sid, "value"], known.values[sid][:, 0]).any()
+        # The future block after the origin is the stored promo of those months.
+        promo = later[later["series_id"] == sid].set_index("ts")["promo"]
+        assert list(known.future_timestamps[sid]) == list(promo.index)
+        np.testing.assert_array_equal(known.future[sid][:, 0], promo.to_numpy())
     result = backtest(arrays, ModelConfig.model_validate({**TINY_MODEL, "epochs": 1}), "MS", season=12, windows=1)
     overall = result.scores[(result.scores["window"] == 0) & (result.scores["step"] == 0)].set_index("method")
     assert overall.loc["model", "series"] == 4 and np.isfinite(overall.loc["model", "smape"])
+
+
+def test_backtests_with_and_without_future_features_keep_their_own_rows(settings_for):
+    from forecasting import steps
+    from forecasting.database import create_db_engine
+    from forecasting.schema import migrate
+    from tests.conftest import promotion_frame, pull
+    from tests.integration.test_future_features import execute, insert
+
+    def settings_with(future):
+        return settings_for("sqlite:///backtests.db", source={"frequency": "MS", "future_features": future}, model={"epochs": 1})[0]
+
+    plain, promoted = settings_with([]), settings_with(["promo"])
+    engine = create_db_engine(plain.database.url)
+    migrate(engine)
+    execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
+    insert(engine, promotion_frame(n_series=4, length=48, ahead=0))
+    pull(promoted)
+    without = steps.backtest_step(plain, "tiny", "run-plain", windows=1)
+    with_promo = steps.backtest_step(promoted, "tiny", "run-promo", windows=1)
+    assert without.backtest_id != with_promo.backtest_id
+    with engine.connect() as connection:
+        rows = dict(connection.execute(sa.text("SELECT run_id, count(*) FROM backtests GROUP BY run_id")).all())
+    assert rows == {"run-plain": 3 * 7 * 2, "run-promo": 3 * 7 * 2}  # neither replaced the other

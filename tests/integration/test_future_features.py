@@ -100,6 +100,28 @@ def test_future_rows_are_pulled_stored_revised_and_prepared(project):
     assert not data.stale
 
 
+def test_plans_past_now_plus_max_future_are_pulled_not_quarantined(project):
+    settings, engine = project()  # the default source.max_future (92D)
+    frame = promotion_frame(n_series=2, length=24, ahead=18)
+    this_month = pd.Timestamp.now().normalize().replace(day=1)
+    frame["ts"] = frame["ts"] + pd.DateOffset(months=(this_month.year - 2019) * 12 + this_month.month - 12)  # observed up to this month
+    insert(engine, frame)
+    result = pulled(settings, "r1")
+    assert result.quarantined == 0 and result.series_set_aside == 0
+    assert int(stored(settings)["value"].isna().sum()) == 2 * 18
+    assert pd.Timestamp(result.watermark) == this_month
+
+
+def test_future_rows_never_move_the_watermark_when_every_series_is_set_aside(project):
+    settings, engine = project(max_quarantined_fraction=0.1, on_bad_series="skip")
+    insert(engine, promotion_frame(n_series=2, length=24, ahead=4))
+    assert pd.Timestamp(pulled(settings, "r1").watermark) == pd.Timestamp("2019-12-01")
+    execute(engine, "UPDATE observations SET promo = NULL WHERE value IS NULL")  # every plan unusable: every series set aside
+    second = pulled(settings, "r2")
+    assert second.series_set_aside == 2
+    assert pd.Timestamp(second.watermark) == pd.Timestamp("2019-12-01")
+
+
 def test_an_unknown_future_feature_column_is_named(project):
     settings, engine = project(future_features=["promo", "price"])
     insert(engine, promotion_frame(n_series=1, length=6, ahead=1))
@@ -153,3 +175,27 @@ def test_train_and_forecast_steps_use_the_future_rows_and_name_missing_ones(sett
     pulled(settings, "r2")
     with pytest.raises(InputError, match=r"series P03: future feature values missing for 2 of the 6 forecast periods \(2021-05-01 00:00:00, 2021-06-01"):
         steps.forecast_step(settings, "tiny", "forecast-run-2")
+
+
+def test_adding_future_features_to_a_running_deployment_retrains_and_replaces_the_champion(settings_for):
+    def settings_with(future):
+        return settings_for("sqlite:///running.db", source={"frequency": "MS", "future_features": future}, model={"epochs": 1})[0]
+
+    before = settings_with([])
+    engine = create_db_engine(before.database.url)
+    migrate(engine)
+    execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
+    frame = promotion_frame(n_series=4, length=36, ahead=6)
+    insert(engine, frame[frame["value"].notna()])
+    pulled(before, "r1")
+    assert steps.train_step(before, "tiny", "t1", mode="retrain").promoted
+    # The plans arrive and the config names them, with a new month observed: the scheduled run continues.
+    after = settings_with(["promo"])
+    execute(engine, "DELETE FROM observations")
+    insert(engine, promotion_frame(n_series=4, length=37, ahead=6))
+    pulled(after, "r2")
+    decision = steps.decide_mode(after, "tiny", "auto")
+    assert decision.mode == "retrain" and "source.future_features ['promo'] (champion v1: [])" in decision.reason
+    trained = steps.train_step(after, "tiny", "t2", mode=decision.mode)
+    assert trained.promoted and "inputs changed" in trained.decision
+    assert steps.forecast_step(after, "tiny", "f2").series_forecast == 4

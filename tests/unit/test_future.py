@@ -148,3 +148,62 @@ def test_gap_filling_and_staleness_ignore_the_future_rows():
     # P01's last observation is as recent as P00's, whatever their future rows: neither is stale.
     shorter = frame.drop(frame.index[(frame["series_id"] == "P01") & frame["value"].isna()])
     assert stale_series(split_future(shorter)[0], "MS", 1) == {}
+
+
+def test_plans_months_ahead_of_now_are_kept_and_only_observed_rows_meet_max_future():
+    from forecasting.artifacts import utc_now
+
+    this_month = pd.Timestamp(utc_now()).tz_localize(None).normalize().replace(day=1)
+    ts = pd.date_range(this_month - pd.DateOffset(months=5), periods=6 + 18, freq="MS")
+    value = [float(i + 1) for i in range(6)] + [np.nan] * 18  # observed up to this month, then an 18-month plan
+    frame = pd.DataFrame({"series_id": "A", "ts": ts, "value": value, "promo": 1.0})
+    latest = pd.Timestamp(utc_now()).tz_localize(None) + pd.Timedelta("92D")  # the default source.max_future
+    screened = screen(frame, "MS", 0.2, latest_allowed=latest, future=FutureRows(last_observed(frame), ("promo",)))
+    assert screened.quarantined.empty and not screened.skipped and len(screened.clean) == 24
+    # Plans are bounded per series instead: more than max_periods after its last observation.
+    bounded = screen(frame, "MS", 1.0, latest_allowed=latest, future=FutureRows(last_observed(frame), ("promo",), 12))
+    assert list(bounded.quarantined["ts"]) == list(ts[6 + 12 :])
+    assert bounded.quarantined["reason"].str.contains("source.max_future_periods").all()
+    # An observed row beyond max_future is still quarantined.
+    late = pd.concat([frame, pd.DataFrame({"series_id": ["B"], "ts": [ts[-1]], "value": [1.0], "promo": [0.0]})], ignore_index=True)
+    reasons = screen(late, "MS", 1.0, latest_allowed=latest, future=FutureRows(last_observed(late), ("promo",))).quarantined
+    assert list(reasons["series_id"]) == ["B"] and "source.max_future" in reasons["reason"].iloc[0]
+
+
+def test_observed_only_refuses_a_frame_without_the_target():
+    from forecasting.future_rows import observed_only
+
+    frame = pd.DataFrame({"series_id": ["A", "A"], "ts": pd.date_range("2024-01-01", periods=2, freq="MS"), "value": [1.0, np.nan]})
+    assert len(observed_only(frame)) == 1
+    with pytest.raises(ValueError, match="value column"):
+        observed_only(frame[["series_id", "ts"]])
+
+
+def test_missing_plans_name_every_series_with_its_periods_and_the_quarantine_table(trained):
+    frame, _, forecaster = trained
+    gap = frame.drop(frame.index[frame["series_id"].isin(["P01", "P04"]) & (frame["ts"] >= "2021-10-01")])
+    with pytest.raises(InputError) as error:
+        forecaster.predict(promo_arrays(gap))
+    message = str(error.value)
+    assert message.startswith("2 series lack future feature values: series P01: future feature values missing for 1 of the 6 forecast "
+                              "periods (2021-10-01 00:00:00); series P04: future feature values missing for 1 of the 6")
+    assert "quarantine table" in message and "\n" not in message
+
+
+def test_a_network_handed_another_future_width_is_a_clear_error(trained):
+    from forecasting.errors import ConfigError
+
+    frame, arrays, forecaster = trained
+    observed, ahead = split_future(frame)
+    plain = build_arrays(observed, ahead, SOURCE, "MS", True, future=[])  # no future columns
+    for call in (lambda: forecaster.predict(plain), lambda: forecaster.score_holdout(plain, "smape"), lambda: forecaster.fine_tune(plain)):
+        with pytest.raises(ConfigError, match=r"the network reads \d+ future input columns \(future_features \['promo'\] and calendar\), "
+                           r"the data carries 0 \(future features \[\]\)") as error:
+            call()
+        assert "\n" not in str(error.value) and error.value.exit_code == 2
+
+
+def test_fit_records_the_future_columns_of_its_arrays(trained):
+    _, arrays, _ = trained
+    config = ModelConfig(**{**TINY_MODEL, "calendar": True, "epochs": 1, "refit": False})
+    assert RecurrentForecaster.fit(arrays, config).forecaster.future_features == ("promo",)

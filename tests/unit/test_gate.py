@@ -56,3 +56,11 @@ def test_another_horizon_or_a_champion_score_that_is_not_finite_promotes():
     result = gate(champion_score=lambda: math.nan, scored_by_deployed=True)
     assert result.promote and result.scores["champion_score"] is None
     assert result.decision.endswith("on the holdout is nan (not finite) (scored by its deployed network: its artifact predates holdout networks)")
+
+
+def test_a_champion_reading_other_inputs_is_replaced_whatever_its_score():
+    # The forecast step refuses a champion whose features differ from the configured ones: keeping it would leave nothing to forecast with.
+    result = gate(champion_score=never, inputs_changed="source.future_features ['promo'] (champion v2: [])")
+    assert result.promote
+    assert result.decision == "promoted: inputs changed (source.future_features ['promo'] (champion v2: [])), the forecast step would refuse champion v2"
+    assert not gate(score=math.inf, champion_score=never, inputs_changed="source.features").promote  # nothing finite to promote

@@ -128,3 +128,25 @@ def test_live_window_is_a_validated_promotion_key():
         PromotionConfig(live_window=-1)
     with pytest.raises(ValidationError):
         PromotionConfig(live_windows=3)
+
+
+@pytest.mark.parametrize("requested", ["auto", "fine-tune"])
+def test_changed_inputs_retrain_instead_of_fine_tuning_a_champion_the_forecast_would_refuse(requested):
+    changed = "source.future_features ['promo'] (champion v3: [])"
+    decision = choose_mode(requested, facts(inputs_changed=lambda: changed, new_observations=never, recent_score=never), PROMOTION)
+    assert decision == ModeDecision("retrain", f"retrain: the inputs changed since champion v3 was trained: {changed}")
+    assert choose_mode(requested, facts(inputs_changed=lambda: None), PROMOTION).mode == "fine-tune"
+
+
+def test_changed_inputs_name_each_input_that_differs():
+    from types import SimpleNamespace
+
+    from forecasting.config import SourceConfig
+    from forecasting.steps.mode import changed_inputs
+
+    champion = SimpleNamespace(version=3, features=("price",), future_features=(), calendar=False)
+    assert changed_inputs(champion, SourceConfig(features=["price"])) is None
+    assert changed_inputs(champion, SourceConfig(features=["price"]), calendar=False) is None
+    assert changed_inputs(champion, SourceConfig(features=[], future_features=["promo"]), calendar=True) == (
+        "source.features [] (champion v3: ['price']); source.future_features ['promo'] (champion v3: []); calendar true (champion v3: false)"
+    )
