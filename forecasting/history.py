@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,9 +101,11 @@ def _current(root: Path) -> Path:
     return location(root) / manifest(root)["generation"]  # type: ignore[index]
 
 
-def read(root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] | None = None) -> pd.DataFrame:
-    """The store (only rows with ts > `newer_than`, when given) as a long frame sorted by series
-    and time; empty when there is none; a RunError when it is incomplete."""
+def read(
+    root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] | None = None, series: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """The store (only rows with ts > `newer_than` and of `series`, when given) as a long frame sorted
+    by series and time; empty when there is none; a RunError when it is incomplete."""
     if status(root) == "missing":
         return pd.DataFrame(columns=columns or ["series_id", "ts", "value"])
     folder = _current(root)
@@ -113,6 +115,8 @@ def read(root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] 
     table = store_table(location(root), files)
     if newer_than is not None:
         table = table.filter(ds.field("ts") > pd.Timestamp(newer_than))
+    if series is not None:
+        table = table.filter(ds.field("series_id").isin(pa.array(sorted({str(s) for s in series}), type=table.schema.field("series_id").type)))
     if columns is not None:
         table = table.select(columns)
     return table.to_pandas()

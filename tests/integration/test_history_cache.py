@@ -48,3 +48,13 @@ def test_a_bucket_replaced_by_another_writer_is_read_again(tmp_path):
     changed = after["series_id"].isin(stored["series_id"].unique())
     assert (after.loc[changed, "value"].to_numpy() == before.loc[changed, "value"].to_numpy() + 1000).all()
     assert (after.loc[~changed, "value"].to_numpy() == before.loc[~changed, "value"].to_numpy()).all()
+
+
+def test_a_read_of_some_series_gives_their_rows_only(tmp_path):
+    root = tmp_path / "history" / "observations"
+    history.merge(root, synthetic_frame(n_series=6, length=12))
+    whole = history.read(root)
+    some = history.read(root, columns=["series_id", "ts", "value"], series=["S04", "S01", "missing"])
+    expected = whole.loc[whole.series_id.isin(["S01", "S04"]), ["series_id", "ts", "value"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(some, expected)
+    assert history.read(root, series=[]).empty
