@@ -192,7 +192,7 @@ def _timestamps(values: pd.Series, source: SourceConfig, series_ids: pd.Series) 
     """Source timestamps as naive UTC; a value that cannot be read is an InputError naming its row."""
     from forecasting.validation import to_utc_naive
 
-    parsed = to_utc_naive(values.astype(object) if values.dtype != object else values)
+    parsed = to_utc_naive(values if values.dtype == object or pd.api.types.is_datetime64_any_dtype(values) else values.astype(object))
     unreadable = parsed.isna().to_numpy()
     if unreadable.any():
         first = int(unreadable.argmax())
@@ -229,7 +229,13 @@ def read_observations(connection: Connection, source: SourceConfig, since: Any =
         query = query.where(table.c[source.time] > _bound_time(table, source, since))
     if series is not None:
         query = query.where(table.c[source.series].in_(list(series)))
-    frame = records(connection.execute(query), ["series_id", "ts", "value", *source.features])
+    names = ["series_id", "ts", "value", *source.features]
+    if connection.dialect.name == "postgresql":
+        from forecasting.pg_copy import copy_records
+
+        frame = copy_records(connection, query, names, numeric=names[2:])
+    else:
+        frame = records(connection.execute(query), names)
     frame["series_id"] = frame["series_id"].astype(str)
     frame["ts"] = _timestamps(frame["ts"], source, frame["series_id"]).astype("datetime64[us]")
     for column in ["value", *source.features]:

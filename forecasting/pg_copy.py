@@ -1,0 +1,88 @@
+"""Reading a query's rows on PostgreSQL into Arrow instead of fetching one Python tuple per row
+(`benchmarks/pg_read.py` measures each way and `pandas.read_sql`): with the ADBC PostgreSQL driver when it
+is installed (the `adbc` extra: libpq's binary COPY decoded in C, on its own connection to the same
+database and search_path), else with psycopg's `COPY (query) TO STDOUT (FORMAT csv)` parsed by Arrow.
+
+ADBC gives typed columns (timestamps, float8; numeric as its exact text, read as float64 here).
+
+Every column comes back as text (NULL as an unquoted empty field, an empty text as a quoted one), so the
+caller converts each column exactly as it converts the driver's values: timestamps through one parser
+(`validation.to_utc_naive`; the session prints them in ISO form, with the offset for a column with a time
+zone), numbers from their shortest exact text (`extra_float_digits`), numeric from its exact decimals.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+
+def adbc_available() -> bool:
+    """Whether the ADBC PostgreSQL driver is installed."""
+    return importlib.util.find_spec("adbc_driver_postgresql") is not None
+
+
+def copy_records(connection: Connection, query: sa.Select, columns: list[str], numeric: list[str] | None = None) -> pd.DataFrame:
+    """The query's rows as a frame (ADBC, else COPY ... TO STDOUT): text columns (None for NULL),
+    timestamps, and the `numeric` columns as float64 where every value reads as a number (else as
+    text, for the caller)."""
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    if adbc_available():
+        return _adbc_records(connection, compiled, columns, numeric or [])
+    connection.exec_driver_sql("SET LOCAL datestyle = 'ISO, YMD'")
+    connection.exec_driver_sql("SET LOCAL extra_float_digits = 3")
+    buffer = io.BytesIO()
+    with connection.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)", compiled.params) as copy:
+            for block in copy:
+                buffer.write(block)
+    if not buffer.tell():
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    buffer.seek(0)
+    table = pacsv.read_csv(
+        buffer,
+        read_options=pacsv.ReadOptions(column_names=columns, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns}, strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]
+        ),
+    )
+    return pd.DataFrame({name: _column(table.column(name), name in (numeric or [])) for name in columns})
+
+
+def _column(values: pa.ChunkedArray, numeric: bool) -> object:
+    if numeric:
+        try:
+            return values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            pass  # a text column with a value that is not a number: the caller reads it (NaN)
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _adbc_records(connection: Connection, compiled: sa.sql.compiler.Compiled, columns: list[str], numeric: list[str]) -> pd.DataFrame:
+    import adbc_driver_postgresql.dbapi as adbc
+    import psycopg
+
+    driver = connection.connection.driver_connection
+    text = psycopg.ClientCursor(driver).mogrify(compiled.string, compiled.params)  # values quoted by psycopg
+    search_path = connection.exec_driver_sql("SHOW search_path").scalar()
+    uri = connection.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with adbc.connect(uri) as other, other.cursor() as cursor:
+        cursor.execute(f"SET search_path TO {search_path}")
+        cursor.execute(text)
+        table = cursor.fetch_arrow_table()
+    frame = {}
+    for name, values in zip(columns, table.columns):
+        if isinstance(values.type, pa.ExtensionType):
+            values = pa.chunked_array([chunk.storage for chunk in values.chunks], type=values.type.storage_type)
+        if pa.types.is_timestamp(values.type):
+            frame[name] = values.to_pandas()
+        else:
+            frame[name] = _column(values, name in numeric and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)))
+    return pd.DataFrame(frame)
