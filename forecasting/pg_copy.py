@@ -62,6 +62,8 @@ def _column(values: pa.ChunkedArray, numeric: bool) -> object:
             return values.cast(pa.float64()).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid:
             pass  # a text column with a value that is not a number: the caller reads it (NaN)
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return values.to_pandas()  # no Python object per row where pandas keeps text in Arrow
     return values.to_numpy(zero_copy_only=False)
 
 
