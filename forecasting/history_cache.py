@@ -93,6 +93,8 @@ def store_table(root: Path, files: list[Path]) -> pa.Table:
                 del _buckets[name]
             for name, identity in identities:
                 _buckets[name] = (identity, None)
+    del tables
+    pa.default_memory_pool().release_unused()  # the buckets' and the sort's buffers, back to the system
     return whole
 
 
