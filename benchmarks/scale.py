@@ -2,7 +2,12 @@
 each through the real `forecasting` command, with the time of each phase and the peak memory.
 
     .venv/bin/python -m benchmarks.scale --series 1000 [--length 120] [--epochs 2] [--units 16]
-        [--backend sqlite|postgres] [--url URL] [--skip-retrain-after-first]
+        [--backend sqlite|postgres] [--url URL] [--workdir DIR] [--commands load,retrain,forecast,quick]
+
+`--workdir DIR` keeps the data, database and store in DIR (a SQLite database there is reused by a later
+call: `--commands forecast` then times a forecast-only run on what an earlier call loaded and trained);
+`--commands` picks what runs (default all: `load`, `retrain`, `forecast`, `quick` = `models list` and
+`deployments --check`; `init` runs whenever `load` does).
 
 The series are monthly, `--length` months each, generated reproducibly (`--seed`): a level drawn
 per series, a linear trend, a multiplicative yearly season of random amplitude and phase, and noise.
@@ -23,6 +28,7 @@ Costs per series are in microseconds per series; seconds are rounded to 0.01.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -171,20 +177,28 @@ def report(name: str, series: int, result: dict, extra: dict | None = None) -> d
 def run(url: str, folder: Path, args: argparse.Namespace) -> None:
     config = write_config(folder, url, args.epochs, args.units)
     data = folder / "observations.csv"
-    started = time.perf_counter()
-    synthetic_series(args.series, args.length, args.seed).to_csv(data, index=False)
-    generated = time.perf_counter() - started
     phases = folder / "phases.jsonl"
-    command(config, ["init"], phases)
+    wanted = set(args.commands.split(","))
+    unknown = wanted - {"load", "retrain", "forecast", "quick"}
+    if unknown:
+        raise SystemExit(f"--commands: unknown {sorted(unknown)} (load, retrain, forecast, quick)")
     rows = args.series * args.length
-    report("load", args.series, command(config, ["load", str(data)], phases), {"rows": rows, "generate_seconds": round(generated, 2)})
-    report("run --mode retrain", args.series, command(config, ["run", "--model", "bench", "--mode", "retrain", "--json"], phases), {"epochs": args.epochs})
-    report("run --mode forecast", args.series, command(config, ["run", "--model", "bench", "--mode", "forecast", "--json"], phases))
+    if "load" in wanted:
+        started = time.perf_counter()
+        synthetic_series(args.series, args.length, args.seed).to_csv(data, index=False)
+        generated = time.perf_counter() - started
+        command(config, ["init"], phases)
+        report("load", args.series, command(config, ["load", str(data)], phases), {"rows": rows, "generate_seconds": round(generated, 2)})
+    if "retrain" in wanted:
+        report("run --mode retrain", args.series, command(config, ["run", "--model", "bench", "--mode", "retrain", "--json"], phases), {"epochs": args.epochs})
+    if "forecast" in wanted:
+        report("run --mode forecast", args.series, command(config, ["run", "--model", "bench", "--mode", "forecast", "--json"], phases))
     if args.reload:
         report("load (replacing)", args.series, command(config, ["load", str(data)], phases), {"rows": rows})
-    command(config, ["deployments", "--output", str(folder / "d.yaml")], phases)
-    for name, argv in (("models list", ["models", "list"]), ("deployments --check", ["deployments", "--output", str(folder / "d.yaml"), "--check"])):
-        report(name, args.series, command(config, argv, phases))
+    if "quick" in wanted:
+        command(config, ["deployments", "--output", str(folder / "d.yaml")], phases)
+        for name, argv in (("models list", ["models", "list"]), ("deployments --check", ["deployments", "--output", str(folder / "d.yaml"), "--check"])):
+            report(name, args.series, command(config, argv, phases))
 
 
 def main() -> None:
@@ -197,9 +211,13 @@ def main() -> None:
     parser.add_argument("--reload", action="store_true", help="also time loading the same file again (every row replaced)")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--url", default=None, help="an empty database to use instead (SQLAlchemy URL)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the data, database and store here")
+    parser.add_argument("--commands", default="load,retrain,forecast,quick", help="comma-separated: load, retrain, forecast, quick")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() if args.workdir is None else contextlib.nullcontext(str(args.workdir)) as scratch:
+        folder = Path(scratch).resolve()
         if args.url:
             run(args.url, folder, args)
         elif args.backend == "sqlite":

@@ -296,9 +296,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forecasting", description="Scheduled recurrent-network forecasting job.")
     parser.add_argument("--config", help="config file (default: $FORECASTING_CONFIG, else ./forecasting.toml)")
-    parser.add_argument(
-        "--verbose", action="store_true", help="show TensorFlow's and Prefect's own log lines and tracebacks (also FORECASTING_DEBUG=1)"
-    )
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and Prefect's own log lines and tracebacks (also FORECASTING_DEBUG=1)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bar on a terminal (also FORECASTING_PROGRESS=off)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -194,7 +194,7 @@ def _timestamps(values: pd.Series, source: SourceConfig, series_ids: pd.Series) 
     """Source timestamps as naive UTC; a value that cannot be read is an InputError naming its row."""
     from forecasting.validation import to_utc_naive
 
-    parsed = to_utc_naive(values.astype(object) if values.dtype != object else values)
+    parsed = to_utc_naive(values if values.dtype == object or pd.api.types.is_datetime64_any_dtype(values) else values.astype(object))
     unreadable = parsed.isna().to_numpy()
     if unreadable.any():
         first = int(unreadable.argmax())
@@ -231,7 +231,13 @@ def read_observations(connection: Connection, source: SourceConfig, since: Any =
         query = query.where(table.c[source.time] > _bound_time(table, source, since))
     if series is not None:
         query = query.where(table.c[source.series].in_(list(series)))
-    frame = records(connection.execute(query), ["series_id", "ts", "value", *source.columns])
+    names = ["series_id", "ts", "value", *source.columns]
+    from forecasting.pg_copy import adbc_available, copy_records
+
+    if connection.dialect.name == "postgresql" and adbc_available():
+        frame = copy_records(connection, query, names, numeric=names[2:])
+    else:
+        frame = records(connection.execute(query), names)
     frame["series_id"] = frame["series_id"].astype(str)
     frame["ts"] = _timestamps(frame["ts"], source, frame["series_id"]).astype("datetime64[us]")
     for column in ["value", *source.columns]:

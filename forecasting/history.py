@@ -12,6 +12,11 @@ simply done again by the next pull.
 
 On an object store (no rename) each bucket and the manifest are written whole on the local disk and
 put as one object, so the same holds: a reader sees the old object or the new one.
+
+A run reads the store once: each local bucket file read (or written) is kept in this process, keyed by
+the file's inode, size and modification time, and the whole store sorted by series and time is kept
+while no bucket changes, so the pull, the scoring, every data preparation and the report of one run
+share one read (`history_cache`). A bucket rewritten by a merge is kept as written, not read back.
 """
 
 from __future__ import annotations
@@ -19,19 +24,22 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from forecasting.errors import RunError
 from forecasting.faults import checkpoint
 from forecasting.files import replace_atomically
+from forecasting.history_cache import bucket_table, remember, store_table
 from forecasting.progress import Progress
-from forecasting.storage import arrow_source, location, make_dirs, read_parquet, remove_tree
+from forecasting.storage import arrow_source, location, make_dirs, remove_tree
 
 BUCKETS = 16
 PART = "part-0.parquet"
@@ -94,19 +102,25 @@ def _current(root: Path) -> Path:
     return location(root) / manifest(root)["generation"]  # type: ignore[index]
 
 
-def read(root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] | None = None) -> pd.DataFrame:
-    """The store (only rows with ts > `newer_than`, when given) as a long frame sorted by series
-    and time; empty when there is none; a RunError when it is incomplete."""
+def read(
+    root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] | None = None, series: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """The store (only rows with ts > `newer_than` and of `series`, when given) as a long frame sorted
+    by series and time; empty when there is none; a RunError when it is incomplete."""
     if status(root) == "missing":
         return pd.DataFrame(columns=columns or ["series_id", "ts", "value"])
     folder = _current(root)
-    if not any(folder.glob(f"bucket=*/{PART}")):
+    files = [folder / f"bucket={int(b):02d}" / PART for b in sorted(manifest(root)["buckets"], key=int)]  # type: ignore[index]
+    if not files:
         return pd.DataFrame(columns=columns or ["series_id", "ts", "value"])
-    dataset = ds.dataset(**arrow_source(folder), format="parquet", partitioning="hive")
-    rows = dataset.filter(ds.field("ts") > pd.Timestamp(newer_than)) if newer_than is not None else dataset
-    table = rows.to_table(columns=columns)
-    frame = table.drop_columns(["bucket"]).to_pandas() if "bucket" in table.column_names else table.to_pandas()
-    return frame.sort_values(["series_id", "ts"]).reset_index(drop=True)
+    table = store_table(location(root), files)
+    if newer_than is not None:
+        table = table.filter(ds.field("ts") > pd.Timestamp(newer_than))
+    if series is not None:
+        table = table.filter(ds.field("series_id").isin(pa.array(sorted({str(s) for s in series}), type=table.schema.field("series_id").type)))
+    if columns is not None:
+        table = table.select(columns)
+    return table.to_pandas()
 
 
 def stored_columns(root: Path) -> set[str]:
@@ -212,7 +226,7 @@ def _merge_into(
     for bucket in todo:
         rows = frame.loc[frame_buckets == bucket]
         target = location(folder) / f"bucket={bucket:02d}" / PART
-        existing = read_parquet(target) if target.exists() else frame.iloc[0:0]
+        existing = bucket_table(target).to_pandas() if target.exists() else frame.iloc[0:0]
         existing = existing.assign(ts=existing["ts"].astype("datetime64[us]"))
         known_series = ids(existing)
         stats.new_series += len(ids(rows) - known_series)
@@ -241,7 +255,9 @@ def _merge_into(
             target.unlink(missing_ok=True)
             buckets.pop(str(bucket), None)
         else:
-            replace_atomically(target, lambda path: merged.to_parquet(path, index=False))
+            written = pa.Table.from_pandas(merged, preserve_index=False)
+            replace_atomically(target, lambda path: pq.write_table(written, path))
+            remember(target, written)
             buckets[str(bucket)] = {"series": int(merged["series_id"].nunique()), "rows": len(merged)}
         checkpoint("pull")
         progress.advance(1, f"{stats.rows_new:,} new rows, {stats.rows_revised:,} revised")

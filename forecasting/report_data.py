@@ -117,8 +117,7 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         q = quarantine.c
         quarantined = _frame(connection, sa.select(q.reason, sa.func.count().label("rows"), sa.func.max(q.created_at).label("latest"))
                              .where(q.source == settings.source.table).group_by(q.reason).order_by(sa.func.count().desc()))
-    stored = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"]))
-    histories = stored[stored["series_id"].astype(str).isin(chosen)] if len(stored) else stored
+    histories = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"], series=chosen))
     return ReportData(
         model=model, champion=champion, watermark=str(watermark) if watermark is not None else None, runs=run_rows,
         versions=versions, by_step=by_step, by_period=by_period, series=chosen, series_note=note, histories=histories,

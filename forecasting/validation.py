@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -45,17 +44,25 @@ def to_utc_naive(values: pd.Series) -> pd.Series:
         if getattr(values.dt, "tz", None) is not None:
             return values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values
-    if len(values) and values.map(lambda v: v is None or isinstance(v, datetime.datetime)).all():
+    if len(values) and pd.api.types.infer_dtype(values, skipna=True) == "datetime":
         parsed = pd.to_datetime(values, errors="coerce", utc=True)
     else:
-        text = values.astype("string")
-        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-        aware = text.str.contains(AWARE_TEXT, regex=True, na=False)
+        # Each distinct text is read once (a long frame repeats every period once per series).
+        codes, distinct = pd.factorize(values.astype("string"))
+        text = pd.Series(distinct, dtype="string")
+        aware = text.str.contains(AWARE_TEXT, regex=True, na=False).to_numpy()
         if aware.any() and not aware.all():
             # pandas 2 carries one row's offset over to the naive rows after it; parse each kind apart.
-            kinds = [pd.Series(pd.to_datetime(text.where(mask), errors="coerce", utc=True, format="ISO8601"), index=values.index) for mask in (aware, ~aware)]
-            parsed = kinds[0].where(aware.to_numpy(), kinds[1])
+            kinds = [_iso_utc(text.where(mask)) for mask in (aware, ~aware)]
+            once = kinds[0].where(aware, kinds[1])
+        else:
+            once = _iso_utc(text)
+        parsed = once.array.take(codes, allow_fill=True)
     return pd.Series(parsed, index=values.index).dt.tz_localize(None)
+
+
+def _iso_utc(text: pd.Series) -> pd.Series:
+    return pd.Series(pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601"), index=text.index)
 
 
 def on_grid(timestamps: pd.Series, frequency: str) -> np.ndarray:

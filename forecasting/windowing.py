@@ -81,10 +81,10 @@ def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | 
     block = frame[columns].to_numpy(dtype="float64")
     if calendar:
         block = np.hstack([block, calendar_features(index, frequency)])
-    ids = frame["series_id"].to_numpy()
-    for start, end in zip(*series_slices(ids)):
-        timestamps[str(ids[start])] = index[start:end]
-        values[str(ids[start])] = block[start:end]
+    codes, ids = pd.factorize(frame["series_id"])  # integer codes, not one Python string per row
+    for start, end in zip(*series_slices(codes)):
+        timestamps[str(ids[codes[start]])] = index[start:end]
+        values[str(ids[codes[start]])] = block[start:end]
     return SeriesArrays(timestamps=timestamps, values=values, frequency=frequency)
 
 

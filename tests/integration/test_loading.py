@@ -76,3 +76,40 @@ def test_duplicate_keys_and_missing_columns_are_rejected(tmp_path):
     (tmp_path / "obs.json").write_text("{}")
     with pytest.raises(InputError, match="unknown file type '.json'"):
         read_observation_file(tmp_path / "obs.json")
+
+
+def test_load_writes_in_bulk_and_stores_values_exactly(engine, tmp_path):
+    """Issue 15: `load` writes with COPY on PostgreSQL and large executemany chunks on SQLite (not
+    5,000-row batches of per-row dicts), storing exactly what the file holds; a reload updates."""
+    rows = 12_000
+    frame = pd.DataFrame(
+        {
+            "series_id": [f"S{i % 40:02d}" for i in range(rows)],
+            "ts": pd.Timestamp("2000-01-01") + pd.to_timedelta(pd.Series(range(rows)) // 40, unit="D") + pd.Timedelta(microseconds=123456),
+            "value": [0.1 + 0.2, 1e-300, 123456789.123456789, -0.0, 2.5] * (rows // 5),
+        }
+    )
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.strip().split()[0].upper() + (" VALUES" if " VALUES " in statement.upper() else ""))
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        first = load_observations(engine, SourceConfig(), frame)
+        frame_again = frame.assign(value=frame["value"] + 1)
+        second = load_observations(engine, SourceConfig(), frame_again)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert (first.inserted, first.updated, second.inserted, second.updated) == (rows, 0, 0, rows)
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    if engine.dialect.name == "sqlite":
+        assert inserts == ["INSERT VALUES"] * 2  # one executemany per load
+    else:
+        assert inserts == ["INSERT"] * 2  # INSERT ... SELECT from the COPY's staging table, no row VALUES
+    with engine.connect() as connection:
+        stored = read_observations(connection, SourceConfig()).sort_values(["ts", "series_id"]).reset_index(drop=True)
+    expected = frame_again.sort_values(["ts", "series_id"]).reset_index(drop=True)
+    assert stored["series_id"].astype(str).tolist() == expected["series_id"].tolist()
+    assert (pd.to_datetime(stored["ts"]).to_numpy() == expected["ts"].to_numpy()).all()
+    assert stored["value"].astype("float64").tolist() == expected["value"].tolist()

@@ -113,3 +113,26 @@ def test_a_file_with_mixed_time_zones_loads_and_runs_like_the_pull_reads_it(proj
     with engine.connect() as connection:
         row = connection.execute(sa.text("SELECT series_id, ts, reason FROM quarantine")).one()
     assert row.series_id == "M2" and pd.Timestamp(row.ts) == pd.Timestamp("2023-12-31T23:00") and row.reason == "timestamp not on the MS grid"
+
+
+def test_to_utc_naive_parses_each_distinct_text_once_and_each_kind_apart_only_when_mixed(monkeypatch):
+    """Issue 15: a long frame repeats every timestamp once per series; the text is read once per distinct value."""
+    calls: list[int] = []
+    parse = pd.to_datetime
+
+    def counting(values, *args, **kwargs):
+        calls.append(len(values) if hasattr(values, "__len__") else 1)
+        return parse(values, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "to_datetime", counting)
+    months = pd.date_range("2020-01-01", periods=12, freq="MS").strftime("%Y-%m-%d").tolist()
+    naive = pd.Series(months * 500 + [None])
+    got = to_utc_naive(naive)
+    assert calls == [12]  # once, over the distinct texts only
+    assert got.iloc[:12].tolist() == [pd.Timestamp(m) for m in months] and got.iloc[-1] is pd.NaT
+    assert (got.iloc[12:-1].to_numpy() == got.iloc[:12].tolist() * 499).all()
+    calls.clear()
+    mixed = pd.Series(["2024-01-01T01:00:00+01:00", "2024-01-01", "2024-02-01T00:00:00Z", "2024-01-01"] * 1000)
+    got = to_utc_naive(mixed)
+    assert len(calls) == 2 and sum(calls) <= 2 * 3  # each kind apart, distinct texts only
+    assert got.tolist() == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-01"), pd.Timestamp("2024-02-01"), pd.Timestamp("2024-01-01")] * 1000

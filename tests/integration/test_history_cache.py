@@ -1,0 +1,60 @@
+"""Issue 15: the history store is read once per process while its files are unchanged; what is served
+from memory is what a read from the disk gives."""
+
+import pandas as pd
+
+from forecasting import history, history_cache
+from tests.conftest import synthetic_frame
+
+
+def cold(root):
+    history_cache.forget()
+    return history.read(root)
+
+
+def test_reads_after_a_merge_equal_a_cold_read_without_reading_the_files_again(tmp_path, monkeypatch):
+    root = tmp_path / "history" / "observations"
+    frame = synthetic_frame(n_series=20, length=24)
+    history.merge(root, frame.loc[frame.ts < "2021-12-01"])
+    reads: list[str] = []
+    read_file = history_cache.read_file
+    monkeypatch.setattr(history_cache, "read_file", lambda path: reads.append(str(path)) or read_file(path))
+    first = history.read(root)
+    assert reads == []  # every bucket was kept as the merge wrote it
+    history.merge(root, frame.loc[frame.ts >= "2021-12-01"], {"S03": None})  # new rows, S03 replaced whole
+    merged = history.read(root)
+    again = history.read(root, columns=["series_id", "ts"])
+    newer = history.read(root, newer_than=pd.Timestamp("2021-06-01"))
+    assert reads == []
+    truth = cold(root)
+    assert len(reads) == len(history.manifest(root)["buckets"])
+    pd.testing.assert_frame_equal(merged, truth)
+    pd.testing.assert_frame_equal(again, truth[["series_id", "ts"]])
+    pd.testing.assert_frame_equal(newer, truth.loc[truth.ts > "2021-06-01"].reset_index(drop=True))
+    assert len(first) == 20 * 23 and merged.equals(merged.sort_values(["series_id", "ts"]).reset_index(drop=True))
+    expected = frame.loc[(frame.series_id != "S03") | (frame.ts >= "2021-12-01")].sort_values(["series_id", "ts"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(merged[["series_id", "ts", "value"]].astype({"series_id": object}), expected.astype({"series_id": object}), check_dtype=False)
+
+
+def test_a_bucket_replaced_by_another_writer_is_read_again(tmp_path):
+    root = tmp_path / "history" / "observations"
+    history.merge(root, synthetic_frame(n_series=5, length=12))
+    before = history.read(root)
+    folder = root / history.manifest(root)["generation"]
+    bucket = next(iter(folder.glob("bucket=*/part-0.parquet")))
+    stored = pd.read_parquet(bucket)
+    stored.assign(value=stored["value"] + 1000).to_parquet(bucket, index=False)  # what another process would write
+    after = history.read(root)
+    changed = after["series_id"].isin(stored["series_id"].unique())
+    assert (after.loc[changed, "value"].to_numpy() == before.loc[changed, "value"].to_numpy() + 1000).all()
+    assert (after.loc[~changed, "value"].to_numpy() == before.loc[~changed, "value"].to_numpy()).all()
+
+
+def test_a_read_of_some_series_gives_their_rows_only(tmp_path):
+    root = tmp_path / "history" / "observations"
+    history.merge(root, synthetic_frame(n_series=6, length=12))
+    whole = history.read(root)
+    some = history.read(root, columns=["series_id", "ts", "value"], series=["S04", "S01", "missing"])
+    expected = whole.loc[whole.series_id.isin(["S01", "S04"]), ["series_id", "ts", "value"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(some, expected)
+    assert history.read(root, series=[]).empty
