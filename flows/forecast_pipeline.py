@@ -42,14 +42,14 @@ def choose_run_mode(settings: Settings, model: str, mode: str) -> steps.ModeDeci
 @task(cache_policy=NO_CACHE, persist_result=False)
 def train_version(settings: Settings, model: str, run_id: str, mode: str) -> steps.TrainSummary:
     """Retrain or fine-tune, score against the champion, register and maybe promote."""
-    forward_library_logs()  # again here: on a Dask runner this task runs in a worker process
+    forward_library_logs()  # again here: run on a Dask task runner, this task is in a worker process
     return steps.train_step(settings, model, run_id, mode=mode, verbose=2)
 
 
 @db_task
 def forecast_series(settings: Settings, model: str, run_id: str) -> steps.ForecastSummary:
     """Forecast every series with the champion; stage the rows as a file."""
-    forward_library_logs()  # again here: on a Dask runner this task runs in a worker process
+    forward_library_logs()  # again here: run on a Dask task runner, this task is in a worker process
     return steps.forecast_step(settings, model, run_id)
 
 

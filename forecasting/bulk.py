@@ -89,7 +89,11 @@ def _postgres_copy_upsert(connection: Connection, table: sa.Table, frame: pd.Dat
     column_list = ", ".join(preparer.quote(c) for c in columns)
     stage = preparer.quote(f"stage_{uuid.uuid4().hex[:12]}")
     target = preparer.format_table(table)
-    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
+    # The staging table has the frame's types, not the target's: PostgreSQL then converts as it converted
+    # the row-by-row upsert's values (a float into an integer column rounds, a timestamp into a text column
+    # reads "2024-01-01 00:00:00"), where COPY would refuse "1.0" for an integer column.
+    staged = ", ".join(f"{preparer.quote(c)} {_stage_type(frame[c])}" for c in columns)
+    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} ({staged}) ON COMMIT DROP")
     # \N for NULL, so an empty text stays an empty text; floats as Python writes them (round-trip exact).
     statement = f"COPY {stage} ({column_list}) FROM STDIN (FORMAT csv, NULL '\\N')"
     dbapi_error = connection.dialect.loaded_dbapi.Error
@@ -103,6 +107,26 @@ def _postgres_copy_upsert(connection: Connection, table: sa.Table, frame: pd.Dat
     updates = ", ".join(f"{preparer.quote(c)} = EXCLUDED.{preparer.quote(c)}" for c in columns if c not in key)
     conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     connection.exec_driver_sql(
-        f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {stage} ON CONFLICT ({', '.join(preparer.quote(k) for k in key)}) {conflict}"
+        f"INSERT INTO {target} ({column_list}) SELECT {_select_list(table, frame, columns, preparer.quote)} FROM {stage} ON CONFLICT ({', '.join(preparer.quote(k) for k in key)}) {conflict}"
     )
     return len(frame)
+
+
+def _stage_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(series):
+        return "double precision"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "timestamp"
+    return "text"
+
+
+def _select_list(table: sa.Table, frame: pd.DataFrame, columns: list[str], quote: Any) -> str:
+    """The staged columns as the target takes them: numbers into a boolean column as `<> 0` (PostgreSQL has no
+    cast from double precision to boolean); everything else by PostgreSQL's assignment casts."""
+    chosen = []
+    for name in columns:
+        into_boolean = isinstance(table.c[name].type, sa.Boolean) and _stage_type(frame[name]) == "double precision"
+        chosen.append(f"({quote(name)} <> 0)" if into_boolean else quote(name))
+    return ", ".join(chosen)

@@ -117,7 +117,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         series=args.series_column or settings.source.series,
         time=args.time_column or settings.source.time,
         value=args.value_column or settings.source.target,
-        features=settings.source.features,
+        features=settings.source.columns,
         file_format=args.format,
     )
     engine = _connect(settings)

@@ -11,6 +11,7 @@ on each use as before.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def store_table(root: Path, files: list[Path]) -> pa.Table:
             _stores[str(root)] = (identities, whole)
             _rows.pop(str(root), None)
             # Buckets of older generations or of other stores under this root are not needed again.
-            for name in [n for n in _buckets if n.startswith(str(root)) and n not in names]:
+            for name in [n for n in _buckets if n.startswith(str(root) + os.sep) and n not in names]:
                 del _buckets[name]
             for name, identity in identities:
                 _buckets[name] = (identity, None)

@@ -199,3 +199,18 @@ def test_adding_future_features_to_a_running_deployment_retrains_and_replaces_th
     trained = steps.train_step(after, "tiny", "t2", mode=decision.mode)
     assert trained.promoted and "inputs changed" in trained.decision
     assert steps.forecast_step(after, "tiny", "f2").series_forecast == 4
+
+
+def test_forecasting_load_stores_the_future_feature_columns_of_a_file(project, tmp_path):
+    """`forecasting load` keeps a file's future-feature column (the observed rows' promo), so the pull
+    does not quarantine those rows for a missing promo."""
+    from forecasting.cli import main
+
+    settings, engine = project()
+    path = tmp_path / "obs.csv"
+    path.write_text("series_id,ts,value,promo\nA,2024-01-01,3.5,1\nA,2024-02-01,4.0,0\n")
+    config = tmp_path / "forecasting.toml"
+    assert main(["--config", str(config), "load", str(path)]) == 0
+    with engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT series_id, value, promo FROM observations ORDER BY ts")).fetchall()
+    assert [tuple(row) for row in stored] == [("A", 3.5, 1.0), ("A", 4.0, 0.0)]

@@ -113,3 +113,29 @@ def test_load_writes_in_bulk_and_stores_values_exactly(engine, tmp_path):
     assert stored["series_id"].astype(str).tolist() == expected["series_id"].tolist()
     assert (pd.to_datetime(stored["ts"]).to_numpy() == expected["ts"].to_numpy()).all()
     assert stored["value"].astype("float64").tolist() == expected["value"].tolist()
+
+
+@pytest.mark.postgres
+def test_load_into_integer_boolean_and_text_time_columns_on_postgresql(postgres_admin_url, tmp_path):
+    """A user's source table with an integer target, a boolean flag feature and the time as text: `load`
+    stores what the row-by-row upsert stored (integers, true/false, "2024-01-01 00:00:00"), and a reload
+    of the same file replaces those rows instead of adding new ones."""
+    from tests.postgres_server import create_database
+
+    engine = create_db_engine(create_database(postgres_admin_url))
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE sales (item TEXT, day TEXT, units INTEGER, promo BOOLEAN, PRIMARY KEY (item, day))"
+        )
+    source = SourceConfig(table="sales", series="item", time="day", target="units", features=["promo"])
+    path = tmp_path / "sales.csv"
+    path.write_text("item,day,units,promo\nA,2024-01-01,3,1\nA,2024-01-02,4,0\nB,2024-01-01,7,1\n")
+    frame = read_observation_file(path, series="item", time="day", value="units", features=["promo"])
+    first = load_observations(engine, source, frame)
+    again = load_observations(engine, source, frame)
+    assert (first.inserted, again.inserted, again.updated) == (3, 0, 3)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT item, day, units, promo FROM sales ORDER BY item, day")).fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("A", "2024-01-01 00:00:00", 3, True), ("A", "2024-01-02 00:00:00", 4, False), ("B", "2024-01-01 00:00:00", 7, True)
+    ]

@@ -1,4 +1,4 @@
-"""Issue 15: on PostgreSQL the pull reads observations with COPY into Arrow; every type comes out as the
+"""Issue 15: on PostgreSQL the pull reads observations into Arrow with ADBC (libpq's binary COPY); every type comes out as the
 row-by-row driver read gave it (timestamps with and without a time zone or as text, NULLs, numeric,
 double precision to the last bit)."""
 
