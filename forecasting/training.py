@@ -16,6 +16,7 @@ from forecasting.config import ModelConfig
 from forecasting.defaults import resolve_for
 from forecasting.errors import RunError
 from forecasting.fitting import Schedule, best_epoch, fit_windows  # noqa: F401 - also imported from here
+from forecasting.memory import release_free_memory
 from forecasting.model import build_model, compile_model
 from forecasting.scaling import SeriesScaler
 from forecasting.training_report import TrainingReport, training_report, validation_metrics  # noqa: F401 - also imported from here
@@ -123,6 +124,7 @@ def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1) -> Se
 def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
     """Scaled windows split in time (validation: targets reaching into the last `horizon` rows), or a clear error."""
     split = split_windows(arrays, scaler, config.lookback, config.horizon, config.horizon)
+    release_free_memory()
     needed = config.lookback + config.horizon
     if len(split.x_val) == 0:
         raise RunError(
@@ -172,6 +174,7 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
         history = fit_windows(model, split, split.train_inputs(), split.y_train, _schedule(config, verbose), weights, split.train_series, deadline)
+        release_free_memory()
         if config.refit:
             epochs = best_epoch(history, config.min_epochs)
             every, refit_windows = split, int(len(split.x_train) + len(split.x_val))

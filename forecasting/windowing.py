@@ -219,7 +219,7 @@ def joined(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.concatenate([first, second])
 
 
-SERIES_PER_BATCH = 2000  # series whose windows are scaled in one batch
+SERIES_PER_BATCH = 250  # series whose windows are scaled in one batch (its float64 work: about 40 MB)
 
 
 def _split_batch(
