@@ -188,10 +188,13 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
                 every = split_for_training(arrays, final_scaler, config)
             set_determinism(config.seed, config.deterministic)
             final_model = build_model(config, n_inputs=every.x_train.shape[2], n_future=future_width(every))
-            fit_windows(
-                final_model, None, all_inputs(every), joined(every.y_train, every.y_val),
-                _schedule(config, verbose, epochs), weights, np.concatenate([every.train_series, every.val_series]), deadline,
-            )
+            inputs, targets = all_inputs(every), joined(every.y_train, every.y_val)
+            refit_series = np.concatenate([every.train_series, every.val_series])
+            if every is not split:
+                # The input pipeline copies the windows into TensorFlow anyway: copy them now and let the
+                # refit's own arrays go, so they are not held beside that copy while it trains.
+                inputs, every = tf.nest.map_structure(tf.constant, inputs), None
+            fit_windows(final_model, None, inputs, targets, _schedule(config, verbose, epochs), weights, refit_series, deadline)
     report, halfwidths = training_report(model, split, history, arrays, config, season, None, started)
     if final_model is not None:
         refit = {"epochs": report.best_epoch, "windows": refit_windows}
