@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from forecasting import windowing
-from forecasting.config import ModelConfig
+from forecasting.config import ModelConfig, SourceConfig
 from forecasting.future import build_arrays
 from forecasting.future_rows import split_future
 from forecasting.model import build_model
@@ -18,7 +18,6 @@ from forecasting.training import all_inputs, best_epoch, fit_scaler, fit_windows
 from forecasting.weighting import series_weights
 from forecasting.windowing import SeriesArrays, WindowSplit, joined, split_windows, to_series_arrays
 from tests.conftest import TINY_MODEL, promotion_frame, synthetic_frame
-from forecasting.config import SourceConfig
 
 
 def concatenated_split(arrays: SeriesArrays, scaler, lookback: int, horizon: int, validation_steps: int) -> WindowSplit:
@@ -114,9 +113,13 @@ def test_split_windows_holds_its_windows_once_not_twice(monkeypatch):
     assert peak - kept < 0.5 * windows
 
 
-def test_training_gives_the_weights_of_training_on_concatenated_window_copies():
-    frame = synthetic_frame(n_series=6, length=48, seed=2)
-    arrays = to_series_arrays(frame, [], "MS")
+def plain_arrays() -> SeriesArrays:
+    return to_series_arrays(synthetic_frame(n_series=6, length=48, seed=2), [], "MS")
+
+
+@pytest.mark.parametrize("make", [plain_arrays, promo_arrays], ids=["one-input", "future-block"])
+def test_training_gives_the_weights_of_training_on_concatenated_window_copies(make):
+    arrays = make()
     config = ModelConfig(
         **{**TINY_MODEL, "epochs": 2, "min_epochs": 0, "deseasonalize": True, "season": 12, "series_weighting": 0.5,
            "ensemble": {"members": 2}, "refit": True}
@@ -128,15 +131,17 @@ def test_training_gives_the_weights_of_training_on_concatenated_window_copies():
     weights = series_weights(arrays, config.horizon, 12, config.series_weighting)
     set_determinism(config.seed, config.deterministic)
     model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
-    history = fit_windows(model, split, split.x_train.copy(), split.y_train.copy(), _schedule(config, 0), weights, split.train_series)
+    history = fit_windows(model, split, split.train_inputs(), split.y_train.copy(), _schedule(config, 0), weights, split.train_series)
     final_scaler = scaler.copy()
     final_scaler.factors = {}
     final_scaler.fit_seasonal(arrays.values, arrays.timestamps, {}, scaler.frequency, scaler.season)
     every = concatenated_split(arrays, final_scaler, config.lookback, config.horizon, config.horizon)
     set_determinism(config.seed, config.deterministic)
-    final = build_model(config, n_inputs=every.x_train.shape[2], n_future=0)
+    final = build_model(config, n_inputs=every.x_train.shape[2], n_future=future_width(every))
+    windows = np.concatenate([every.x_train, every.x_val])
+    inputs = windows if every.f_train is None else [windows, np.concatenate([every.f_train, every.f_val])]
     fit_windows(
-        final, None, np.concatenate([every.x_train, every.x_val]), np.concatenate([every.y_train, every.y_val]),
+        final, None, inputs, np.concatenate([every.y_train, every.y_val]),
         _schedule(config, 0, best_epoch(history, config.min_epochs)), weights, np.concatenate([every.train_series, every.val_series]),
     )
     for got, expected in zip(trained.holdout_network.get_weights(), model.get_weights()):
