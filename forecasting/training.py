@@ -16,11 +16,12 @@ from forecasting.config import ModelConfig
 from forecasting.defaults import resolve_for
 from forecasting.errors import RunError
 from forecasting.fitting import Schedule, best_epoch, fit_windows  # noqa: F401 - also imported from here
+from forecasting.memory import release_free_memory
 from forecasting.model import build_model, compile_model
 from forecasting.scaling import SeriesScaler
 from forecasting.training_report import TrainingReport, training_report, validation_metrics  # noqa: F401 - also imported from here
 from forecasting.weighting import series_weights
-from forecasting.windowing import SeriesArrays, WindowSplit, split_windows
+from forecasting.windowing import SeriesArrays, WindowSplit, joined, split_windows
 
 
 # TensorFlow's and Keras's random state is process-wide: two trainings in threads of one process
@@ -102,9 +103,10 @@ def future_width(split: WindowSplit) -> int:
 
 
 def all_inputs(split: WindowSplit) -> np.ndarray | list[np.ndarray]:
-    """The network inputs of every window of a split, training then validation ones (for a refit)."""
-    window = np.concatenate([split.x_train, split.x_val])
-    return window if split.f_train is None else [window, np.concatenate([split.f_train, split.f_val])]
+    """The network inputs of every window of a split, training then validation ones (for a refit;
+    `joined`: the array `split_windows` holds them in, not a copy)."""
+    window = joined(split.x_train, split.x_val)
+    return window if split.f_train is None else [window, joined(split.f_train, split.f_val)]
 
 
 def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1) -> SeriesScaler:
@@ -122,6 +124,7 @@ def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1) -> Se
 def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
     """Scaled windows split in time (validation: targets reaching into the last `horizon` rows), or a clear error."""
     split = split_windows(arrays, scaler, config.lookback, config.horizon, config.horizon)
+    release_free_memory()
     needed = config.lookback + config.horizon
     if len(split.x_val) == 0:
         raise RunError(
@@ -171,23 +174,30 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
         history = fit_windows(model, split, split.train_inputs(), split.y_train, _schedule(config, verbose), weights, split.train_series, deadline)
+        release_free_memory()
         if config.refit:
             epochs = best_epoch(history, config.min_epochs)
-            every = split
+            every, refit_windows = split, int(len(split.x_train) + len(split.x_val))
             if scaler.seasonal:
+                # The report reads the split's validation windows only: its training ones go before
+                # the refit's windows are built, so both are not held at once.
+                split.x_train = split.y_train = split.f_train = None
                 final_scaler = scaler.copy()
                 final_scaler.factors = {}
                 final_scaler.fit_seasonal(arrays.values, arrays.timestamps, {}, scaler.frequency, scaler.season)
                 every = split_for_training(arrays, final_scaler, config)
             set_determinism(config.seed, config.deterministic)
-            final_model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
-            fit_windows(
-                final_model, None, all_inputs(every), np.concatenate([every.y_train, every.y_val]),
-                _schedule(config, verbose, epochs), weights, np.concatenate([every.train_series, every.val_series]), deadline,
-            )
+            final_model = build_model(config, n_inputs=every.x_train.shape[2], n_future=future_width(every))
+            inputs, targets = all_inputs(every), joined(every.y_train, every.y_val)
+            refit_series = np.concatenate([every.train_series, every.val_series])
+            if every is not split:
+                # The input pipeline copies the windows into TensorFlow anyway: copy them now and let the
+                # refit's own arrays go, so they are not held beside that copy while it trains.
+                inputs, every = tf.nest.map_structure(tf.constant, inputs), None
+            fit_windows(final_model, None, inputs, targets, _schedule(config, verbose, epochs), weights, refit_series, deadline)
     report, halfwidths = training_report(model, split, history, arrays, config, season, None, started)
     if final_model is not None:
-        refit = {"epochs": report.best_epoch, "windows": int(len(split.x_train) + len(split.x_val))}
+        refit = {"epochs": report.best_epoch, "windows": refit_windows}
         report = replace(report, details={"refit": refit})
     return Trained(
         network=final_model or model, scaler=final_scaler, holdout_network=model, holdout_scaler=scaler,

@@ -129,36 +129,97 @@ def split_windows(
     arrays: SeriesArrays, scaler: SeriesScaler, lookback: int, horizon: int, validation_steps: int
 ) -> WindowSplit:
     """Scaled windows split in time: a window is for validation when its target reaches into the
-    last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped."""
-    x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end, f_train, f_val = [], [], [], [], [], [], [], [], [], []
+    last `validation_steps` rows of its series, for training otherwise. Windows with NaN are dropped.
+
+    The float32 windows go straight into one array per kind, training windows first, validation ones
+    after them: `x_train` and `x_val` are views of it, so a refit on all windows (`joined`) gathers
+    from it without a copy, and no list of per-batch parts is concatenated (which held them twice)."""
     ids = list(arrays.values)
+    columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
+    known = len(arrays.future_columns)
+    train_room, val_room = _window_counts(arrays, lookback, horizon, validation_steps)
+    out = _Packed(train_room, val_room, lookback, horizon, columns, known)
+    val_series, val_levels, train_series, train_end = [], [], [], []
     # Series in groups: one batch of windows per group bounds the float64 copies held at once.
     for start in range(0, len(ids), SERIES_PER_BATCH):
         part = _split_batch(arrays, ids[start : start + SERIES_PER_BATCH], scaler, lookback, horizon, validation_steps)
         if part is None:
             continue
-        for parts, value in zip((x_train, y_train, x_val, y_val, val_series, val_levels, train_series, train_end, f_train, f_val), part):
+        x_t, y_t, x_v, y_v, v_series, v_levels, t_series, t_end, f_t, f_v = part
+        out.add((x_t, y_t, f_t), (x_v, y_v, f_v))
+        for parts, value in zip((val_series, val_levels, train_series, train_end), (v_series, v_levels, t_series, t_end)):
             parts.append(value)
-    columns = next(iter(arrays.values.values())).shape[1] if arrays.values else 1
-
-    def stack(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-        return np.concatenate(parts).astype("float32") if parts else np.empty(shape, dtype="float32")
-
+    (x_train, x_val), (y_train, y_val), *future = out.finish()
     return WindowSplit(
-        x_train=stack(x_train, (0, lookback, columns)),
-        y_train=stack(y_train, (0, horizon)),
-        x_val=stack(x_val, (0, lookback, columns)),
-        y_val=stack(y_val, (0, horizon)),
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
         val_series=np.concatenate(val_series) if val_series else np.empty(0, dtype=object),
         val_levels=WindowLevels.concat(val_levels),
         train_series=np.concatenate(train_series) if train_series else np.empty(0, dtype=object),
         train_target_end=np.concatenate(train_end) if train_end else np.empty(0, dtype="datetime64[ns]"),
-        f_train=stack(f_train, (0, horizon, len(arrays.future_columns))) if arrays.future_columns else None,
-        f_val=stack(f_val, (0, horizon, len(arrays.future_columns))) if arrays.future_columns else None,
+        f_train=future[0][0] if known else None,
+        f_val=future[0][1] if known else None,
     )
 
 
-SERIES_PER_BATCH = 2000  # series whose windows are scaled in one batch
+def _window_counts(arrays: SeriesArrays, lookback: int, horizon: int, validation_steps: int) -> tuple[int, int]:
+    """How many training and validation windows the series have, NaN ones included (an upper bound)."""
+    lengths = np.array([len(values) for values in arrays.values.values()], dtype="int64")
+    windows = np.maximum(lengths - lookback - horizon + 1, 0)
+    # Window i is for validation when i + lookback + horizon - 1 >= length - validation_steps.
+    train = np.clip(lengths - validation_steps - lookback - horizon + 1, 0, windows)
+    return int(train.sum()), int((windows - train).sum())
+
+
+class _Packed:
+    """Float32 windows, targets and future blocks filled batch by batch: training ones from the front
+    of one array per kind, validation ones from a second region, moved up behind them at the end."""
+
+    def __init__(self, train_room: int, val_room: int, lookback: int, horizon: int, columns: int, known: int) -> None:
+        self.room, self.used = train_room, [0, 0]
+        size = train_room + val_room
+        shapes = [(size, lookback, columns), (size, horizon)] + ([(size, horizon, known)] if known else [])
+        self.arrays = [np.empty(shape, dtype="float32") for shape in shapes]
+
+    def add(self, train: tuple, val: tuple) -> None:
+        """Append one batch's training and validation (windows, targets, future blocks)."""
+        for which, parts in enumerate((train, val)):
+            at = self.used[which] + (self.room if which else 0)
+            for array, part in zip(self.arrays, parts):
+                array[at : at + len(parts[0])] = part
+            self.used[which] += len(parts[0])
+
+    def finish(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per kind, (training, validation) views of one array holding just them, in that order."""
+        train, val = self.used
+        out = []
+        for array in self.arrays:
+            if train < self.room:  # windows with NaN were dropped: close the gap, then give the rest back
+                array[train : train + val] = array[self.room : self.room + val]
+            if train + val < len(array):
+                array.resize((train + val, *array.shape[1:]), refcheck=False)
+            out.append((array[:train], array[train:]))
+        self.arrays = []
+        return out
+
+
+def joined(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """`np.concatenate([first, second])`, without a copy where they are the two halves of one array
+    (as `split_windows` makes a split's training and validation windows)."""
+    base = first.base
+    if (
+        base is not None and second.base is base and isinstance(base, np.ndarray) and base.flags.c_contiguous
+        and first.flags.c_contiguous and second.flags.c_contiguous and first.dtype == second.dtype == base.dtype
+        and len(base) == len(first) + len(second) and base.shape[1:] == first.shape[1:] == second.shape[1:]
+        and first.ctypes.data == base.ctypes.data and second.ctypes.data == base.ctypes.data + first.nbytes
+    ):
+        return base
+    return np.concatenate([first, second])
+
+
+SERIES_PER_BATCH = 250  # series whose windows are scaled in one batch (its float64 work: about 40 MB)
 
 
 def _split_batch(

@@ -1,0 +1,28 @@
+"""Giving freed memory back to the system between the big steps of a training."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import functools
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        library = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return library if library is not None and hasattr(library, "malloc_trim") else None
+
+
+def release_free_memory() -> None:
+    """Collect garbage and, with glibc, return the free heap to the system (`malloc_trim`): the
+    windows of a batch and the arrays of a finished fit are freed, but glibc keeps their pages in
+    the process, so the next step's arrays would come on top of them. Changes no computed value."""
+    gc.collect()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
