@@ -53,8 +53,8 @@ def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -
     def import_tensorflow() -> None:
         with phase("startup: tensorflow import"):
             console.import_tensorflow()
-        with phase("startup: prefect import"):  # the flow's own imports; the server is still starting
-            import prefect  # noqa: F401
+        with phase("startup: prefect import"):  # the server is still starting
+            import prefect.main  # noqa: F401 - `import prefect` alone is lazy; this also sets up the logging quieted next
 
     with contextlib.ExitStack() as stack:
         try:
