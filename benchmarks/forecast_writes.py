@@ -81,17 +81,10 @@ def main() -> None:
     if args.url:
         run(args.url, args.series, args.horizon, args.repeats)
         return
-    from tests.postgres_server import PostgresServer, create_database, find_binaries
+    from tests.postgres_server import throwaway_database
 
-    binaries = find_binaries()
-    if binaries is None:
-        raise SystemExit("no PostgreSQL binaries found; pass --url")
-    server = PostgresServer(binaries)
-    server.start()
-    try:
-        run(create_database(server.url()), args.series, args.horizon, args.repeats)
-    finally:
-        server.stop()
+    with throwaway_database() as url:
+        run(url, args.series, args.horizon, args.repeats)
 
 
 if __name__ == "__main__":

@@ -82,17 +82,10 @@ def main() -> None:
         print(json.dumps(measure(args.url, args)), flush=True)
         return
     sys.path.insert(0, str(ROOT))
-    from tests.postgres_server import PostgresServer, create_database, find_binaries
+    from tests.postgres_server import throwaway_database
 
-    binaries = find_binaries()
-    if binaries is None:
-        raise SystemExit("no PostgreSQL binaries found; pass --url")
-    server = PostgresServer(binaries)
-    server.start()
-    try:
-        print(json.dumps(measure(create_database(server.url()), args)), flush=True)
-    finally:
-        server.stop()
+    with throwaway_database() as url:
+        print(json.dumps(measure(url, args)), flush=True)
 
 
 if __name__ == "__main__":

@@ -122,17 +122,10 @@ def main() -> None:
         elif args.backend == "sqlite":
             run(f"sqlite:///{Path(folder) / 'bench.db'}", "sqlite", args.series, args.length, Path(folder))
         else:
-            from tests.postgres_server import PostgresServer, create_database, find_binaries
+            from tests.postgres_server import throwaway_database
 
-            binaries = find_binaries()
-            if binaries is None:
-                raise SystemExit("no PostgreSQL binaries found; pass --url")
-            server = PostgresServer(binaries)
-            server.start()
-            try:
-                run(create_database(server.url()), "postgres", args.series, args.length, Path(folder))
-            finally:
-                server.stop()
+            with throwaway_database() as url:
+                run(url, "postgres", args.series, args.length, Path(folder))
 
 
 if __name__ == "__main__":

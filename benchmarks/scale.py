@@ -224,17 +224,10 @@ def main() -> None:
             run(f"sqlite:///{folder / 'bench.db'}", folder, args)
         else:
             sys.path.insert(0, str(ROOT))
-            from tests.postgres_server import PostgresServer, create_database, find_binaries
+            from tests.postgres_server import throwaway_database
 
-            binaries = find_binaries()
-            if binaries is None:
-                raise SystemExit("no PostgreSQL binaries found; pass --url")
-            server = PostgresServer(binaries)
-            server.start()
-            try:
-                run(create_database(server.url()), folder, args)
-            finally:
-                server.stop()
+            with throwaway_database() as url:
+                run(url, folder, args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -81,3 +83,18 @@ def create_database(admin_url: str) -> str:
         connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[str]:
+    """The URL of a fresh database on a throwaway server, stopped after the block (the benchmarks'
+    default without --url); exits with a message when no PostgreSQL binaries are installed."""
+    binaries = find_binaries()
+    if binaries is None:
+        raise SystemExit("no PostgreSQL binaries found; pass --url")
+    server = PostgresServer(binaries)
+    server.start()
+    try:
+        yield create_database(server.url())
+    finally:
+        server.stop()
