@@ -3,8 +3,12 @@ optionally several of them side by side (an ensemble in one Keras model)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 from forecasting.config import ModelConfig
 from forecasting.progress_keras import EpochProgress, PredictProgress  # noqa: F401 - EpochProgress: tuning imports it from here
@@ -72,13 +76,32 @@ def build_model(config: ModelConfig, n_inputs: int = 1, n_future: int = 0) -> ke
 
 
 def compile_model(model: keras.Model, learning_rate: float, loss: str, jit_compile: bool = False) -> None:
-    """Adam with `learning_rate` and the named loss."""
+    """Adam with `learning_rate` and the named loss; with `jit_compile`, steps compiled by XLA."""
     loss_fn = LOSSES[loss]
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=loss_fn() if isinstance(loss_fn, type) else loss_fn,
-        jit_compile=jit_compile,
-    )
+    with _xla_despite_op_determinism(jit_compile):
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            loss=loss_fn() if isinstance(loss_fn, type) else loss_fn,
+            jit_compile=jit_compile,
+        )
+
+
+@contextmanager
+def _xla_despite_op_determinism(jit_compile: bool) -> Iterator[None]:
+    """Keras silently compiles without XLA while TensorFlow's op determinism is on (the job's default),
+    because some XLA kernels are not deterministic on GPUs. On CPUs XLA's steps are: two trainings
+    give the same weights bit for bit (tests/unit/test_xla_compile.py). So on a machine without a GPU
+    a model asked for XLA is compiled with determinism off for that moment, and on again after."""
+    from tensorflow.python.framework import config as tf_config  # no public switch-off of op determinism
+
+    switch = jit_compile and tf_config.is_op_determinism_enabled() and not tf.config.list_physical_devices("GPU")
+    if switch:
+        tf_config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if switch:
+            tf_config.enable_op_determinism()
 
 
 def future_inputs(model: keras.Model) -> int:
