@@ -188,6 +188,21 @@ def _bound_time(table: sa.Table, source: SourceConfig, value: Any) -> Any:
     return stamp.to_pydatetime()
 
 
+def _newer_than(connection: Connection, table: sa.Table, source: SourceConfig, since: Any) -> Any:
+    """A condition keeping (at least) the rows after `since`; the caller filters exactly once parsed.
+    A text time column (any column on SQLite, which stores times as text) cannot be compared with a
+    timestamp: PostgreSQL refuses it, and text order is not time order once offsets are written
+    (`2024-01-02 22:00-02:00` is after `2024-01-02 23:00` UTC). ISO 8601 text sorts by its date
+    prefix, so it is compared, byte by byte, with the date two days before `since` (wider than any
+    UTC offset)."""
+    column = table.c[source.time]
+    if connection.dialect.name == "sqlite" or isinstance(column.type, sa.String):
+        floor = (pd.Timestamp(since) - pd.Timedelta(days=2)).strftime("%Y-%m-%d")
+        text = sa.type_coerce(column, sa.String())
+        return (text.collate("C") if connection.dialect.name == "postgresql" else text) >= floor
+    return column > _bound_time(table, source, since)
+
+
 def _timestamps(values: pd.Series, source: SourceConfig, series_ids: pd.Series) -> pd.Series:
     """Source timestamps as naive UTC; a value that cannot be read is an InputError naming its row."""
     from forecasting.validation import to_utc_naive
@@ -226,7 +241,7 @@ def read_observations(connection: Connection, source: SourceConfig, since: Any =
     ] + [table.c[name].label(name) for name in source.columns]
     query = sa.select(*selected).order_by(table.c[source.series], table.c[source.time])
     if since is not None:
-        query = query.where(table.c[source.time] > _bound_time(table, source, since))
+        query = query.where(_newer_than(connection, table, source, since))
     if series is not None:
         query = query.where(table.c[source.series].in_(list(series)))
     names = ["series_id", "ts", "value", *source.columns]
