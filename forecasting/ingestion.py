@@ -256,7 +256,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     check_series_drop(settings, before, len(after_ids), gone, allow_series_drop, (rows_then, int(summary["rows"].sum())))
 
     # Each bad row stored once; rows this pull re-read and found usable (or gone) stop being current.
-    examined = Examined(reason is not None, full_ids | set(gone), window)
+    examined = Examined(reason is not None, full_ids | set(gone), window) if screening is not None or frame.empty else Examined(False)
     quarantine.record(engine, source.table, run_id, screening.quarantined if screening is not None else pd.DataFrame(), examined, utc_now())
 
     if reason is None:

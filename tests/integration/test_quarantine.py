@@ -15,8 +15,8 @@ from forecasting.errors import ConfigError
 from forecasting.loading import load_observations
 from forecasting.quarantine import row_key
 from forecasting.report_data import quarantine_counts
-from forecasting.tables import quarantine
 from forecasting.schema import _alembic_config, head_revision, migrate
+from forecasting.tables import quarantine
 from tests.conftest import promotion_frame, synthetic_frame
 
 COLUMNS = ("series_id", "ts", "reason", "run_id", "last_run_id", "seen_count", "resolved_run_id")
@@ -132,7 +132,7 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
         command.upgrade(_alembic_config(connection, str(location)), "0007")
     old = sa.text("INSERT INTO quarantine (run_id, source, series_id, ts, value, reason, created_at) VALUES (:r, :src, :s, :t, :v, :reason, :c)")
     december = datetime(2023, 12, 1)
-    rows = [  # what three pulls of 0007 left: the same NULL row thrice (one before 0004's index order), a row without key twice
+    rows = [  # what pulls under 0007 left: one NULL row thrice (not inserted in time order), a row without series and time twice
         ("r2", "observations", "S02", december, "null", NULL, datetime(2026, 1, 2)),
         ("r1", "observations", "S02", december, "null", NULL, datetime(2026, 1, 1)),
         ("r3", "observations", "S02", december, "nan", NULL, datetime(2026, 1, 3)),
