@@ -4,8 +4,10 @@ stores), instead of a dict per row processed by SQLAlchemy row by row (half of a
 forecast write went to building and processing those dicts). Timestamps and text repeat (every
 period once per series, every series id once per period), so each distinct value is converted once.
 
-`bulk_upsert` (what `forecasting load` writes with): the SQLite path above, or on PostgreSQL a COPY
-of CSV blocks into a temporary table and one INSERT ... ON CONFLICT DO UPDATE from it."""
+`bulk_upsert` (every frame upsert: `forecasting load`, forecasts, forecast errors, pull state, through
+`database.upsert_frame`): the SQLite path above, or on PostgreSQL a COPY of CSV blocks into a temporary
+table and one INSERT ... ON CONFLICT DO UPDATE from it. One rule for missing values on both: NaN (NumPy
+or Arrow), None, pd.NA and NaT are stored as NULL, never as a float NaN."""
 
 from __future__ import annotations
 
@@ -24,9 +26,17 @@ from forecasting.progress import Progress
 CHUNK_ROWS = 20_000
 
 
+def missing_as_null(series: pd.Series) -> pd.Series:
+    """A float column as NumPy float64 with NaN for every missing value (an Arrow-backed column keeps
+    NaN apart from null, and would store it as a float NaN); other columns unchanged."""
+    if pd.api.types.is_float_dtype(series) and not isinstance(series.dtype, np.dtype):
+        return pd.Series(series.to_numpy(dtype="float64", na_value=np.nan), index=series.index, name=series.name)
+    return series
+
+
 def column_values(frame: pd.DataFrame, name: str, processor: Any) -> list[Any]:
     """One column as the driver takes it: Python values, None for missing, through `processor`."""
-    series = frame[name]
+    series = missing_as_null(frame[name])
     if pd.api.types.is_float_dtype(series) or pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
         values = series.astype(object).where(series.notna(), None).tolist()
         return values if processor is None else [None if value is None else processor(value) for value in values]
@@ -63,7 +73,6 @@ def sqlite_upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataF
     return len(frame)
 
 
-COPY_ROWS = 200_000
 
 
 def bulk_upsert(connection: Connection, table: sa.Table, frame: pd.DataFrame, key: Iterable[str]) -> int:
@@ -97,18 +106,23 @@ def _postgres_copy_upsert(connection: Connection, table: sa.Table, frame: pd.Dat
     # \N for NULL, so an empty text stays an empty text; floats as Python writes them (round-trip exact).
     statement = f"COPY {stage} ({column_list}) FROM STDIN (FORMAT csv, NULL '\\N')"
     dbapi_error = connection.dialect.loaded_dbapi.Error
+    progress = Progress(f"sql write {table.name}", len(frame), "rows").start()  # stopped on errors by the phase, or below
     try:
         with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for start in range(0, len(frame), COPY_ROWS):
-                part = frame.iloc[start : start + COPY_ROWS]
+            for start in range(0, len(frame), CHUNK_ROWS):
+                part = frame.iloc[start : start + CHUNK_ROWS].apply(missing_as_null)
                 copy.write(part.to_csv(header=False, index=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f"))
+                progress.update(start + len(part), "copied into a staging table")
     except dbapi_error as error:
+        progress.finish(failed=True)
         raise sa.exc.DBAPIError.instance(statement, None, error, dbapi_error, dialect=connection.dialect) from None
     updates = ", ".join(f"{preparer.quote(c)} = EXCLUDED.{preparer.quote(c)}" for c in columns if c not in key)
     conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    select = _select_list(table, frame, columns, preparer.quote, connection.dialect)
     connection.exec_driver_sql(
-        f"INSERT INTO {target} ({column_list}) SELECT {_select_list(table, frame, columns, preparer.quote)} FROM {stage} ON CONFLICT ({', '.join(preparer.quote(k) for k in key)}) {conflict}"
+        f"INSERT INTO {target} ({column_list}) SELECT {select} FROM {stage} ON CONFLICT ({', '.join(preparer.quote(k) for k in key)}) {conflict}"
     )
+    progress.finish("copied, then upserted in one statement")
     return len(frame)
 
 
@@ -122,11 +136,18 @@ def _stage_type(series: pd.Series) -> str:
     return "text"
 
 
-def _select_list(table: sa.Table, frame: pd.DataFrame, columns: list[str], quote: Any) -> str:
+def _select_list(table: sa.Table, frame: pd.DataFrame, columns: list[str], quote: Any, dialect: Any) -> str:
     """The staged columns as the target takes them: numbers into a boolean column as `<> 0` (PostgreSQL has no
-    cast from double precision to boolean); everything else by PostgreSQL's assignment casts."""
+    cast from double precision to boolean); text (an object column: Python numbers or times, or None
+    throughout) into a column of another type by an explicit cast (there is no assignment cast from text);
+    everything else by PostgreSQL's assignment casts."""
     chosen = []
     for name in columns:
-        into_boolean = isinstance(table.c[name].type, sa.Boolean) and _stage_type(frame[name]) == "double precision"
-        chosen.append(f"({quote(name)} <> 0)" if into_boolean else quote(name))
+        target, staged = table.c[name].type, _stage_type(frame[name])
+        if isinstance(target, sa.Boolean) and staged == "double precision":
+            chosen.append(f"({quote(name)} <> 0)")
+        elif staged == "text" and not isinstance(target, (sa.String, sa.Enum, sa.types.NullType)):
+            chosen.append(f"CAST({quote(name)} AS {target.compile(dialect=dialect)})")
+        else:
+            chosen.append(quote(name))
     return ", ".join(chosen)

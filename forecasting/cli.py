@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _database.clear()
     try:
-        return args.handler(args)
+        return console.with_plain_progress(lambda: args.handler(args))
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

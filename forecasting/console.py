@@ -2,7 +2,8 @@
 
 Quiet means: no TensorFlow C++ start-up lines, no informational flow logs (state changes, progress
 notes), no warning that a task timeout cannot interrupt a worker thread, no failure tracebacks (the CLI
-reports the error in one line). Keras's epoch lines, warnings and Prefect's retry notices still show.
+reports the error in one line). Keras's epoch lines, warnings and Prefect's retry notices still show, and
+so do the plain progress lines whenever no live bar is drawn (stderr not a terminal, or `--no-progress`).
 Never imports prefect.
 """
 
@@ -14,7 +15,10 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DEBUG_ENV = "FORECASTING_DEBUG"
 VERBOSE_ENV = "FORECASTING_VERBOSE"
@@ -76,6 +80,58 @@ class _QuietFilter(logging.Filter):
 
 
 _FILTER = _QuietFilter()
+
+PROGRESS_LOGGER = "forecasting.progress"
+
+
+class _PlainProgress(logging.StreamHandler):
+    """The plain progress lines on the process's current stderr, while no live bar is drawn there
+    (stderr is not a terminal, or `--no-progress`): the quiet filter keeps them off Prefect's console
+    handler, so a cron or CI log would otherwise show nothing during a long phase."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201 - whatever sys.stderr is now (redirected, captured)
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+    def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        from forecasting.progress import bar_wanted
+
+        return record.levelno < logging.WARNING and not bar_wanted() and bool(super().filter(record))
+
+
+@contextlib.contextmanager
+def plain_progress() -> Iterator[None]:
+    """While a command runs in quiet mode: progress lines (logger `forecasting.progress`, at INFO) reach
+    stderr as plain lines whenever no live bar is drawn. Verbose mode shows them through Prefect's handler."""
+    if verbose():
+        yield
+        return
+    logger = logging.getLogger(PROGRESS_LOGGER)
+    handler = _PlainProgress()
+    raised = logger.getEffectiveLevel() > logging.INFO
+    if raised:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        if raised and logger.level == logging.INFO:
+            logger.setLevel(logging.NOTSET)
+
+
+def with_plain_progress(call: Callable[[], T]) -> T:
+    """`call()` inside `plain_progress()`."""
+    with plain_progress():
+        return call()
 
 
 def quiet_prefect_logging() -> None:

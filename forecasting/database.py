@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from forecasting.errors import ConfigError, InputError
 from forecasting.progress import Progress
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
-COPY_CHUNK_ROWS = 20_000  # rows copied between two progress updates
 
 
 def _url_origin() -> str:
@@ -190,6 +188,21 @@ def _bound_time(table: sa.Table, source: SourceConfig, value: Any) -> Any:
     return stamp.to_pydatetime()
 
 
+def _newer_than(connection: Connection, table: sa.Table, source: SourceConfig, since: Any) -> Any:
+    """A condition keeping (at least) the rows after `since`; the caller filters exactly once parsed.
+    A text time column (any column on SQLite, which stores times as text) cannot be compared with a
+    timestamp: PostgreSQL refuses it, and text order is not time order once offsets are written
+    (`2024-01-02 22:00-02:00` is after `2024-01-02 23:00` UTC). ISO 8601 text sorts by its date
+    prefix, so it is compared, byte by byte, with the date two days before `since` (wider than any
+    UTC offset)."""
+    column = table.c[source.time]
+    if connection.dialect.name == "sqlite" or isinstance(column.type, sa.String):
+        floor = (pd.Timestamp(since) - pd.Timedelta(days=2)).strftime("%Y-%m-%d")
+        text = sa.type_coerce(column, sa.String())
+        return (text.collate("C") if connection.dialect.name == "postgresql" else text) >= floor
+    return column > _bound_time(table, source, since)
+
+
 def _timestamps(values: pd.Series, source: SourceConfig, series_ids: pd.Series) -> pd.Series:
     """Source timestamps as naive UTC; a value that cannot be read is an InputError naming its row."""
     from forecasting.validation import to_utc_naive
@@ -228,7 +241,7 @@ def read_observations(connection: Connection, source: SourceConfig, since: Any =
     ] + [table.c[name].label(name) for name in source.columns]
     query = sa.select(*selected).order_by(table.c[source.series], table.c[source.time])
     if since is not None:
-        query = query.where(table.c[source.time] > _bound_time(table, source, since))
+        query = query.where(_newer_than(connection, table, source, since))
     if series is not None:
         query = query.where(table.c[source.series].in_(list(series)))
     names = ["series_id", "ts", "value", *source.columns]
@@ -288,48 +301,11 @@ def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
 
 
 def upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame, key: Iterable[str]) -> int:
-    """Upsert a frame in the caller's transaction. On PostgreSQL: COPY into a temporary staging
-    table, then one INSERT ... ON CONFLICT DO UPDATE; on SQLite: the driver's executemany of
-    INSERT ... ON CONFLICT with tuples converted column by column (forecasting.bulk)."""
-    if frame.empty:
-        return 0
-    if connection.dialect.name == "sqlite":
-        from forecasting.bulk import sqlite_upsert_frame
+    """Upsert a frame in the caller's transaction (`forecasting.bulk.bulk_upsert`: COPY into a staging
+    table and one INSERT ... ON CONFLICT on PostgreSQL, executemany on SQLite; missing values as NULL)."""
+    from forecasting.bulk import bulk_upsert
 
-        return sqlite_upsert_frame(connection, table, frame, key)
-    if connection.dialect.name != "postgresql":
-        return upsert(connection, table, frame_to_rows(frame), key)
-    key = list(key)
-    columns = [str(c) for c in frame.columns]
-    unknown = [c for c in columns if c not in table.c]
-    if unknown:
-        raise ConfigError(f"table {table.name!r} has no columns {unknown}")
-    quote = connection.dialect.identifier_preparer.quote
-    column_list = ", ".join(quote(c) for c in columns)
-    stage = quote(f"stage_{uuid.uuid4().hex[:12]}")
-    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} (LIKE {quote(table.name)} INCLUDING DEFAULTS) ON COMMIT DROP")
-    values = frame.astype(object).where(frame.notna(), None)
-    dbapi_error = connection.dialect.loaded_dbapi.Error
-    statement = f"COPY {stage} ({column_list}) FROM STDIN"
-    progress = Progress(f"sql write {table.name}", len(frame), "rows").start()  # stopped on errors by the phase, or below
-    try:
-        with connection.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(statement) as copy:
-                for start in range(0, len(values), COPY_CHUNK_ROWS):  # progress per chunk, not per row
-                    for row in values.iloc[start : start + COPY_CHUNK_ROWS].itertuples(index=False, name=None):
-                        copy.write_row(row)
-                    progress.update(start + COPY_CHUNK_ROWS, "copied into a staging table")
-    except dbapi_error as error:
-        # Raise what SQLAlchemy would have raised, so callers handle one family of errors.
-        progress.finish(failed=True)
-        raise sa.exc.DBAPIError.instance(statement, None, error, dbapi_error, dialect=connection.dialect) from None
-    updates = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in key)
-    connection.exec_driver_sql(
-        f"INSERT INTO {quote(table.name)} ({column_list}) SELECT {column_list} FROM {stage} "
-        f"ON CONFLICT ({', '.join(quote(k) for k in key)}) DO UPDATE SET {updates}"
-    )
-    progress.finish("copied, then upserted in one statement")
-    return len(frame)
+    return bulk_upsert(connection, table, frame, key)
 
 
 def frame_to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -34,7 +34,9 @@ from forecasting import history
 from forecasting.history import ids
 from forecasting.config import Settings, SourceConfig
 from forecasting.database import read_observations, records, source_summary, table_columns, upsert_frame
-from forecasting.tables import ingestion_series, ingestion_state, quarantine
+from forecasting import quarantine
+from forecasting.quarantine import Examined
+from forecasting.tables import ingestion_series, ingestion_state
 from forecasting.errors import ConfigError, RunError
 from forecasting.artifacts import utc_now
 from forecasting.storage import make_dirs, read_parquet, write_parquet
@@ -253,15 +255,9 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     rows_then = int(recorded["source_rows"].sum()) if len(recorded) else 0
     check_series_drop(settings, before, len(after_ids), gone, allow_series_drop, (rows_then, int(summary["rows"].sum())))
 
-    if screening is not None and len(screening.quarantined):
-        created = utc_now()
-        rows = [
-            {"run_id": run_id, "source": source.table, "series_id": row.series_id, "ts": row.ts.to_pydatetime(), "value": row.value,
-             "reason": row.reason, "created_at": created}
-            for row in screening.quarantined.itertuples()
-        ]
-        with engine.begin() as connection:
-            connection.execute(sa.insert(quarantine), rows)
+    # Each bad row stored once; rows this pull re-read and found usable (or gone) stop being current.
+    examined = Examined(reason is not None, full_ids | set(gone), window) if screening is not None or frame.empty else Examined(False)
+    quarantine.record(engine, source.table, run_id, screening.quarantined if screening is not None else pd.DataFrame(), examined, utc_now())
 
     if reason is None:
         stats = history.merge(root, clean, replace_after)

@@ -114,12 +114,20 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         columns = [f[name] for name in ("series_id", "forecast_origin", "target_ts", "step", "yhat") if name in f]
         columns += [f[name] for level in levels for name in (f"yhat_lower_{level}", f"yhat_upper_{level}") if name in f]
         forecasts = _frame(connection, sa.select(*columns).where(f.model_name == model, f.series_id.in_(chosen))) if chosen else pd.DataFrame()
-        q = quarantine.c
-        quarantined = _frame(connection, sa.select(q.reason, sa.func.count().label("rows"), sa.func.max(q.created_at).label("latest"))
-                             .where(q.source == settings.source.table).group_by(q.reason).order_by(sa.func.count().desc()))
+        quarantined = quarantine_counts(connection, settings.source.table)
     histories = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"], series=chosen))
     return ReportData(
         model=model, champion=champion, watermark=str(watermark) if watermark is not None else None, runs=run_rows,
         versions=versions, by_step=by_step, by_period=by_period, series=chosen, series_note=note, histories=histories,
         forecasts=forecasts, series_scores=scores, quarantine=quarantined, levels=levels,
     )
+
+
+def quarantine_counts(connection: Connection, source: str) -> pd.DataFrame:
+    """Per reason: source rows quarantined now (`rows`), those since resolved, and when one was last seen."""
+    q = quarantine.c
+    current = sa.func.sum(sa.case((q.resolved_at.is_(None), 1), else_=0))
+    resolved = sa.func.sum(sa.case((q.resolved_at.is_(None), 0), else_=1))
+    query = (sa.select(q.reason, current.label("rows"), resolved.label("resolved"), sa.func.max(q.last_seen_at).label("latest"))
+             .where(q.source == source).group_by(q.reason).order_by(current.desc(), q.reason))
+    return _frame(connection, query)

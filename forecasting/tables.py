@@ -157,17 +157,26 @@ backtests = sa.Table(
     sa.Column("intervals", sa.Text()),  # JSON {"80": {"coverage": percent, "width": mean width / MASE scale}, ...}
 )
 
+# One row per unusable source row (source, series_id, ts, reason), however often pulls re-read it
+# (forecasting.quarantine); row_key is its NULL-safe digest, unique per source.
 quarantine = sa.Table(
     "quarantine",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),  # the run that first quarantined it
     sa.Column("source", sa.String(200), nullable=False),
     sa.Column("series_id", sa.String(200)),
     sa.Column("ts", sa.DateTime()),
-    sa.Column("value", sa.Text()),
+    sa.Column("value", sa.Text()),  # as last seen
     sa.Column("reason", sa.Text(), nullable=False),
-    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),  # first seen
+    sa.Column("row_key", sa.String(64), nullable=False),
+    sa.Column("last_run_id", sa.String(64), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+    sa.Column("seen_count", sa.Integer(), nullable=False),  # pulls that quarantined it
+    sa.Column("resolved_run_id", sa.String(64)),  # the pull that re-read it and found it usable (or gone)
+    sa.Column("resolved_at", sa.DateTime()),  # null while it is current
+    sa.Index("ux_quarantine_source_row", "source", "row_key", unique=True),
 )
 
 

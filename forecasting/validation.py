@@ -125,7 +125,8 @@ def screen(
     reasons[~representable(values)] = TOO_LARGE_REASON
     if latest_allowed is not None:  # observed rows only: future rows are plans, bounded per series below
         late = (frame["ts"] > latest_allowed).to_numpy() & ~is_future
-        reasons[late & ~bad_value & ~off_grid] = f"timestamp later than {latest_allowed} (source.max_future after the run's time)"
+        # No date in the text: the reason is part of the row's quarantine key, the same on every pull.
+        reasons[late & ~bad_value & ~off_grid] = "timestamp later than the run's time plus source.max_future"
     if future is not None:
         far = is_future & future.too_far(frame, frequency)
         reasons[far & ~bad_value & ~off_grid] = (

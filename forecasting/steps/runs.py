@@ -92,6 +92,11 @@ def check_schema(engine: Engine, settings: Settings, model_name: str) -> None:
                 f"database.url: {masked_url(engine)} has the forecasting schema of an older version (no table forecast_errors); "
                 "run `forecasting init` to migrate it"
             )
+        if "row_key" not in (table_columns(connection, "quarantine") or {}):
+            raise ConfigError(
+                f"database.url: {masked_url(engine)} has the forecasting schema of an older version (quarantine without row_key); "
+                "run `forecasting init` to migrate it"
+            )
         check_source(connection, settings.source)
     for level in settings.model(model_name).intervals:
         for column in interval_columns(level):

@@ -1,6 +1,7 @@
 """The CLI as a person meets it: subprocesses, exit codes, one-line errors."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -23,10 +24,14 @@ def forecasting(*args, cwd, env=None, timeout=600, api_url=None):
     )
 
 
+PROGRESS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S")  # plain progress lines: stderr is not a terminal
+
+
 def assert_one_line_error(result, code, *fragments):
+    """One line for the error, the last, after any plain progress lines of the work done before it."""
     assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
+    assert len(lines) == 1 and result.stderr.strip().splitlines()[-1] == lines[0], result.stderr
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]

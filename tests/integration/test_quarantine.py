@@ -1,0 +1,166 @@
+"""Quarantined source rows are stored once however often pulls re-read them, and stop being current when fixed."""
+
+from datetime import datetime
+from importlib.resources import as_file, files
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from forecasting import steps
+from forecasting.config import SourceConfig
+from forecasting.database import create_db_engine
+from forecasting.errors import ConfigError
+from forecasting.loading import load_observations
+from forecasting.quarantine import row_key
+from forecasting.report_data import quarantine_counts
+from forecasting.schema import _alembic_config, head_revision, migrate
+from forecasting.tables import quarantine
+from tests.conftest import promotion_frame, synthetic_frame
+
+COLUMNS = ("series_id", "ts", "reason", "run_id", "last_run_id", "seen_count", "resolved_run_id")
+
+
+@pytest.fixture
+def project(database_url, settings_for):
+    def build(**source):
+        settings, _ = settings_for(database_url, source={"frequency": "MS", **source})
+        engine = create_db_engine(settings.database.url)
+        migrate(engine)
+        return settings, engine
+
+    return build
+
+
+def execute(engine, sql, **params):
+    with engine.begin() as connection:
+        connection.execute(sa.text(sql), params)
+
+
+def quarantined(engine):
+    with engine.connect() as connection:
+        q = quarantine.c
+        return [tuple(row) for row in connection.execute(sa.select(*[q[c] for c in COLUMNS]).order_by(q.series_id, q.ts))]
+
+
+def pulled(settings, run_id):
+    result = steps.pull_step(settings, run_id)
+    steps.commit_pull(settings, run_id, result)
+    return result
+
+
+def counts(settings, engine):
+    """The report's quarantine table: (reason, rows now, resolved), by reason."""
+    with engine.connect() as connection:
+        frame = quarantine_counts(connection, settings.source.table)
+    return sorted((row.reason, int(row.rows), int(row.resolved)) for row in frame.itertuples())
+
+
+NULL = "value missing or not finite"
+
+
+def last_row(series):
+    """SQL selecting a series' newest source row (text timestamps compare differently on each backend)."""
+    return f"series_id = '{series}' AND ts = (SELECT MAX(ts) FROM observations WHERE series_id = '{series}')"
+
+
+def test_a_bad_row_in_the_late_arrival_window_is_stored_once_and_resolved_when_fixed(project):
+    settings, engine = project(late_arrival="40D")
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    execute(engine, "INSERT INTO observations (series_id, ts, value) VALUES ('S01', '2023-12-15 00:00:00', 1.0)")  # off the grid
+    execute(engine, "UPDATE observations SET value = NULL WHERE " + last_row("S02"))
+    for run_id in ("r1", "r2", "r3"):  # every pull re-reads both rows (late_arrival)
+        assert pulled(settings, run_id).quarantined == 2
+    stamp = datetime(2023, 12, 15)
+    assert quarantined(engine) == [
+        ("S01", stamp, "timestamp not on the MS grid", "r1", "r3", 3, None),
+        ("S02", datetime(2023, 12, 1), NULL, "r1", "r3", 3, None),
+    ]
+    assert counts(settings, engine) == [("timestamp not on the MS grid", 1, 0), (NULL, 1, 0)]
+
+    # Fixed in the source: the next pull re-reads the row, finds it usable and marks it resolved (kept as history).
+    execute(engine, "UPDATE observations SET value = 7.0 WHERE " + last_row("S02"))
+    assert pulled(settings, "r4").quarantined == 1
+    rows = quarantined(engine)
+    assert rows[1] == ("S02", datetime(2023, 12, 1), NULL, "r1", "r3", 3, "r4") and rows[0][5:] == (4, None)
+    assert counts(settings, engine) == [("timestamp not on the MS grid", 1, 0), (NULL, 0, 1)]
+    # Deleted from the source: resolved too.
+    execute(engine, "DELETE FROM observations WHERE " + last_row("S01"))
+    assert pulled(settings, "r5").quarantined == 0
+    assert [row[6] for row in quarantined(engine)] == ["r5", "r4"]
+    # Bad again: the same row is current again, not a new one.
+    execute(engine, "UPDATE observations SET value = NULL WHERE " + last_row("S02"))
+    assert pulled(settings, "r6").quarantined == 1
+    assert quarantined(engine)[1] == ("S02", datetime(2023, 12, 1), NULL, "r1", "r6", 4, None)
+    assert counts(settings, engine) == [("timestamp not on the MS grid", 0, 1), (NULL, 1, 0)]
+
+
+def test_a_bad_plan_row_re_read_on_every_pull_is_stored_once(project):
+    """With future_features every row after a series' last observation is re-read on every pull."""
+    settings, engine = project(future_features=["promo"])
+    execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
+    frame = promotion_frame(n_series=2, length=24, ahead=4)
+    rows = [
+        {"s": row.series_id, "t": row.ts.to_pydatetime(), "v": None if pd.isna(row.value) else float(row.value),
+         "p": None if pd.isna(row.promo) else float(row.promo)}
+        for row in frame.itertuples()
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO observations (series_id, ts, value, promo) VALUES (:s, :t, :v, :p)"), rows)
+    last = frame.loc[frame["value"].isna(), "ts"].max()
+    execute(engine, "UPDATE observations SET promo = NULL WHERE ts = :t", t=last.to_pydatetime())  # each series' last plan row
+    for run_id in ("r1", "r2", "r3"):
+        assert pulled(settings, run_id).quarantined == 2
+    stored = quarantined(engine)
+    assert len(stored) == 2 and {row[3:6] for row in stored} == {("r1", "r3", 3)}
+    execute(engine, "UPDATE observations SET promo = 1.0 WHERE ts = :t", t=last.to_pydatetime())
+    assert pulled(settings, "r4").quarantined == 0
+    assert {row[6] for row in quarantined(engine)} == {"r4"}
+    assert [count[1:] for count in counts(settings, engine)] == [(0, 2)]
+
+
+def test_row_keys_tell_a_missing_series_or_time_from_text():
+    assert row_key(None, None, "r") == row_key(None, pd.NaT, "r") != row_key("None", None, "r")
+    assert row_key("a", pd.Timestamp("2024-01-01"), "r") == row_key("a", datetime(2024, 1, 1), "r") != row_key("a", None, "r")
+
+
+def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url, settings_for):
+    settings, _ = settings_for(database_url, source={"frequency": "MS", "late_arrival": "40D"})
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection, as_file(files("forecasting.sql").joinpath("migrations")) as location:
+        command.upgrade(_alembic_config(connection, str(location)), "0007")
+    old = sa.text("INSERT INTO quarantine (run_id, source, series_id, ts, value, reason, created_at) VALUES (:r, :src, :s, :t, :v, :reason, :c)")
+    december = datetime(2023, 12, 1)
+    rows = [  # what pulls under 0007 left: one NULL row thrice (not inserted in time order), a row without series and time twice
+        ("r2", "observations", "S02", december, "null", NULL, datetime(2026, 1, 2)),
+        ("r1", "observations", "S02", december, "null", NULL, datetime(2026, 1, 1)),
+        ("r3", "observations", "S02", december, "nan", NULL, datetime(2026, 1, 3)),
+        ("r1", "observations", None, None, "1.0", "no key", datetime(2026, 1, 1)),
+        ("r2", "observations", None, None, "2.0", "no key", datetime(2026, 1, 2)),
+        ("r1", "other", "S02", december, "null", NULL, datetime(2026, 1, 1)),
+    ]
+    with engine.begin() as connection:
+        for r, src, s, t, v, reason, c in rows:
+            connection.execute(old, {"r": r, "src": src, "s": s, "t": t, "v": v, "reason": reason, "c": c})
+    with pytest.raises(ConfigError, match=r"older version \(quarantine without row_key\); run `forecasting init` to migrate it"):
+        steps.check_schema(engine, settings, "tiny")
+    assert migrate(engine)["to_revision"] == head_revision() == "0008"
+    with engine.connect() as connection:
+        q = quarantine.c
+        names = ("source", "series_id", "run_id", "created_at", "last_run_id", "last_seen_at", "seen_count", "value", "resolved_at")
+        after = [tuple(row) for row in connection.execute(sa.select(*[q[c] for c in names]))]
+    assert sorted(after, key=str) == sorted([
+        ("observations", "S02", "r1", datetime(2026, 1, 1), "r3", datetime(2026, 1, 3), 3, "nan", None),
+        ("observations", None, "r1", datetime(2026, 1, 1), "r2", datetime(2026, 1, 2), 2, "2.0", None),
+        ("other", "S02", "r1", datetime(2026, 1, 1), "r1", datetime(2026, 1, 1), 1, "null", None),
+    ], key=str)
+    # A pull after the migration finds the collapsed row by its key: still one row.
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    execute(engine, "UPDATE observations SET value = NULL WHERE " + last_row("S02"))
+    pulled(settings, "r4")
+    with engine.connect() as connection:
+        mine = connection.execute(sa.text(
+            "SELECT run_id, last_run_id, seen_count FROM quarantine WHERE source = 'observations' AND series_id = 'S02'"
+        )).fetchall()
+    assert [tuple(row) for row in mine] == [("r1", "r4", 4)]
