@@ -22,7 +22,11 @@ config, schema check, the Prefect server, the flow's start) and every phase (`pu
 `predict`, `forecast other`, `sql write`, `parquet write`, `parquet repair`, `commit pull`), then
 `shutdown` (after the last step: run records, Prefect's artifacts and log drain, stopping the
 server, exit) and `other` (between the steps: Prefect's task runs, the mode decision, run records).
-Costs per series are in microseconds per series; seconds are rounded to 0.01.
+Costs per series are in microseconds per series; seconds are rounded to 0.01. `cpu_seconds` holds
+the CPU seconds (user + system, all threads) of the same step phases in the job's process and the
+`total` of the command's process tree, with `cpu_us_per_series`: a busy machine stretches wall time
+far more than CPU time, so runs made at different loads compare better on these; `load_average` is
+the one-minute load when the command ended.
 """
 
 from __future__ import annotations
@@ -113,7 +117,8 @@ def command(config: Path, args: list[str], phases_file: Path) -> dict:
     if process.returncode != 0:
         raise SystemExit(f"forecasting {' '.join(args)} failed ({process.returncode}): {err.strip()[-2000:]}")
     lines = [json.loads(line) for line in phases_file.read_text().splitlines()] if phases_file.exists() else []
-    return {"wall": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "launched": launched, "phases": lines, "stdout": out}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall": wall, "cpu": cpu, "peak_rss_mib": usage.ru_maxrss / 1024, "launched": launched, "phases": lines, "stdout": out}
 
 
 def breakdown(result: dict) -> dict[str, float]:
@@ -157,17 +162,47 @@ def breakdown(result: dict) -> dict[str, float]:
     return {key: round(value, 2) for key, value in out.items()}
 
 
+def cpu_breakdown(result: dict) -> dict[str, float]:
+    """CPU seconds (user + system, all threads of the job's process) of the step phases, split as
+    `breakdown` splits wall seconds; `total` is the command's whole process tree (with the temporary
+    Prefect server). Less sensitive to a busy machine than wall seconds, so per-series costs of runs
+    made at different loads compare better on these."""
+    lines = [line for line in result["phases"] if "cpu_seconds" in line]
+    if not lines:
+        return {}
+    seconds = {}
+    for line in lines:
+        seconds[line["phase"]] = seconds.get(line["phase"], 0.0) + line["cpu_seconds"]
+    prepares = [line for line in lines if line["phase"] == "prepare"]
+    out = {name: seconds[name] for name in ("pull", "prepare", "train epochs") if name in seconds}
+    if "train" in seconds:
+        inside = sum(p["cpu_seconds"] for p in prepares if _within(p, result["phases"], "train"))
+        out["train other"] = seconds["train"] - seconds.get("train epochs", 0.0) - inside
+    if "predict" in seconds:
+        out["predict"] = seconds["predict"]
+    if "forecast" in seconds:
+        inside = sum(p["cpu_seconds"] for p in prepares if _within(p, result["phases"], "forecast"))
+        out["forecast other"] = seconds["forecast"] - seconds.get("predict", 0.0) - inside
+    for name in ("score", "sql write", "parquet write", "parquet repair", "report", "commit pull"):
+        if name in seconds:
+            out[name] = seconds[name]
+    out["total"] = result["cpu"]
+    return {key: round(value, 2) for key, value in out.items()}
+
+
 def _within(inner: dict, lines: list[dict], outer: str) -> bool:
     end = inner["started"] + inner["seconds"]
     return any(line["phase"] == outer and line["started"] <= inner["started"] and end <= line["started"] + line["seconds"] + 1e-3 for line in lines)
 
 
 def report(name: str, series: int, result: dict, extra: dict | None = None) -> dict:
-    phases = breakdown(result)
+    phases, cpu = breakdown(result), cpu_breakdown(result)
     line = {
         "benchmark": "scale", "command": name, "series": series, "wall_seconds": round(result["wall"], 2),
         "peak_rss_mib": round(result["peak_rss_mib"], 1), "phases": phases,
         "us_per_series": {key: round(value / series * 1e6) for key, value in {"wall": result["wall"], **phases}.items()},
+        "cpu_seconds": cpu, "cpu_us_per_series": {key: round(value / series * 1e6) for key, value in cpu.items()},
+        "load_average": round(os.getloadavg()[0], 1),
         **(extra or {}),
     }  # fmt: skip
     print(json.dumps(line), flush=True)

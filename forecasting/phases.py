@@ -26,13 +26,16 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def record(name: str, started: float, seconds: float, counts: dict[str, Any]) -> None:
-    """Log one phase line and append it to `$FORECASTING_PHASES_FILE` when set."""
+def record(name: str, started: float, seconds: float, counts: dict[str, Any], cpu_seconds: float | None = None) -> None:
+    """Log one phase line and append it to `$FORECASTING_PHASES_FILE` when set (with the process's CPU
+    seconds in the phase, all threads: a busy machine stretches wall time far more than CPU time)."""
     shown = ", ".join(f"{key} {value}" for key, value in counts.items())
     logger.info(f"phase {name}: {seconds:.2f} s" + (f" ({shown})" if shown else ""))
     path = os.environ.get(PHASES_ENV, "").strip()
     if path:
         line = {"phase": name, "started": round(started, 3), "seconds": round(seconds, 3), "peak_rss_mib": round(peak_rss_mib(), 1), **counts}
+        if cpu_seconds is not None:
+            line["cpu_seconds"] = round(cpu_seconds, 3)
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, default=str) + "\n")
 
@@ -41,14 +44,14 @@ def record(name: str, started: float, seconds: float, counts: dict[str, Any]) ->
 def phase(name: str) -> Iterator[dict[str, Any]]:
     """Time the block as phase `name`; the yielded dict takes counts to report with it (rows, series)."""
     counts: dict[str, Any] = {}
-    started_wall, started = time.time(), time.perf_counter()
+    started_wall, started, started_cpu = time.time(), time.perf_counter(), time.process_time()
     bar = live_tracker()
     try:
         with Heartbeat(name):  # a line when the phase has logged nothing for a while
             yield counts
     finally:
         stop_bar_since(bar)
-        record(name, started_wall, time.perf_counter() - started, counts)
+        record(name, started_wall, time.perf_counter() - started, counts, time.process_time() - started_cpu)
 
 
 def timed(name: str) -> Callable[[F], F]:

@@ -114,6 +114,8 @@ def test_scale_benchmark_reports_every_command_and_the_run_phases():
     assert "train epochs" not in forecast and "predict" in forecast
     assert all(line["peak_rss_mib"] > 0 and line["wall_seconds"] > 0 for line in lines.values())
     assert lines["load"]["rows"] == 30 * 60
+    cpu = lines["run --mode retrain"]["cpu_seconds"]
+    assert cpu["train epochs"] > 0 and cpu["total"] >= cpu["train epochs"] and "predict" in lines["run --mode forecast"]["cpu_seconds"]
 
 
 def test_synthetic_series_are_reproducible_positive_and_monthly():

@@ -29,6 +29,15 @@ def test_a_phase_appends_one_json_line_with_its_counts(tmp_path, monkeypatch, ca
     assert any(record.getMessage().startswith("phase pull: ") and "rows 12, series 3" in record.getMessage() for record in caplog.records)
 
 
+def test_a_phase_records_the_cpu_seconds_it_used(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "phases.jsonl"
+    monkeypatch.setenv(phases.PHASES_ENV, str(path))
+    with phases.phase("prepare"):
+        total = sum(i * i for i in range(2_000_000))  # CPU-bound work of the phase's own thread
+    line = json.loads(path.read_text())
+    assert total > 0 and line["cpu_seconds"] > 0
+
+
 def test_a_failing_phase_is_still_recorded_and_the_error_goes_on(tmp_path, monkeypatch) -> None:
     path = tmp_path / "phases.jsonl"
     monkeypatch.setenv(phases.PHASES_ENV, str(path))
