@@ -209,6 +209,20 @@ def report(name: str, series: int, result: dict, extra: dict | None = None) -> d
     return line
 
 
+def write_series_csv(path: Path, series: int, length: int, seed: int) -> None:
+    """Write the synthetic series to `path` from a spawned process. Linux carries a process's peak RSS
+    over fork and exec, so every command launched later would report this process's peak (the
+    generated frame, 2 GB at 100,000 series) as its own if the frame had been built here."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pool.apply(_write_series_csv, (str(path), series, length, seed))
+
+
+def _write_series_csv(path: str, series: int, length: int, seed: int) -> None:
+    synthetic_series(series, length, seed).to_csv(path, index=False)
+
+
 def run(url: str, folder: Path, args: argparse.Namespace) -> None:
     config = write_config(folder, url, args.epochs, args.units)
     data = folder / "observations.csv"
@@ -220,7 +234,7 @@ def run(url: str, folder: Path, args: argparse.Namespace) -> None:
     rows = args.series * args.length
     if "load" in wanted:
         started = time.perf_counter()
-        synthetic_series(args.series, args.length, args.seed).to_csv(data, index=False)
+        write_series_csv(data, args.series, args.length, args.seed)
         generated = time.perf_counter() - started
         command(config, ["init"], phases)
         report("load", args.series, command(config, ["load", str(data)], phases), {"rows": rows, "generate_seconds": round(generated, 2)})

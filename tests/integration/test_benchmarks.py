@@ -127,6 +127,13 @@ def test_synthetic_series_are_reproducible_positive_and_monthly():
     assert sorted(first["ts"].unique())[-1] == "2025-12-01" and len(first) == 5 * 24
 
 
+def test_the_series_file_is_written_by_another_process_with_the_same_rows(tmp_path):
+    from benchmarks.scale import synthetic_series, write_series_csv
+
+    write_series_csv(tmp_path / "s.csv", 5, 24, 3)
+    assert (tmp_path / "s.csv").read_text() == synthetic_series(5, 24, seed=3).to_csv(index=False)
+
+
 def test_train_throughput_benchmark_compares_both_paths_on_the_same_windows():
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.train_throughput", "--series", "20", "--length", "60", "--epochs", "1", "--repeats", "2",
