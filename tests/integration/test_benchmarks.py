@@ -148,3 +148,22 @@ def test_train_throughput_benchmark_compares_both_paths_on_the_same_windows():
     assert [line["path"] for line in runs[:4]] == ["plain", "job", "job", "plain"]  # alternating
     for summary in summaries.values():
         assert summary["ratio_job_over_plain"] > 0 and summary["train_windows"] > 0 and summary["val_windows"] == 20 * 18
+
+
+def test_scale_table_gives_the_per_series_ratio_of_each_phase(tmp_path):
+    def write(name, series, cpu, wall):
+        line = {"benchmark": "scale", "command": "run --mode forecast", "series": series,
+                "cpu_us_per_series": cpu, "us_per_series": wall}  # fmt: skip
+        (tmp_path / name).write_text(json.dumps(line) + "\n")
+
+    write("a.jsonl", 10, {"prepare": 100, "predict": 50}, {"prepare": 200, "predict": 60})
+    write("b.jsonl", 10, {"prepare": 300, "predict": 50}, {"prepare": 200, "predict": 60})
+    write("c.jsonl", 100, {"prepare": 400, "predict": 25}, {"prepare": 300, "predict": 60})
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_table", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--large", str(tmp_path / "c.jsonl")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ") and "phase" not in line}
+    assert "| 200 | 400 | 2.00 | 1.50 |" in rows["prepare"]  # the two smaller runs averaged
+    assert "| 0.50 | 1.00 |" in rows["predict"]
