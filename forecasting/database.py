@@ -243,7 +243,9 @@ def read_observations(connection: Connection, source: SourceConfig, since: Any =
     if since is not None:
         query = query.where(_newer_than(connection, table, source, since))
     if series is not None:
-        query = query.where(table.c[source.series].in_(list(series)))
+        keys = [key for key in series if key is not None]
+        chosen = table.c[source.series].in_(keys)
+        query = query.where(sa.or_(chosen, table.c[source.series].is_(None)) if len(keys) < len(series) else chosen)
     names = ["series_id", "ts", "value", *source.columns]
     from forecasting.pg_copy import adbc_available, copy_records
 

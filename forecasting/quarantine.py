@@ -77,10 +77,12 @@ def record(engine: Engine, source: str, run_id: str, rows: pd.DataFrame, examine
 
 class Examined:
     """Which stored quarantine rows a pull re-read: all (a full refresh), or per series the whole
-    series (`whole`, series gone from the source included) or its rows after a time (`after`)."""
+    series (`whole`, series gone from the source included) or its rows after a time (`after`), and
+    whether it read every row without a series id (`unkeyed`)."""
 
-    def __init__(self, everything: bool, whole: Iterable[str] = (), after: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, everything: bool, whole: Iterable[str] = (), after: Mapping[str, Any] | None = None, unkeyed: bool = False) -> None:
         self.everything = everything
+        self.unkeyed = unkeyed
         self.whole = {str(s) for s in whole}
         self.after = {str(s): pd.Timestamp(t) for s, t in (after or {}).items() if t is not None and not pd.isna(t)}
 
@@ -89,7 +91,7 @@ class Examined:
         if self.everything:
             return True
         if series_id is None:
-            return False
+            return self.unkeyed
         if str(series_id) in self.whole:
             return True
         bound = self.after.get(str(series_id))

@@ -164,3 +164,19 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
             "SELECT run_id, last_run_id, seen_count FROM quarantine WHERE source = 'observations' AND series_id = 'S02'"
         )).fetchall()
     assert [tuple(row) for row in mine] == [("r1", "r4", 4)]
+
+
+def test_a_row_without_series_id_stays_quarantined_once_over_pulls(database_url, settings_for):
+    """A NULL series id is quarantined; the next pull must not trip over it (it crashed the history cache)."""
+    settings, _ = settings_for(database_url, source={"table": "readings", "frequency": "MS"})
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    execute(engine, "CREATE TABLE readings (series_id VARCHAR(50), ts TIMESTAMP, value DOUBLE PRECISION)")
+    frame = synthetic_frame()
+    rows = [{"s": r.series_id, "t": r.ts.to_pydatetime(), "v": float(r.value)} for r in frame.itertuples()]
+    rows.append({"s": None, "t": datetime(2023, 12, 1), "v": 1.0})
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO readings (series_id, ts, value) VALUES (:s, :t, :v)"), rows)
+    for run_id in ("r1", "r2", "r3"):
+        assert pulled(settings, run_id).quarantined == 1
+    assert [row[:1] + row[3:] for row in quarantined(engine)] == [(None, "r1", "r3", 3, None)]
