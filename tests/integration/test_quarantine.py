@@ -58,6 +58,7 @@ def counts(settings, engine):
 
 
 NULL = "value missing or not finite"
+LATE = "timestamp later than the run's time plus source.max_future"
 
 
 def last_row(series):
@@ -139,6 +140,15 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
         ("r1", "observations", None, None, "1.0", "no key", datetime(2026, 1, 1)),
         ("r2", "observations", None, None, "2.0", "no key", datetime(2026, 1, 2)),
         ("r1", "other", "S02", december, "null", NULL, datetime(2026, 1, 1)),
+        ("r1", "observations", "S03", None, "1.0", "no time", datetime(2026, 1, 1)),
+        ("r2", "observations", "S03", None, "2.0", "no time", datetime(2026, 1, 2)),
+        ("r1", "observations", None, december, "1.0", "no series", datetime(2026, 1, 1)),
+        ("r2", "observations", None, december, "2.0", "no series", datetime(2026, 1, 2)),
+    ] + [  # a far-future row met by 150 nightly runs: under 0007 each run's reason held its own time
+        (f"n{day}", "observations", "S04", datetime(2099, 1, 1), "1.0",
+         f"timestamp later than {pd.Timestamp(2026, 1, 1, 3, 4, 5, 123456) + pd.Timedelta(days=day + 92)} (source.max_future after the run's time)",
+         datetime(2026, 1, 1) + pd.Timedelta(days=day))
+        for day in range(150)
     ]
     with engine.begin() as connection:
         for r, src, s, t, v, reason, c in rows:
@@ -154,7 +164,15 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
         ("observations", "S02", "r1", datetime(2026, 1, 1), "r3", datetime(2026, 1, 3), 3, "nan", None),
         ("observations", None, "r1", datetime(2026, 1, 1), "r2", datetime(2026, 1, 2), 2, "2.0", None),
         ("other", "S02", "r1", datetime(2026, 1, 1), "r1", datetime(2026, 1, 1), 1, "null", None),
+        ("observations", "S03", "r1", datetime(2026, 1, 1), "r2", datetime(2026, 1, 2), 2, "2.0", None),
+        ("observations", None, "r1", datetime(2026, 1, 1), "r2", datetime(2026, 1, 2), 2, "2.0", None),
+        ("observations", "S04", "n0", datetime(2026, 1, 1), "n149", datetime(2026, 5, 30), 150, "1.0", None),
     ], key=str)
+    with engine.connect() as connection:
+        reasons = connection.execute(sa.text("SELECT reason, row_key FROM quarantine WHERE series_id = 'S04'")).fetchall()
+    assert [tuple(row) for row in reasons] == [
+        (LATE, row_key("S04", datetime(2099, 1, 1), LATE))
+    ]
     # A pull after the migration finds the collapsed row by its key: still one row.
     load_observations(engine, SourceConfig(), synthetic_frame())
     execute(engine, "UPDATE observations SET value = NULL WHERE " + last_row("S02"))
@@ -180,3 +198,18 @@ def test_a_row_without_series_id_stays_quarantined_once_over_pulls(database_url,
     for run_id in ("r1", "r2", "r3"):
         assert pulled(settings, run_id).quarantined == 1
     assert [row[:1] + row[3:] for row in quarantined(engine)] == [(None, "r1", "r3", 3, None)]
+
+
+def test_migration_0008_downgrades_to_the_0007_table(database_url):
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    execute(engine, "INSERT INTO quarantine (run_id, source, series_id, ts, value, reason, created_at, row_key, last_run_id, "
+            "last_seen_at, seen_count) VALUES ('r1', 'observations', NULL, NULL, '1.0', 'no key', :c, 'k', 'r2', :c, 2)", c=datetime(2026, 1, 1))
+    with engine.begin() as connection, as_file(files("forecasting.sql").joinpath("migrations")) as location:
+        command.downgrade(_alembic_config(connection, str(location)), "0007")
+    with engine.connect() as connection:
+        names = {column["name"] for column in sa.inspect(connection).get_columns("quarantine")}
+        rows = connection.execute(sa.text("SELECT run_id, series_id, ts, reason FROM quarantine")).fetchall()
+    assert names == {"id", "run_id", "source", "series_id", "ts", "value", "reason", "created_at"}
+    assert [tuple(row) for row in rows] == [("r1", None, None, "no key")]
+    assert migrate(engine)["to_revision"] == "0008"
