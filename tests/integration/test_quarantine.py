@@ -213,3 +213,21 @@ def test_migration_0008_downgrades_to_the_0007_table(database_url):
     assert names == {"id", "run_id", "source", "series_id", "ts", "value", "reason", "created_at"}
     assert [tuple(row) for row in rows] == [("r1", None, None, "no key")]
     assert migrate(engine)["to_revision"] == "0008"
+
+
+def test_a_slower_pull_does_not_resolve_a_row_another_pull_just_quarantined_again(database_url):
+    """Two runs pulling one source at once, interleaved by hand: A reads the open rows (its pull found
+    the row usable), B quarantines the row again, then A marks what it read as resolved."""
+    from forecasting import quarantine as module
+
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    bad = pd.DataFrame({"series_id": ["S01", "S02"], "ts": [datetime(2024, 1, 1)] * 2, "value": ["null"] * 2, "reason": [NULL] * 2})
+    module.record(engine, "src", "r1", bad, module.Examined(False), datetime(2026, 1, 1))
+    with engine.begin() as connection:
+        read_by_a = module.open_rows(connection, "src")  # A: both rows open, both usable in its pull
+    module.record(engine, "src", "r2", bad.iloc[:1], module.Examined(False), datetime(2026, 1, 2))  # B: S01 bad again
+    with engine.begin() as connection:
+        module.mark_resolved(connection, "r3", read_by_a, datetime(2026, 1, 3))
+    rows = quarantined(engine)
+    assert [(row[0], row[4], row[6]) for row in rows] == [("S01", "r2", None), ("S02", "r1", "r3")]
