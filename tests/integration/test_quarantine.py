@@ -231,3 +231,22 @@ def test_a_slower_pull_does_not_resolve_a_row_another_pull_just_quarantined_agai
         module.mark_resolved(connection, "r3", read_by_a, datetime(2026, 1, 3))
     rows = quarantined(engine)
     assert [(row[0], row[4], row[6]) for row in rows] == [("S01", "r2", None), ("S02", "r1", "r3")]
+
+
+def test_a_history_store_holding_a_row_without_series_id_is_still_pulled_into(database_url, settings_for):
+    """Older versions stored a source row without a series id in the history store; pulls into such a store go on."""
+    from forecasting import history
+
+    settings, _ = settings_for(database_url, source={"frequency": "MS"})
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    pulled(settings, "r1")
+    root = history.history_root(settings.storage_root, settings.source.table)
+    stray = pd.DataFrame({"series_id": pd.Series([None], dtype="str"), "ts": pd.Series([pd.Timestamp("2023-12-01")], dtype="datetime64[us]"), "value": [1.0]})
+    history.merge(root, stray, {})
+    assert history.read(root)["series_id"].isna().sum() == 1
+    execute(engine, "UPDATE observations SET value = 7.0 WHERE " + last_row("S02"))
+    for run_id in ("r2", "r3"):
+        assert pulled(settings, run_id).rows_revised in (0, 1)
+    assert history.read(root).loc[lambda f: f["series_id"] == "S02", "value"].iloc[-1] == 7.0
