@@ -198,6 +198,9 @@ def test_a_row_without_series_id_stays_quarantined_once_over_pulls(database_url,
     for run_id in ("r1", "r2", "r3"):
         assert pulled(settings, run_id).quarantined == 1
     assert [row[:1] + row[3:] for row in quarantined(engine)] == [(None, "r1", "r3", 3, None)]
+    execute(engine, "DELETE FROM readings WHERE series_id IS NULL")  # gone from the source: resolved
+    assert pulled(settings, "r4").quarantined == 0
+    assert [row[:1] + row[3:] for row in quarantined(engine)] == [(None, "r1", "r3", 3, "r4")]
 
 
 def test_migration_0008_downgrades_to_the_0007_table(database_url):
