@@ -119,9 +119,14 @@ def _postgres_copy_upsert(connection: Connection, table: sa.Table, frame: pd.Dat
     updates = ", ".join(f"{preparer.quote(c)} = EXCLUDED.{preparer.quote(c)}" for c in columns if c not in key)
     conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     select = _select_list(table, frame, columns, preparer.quote, connection.dialect)
+    # Naive times are UTC: staged as `timestamp` (or text) they become `timestamptz` in the session's
+    # TimeZone, so the conversion runs in UTC; the caller's transaction gets its own zone back after.
+    zone = connection.exec_driver_sql("SELECT current_setting('TimeZone')").scalar_one()
+    connection.execute(sa.text("SELECT set_config('TimeZone', 'UTC', true)"))
     connection.exec_driver_sql(
         f"INSERT INTO {target} ({column_list}) SELECT {select} FROM {stage} ON CONFLICT ({', '.join(preparer.quote(k) for k in key)}) {conflict}"
     )
+    connection.execute(sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone})
     progress.finish("copied, then upserted in one statement")
     return len(frame)
 

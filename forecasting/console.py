@@ -3,7 +3,8 @@
 Quiet means: no TensorFlow C++ start-up lines, no informational flow logs (state changes, progress
 notes), no warning that a task timeout cannot interrupt a worker thread, no failure tracebacks (the CLI
 reports the error in one line). Keras's epoch lines, warnings and Prefect's retry notices still show, and
-so do the plain progress lines whenever no live bar is drawn (stderr not a terminal, or `--no-progress`).
+so do the plain progress lines whenever no live bar is drawn (stderr not a terminal, or `--no-progress`),
+unless FORECASTING_PROGRESS=none.
 Never imports prefect.
 """
 
@@ -102,9 +103,9 @@ class _PlainProgress(logging.StreamHandler):
         pass
 
     def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
-        from forecasting.progress import bar_wanted
+        from forecasting.progress import bar_wanted, lines_wanted
 
-        return record.levelno < logging.WARNING and not bar_wanted() and bool(super().filter(record))
+        return record.levelno < logging.WARNING and lines_wanted() and not bar_wanted() and bool(super().filter(record))
 
 
 @contextlib.contextmanager

@@ -192,12 +192,13 @@ def _newer_than(connection: Connection, table: sa.Table, source: SourceConfig, s
     """A condition keeping (at least) the rows after `since`; the caller filters exactly once parsed.
     A text time column (any column on SQLite, which stores times as text) cannot be compared with a
     timestamp: PostgreSQL refuses it, and text order is not time order once offsets are written
-    (`2024-01-02 22:00-02:00` is after `2024-01-02 23:00` UTC). ISO 8601 text sorts by its date
-    prefix, so it is compared, byte by byte, with the date two days before `since` (wider than any
-    UTC offset)."""
+    (`2024-01-02 22:00-02:00` is after `2024-01-02 23:00` UTC). The text is compared, byte by byte,
+    with `since` minus 14 hours (no local time is further behind UTC) as 'YYYY-MM-DD HH:MM:SS': a 'T'
+    sorts after the space, an unpadded field after the padded one it could exceed, and a date alone
+    before its own day's times, which it precedes; each of these only reads more."""
     column = table.c[source.time]
     if connection.dialect.name == "sqlite" or isinstance(column.type, sa.String):
-        floor = (pd.Timestamp(since) - pd.Timedelta(days=2)).strftime("%Y-%m-%d")
+        floor = (pd.Timestamp(since) - pd.Timedelta(hours=14)).strftime("%Y-%m-%d %H:%M:%S")
         text = sa.type_coerce(column, sa.String())
         return (text.collate("C") if connection.dialect.name == "postgresql" else text) >= floor
     return column > _bound_time(table, source, since)
@@ -231,8 +232,10 @@ def records(result: Any, columns: list[str]) -> pd.DataFrame:
 
 
 def read_observations(connection: Connection, source: SourceConfig, since: Any = None, series: Sequence[Any] | None = None) -> pd.DataFrame:
-    """Observations (newer than `since`, when given; of the `series` keys as the source stores them,
-    when given) in long format: series_id (str), ts (naive UTC), value, features."""
+    """Observations (of the `series` keys as the source stores them, None for rows without a series
+    id, when given) in long format: series_id (str), ts (naive UTC), value, features. With `since`,
+    every row newer than it, and on a text time column (any on SQLite) also those of up to 14 hours
+    before it or in a looser text form (see `_newer_than`): the caller cuts exactly."""
     table = check_source(connection, source)
     selected = [
         table.c[source.series].label("series_id"),
@@ -243,7 +246,9 @@ def read_observations(connection: Connection, source: SourceConfig, since: Any =
     if since is not None:
         query = query.where(_newer_than(connection, table, source, since))
     if series is not None:
-        query = query.where(table.c[source.series].in_(list(series)))
+        keys = [key for key in series if key is not None]
+        chosen = table.c[source.series].in_(keys)
+        query = query.where(sa.or_(chosen, table.c[source.series].is_(None)) if len(keys) < len(series) else chosen)
     names = ["series_id", "ts", "value", *source.columns]
     from forecasting.pg_copy import adbc_available, copy_records
 

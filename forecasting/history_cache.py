@@ -114,7 +114,8 @@ def _from_store(path: Path, identity: tuple) -> pa.Table | None:
     if rows is None:
         encoded = pc.dictionary_encode(whole.column("series_id")).combine_chunks()
         numbers = bucket_of(pd.Series(encoded.dictionary.to_pylist(), dtype=object)).astype(np.int16)
-        rows = numbers[encoded.indices.to_numpy(zero_copy_only=False)]
+        # A row without a series id (older versions stored such source rows) is in no bucket: left out.
+        rows = np.append(numbers, -1)[pc.fill_null(encoded.indices, len(numbers)).to_numpy(zero_copy_only=False)]
         with _lock:
             _rows[root] = rows
     number = int(path.parent.name.split("=", 1)[1])

@@ -173,6 +173,8 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     )
     with engine.connect() as connection:
         summary = source_summary(connection, source).set_index("series_id")
+    # Rows without a series id belong to no series: read (and quarantined) on every pull, never stored.
+    unkeyed, summary = bool(summary.index.isna().any()), summary.loc[summary.index.notna()]
     latest_allowed = pd.Timestamp(utc_now()) + pd.Timedelta(source.max_future)
     stored = history.read(root, columns=["series_id", "ts", "value"]) if store_status == "complete" else None
     before = len(recorded) if len(recorded) else (int(stored["series_id"].nunique()) if stored is not None else 0)
@@ -223,6 +225,8 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         windowed = windowed.loc[windowed["series_id"].isin(list(window)).to_numpy()]
         whole_rows = _read_series(engine, settings, list(summary.loc[sorted(full_ids), "key"])) if full_ids else read_observations_empty(settings)
         frame = pd.concat([windowed, whole_rows], ignore_index=True) if len(whole_rows) else windowed
+        if unkeyed:
+            frame = pd.concat([frame, _read_series(engine, settings, [None])], ignore_index=True)
     frequency = source.frequency or (state["frequency"] if state else None)
     if frequency is None:
         frequency = infer_frequency(frame) if len(frame) else None
@@ -256,7 +260,7 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
     check_series_drop(settings, before, len(after_ids), gone, allow_series_drop, (rows_then, int(summary["rows"].sum())))
 
     # Each bad row stored once; rows this pull re-read and found usable (or gone) stop being current.
-    examined = Examined(reason is not None, full_ids | set(gone), window) if screening is not None or frame.empty else Examined(False)
+    examined = Examined(reason is not None, full_ids | set(gone), window, unkeyed=True) if screening is not None or frame.empty else Examined(False)
     quarantine.record(engine, source.table, run_id, screening.quarantined if screening is not None else pd.DataFrame(), examined, utc_now())
 
     if reason is None:

@@ -1,8 +1,9 @@
 """Progress within a long phase (pull, training, forecasting, writing, scoring): plain log lines on the
 logger `forecasting.progress` at the start, at most every `$FORECASTING_PROGRESS_SECONDS` (default 10)
 and at the end, each with done/total, the rate and an estimate of the time left; and, when stderr is
-an interactive terminal and `$FORECASTING_PROGRESS` is not `off` (`forecasting --no-progress`), a
-live rich bar on it. While a bar is live the plain lines skip the handlers that write to a terminal
+an interactive terminal and `$FORECASTING_PROGRESS` is not `off` (`forecasting --no-progress`) or
+`none`, a live rich bar on it. `none` also keeps the plain lines off stderr in quiet mode (cron mails
+any output); they still reach Prefect's logs. While a bar is live the plain lines skip the handlers that write to a terminal
 (they would break the bar) and still reach every other handler, such as Prefect's API log handler.
 
 Updates are per batch or chunk, never per row. Never imports prefect; rich only when a bar is drawn.
@@ -23,6 +24,7 @@ PROGRESS_ENV = "FORECASTING_PROGRESS"
 SECONDS_ENV = "FORECASTING_PROGRESS_SECONDS"
 DEFAULT_SECONDS = 10.0
 _OFF = ("off", "0", "no", "false")
+_NONE = ("none",)
 logger = logging.getLogger("forecasting.progress")
 SILENCE_SECONDS = 25.0  # a phase without a progress line for this long logs that it is still working
 _bar_lock = threading.Lock()  # one live bar at a time: a second tracker while one is live logs only
@@ -41,9 +43,14 @@ def interval_seconds() -> float:
     return value if value >= 0 else DEFAULT_SECONDS
 
 
+def lines_wanted() -> bool:
+    """Plain progress lines on stderr in quiet mode: `$FORECASTING_PROGRESS` is not `none`."""
+    return os.environ.get(PROGRESS_ENV, "").strip().lower() not in _NONE
+
+
 def bar_wanted() -> bool:
-    """A live bar: stderr is an interactive terminal and `$FORECASTING_PROGRESS` is not off."""
-    if os.environ.get(PROGRESS_ENV, "").strip().lower() in _OFF:
+    """A live bar: stderr is an interactive terminal and `$FORECASTING_PROGRESS` is not off (or none)."""
+    if os.environ.get(PROGRESS_ENV, "").strip().lower() in _OFF + _NONE:
         return False
     isatty = getattr(sys.stderr, "isatty", None)
     return bool(isatty and isatty())

@@ -77,10 +77,12 @@ def record(engine: Engine, source: str, run_id: str, rows: pd.DataFrame, examine
 
 class Examined:
     """Which stored quarantine rows a pull re-read: all (a full refresh), or per series the whole
-    series (`whole`, series gone from the source included) or its rows after a time (`after`)."""
+    series (`whole`, series gone from the source included) or its rows after a time (`after`), and
+    whether it read every row without a series id (`unkeyed`)."""
 
-    def __init__(self, everything: bool, whole: Iterable[str] = (), after: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, everything: bool, whole: Iterable[str] = (), after: Mapping[str, Any] | None = None, unkeyed: bool = False) -> None:
         self.everything = everything
+        self.unkeyed = unkeyed
         self.whole = {str(s) for s in whole}
         self.after = {str(s): pd.Timestamp(t) for s, t in (after or {}).items() if t is not None and not pd.isna(t)}
 
@@ -89,7 +91,7 @@ class Examined:
         if self.everything:
             return True
         if series_id is None:
-            return False
+            return self.unkeyed
         if str(series_id) in self.whole:
             return True
         bound = self.after.get(str(series_id))
@@ -97,12 +99,28 @@ class Examined:
 
 
 def _resolve(connection: Connection, source: str, run_id: str, current: set[str], examined: Examined, now: Any) -> None:
+    fixed = [row for row in open_rows(connection, source) if row.row_key not in current and examined.covers(row.series_id, row.ts)]
+    mark_resolved(connection, run_id, fixed, now)
+
+
+def open_rows(connection: Connection, source: str) -> list[Any]:
+    """The source's current (unresolved) quarantine rows: id, series_id, ts, row_key and when last seen by whom."""
     q = quarantine.c
-    open_rows = connection.execute(
-        sa.select(q.id, q.series_id, q.ts, q.row_key).where(q.source == source, q.resolved_at.is_(None))
+    return connection.execute(
+        sa.select(q.id, q.series_id, q.ts, q.row_key, q.last_run_id, q.last_seen_at).where(q.source == source, q.resolved_at.is_(None))
     ).fetchall()
-    fixed = [row.id for row in open_rows if row.row_key not in current and examined.covers(row.series_id, row.ts)]
-    for start in range(0, len(fixed), CHUNK):
-        connection.execute(
-            sa.update(quarantine).where(q.id.in_(fixed[start : start + CHUNK])).values(resolved_run_id=run_id, resolved_at=now)
-        )
+
+
+def mark_resolved(connection: Connection, run_id: str, rows: list[Any], now: Any) -> None:
+    """Mark these `open_rows` resolved, each only while no other pull has seen it since it was read (a
+    run pulling the same source at once may just have quarantined it again); in id order, so two runs
+    lock rows in the same order."""
+    q = quarantine.c
+    statement = (
+        sa.update(quarantine)
+        .where(q.id == sa.bindparam("row_id"), q.last_run_id == sa.bindparam("seen_run"), q.last_seen_at == sa.bindparam("seen_at"), q.resolved_at.is_(None))
+        .values(resolved_run_id=run_id, resolved_at=now)
+    )
+    params = [{"row_id": row.id, "seen_run": row.last_run_id, "seen_at": row.last_seen_at} for row in sorted(rows, key=lambda row: row.id)]
+    for start in range(0, len(params), CHUNK):
+        connection.execute(statement, params[start : start + CHUNK])

@@ -89,6 +89,9 @@ class Screening:
     skipped: dict[str, str] = field(default_factory=dict)  # series set aside whole -> why
 
 
+MISSING_SERIES_REASON = "series id missing"
+
+
 def screen(
     frame: pd.DataFrame,
     frequency: str,
@@ -132,6 +135,7 @@ def screen(
         reasons[far & ~bad_value & ~off_grid] = (
             f"future row more than {future.max_periods} periods after its series' last observation (source.max_future_periods)"
         )
+    reasons[frame["series_id"].isna().to_numpy()] = MISSING_SERIES_REASON
     is_bad = (reasons != "").to_numpy()
     skipped: dict[str, str] = {}
     if is_bad.any():

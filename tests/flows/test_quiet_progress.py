@@ -43,3 +43,25 @@ def test_a_quiet_run_with_stderr_a_pipe_shows_plain_progress_lines(tmp_path, cap
     load = cli_piped(tmp_path, "--no-progress", "load", "obs.csv")
     assert load.returncode == 0, load.stderr
     assert re.search(r"sql write observations: done, 384/384 rows in ", load.stderr), load.stderr
+
+
+def test_progress_none_silences_the_plain_lines_of_a_piped_cli(tmp_path):
+    """Cron mails any output: FORECASTING_PROGRESS=none keeps the progress lines off stderr; `off` only
+    switches the live bar off (the lines still show without one)."""
+    from tests.conftest import synthetic_frame, write_config
+
+    write_config(tmp_path, "sqlite:///db.sqlite")
+    synthetic_frame().to_csv(tmp_path / "obs.csv", index=False)
+
+    def load(progress):
+        return subprocess.run(
+            [sys.executable, "-m", "forecasting", "load", "obs.csv"], cwd=tmp_path, env=cli_env(tmp_path, FORECASTING_PROGRESS=progress),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+        )  # fmt: skip
+
+    assert subprocess.run([sys.executable, "-m", "forecasting", "init"], cwd=tmp_path, env=cli_env(tmp_path), capture_output=True).returncode == 0
+    shown = load("off")
+    assert shown.returncode == 0 and "sql write observations: done, 384/384 rows in " in shown.stderr, shown.stderr
+    silent = load("none")
+    assert silent.returncode == 0, silent.stderr
+    assert silent.stderr == "" and "384" in silent.stdout, (silent.stdout, silent.stderr)

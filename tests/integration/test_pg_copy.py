@@ -71,3 +71,25 @@ def test_copy_read_is_used_on_postgresql(postgres_admin_url, monkeypatch):
     with engine.connect() as connection:
         frame = read_observations(connection, SourceConfig(table="obs"))
     assert used == [1] and frame["value"].tolist() == [1.5]
+
+
+@pytest.mark.parametrize("staged", ["timestamps", "text"])
+def test_bulk_upsert_into_timestamptz_keeps_utc_on_a_server_in_another_zone(postgres_admin_url, staged):
+    """`load` into a TIMESTAMPTZ source on a database whose TimeZone is Europe/Berlin: naive times are UTC."""
+    from forecasting.loading import load_observations
+
+    url = create_database(postgres_admin_url)
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        name = connection.execute(sa.text("SELECT current_database()")).scalar_one()
+        connection.execute(sa.text(f'ALTER DATABASE "{name}" SET timezone = \'Europe/Berlin\''))
+        connection.execute(sa.text("CREATE TABLE observations (series_id TEXT, ts TIMESTAMPTZ, value DOUBLE PRECISION, PRIMARY KEY (series_id, ts))"))
+    engine.dispose()
+    engine = create_db_engine(url)  # new sessions take the database's zone
+    times = pd.Series(pd.to_datetime(["2024-01-01 00:00", "2024-07-01 12:30"]))
+    frame = pd.DataFrame({"series_id": ["A", "A"], "ts": times if staged == "timestamps" else times.astype(object), "value": [1.0, 2.0]})
+    load_observations(engine, SourceConfig(), frame)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SHOW TimeZone")).scalar_one() == "Europe/Berlin"
+        stored = connection.execute(sa.text("SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM observations ORDER BY ts")).scalars().all()
+    assert stored == ["2024-01-01 00:00", "2024-07-01 12:30"]

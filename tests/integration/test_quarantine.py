@@ -58,6 +58,7 @@ def counts(settings, engine):
 
 
 NULL = "value missing or not finite"
+LATE = "timestamp later than the run's time plus source.max_future"
 
 
 def last_row(series):
@@ -139,6 +140,15 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
         ("r1", "observations", None, None, "1.0", "no key", datetime(2026, 1, 1)),
         ("r2", "observations", None, None, "2.0", "no key", datetime(2026, 1, 2)),
         ("r1", "other", "S02", december, "null", NULL, datetime(2026, 1, 1)),
+        ("r1", "observations", "S03", None, "1.0", "no time", datetime(2026, 1, 1)),
+        ("r2", "observations", "S03", None, "2.0", "no time", datetime(2026, 1, 2)),
+        ("r1", "observations", None, december, "1.0", "no series", datetime(2026, 1, 1)),
+        ("r2", "observations", None, december, "2.0", "no series", datetime(2026, 1, 2)),
+    ] + [  # a far-future row met by 150 nightly runs: under 0007 each run's reason held its own time
+        (f"n{day}", "observations", "S04", datetime(2099, 1, 1), "1.0",
+         f"timestamp later than {pd.Timestamp(2026, 1, 1, 3, 4, 5, 123456) + pd.Timedelta(days=day + 92)} (source.max_future after the run's time)",
+         datetime(2026, 1, 1) + pd.Timedelta(days=day))
+        for day in range(150)
     ]
     with engine.begin() as connection:
         for r, src, s, t, v, reason, c in rows:
@@ -154,7 +164,15 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
         ("observations", "S02", "r1", datetime(2026, 1, 1), "r3", datetime(2026, 1, 3), 3, "nan", None),
         ("observations", None, "r1", datetime(2026, 1, 1), "r2", datetime(2026, 1, 2), 2, "2.0", None),
         ("other", "S02", "r1", datetime(2026, 1, 1), "r1", datetime(2026, 1, 1), 1, "null", None),
+        ("observations", "S03", "r1", datetime(2026, 1, 1), "r2", datetime(2026, 1, 2), 2, "2.0", None),
+        ("observations", None, "r1", datetime(2026, 1, 1), "r2", datetime(2026, 1, 2), 2, "2.0", None),
+        ("observations", "S04", "n0", datetime(2026, 1, 1), "n149", datetime(2026, 5, 30), 150, "1.0", None),
     ], key=str)
+    with engine.connect() as connection:
+        reasons = connection.execute(sa.text("SELECT reason, row_key FROM quarantine WHERE series_id = 'S04'")).fetchall()
+    assert [tuple(row) for row in reasons] == [
+        (LATE, row_key("S04", datetime(2099, 1, 1), LATE))
+    ]
     # A pull after the migration finds the collapsed row by its key: still one row.
     load_observations(engine, SourceConfig(), synthetic_frame())
     execute(engine, "UPDATE observations SET value = NULL WHERE " + last_row("S02"))
@@ -164,3 +182,74 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
             "SELECT run_id, last_run_id, seen_count FROM quarantine WHERE source = 'observations' AND series_id = 'S02'"
         )).fetchall()
     assert [tuple(row) for row in mine] == [("r1", "r4", 4)]
+
+
+def test_a_row_without_series_id_stays_quarantined_once_over_pulls(database_url, settings_for):
+    """A NULL series id is quarantined; the next pull must not trip over it (it crashed the history cache)."""
+    settings, _ = settings_for(database_url, source={"table": "readings", "frequency": "MS"})
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    execute(engine, "CREATE TABLE readings (series_id VARCHAR(50), ts TIMESTAMP, value DOUBLE PRECISION)")
+    frame = synthetic_frame()
+    rows = [{"s": r.series_id, "t": r.ts.to_pydatetime(), "v": float(r.value)} for r in frame.itertuples()]
+    rows.append({"s": None, "t": datetime(2023, 12, 1), "v": 1.0})
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO readings (series_id, ts, value) VALUES (:s, :t, :v)"), rows)
+    for run_id in ("r1", "r2", "r3"):
+        assert pulled(settings, run_id).quarantined == 1
+    assert [row[:1] + row[3:] for row in quarantined(engine)] == [(None, "r1", "r3", 3, None)]
+    execute(engine, "DELETE FROM readings WHERE series_id IS NULL")  # gone from the source: resolved
+    assert pulled(settings, "r4").quarantined == 0
+    assert [row[:1] + row[3:] for row in quarantined(engine)] == [(None, "r1", "r3", 3, "r4")]
+
+
+def test_migration_0008_downgrades_to_the_0007_table(database_url):
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    execute(engine, "INSERT INTO quarantine (run_id, source, series_id, ts, value, reason, created_at, row_key, last_run_id, "
+            "last_seen_at, seen_count) VALUES ('r1', 'observations', NULL, NULL, '1.0', 'no key', :c, 'k', 'r2', :c, 2)", c=datetime(2026, 1, 1))
+    with engine.begin() as connection, as_file(files("forecasting.sql").joinpath("migrations")) as location:
+        command.downgrade(_alembic_config(connection, str(location)), "0007")
+    with engine.connect() as connection:
+        names = {column["name"] for column in sa.inspect(connection).get_columns("quarantine")}
+        rows = connection.execute(sa.text("SELECT run_id, series_id, ts, reason FROM quarantine")).fetchall()
+    assert names == {"id", "run_id", "source", "series_id", "ts", "value", "reason", "created_at"}
+    assert [tuple(row) for row in rows] == [("r1", None, None, "no key")]
+    assert migrate(engine)["to_revision"] == "0008"
+
+
+def test_a_slower_pull_does_not_resolve_a_row_another_pull_just_quarantined_again(database_url):
+    """Two runs pulling one source at once, interleaved by hand: A reads the open rows (its pull found
+    the row usable), B quarantines the row again, then A marks what it read as resolved."""
+    from forecasting import quarantine as module
+
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    bad = pd.DataFrame({"series_id": ["S01", "S02"], "ts": [datetime(2024, 1, 1)] * 2, "value": ["null"] * 2, "reason": [NULL] * 2})
+    module.record(engine, "src", "r1", bad, module.Examined(False), datetime(2026, 1, 1))
+    with engine.begin() as connection:
+        read_by_a = module.open_rows(connection, "src")  # A: both rows open, both usable in its pull
+    module.record(engine, "src", "r2", bad.iloc[:1], module.Examined(False), datetime(2026, 1, 2))  # B: S01 bad again
+    with engine.begin() as connection:
+        module.mark_resolved(connection, "r3", read_by_a, datetime(2026, 1, 3))
+    rows = quarantined(engine)
+    assert [(row[0], row[4], row[6]) for row in rows] == [("S01", "r2", None), ("S02", "r1", "r3")]
+
+
+def test_a_history_store_holding_a_row_without_series_id_is_still_pulled_into(database_url, settings_for):
+    """Older versions stored a source row without a series id in the history store; pulls into such a store go on."""
+    from forecasting import history
+
+    settings, _ = settings_for(database_url, source={"frequency": "MS"})
+    engine = create_db_engine(settings.database.url)
+    migrate(engine)
+    load_observations(engine, SourceConfig(), synthetic_frame())
+    pulled(settings, "r1")
+    root = history.history_root(settings.storage_root, settings.source.table)
+    stray = pd.DataFrame({"series_id": pd.Series([None], dtype="str"), "ts": pd.Series([pd.Timestamp("2023-12-01")], dtype="datetime64[us]"), "value": [1.0]})
+    history.merge(root, stray, {})
+    assert history.read(root)["series_id"].isna().sum() == 1
+    execute(engine, "UPDATE observations SET value = 7.0 WHERE " + last_row("S02"))
+    for run_id in ("r2", "r3"):
+        assert pulled(settings, run_id).rows_revised in (0, 1)
+    assert history.read(root).loc[lambda f: f["series_id"] == "S02", "value"].iloc[-1] == 7.0

@@ -51,3 +51,29 @@ def test_an_incremental_pull_of_a_text_time_column_reads_the_new_rows_after_each
     assert len(stored) == 100 and stored.loc[stored["series_id"] == "A", "ts"].max() == START + pd.Timedelta(hours=49)
     third = steps.pull_step(settings, "r3")  # nothing new: nothing read
     assert (third.rows_new, third.rows_revised, third.rows_removed, third.series_unchanged) == (0, 0, 0, 2)
+
+
+def test_the_text_bound_reads_at_most_14_hours_before_since_whatever_the_text_form(project):
+    """The SQL bound on a text time column is `since` minus 14 hours (the largest UTC offset) as
+    'YYYY-MM-DD HH:MM:SS': an hourly series re-reads 14 rows, not two days of them, and every row after
+    `since` is read whatever its form ('T' or a space, unpadded fields, a date alone, an offset)."""
+    from forecasting.database import read_observations
+
+    settings, engine = project
+    since = pd.Timestamp("2024-03-10 12:00")
+    hourly = [{"s": "A", "t": (since + pd.Timedelta(hours=h)).strftime("%Y-%m-%d %H:%M:%S"), "v": 1.0} for h in range(-72, 13)]
+    later = {  # text -> the UTC instant, all after `since`
+        "2024-03-10T13:00:00": "2024-03-10 13:00", "2024-3-10 14:00:00": "2024-03-10 14:00", "2024-03-11": "2024-03-11 00:00",
+        "2024-03-10 01:30:00-12:00": "2024-03-10 13:30", "2024-03-11 02:30:00+14:00": "2024-03-10 12:30", "2024-3-9T23:00:00-14:00": "2024-03-10 13:00",
+    }
+    earlier = ["2024-03-09", "2024-03-09 21:59:59"]  # before since - 14 h, padded with a space: not read
+    loose = ["2024-3-9 08:00:00", "2024-03-09T08:00:00"]  # before too, unpadded or with a 'T': read (more than needed, filtered once parsed)
+    rows = hourly + [{"s": f"B{i}", "t": text, "v": 1.0} for i, text in enumerate([*later, *earlier, *loose])]
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO readings (series_id, ts, value) VALUES (:s, :t, :v)"), rows)
+    with engine.connect() as connection:
+        read = read_observations(connection, settings.source, since=since)
+    got = read.loc[read["series_id"] == "A", "ts"]
+    assert got.min() == since - pd.Timedelta(hours=14) and len(got) == 14 + 1 + 12  # 14 h before, since itself, 12 after
+    others = read.loc[read["series_id"] != "A"]
+    assert sorted(others["ts"]) == sorted([*(pd.Timestamp(t) for t in later.values()), pd.Timestamp("2024-03-09 08:00"), pd.Timestamp("2024-03-09 08:00")])
