@@ -54,7 +54,7 @@ def observed_only(frame: pd.DataFrame) -> pd.DataFrame:
 
 def split_future(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(observations, future rows) of a history frame: rows after each series' last target are future rows."""
-    if frame.empty:
+    if frame.empty or frame["value"].notna().all():  # a future row has an empty target
         return frame, frame.iloc[0:0]
     is_future = future_mask(frame)
     if not is_future.any():

@@ -86,7 +86,7 @@ def regular_frame(frame: pd.DataFrame, frequency: str, fits: np.ndarray) -> tupl
     if int(lengths.sum()) == len(kept):
         # No point missing: the regular frame is the frame itself (the grid's times are its times), not a second copy.
         whole = {"series_id": kept["series_id"].array, "ts": times}
-        return pd.DataFrame({**whole, **{c: kept[c].to_numpy(dtype="float64") for c in value_columns}}), 0
+        return pd.DataFrame({**whole, **{c: kept[c].to_numpy(dtype="float64") for c in value_columns}}, copy=False), 0
     out_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     total = int(lengths.sum())
     series_of_row = np.repeat(np.arange(len(starts)), ends - starts)
