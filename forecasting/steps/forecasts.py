@@ -88,7 +88,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
         constant_examples=dict(list(result.constant.items())[:EXAMPLES]),
         series_stale=len(data.stale),
         stale_examples=dict(list(data.stale.items())[:EXAMPLES]),
-        origins=sorted({str(ts.date()) for ts in forecasts["forecast_origin"]})[:EXAMPLES] if len(forecasts) else [],
+        origins=sorted({str(ts.date()) for ts in forecasts["forecast_origin"].unique()})[:EXAMPLES] if len(forecasts) else [],
         frequency=data.frequency,
         horizon=loaded.horizon,
     )
