@@ -1,4 +1,4 @@
-"""Giving freed memory back to the system between the big steps of a training."""
+"""Giving freed memory back to the system between the big steps of a training and of a run."""
 
 from __future__ import annotations
 
@@ -26,3 +26,14 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def release_memory() -> None:
+    """`release_free_memory` and Arrow's pool's unused memory (each step of a run, when it ends): the
+    frames a step built are freed, but the allocators keep their pages, so every later step's peak
+    would sit on top of them (a forecast-only run for 100,000 series kept about 300 MiB after its
+    Parquet write alone). Changes no computed value."""
+    import pyarrow as pa
+
+    release_free_memory()
+    pa.default_memory_pool().release_unused()

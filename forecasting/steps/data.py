@@ -16,6 +16,7 @@ from forecasting.errors import RunError
 from forecasting.phases import phase
 from forecasting.future import build_arrays
 from forecasting.future_rows import observed_only, split_future
+from forecasting.memory import release_memory
 from forecasting.validation import infer_frequency
 from forecasting.windowing import SeriesArrays
 
@@ -57,7 +58,8 @@ def prepare_data(
         names = list(settings.source.future_features if future is None else future)
         prepared = _prepare(engine, settings, frequency, calendar, drop_stale, names)
         counts.update(series=len(prepared.arrays.values), rows=prepared.rows_read)
-        return prepared
+    release_memory()  # the whole store's frames, before the arrays are used
+    return prepared
 
 
 def _prepare(
