@@ -48,3 +48,30 @@ def test_layout_is_hive_partitioned_without_temporary_files(tmp_path):
     assert dataset.count_rows(filter=ds.field("model_name") == "other") == 3
     frame = pd.read_parquet(root)
     assert {"model_name", "series_id", "forecast_origin", "target_ts", "step", "yhat", "run_id", "created_at"} <= set(frame.columns)
+
+
+def test_rows_kept_by_an_upsert_are_those_a_left_anti_join_keeps():
+    """Issue 15: the keys compared as one integer each (the columns' codes combined), not a merged frame."""
+    import numpy as np
+
+    from forecasting.store import _not_in
+
+    rng = np.random.default_rng(0)
+    stamps = pd.date_range("2025-01-01", periods=6, freq="MS")
+
+    def frame(n: int) -> pd.DataFrame:
+        keys = pd.DataFrame({"series_id": rng.choice(["a", "b", "c", "dd"], n), "forecast_origin": rng.choice(stamps, n), "target_ts": rng.choice(stamps, n)})
+        return keys.drop_duplicates().reset_index(drop=True).assign(yhat=1.0)
+
+    key = ["series_id", "forecast_origin", "target_ts"]
+    for existing, rows in [(frame(60), frame(40)), (frame(30), frame(0)), (frame(50), frame(50))]:
+        merged = existing.merge(rows[key], on=key, how="left", indicator=True)
+        np.testing.assert_array_equal(_not_in(existing, rows, key), (merged["_merge"] == "left_only").to_numpy())
+
+
+def test_an_upsert_leaves_the_written_frame_unchanged(tmp_path):
+    rows = pd.concat([forecast_rows("a", "2025-01-01", "r1"), forecast_rows("b", "2025-01-01 06:00", "r1")], ignore_index=True)
+    before = rows.copy()
+    write_forecasts(tmp_path, rows)
+    write_forecasts(tmp_path, rows)
+    pd.testing.assert_frame_equal(rows, before)
