@@ -34,8 +34,7 @@ def sorted_codes(frame: pd.DataFrame) -> np.ndarray | None:
     times = frame["ts"].to_numpy()
     if times.dtype.kind != "M" or (codes < 0).any() or np.isnat(times).any():
         return None
-    step = np.diff(codes)
-    if (step < 0).any() or (times[1:] < times[:-1])[step == 0].any():
+    if (codes[1:] < codes[:-1]).any() or (times[1:] < times[:-1])[codes[1:] == codes[:-1]].any():
         return None
     return codes
 
@@ -75,7 +74,7 @@ def regular_frame(frame: pd.DataFrame, frequency: str, fits: np.ndarray) -> tupl
     if len(grid) > MAX_GRID_POINTS:
         return None
     positions = grid.searchsorted(times)
-    if (positions >= len(grid)).any() or (grid.values[np.minimum(positions, len(grid) - 1)] != times).any():
+    if (positions >= len(grid)).any() or (grid.values[positions] != times).any():  # indexing only once every position is in range
         return None
     # Integer codes, not one Python string per row (12 M rows: most of the step's memory); equal ids
     # get equal codes, so the runs of a sorted frame are the same.
