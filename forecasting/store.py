@@ -69,16 +69,21 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
     origin_dates = pd.Series(np.asarray(origins.strftime("%Y-%m-%d"), dtype=object)[codes], index=forecasts.index)
     key = [c for c in FORECAST_KEY if c != "model_name"]
     progress = Progress("parquet write", len(forecasts), "rows").start()
-    for (model_name, origin_date), rows in forecasts.groupby([forecasts["model_name"], origin_dates], sort=True):
+    groups = forecasts.groupby([forecasts["model_name"], origin_dates], sort=True).indices
+    for model_name, origin_date in sorted(groups):
         folder = _partition_dir(root, str(model_name), str(origin_date))
         make_dirs(folder)
+        index = groups[(model_name, origin_date)]
+        rows = forecasts if len(index) == len(forecasts) else forecasts.iloc[index]  # one partition: no copy of the rows
         rows = rows.drop(columns=["model_name"])
         count = len(rows)
         target = folder / PARTITION_FILE
-        existing = _read_partition(target)
-        if existing is not None:
-            kept = existing.loc[_not_in(existing, rows, key)]
-            rows = pd.concat([kept, rows], ignore_index=True) if len(kept) else rows
+        # The stored keys first: the stored rows are read only when some are kept (not when all are replaced).
+        existing = _read_partition(target, key)
+        keep = _not_in(existing, rows, key) if existing is not None else None
+        existing = _read_partition(target) if keep is not None and keep.any() else None
+        if existing is not None and len(existing) == len(keep):
+            rows = pd.concat([existing.loc[keep], rows], ignore_index=True)
         rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
         table = _to_arrow(rows)
         replace_atomically(target, lambda path: pq.write_table(table, path), kill_point="parquet-write")
@@ -87,14 +92,14 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
     return len(forecasts)
 
 
-def _read_partition(path: Path) -> pd.DataFrame | None:
-    """A partition's rows, or None when it is missing or unreadable (a truncated file): the rows
-    about to be written replace it, and `repair_parquet` rebuilds the rest from SQL."""
+def _read_partition(path: Path, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """A partition's rows (`columns` of them, default all), or None when it is missing or unreadable (a
+    truncated file): the rows about to be written replace it, and `repair_parquet` rebuilds the rest from SQL."""
     if not path.exists():
         return None
     try:
         with path.open("rb") as handle:
-            frame = pq.read_table(handle).to_pandas()
+            frame = pq.read_table(handle, columns=columns).to_pandas()
         pa.default_memory_pool().release_unused()  # the Arrow buffers the frame was copied from
         return frame
     except (OSError, pa.ArrowException):

@@ -75,3 +75,22 @@ def test_an_upsert_leaves_the_written_frame_unchanged(tmp_path):
     write_forecasts(tmp_path, rows)
     write_forecasts(tmp_path, rows)
     pd.testing.assert_frame_equal(rows, before)
+
+
+def test_a_partition_whose_rows_are_all_replaced_is_read_for_its_keys_only(tmp_path, monkeypatch):
+    """Issue 15: a forecast-only rerun replaces every stored row of its partition; reading them whole
+    (1.8 M rows at 100,000 series) only to drop them cost memory. Rows kept are still read and kept."""
+    from forecasting import store
+
+    first = pd.concat([forecast_rows("a", "2025-01-01", "r1"), forecast_rows("b", "2025-01-01", "r1")], ignore_index=True)
+    write_forecasts(tmp_path, first)
+    reads = []
+    read_partition = store._read_partition
+    monkeypatch.setattr(store, "_read_partition", lambda path, columns=None: reads.append(columns) or read_partition(path, columns))
+    write_forecasts(tmp_path, first.assign(yhat=2.0, run_id="r2"))
+    assert reads == [["series_id", "forecast_origin", "target_ts"]]
+    reads.clear()
+    write_forecasts(tmp_path, forecast_rows("a", "2025-01-01", "r3", yhat=3.0))
+    assert reads == [["series_id", "forecast_origin", "target_ts"], None]
+    stored = read_forecasts(tmp_path).sort_values(["series_id", "target_ts"])
+    assert stored["yhat"].tolist() == [3.0] * 3 + [2.0] * 3
