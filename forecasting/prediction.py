@@ -96,6 +96,8 @@ def predict(
     described = {sid: f"{value:g} ({why})" for sid, (value, why) in constant.items()}
     if not frames:
         return ForecastResult(pd.DataFrame(columns=columns), skipped, described)
+    if len(frames) == 1 and list(frames[0].columns) == columns and frames[0].index.equals(pd.RangeIndex(len(frames[0]))):
+        return ForecastResult(frames[0], skipped, described)  # what the concatenation would give, without a copy of it
     return ForecastResult(pd.concat(frames, ignore_index=True)[columns], skipped, described)
 
 

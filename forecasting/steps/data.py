@@ -66,7 +66,8 @@ def _prepare(
     engine: Engine, settings: Settings, frequency: str | None, calendar: bool, drop_stale: bool, future: list[str]
 ) -> PreparedData:
     # Future rows take no part in frequency, staleness or gap filling: they are split off first.
-    frame, ahead = split_future(history.read(history.history_root(settings.storage_root, settings.source.table)))
+    # Shared: the preparation only reads the frame, and the arrays' timestamps stay views of the kept store.
+    frame, ahead = split_future(history.read(history.history_root(settings.storage_root, settings.source.table), shared=True))
     if frame.empty:
         raise RunError(
             f"no observations have been pulled from {settings.source.table!r} yet; load some with `forecasting load FILE` "
