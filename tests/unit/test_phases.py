@@ -69,7 +69,7 @@ def test_a_timed_step_gives_what_it_freed_back_when_it_ends(monkeypatch):
     from forecasting import memory, phases
 
     released = []
-    monkeypatch.setattr(memory, "release_free_memory", lambda: released.append("heap"))
+    monkeypatch.setattr(memory, "release_memory", lambda: released.append("heap"))
 
     @phases.timed("step")
     def step(fail: bool) -> int:

@@ -109,3 +109,25 @@ def test_preparing_a_sorted_store_makes_no_copy_of_it(monkeypatch: pytest.Monkey
     finally:
         tracemalloc.stop()
     assert peak / (series * length) < 60, f"{peak / (series * length):.1f} bytes a row"
+
+
+def test_a_shared_read_of_the_kept_store_is_read_only_views_of_it(tmp_path: Path) -> None:
+    """The data preparation reads the store kept in memory without copying its 12 M timestamps and
+    values (100,000 series); a write into such a frame raises instead of changing the kept store."""
+    from forecasting import history, history_cache
+
+    history_cache.forget()
+    root = history.history_root(tmp_path, "observations")
+    history.merge(root, synthetic_frame(n_series=5, length=30))
+    shared, again, copied = history.read(root, shared=True), history.read(root, shared=True), history.read(root)
+    pd.testing.assert_frame_equal(shared, copied)
+    assert np.shares_memory(shared["ts"].to_numpy(), again["ts"].to_numpy())
+    assert np.shares_memory(shared["value"].to_numpy(), again["value"].to_numpy())
+    assert not np.shares_memory(copied["value"].to_numpy(), shared["value"].to_numpy())
+    with pytest.raises(ValueError, match="read-only"):
+        shared.loc[0, "value"] = -1.0
+    assert history.read(root)["value"].iloc[0] == copied["value"].iloc[0]
+    arrays = build_arrays(*split_future(shared), SourceConfig(frequency="MS"), "MS")
+    first = arrays.timestamps[arrays.ids[0]]
+    assert np.shares_memory(first.values, shared["ts"].to_numpy())  # the arrays' timestamps are views of the store
+    history_cache.forget()
