@@ -84,12 +84,22 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
         existing = _read_partition(target) if keep is not None and keep.any() else None
         if existing is not None and len(existing) == len(keep):
             rows = pd.concat([existing.loc[keep], rows], ignore_index=True)
-        rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
+        order = ["series_id", "forecast_origin", "target_ts"]
+        # Staged forecasts come in this order already: no sorted copy of them (1.8 M rows at 100,000 series).
+        rows = rows.reset_index(drop=True) if _is_sorted(rows, order) else rows.sort_values(order).reset_index(drop=True)
         table = _to_arrow(rows)
         replace_atomically(target, lambda path: pq.write_table(table, path), kill_point="parquet-write")
         progress.advance(count, f"partition {model_name}/{origin_date}")
     progress.finish()
     return len(forecasts)
+
+
+def _is_sorted(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """Whether `frame` is in the order `sort_values(columns)` gives (no missing values; found on integer codes)."""
+    keys = [pd.factorize(frame[column], sort=True)[0] for column in columns]
+    if any((codes < 0).any() for codes in keys):
+        return False
+    return bool((np.lexsort(keys[::-1]) == np.arange(len(frame))).all())
 
 
 def _read_partition(path: Path, columns: list[str] | None = None) -> pd.DataFrame | None:

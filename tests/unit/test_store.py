@@ -94,3 +94,17 @@ def test_a_partition_whose_rows_are_all_replaced_is_read_for_its_keys_only(tmp_p
     assert reads == [["series_id", "forecast_origin", "target_ts"], None]
     stored = read_forecasts(tmp_path).sort_values(["series_id", "target_ts"])
     assert stored["yhat"].tolist() == [3.0] * 3 + [2.0] * 3
+
+
+def test_rows_in_key_order_are_written_as_sorting_would_write_them():
+    import numpy as np
+
+    from forecasting.store import _is_sorted
+
+    rows = pd.concat([forecast_rows(s, o, "r") for s in ("a", "b", "c") for o in ("2025-01-01", "2025-02-01")], ignore_index=True)
+    order = ["series_id", "forecast_origin", "target_ts"]
+    assert _is_sorted(rows, order)
+    shuffled = rows.sample(frac=1, random_state=0)
+    assert not _is_sorted(shuffled, order)
+    assert not _is_sorted(rows.iloc[np.r_[1, 0, 2 : len(rows)]], order)
+    pd.testing.assert_frame_equal(shuffled.sort_values(order).reset_index(drop=True), rows)
