@@ -26,6 +26,31 @@ def series_slices(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
+def sorted_codes(frame: pd.DataFrame) -> np.ndarray | None:
+    """Integer codes of the series ids (in the ids' sorted order) when `frame` is sorted by series_id
+    and ts as `sort_values(["series_id", "ts"])` sorts it, with no missing id or time; else None.
+    Found on integers: no Python string per row."""
+    codes, _ = pd.factorize(frame["series_id"], sort=True)
+    times = frame["ts"].to_numpy()
+    if times.dtype.kind != "M" or (codes < 0).any() or np.isnat(times).any():
+        return None
+    if (codes[1:] < codes[:-1]).any() or (times[1:] < times[:-1])[codes[1:] == codes[:-1]].any():
+        return None
+    return codes
+
+
+def is_sorted(frame: pd.DataFrame) -> bool:
+    """Whether `frame` is sorted by series_id and ts (see `sorted_codes`)."""
+    return len(frame) < 2 or sorted_codes(frame) is not None
+
+
+def duplicated_sorted(codes: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """`frame.duplicated(["series_id", "ts"], keep="last")` of a frame sorted by series and time
+    (`codes` from `sorted_codes`): equal keys are neighbours, so a row is a duplicate when the next one has its key."""
+    same = (codes[1:] == codes[:-1]) & (times[1:] == times[:-1])
+    return np.append(same, False)
+
+
 def regular_frame(frame: pd.DataFrame, frequency: str, fits: np.ndarray) -> tuple[pd.DataFrame, int] | None:
     """Every series of `frame` (sorted by series and time, no duplicated keys; `fits`: which rows are
     on the grid) on the regular `frequency` grid from its first to its last on-grid timestamp, missing
@@ -49,7 +74,7 @@ def regular_frame(frame: pd.DataFrame, frequency: str, fits: np.ndarray) -> tupl
     if len(grid) > MAX_GRID_POINTS:
         return None
     positions = grid.searchsorted(times)
-    if (positions >= len(grid)).any() or (grid.values[np.minimum(positions, len(grid) - 1)] != times).any():
+    if (positions >= len(grid)).any() or (grid.values[positions] != times).any():  # indexing only once every position is in range
         return None
     # Integer codes, not one Python string per row (12 M rows: most of the step's memory); equal ids
     # get equal codes, so the runs of a sorted frame are the same.
@@ -57,6 +82,10 @@ def regular_frame(frame: pd.DataFrame, frequency: str, fits: np.ndarray) -> tupl
     starts, ends = series_slices(codes)
     first_position, last_position = positions[starts], positions[ends - 1]
     lengths = last_position - first_position + 1
+    if int(lengths.sum()) == len(kept):
+        # No point missing: the regular frame is the frame itself (the grid's times are its times), not a second copy.
+        whole = {"series_id": kept["series_id"].array, "ts": times}
+        return pd.DataFrame({**whole, **{c: kept[c].to_numpy(dtype="float64") for c in value_columns}}, copy=False), 0
     out_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     total = int(lengths.sum())
     series_of_row = np.repeat(np.arange(len(starts)), ends - starts)

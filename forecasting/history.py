@@ -103,10 +103,16 @@ def _current(root: Path) -> Path:
 
 
 def read(
-    root: Path, newer_than: pd.Timestamp | None = None, columns: list[str] | None = None, series: Iterable[str] | None = None
+    root: Path,
+    newer_than: pd.Timestamp | None = None,
+    columns: list[str] | None = None,
+    series: Iterable[str] | None = None,
+    shared: bool = False,
 ) -> pd.DataFrame:
     """The store (only rows with ts > `newer_than` and of `series`, when given) as a long frame sorted
-    by series and time; empty when there is none; a RunError when it is incomplete."""
+    by series and time; empty when there is none; a RunError when it is incomplete. With `shared`, the
+    frame's columns are read-only views of the store kept in memory where Arrow allows (no copy of
+    12 M timestamps and values): for readers that never write into the frame (a write raises)."""
     if status(root) == "missing":
         return pd.DataFrame(columns=columns or ["series_id", "ts", "value"])
     folder = _current(root)
@@ -120,7 +126,7 @@ def read(
         table = table.filter(ds.field("series_id").isin(pa.array(sorted({str(s) for s in series}), type=table.schema.field("series_id").type)))
     if columns is not None:
         table = table.select(columns)
-    return table.to_pandas()
+    return table.to_pandas(split_blocks=True) if shared else table.to_pandas()
 
 
 def stored_columns(root: Path) -> set[str]:

@@ -82,8 +82,11 @@ def store_table(root: Path, files: list[Path]) -> pa.Table:
     if cacheable and kept is not None and kept[0] == identities:
         return kept[1]
     tables = [bucket_table(path) for path in files]
-    whole = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    whole = whole.sort_by([("series_id", "ascending"), ("ts", "ascending")]).combine_chunks()
+    if cacheable:
+        with _lock:  # the buckets' own tables are let go as their columns are sorted (cut from the store later)
+            for name, identity in identities:
+                _buckets[name] = (identity, None)
+    whole = sorted_table(tables)
     if cacheable:
         names = {name for name, _ in identities}
         with _lock:
@@ -94,9 +97,25 @@ def store_table(root: Path, files: list[Path]) -> pa.Table:
                 del _buckets[name]
             for name, identity in identities:
                 _buckets[name] = (identity, None)
-    del tables
     pa.default_memory_pool().release_unused()  # the buckets' and the sort's buffers, back to the system
     return whole
+
+
+def sorted_table(tables: list[pa.Table]) -> pa.Table:
+    """The `tables` (emptied: this holds the only reference) concatenated and sorted by series and time
+    (`sort_by(...).combine_chunks()`), a column at a time: each column's unsorted buffers are freed
+    once it is sorted, so the peak is the store and one column, not the store twice."""
+    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    tables.clear()
+    order = pc.sort_indices(table, sort_keys=[("series_id", "ascending"), ("ts", "ascending")])
+    schema, columns = table.schema, {}
+    # The ids last: taking them is the costliest step, best done once the other columns' unsorted copies are gone.
+    for name in sorted(table.column_names, key=lambda name: name == "series_id"):
+        taken = pc.take(table.column(name), order, memory_pool=pa.system_memory_pool())
+        columns[name] = pa.chunked_array([taken.combine_chunks(memory_pool=pa.system_memory_pool()) if taken.num_chunks > 1 else taken.chunk(0)], type=schema.field(name).type)
+        table = table.drop_columns([name])
+        pa.default_memory_pool().release_unused()
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
 def _from_store(path: Path, identity: tuple) -> pa.Table | None:

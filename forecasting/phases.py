@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from forecasting import memory
 from forecasting.progress import Heartbeat, live_tracker, stop_bar_since
 
 PHASES_ENV = "FORECASTING_PHASES_FILE"
@@ -55,13 +56,16 @@ def phase(name: str) -> Iterator[dict[str, Any]]:
 
 
 def timed(name: str) -> Callable[[F], F]:
-    """Decorate a step so that each call is timed as phase `name`."""
+    """Decorate a step so that each call is timed as phase `name`; what it freed goes back to the system when it ends."""
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with phase(name):
-                return function(*args, **kwargs)
+            try:
+                with phase(name):
+                    return function(*args, **kwargs)
+            finally:
+                memory.release_memory()
 
         return wrapper  # type: ignore[return-value]
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from forecasting.batched import encode_in_order
+from forecasting.batched import encode_windows
 from forecasting.future import encode_future, horizon_blocks, network_inputs
 from forecasting.tables import interval_columns
 from forecasting.model import forecast_array
@@ -52,7 +52,7 @@ def predict(
     """
     skipped: dict[str, str] = {}
     constant: dict[str, tuple[float, str]] = {}
-    ids, inputs, levels, pending = [], [], [], []
+    ids, windows, ticks = [], [], []
     for series_id, values in arrays.values.items():
         if len(values) < lookback:
             skipped[series_id] = f"{len(values)} observations, fewer than lookback {lookback}"
@@ -67,25 +67,25 @@ def predict(
             continue
         if series_id not in scaler:
             scaler.add(series_id, values)
-        pending.append((len(ids), series_id, window, scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1]))
         ids.append(series_id)
-        inputs.append(None)
-        levels.append(None)
-    encode_in_order(scaler, pending, inputs, levels)  # every window scaled in one batch
+        windows.append(window)
+        ticks.append(scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1])
+    if ids:  # every window scaled in one batch, kept as one array (not a view and a WindowLevels per series)
+        inputs, _, window_levels = encode_windows(scaler, np.asarray(ids, dtype=object), np.stack(windows), first_ticks=np.concatenate(ticks))
+    del windows, ticks
     future = prediction_blocks(scaler, arrays, ids, horizon, frequency)
     columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
     for level in sorted(interval_halfwidths or {}):
         columns += list(interval_columns(level))
     frames = []
     if ids:
-        window_levels = WindowLevels.concat(levels)
-        scaled = forecast_array(model, network_inputs(np.stack(inputs), future), "forecast", "series")
+        scaled = forecast_array(model, network_inputs(inputs, future), "forecast", "series")
         frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
         values = frame[[c for c in frame.columns if c == "yhat" or c.startswith(("yhat_lower_", "yhat_upper_"))]].to_numpy(dtype="float64")
         broken = frame.loc[~np.isfinite(values).all(axis=1), "series_id"].unique()
         for series_id in broken:  # never written: listed with the skipped series instead
             skipped[series_id] = "the network's forecast is not finite"
-        frames.append(frame[~frame["series_id"].isin(broken)])
+        frames.append(frame[~frame["series_id"].isin(broken)] if len(broken) else frame)  # no copy of 1.8 M rows for nothing
     if constant:
         # Scale 0 decodes every value, interval bounds included, to the constant: a zero-width interval.
         flat = WindowLevels(np.array([value for value, _ in constant.values()]), np.zeros(len(constant)), np.zeros(len(constant), dtype=bool))
@@ -96,6 +96,8 @@ def predict(
     described = {sid: f"{value:g} ({why})" for sid, (value, why) in constant.items()}
     if not frames:
         return ForecastResult(pd.DataFrame(columns=columns), skipped, described)
+    if len(frames) == 1 and list(frames[0].columns) == columns and frames[0].index.equals(pd.RangeIndex(len(frames[0]))):
+        return ForecastResult(frames[0], skipped, described)  # what the concatenation would give, without a copy of it
     return ForecastResult(pd.concat(frames, ignore_index=True)[columns], skipped, described)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -39,10 +40,23 @@ def _partition_dir(root: Path, model_name: str, origin_date: str) -> Path:
 
 
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
-    frame = frame.copy()
-    for column in ("forecast_origin", "target_ts", "created_at"):
-        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[us]")
+    # `assign`, not a copy of the whole frame: pandas copies on write, so the caller's frame is unchanged.
+    frame = frame.assign(**{column: pd.to_datetime(frame[column]).astype("datetime64[us]") for column in ("forecast_origin", "target_ts", "created_at")})
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _not_in(existing: pd.DataFrame, rows: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """Which rows of `existing` have a key `rows` does not hold (what a left anti-join keeps; keys unique
+    in each), found on one integer per key (each column's codes combined) instead of a merged frame."""
+    sizes, combined = 1, np.zeros(len(existing) + len(rows), dtype="int64")
+    for column in key:
+        codes, uniques = pd.factorize(pd.concat([existing[column], rows[column]], ignore_index=True), use_na_sentinel=False)
+        sizes *= max(len(uniques), 1)
+        if sizes >= 2**62:  # the combined integer would overflow: join the frames
+            merged = existing.merge(rows[key], on=key, how="left", indicator=True)
+            return (merged["_merge"] == "left_only").to_numpy()
+        combined = combined * len(uniques) + codes
+    return ~np.isin(combined[: len(existing)], combined[len(existing) :])
 
 
 def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path | None = None) -> int:
@@ -50,21 +64,29 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
     if forecasts.empty:
         return 0
     root = forecasts_root(storage_root, dataset)
-    origin_dates = pd.to_datetime(forecasts["forecast_origin"]).dt.strftime("%Y-%m-%d")
+    # Each distinct origin formatted once, not a string built per row.
+    codes, origins = pd.factorize(pd.to_datetime(forecasts["forecast_origin"]), use_na_sentinel=False)
+    origin_dates = pd.Series(np.asarray(origins.strftime("%Y-%m-%d"), dtype=object)[codes], index=forecasts.index)
     key = [c for c in FORECAST_KEY if c != "model_name"]
     progress = Progress("parquet write", len(forecasts), "rows").start()
-    for (model_name, origin_date), rows in forecasts.groupby([forecasts["model_name"], origin_dates], sort=True):
+    groups = forecasts.groupby([forecasts["model_name"], origin_dates], sort=True).indices
+    for model_name, origin_date in sorted(groups):
         folder = _partition_dir(root, str(model_name), str(origin_date))
         make_dirs(folder)
+        index = groups[(model_name, origin_date)]
+        rows = forecasts if len(index) == len(forecasts) else forecasts.iloc[index]  # one partition: no copy of the rows
         rows = rows.drop(columns=["model_name"])
         count = len(rows)
         target = folder / PARTITION_FILE
-        existing = _read_partition(target)
-        if existing is not None:
-            merged = existing.merge(rows[key], on=key, how="left", indicator=True)
-            kept = existing.loc[(merged["_merge"] == "left_only").to_numpy()]
-            rows = pd.concat([kept, rows], ignore_index=True) if len(kept) else rows
-        rows = rows.sort_values(["series_id", "forecast_origin", "target_ts"]).reset_index(drop=True)
+        # The stored keys first: the stored rows are read only when some are kept (not when all are replaced).
+        existing = _read_partition(target, key)
+        keep = _not_in(existing, rows, key) if existing is not None else None
+        existing = _read_partition(target) if keep is not None and keep.any() else None
+        if existing is not None and len(existing) == len(keep):
+            rows = pd.concat([existing.loc[keep], rows], ignore_index=True)
+        order = ["series_id", "forecast_origin", "target_ts"]
+        # Staged forecasts come in this order already: no sorted copy of them (1.8 M rows at 100,000 series).
+        rows = rows.reset_index(drop=True) if _is_sorted(rows, order) else rows.sort_values(order).reset_index(drop=True)
         table = _to_arrow(rows)
         replace_atomically(target, lambda path: pq.write_table(table, path), kill_point="parquet-write")
         progress.advance(count, f"partition {model_name}/{origin_date}")
@@ -72,14 +94,24 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
     return len(forecasts)
 
 
-def _read_partition(path: Path) -> pd.DataFrame | None:
-    """A partition's rows, or None when it is missing or unreadable (a truncated file): the rows
-    about to be written replace it, and `repair_parquet` rebuilds the rest from SQL."""
+def _is_sorted(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """Whether `frame` is in the order `sort_values(columns)` gives (no missing values; found on integer codes)."""
+    keys = [pd.factorize(frame[column], sort=True)[0] for column in columns]
+    if any((codes < 0).any() for codes in keys):
+        return False
+    return bool((np.lexsort(keys[::-1]) == np.arange(len(frame))).all())
+
+
+def _read_partition(path: Path, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """A partition's rows (`columns` of them, default all), or None when it is missing or unreadable (a
+    truncated file): the rows about to be written replace it, and `repair_parquet` rebuilds the rest from SQL."""
     if not path.exists():
         return None
     try:
         with path.open("rb") as handle:
-            return pq.read_table(handle).to_pandas()
+            frame = pq.read_table(handle, columns=columns).to_pandas()
+        pa.default_memory_pool().release_unused()  # the Arrow buffers the frame was copied from
+        return frame
     except (OSError, pa.ArrowException):
         return None
 

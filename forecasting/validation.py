@@ -71,12 +71,23 @@ def on_grid(timestamps: pd.Series, frequency: str) -> np.ndarray:
     index = pd.DatetimeIndex(timestamps)
     if isinstance(offset, pd.offsets.Tick):
         return np.asarray(index.floor(offset) == index)
-    distinct = index.unique().dropna()  # few distinct timestamps even with many series: check each once
+    distinct = distinct_times(index)  # few distinct timestamps even with many series: check each once
     fits = np.array([offset.is_on_offset(ts) for ts in distinct], dtype=bool)
     if not isinstance(offset, (pd.offsets.BusinessHour, pd.offsets.CustomBusinessHour)):
         # Calendar offsets (MS, W-MON, QS, ...) accept any time of day on the right date; their grid is at midnight.
         fits &= np.asarray(distinct.normalize() == distinct)
     return np.asarray(index.isin(distinct[fits]))
+
+
+UNIQUE_CHUNK = 100_000  # rows at a time: pandas' unique sizes its hash table by its input (70 bytes a row)
+
+
+def distinct_times(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """`index.unique().dropna()`, found a chunk of rows at a time (12 M rows would take a gigabyte at once)."""
+    if len(index) <= UNIQUE_CHUNK:
+        return index.unique().dropna()
+    parts = [index[start : start + UNIQUE_CHUNK].unique() for start in range(0, len(index), UNIQUE_CHUNK)]
+    return parts[0].append(parts[1:]).unique().dropna()
 
 
 @dataclass
@@ -210,23 +221,32 @@ def regularize(frame: pd.DataFrame, frequency: str) -> tuple[pd.DataFrame, Prepa
     """
     report = PreparationReport()
     offset = pd.tseries.frequencies.to_offset(frequency)
-    duplicated = frame.duplicated(["series_id", "ts"], keep="last")
+    from forecasting.grids import duplicated_sorted, regular_frame, regular_frame_by_series, sorted_codes
+
+    # A frame read from the history store is sorted already: its duplicates are neighbours, and it is not sorted again.
+    codes = sorted_codes(frame) if len(frame) > 1 else None
+    if codes is not None:
+        duplicated = duplicated_sorted(codes, frame["ts"].to_numpy())
+    else:
+        duplicated = frame.duplicated(["series_id", "ts"], keep="last").to_numpy()
     report.duplicate_rows = int(duplicated.sum())
-    frame = frame.loc[~duplicated].copy()
+    # pandas copies on write: the caller's frame is never changed, so a frame without duplicates is not copied.
+    frame = frame.loc[~duplicated] if report.duplicate_rows else frame
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
     numeric = frame[value_columns].to_numpy(dtype="float64")
     non_finite = np.isinf(numeric)
     report.non_finite_values = int(non_finite.sum())
     if report.non_finite_values:
-        frame[value_columns] = np.where(non_finite, np.nan, numeric)
-    frame = frame.sort_values(["series_id", "ts"])
+        frame = frame.assign(**dict(zip(value_columns, np.where(non_finite, np.nan, numeric).T)))
+    del numeric, non_finite, duplicated
+    if codes is None:
+        frame = frame.sort_values(["series_id", "ts"])
+    del codes
     # The grid is the frequency's own points, never anchored on a row that is off it (03:00 on a month start).
     fits = on_grid(frame["ts"], frequency)
     report.off_frequency_rows = int((~fits).sum())
     if report.off_frequency_rows:
         report.notes.append(f"{report.off_frequency_rows} rows off the {frequency} grid were ignored")
-    from forecasting.grids import regular_frame, regular_frame_by_series
-
     found = regular_frame(frame, frequency, fits)
     result, report.filled_gaps = found if found is not None else regular_frame_by_series(frame, frequency, fits)
     return result, report

@@ -10,7 +10,7 @@ import pandas as pd
 
 from forecasting.errors import RunError
 from forecasting.future import encode_future, network_inputs, training_blocks
-from forecasting.grids import series_slices
+from forecasting.grids import is_sorted, series_slices
 from forecasting.scaling import SeriesScaler, WindowLevels
 from forecasting.validation import infer_frequency
 
@@ -76,7 +76,8 @@ def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | 
     timestamps: dict[str, pd.DatetimeIndex] = {}
     values: dict[str, np.ndarray] = {}
     # One sort and one array for all series, then a slice per series: no pandas group per series.
-    frame = frame.sort_values(["series_id", "ts"])
+    if not is_sorted(frame):  # a regular frame is sorted already: no second copy of it
+        frame = frame.sort_values(["series_id", "ts"])
     index = pd.DatetimeIndex(frame["ts"])
     block = frame[columns].to_numpy(dtype="float64")
     if calendar:

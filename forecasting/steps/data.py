@@ -16,6 +16,7 @@ from forecasting.errors import RunError
 from forecasting.phases import phase
 from forecasting.future import build_arrays
 from forecasting.future_rows import observed_only, split_future
+from forecasting.memory import release_memory
 from forecasting.validation import infer_frequency
 from forecasting.windowing import SeriesArrays
 
@@ -57,14 +58,16 @@ def prepare_data(
         names = list(settings.source.future_features if future is None else future)
         prepared = _prepare(engine, settings, frequency, calendar, drop_stale, names)
         counts.update(series=len(prepared.arrays.values), rows=prepared.rows_read)
-        return prepared
+    release_memory()  # the whole store's frames, before the arrays are used
+    return prepared
 
 
 def _prepare(
     engine: Engine, settings: Settings, frequency: str | None, calendar: bool, drop_stale: bool, future: list[str]
 ) -> PreparedData:
     # Future rows take no part in frequency, staleness or gap filling: they are split off first.
-    frame, ahead = split_future(history.read(history.history_root(settings.storage_root, settings.source.table)))
+    # Shared: the preparation only reads the frame, and the arrays' timestamps stay views of the kept store.
+    frame, ahead = split_future(history.read(history.history_root(settings.storage_root, settings.source.table), shared=True))
     if frame.empty:
         raise RunError(
             f"no observations have been pulled from {settings.source.table!r} yet; load some with `forecasting load FILE` "

@@ -14,6 +14,7 @@ from forecasting.database import upsert_frame
 from forecasting.tables import FORECAST_KEY
 from forecasting.errors import ConfigError, RunError
 from forecasting.faults import checkpoint
+from forecasting.memory import release_memory
 from forecasting.phases import phase, timed
 from forecasting.steps.data import STAGING, open_engine, prepare_data
 from forecasting.storage import make_dirs, read_parquet, write_parquet
@@ -68,8 +69,12 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
         result = loaded.predict(data.arrays, settings.model(model_name).intervals)
         counts.update(series=len(data.arrays.values), rows=len(result.forecasts))
     forecasts = result.forecasts
+    # The arrays and the network are done with: let them go before the staged rows are built and written.
+    version, horizon, read, stale, frequency = loaded.version, loaded.horizon, (data.series_read, data.rows_read), data.stale, data.frequency
+    del loaded, data
+    release_memory()
     forecasts.insert(0, "model_name", model_name)
-    forecasts.insert(1, "model_version", loaded.version)
+    forecasts.insert(1, "model_version", version)
     forecasts["run_id"] = run_id
     forecasts["created_at"] = pd.Timestamp(utc_now())
     staging = settings.storage_root / STAGING
@@ -78,19 +83,19 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
     write_parquet(forecasts, path)
     return ForecastSummary(
         staged=str(path),
-        version=loaded.version,
-        series_read=data.series_read,
-        rows_read=data.rows_read,
+        version=version,
+        series_read=read[0],
+        rows_read=read[1],
         series_forecast=int(forecasts["series_id"].nunique()) if len(forecasts) else 0,
         series_skipped=len(result.skipped),
         skipped_examples=dict(list(result.skipped.items())[:EXAMPLES]),
         series_constant=len(result.constant),
         constant_examples=dict(list(result.constant.items())[:EXAMPLES]),
-        series_stale=len(data.stale),
-        stale_examples=dict(list(data.stale.items())[:EXAMPLES]),
-        origins=sorted({str(ts.date()) for ts in forecasts["forecast_origin"]})[:EXAMPLES] if len(forecasts) else [],
-        frequency=data.frequency,
-        horizon=loaded.horizon,
+        series_stale=len(stale),
+        stale_examples=dict(list(stale.items())[:EXAMPLES]),
+        origins=sorted({str(ts.date()) for ts in forecasts["forecast_origin"].unique()})[:EXAMPLES] if len(forecasts) else [],
+        frequency=frequency,
+        horizon=horizon,
     )
 
 

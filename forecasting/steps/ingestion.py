@@ -7,6 +7,7 @@ from typing import Any
 from forecasting import ingestion
 from forecasting.config import Settings
 from forecasting.locking import model_lock
+from forecasting.memory import release_memory
 from forecasting.phases import phase
 from forecasting.pull_result import PullResult
 from forecasting.steps.data import open_engine
@@ -25,7 +26,8 @@ def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow
     with phase("pull") as counts, source_lock(settings, engine):
         pulled = ingestion.pull(settings, engine, run_id, full_refresh, allow_series_drop)
         counts.update(rows=pulled.rows_pulled, new_series=pulled.new_series)
-        return pulled
+    release_memory()  # the pull's frames, before the steps after it
+    return pulled
 
 
 def commit_pull(settings: Settings, run_id: str, pulled: PullResult) -> None:

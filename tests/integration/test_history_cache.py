@@ -1,6 +1,7 @@
 """Issue 15: the history store is read once per process while its files are unchanged; what is served
 from memory is what a read from the disk gives."""
 
+import numpy as np
 import pandas as pd
 
 from forecasting import history, history_cache
@@ -58,3 +59,26 @@ def test_a_read_of_some_series_gives_their_rows_only(tmp_path):
     expected = whole.loc[whole.series_id.isin(["S01", "S04"]), ["series_id", "ts", "value"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(some, expected)
     assert history.read(root, series=[]).empty
+
+
+def test_the_store_sorted_a_column_at_a_time_is_sort_by_exactly():
+    import pyarrow as pa
+
+    from forecasting.history_cache import sorted_table
+
+    rng = np.random.default_rng(0)
+    buckets = []
+    for bucket in range(4):
+        ids = rng.choice([f"S{i}" for i in range(30)], 200)
+        buckets.append(pa.table({
+            "series_id": pa.array(ids, pa.large_string()),
+            "ts": pa.array(rng.integers(0, 50, 200).astype("datetime64[D]").astype("datetime64[us]")),
+            "value": pa.array(np.where(rng.random(200) < 0.1, np.nan, rng.normal(size=200))),
+        }))
+    expected = pa.concat_tables(buckets).sort_by([("series_id", "ascending"), ("ts", "ascending")]).combine_chunks()
+    tables = list(buckets)
+    result = sorted_table(tables)
+    assert tables == []  # the caller's list let go, so each column's unsorted buffers can be freed
+    assert result.schema == expected.schema
+    pd.testing.assert_frame_equal(result.to_pandas(), expected.to_pandas(), check_exact=True)
+    assert all(column.num_chunks == 1 for column in result.columns)

@@ -70,3 +70,23 @@ def test_the_command_freezes_objects_at_exit_after_other_exit_handlers() -> None
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["before", "0", "frozen", "True"], result.stderr
+
+
+def test_a_timed_step_gives_what_it_freed_back_when_it_ends(monkeypatch):
+    """Issue 15 (100,000 series under 2 GB): the allocators keep a finished step's freed pages, so the
+    next step's peak would sit on top of them; each step releases them when it ends, failed or not."""
+    from forecasting import memory, phases
+
+    released = []
+    monkeypatch.setattr(memory, "release_memory", lambda: released.append("heap"))
+
+    @phases.timed("step")
+    def step(fail: bool) -> int:
+        if fail:
+            raise ValueError("failed")
+        return 1
+
+    assert step(False) == 1 and released == ["heap"]
+    with pytest.raises(ValueError):
+        step(True)
+    assert released == ["heap", "heap"]

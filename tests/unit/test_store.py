@@ -48,3 +48,63 @@ def test_layout_is_hive_partitioned_without_temporary_files(tmp_path):
     assert dataset.count_rows(filter=ds.field("model_name") == "other") == 3
     frame = pd.read_parquet(root)
     assert {"model_name", "series_id", "forecast_origin", "target_ts", "step", "yhat", "run_id", "created_at"} <= set(frame.columns)
+
+
+def test_rows_kept_by_an_upsert_are_those_a_left_anti_join_keeps():
+    """Issue 15: the keys compared as one integer each (the columns' codes combined), not a merged frame."""
+    import numpy as np
+
+    from forecasting.store import _not_in
+
+    rng = np.random.default_rng(0)
+    stamps = pd.date_range("2025-01-01", periods=6, freq="MS")
+
+    def frame(n: int) -> pd.DataFrame:
+        keys = pd.DataFrame({"series_id": rng.choice(["a", "b", "c", "dd"], n), "forecast_origin": rng.choice(stamps, n), "target_ts": rng.choice(stamps, n)})
+        return keys.drop_duplicates().reset_index(drop=True).assign(yhat=1.0)
+
+    key = ["series_id", "forecast_origin", "target_ts"]
+    for existing, rows in [(frame(60), frame(40)), (frame(30), frame(0)), (frame(50), frame(50))]:
+        merged = existing.merge(rows[key], on=key, how="left", indicator=True)
+        np.testing.assert_array_equal(_not_in(existing, rows, key), (merged["_merge"] == "left_only").to_numpy())
+
+
+def test_an_upsert_leaves_the_written_frame_unchanged(tmp_path):
+    rows = pd.concat([forecast_rows("a", "2025-01-01", "r1"), forecast_rows("b", "2025-01-01 06:00", "r1")], ignore_index=True)
+    before = rows.copy()
+    write_forecasts(tmp_path, rows)
+    write_forecasts(tmp_path, rows)
+    pd.testing.assert_frame_equal(rows, before)
+
+
+def test_a_partition_whose_rows_are_all_replaced_is_read_for_its_keys_only(tmp_path, monkeypatch):
+    """Issue 15: a forecast-only rerun replaces every stored row of its partition; reading them whole
+    (1.8 M rows at 100,000 series) only to drop them cost memory. Rows kept are still read and kept."""
+    from forecasting import store
+
+    first = pd.concat([forecast_rows("a", "2025-01-01", "r1"), forecast_rows("b", "2025-01-01", "r1")], ignore_index=True)
+    write_forecasts(tmp_path, first)
+    reads = []
+    read_partition = store._read_partition
+    monkeypatch.setattr(store, "_read_partition", lambda path, columns=None: reads.append(columns) or read_partition(path, columns))
+    write_forecasts(tmp_path, first.assign(yhat=2.0, run_id="r2"))
+    assert reads == [["series_id", "forecast_origin", "target_ts"]]
+    reads.clear()
+    write_forecasts(tmp_path, forecast_rows("a", "2025-01-01", "r3", yhat=3.0))
+    assert reads == [["series_id", "forecast_origin", "target_ts"], None]
+    stored = read_forecasts(tmp_path).sort_values(["series_id", "target_ts"])
+    assert stored["yhat"].tolist() == [3.0] * 3 + [2.0] * 3
+
+
+def test_rows_in_key_order_are_written_as_sorting_would_write_them():
+    import numpy as np
+
+    from forecasting.store import _is_sorted
+
+    rows = pd.concat([forecast_rows(s, o, "r") for s in ("a", "b", "c") for o in ("2025-01-01", "2025-02-01")], ignore_index=True)
+    order = ["series_id", "forecast_origin", "target_ts"]
+    assert _is_sorted(rows, order)
+    shuffled = rows.sample(frac=1, random_state=0)
+    assert not _is_sorted(shuffled, order)
+    assert not _is_sorted(rows.iloc[np.r_[1, 0, 2 : len(rows)]], order)
+    pd.testing.assert_frame_equal(shuffled.sort_values(order).reset_index(drop=True), rows)
