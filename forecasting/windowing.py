@@ -10,7 +10,7 @@ import pandas as pd
 
 from forecasting.errors import RunError
 from forecasting.future import encode_future, network_inputs, training_blocks
-from forecasting.grids import is_sorted, series_slices
+from forecasting.grids import run_codes, series_slices, sorted_codes
 from forecasting.scaling import SeriesScaler, WindowLevels
 from forecasting.validation import infer_frequency
 
@@ -76,16 +76,21 @@ def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | 
     timestamps: dict[str, pd.DatetimeIndex] = {}
     values: dict[str, np.ndarray] = {}
     # One sort and one array for all series, then a slice per series: no pandas group per series.
-    if not is_sorted(frame):  # a regular frame is sorted already: no second copy of it
+    codes = sorted_codes(frame)  # a regular frame is sorted already: no second copy of it
+    if codes is None:
         frame = frame.sort_values(["series_id", "ts"])
+        codes = run_codes(frame["series_id"])
+        if codes is None:  # a missing id
+            codes = pd.factorize(frame["series_id"])[0]
     index = pd.DatetimeIndex(frame["ts"])
     block = frame[columns].to_numpy(dtype="float64")
     if calendar:
         block = np.hstack([block, calendar_features(index, frequency)])
-    codes, ids = pd.factorize(frame["series_id"])  # integer codes, not one Python string per row
-    for start, end in zip(*series_slices(codes)):
-        timestamps[str(ids[codes[start]])] = index[start:end]
-        values[str(ids[codes[start]])] = block[start:end]
+    starts, ends = series_slices(codes)  # integer codes, not one Python string per row
+    ids = frame["series_id"].array.take(starts)
+    for series_id, start, end in zip(ids, starts, ends):
+        timestamps[str(series_id)] = index[start:end]
+        values[str(series_id)] = block[start:end]
     return SeriesArrays(timestamps=timestamps, values=values, frequency=frequency)
 
 

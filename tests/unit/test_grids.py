@@ -82,3 +82,24 @@ def test_series_ids_keep_their_type(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.undo()
         pd.testing.assert_frame_equal(regular, expected)
         assert len(regular) == 7
+
+
+def test_run_codes_are_factorize_codes_of_sorted_ids_and_none_for_unsorted_or_missing() -> None:
+    import pyarrow as pa
+
+    from forecasting.grids import run_codes
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "B", "ä", "a1", "10", "9", "z"]
+    for trial in range(200):
+        ids = rng.choice(names, size=int(rng.integers(0, 30)))
+        ids = np.sort(ids) if trial % 2 else ids
+        for series in (pd.Series(ids, dtype=str), pd.Series(ids, dtype=object)):
+            codes = run_codes(series)
+            in_order = series.sort_values(kind="stable").index.equals(series.index)
+            assert (codes is not None) == in_order, list(series)
+            if codes is not None:
+                np.testing.assert_array_equal(codes, pd.factorize(series, sort=True)[0])
+    assert run_codes(pd.Series(["a", None, "b"], dtype=str)) is None
+    chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["a", "a"], ["a", "b"]])))
+    np.testing.assert_array_equal(run_codes(chunked), [0, 0, 0, 1])
