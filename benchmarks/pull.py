@@ -54,6 +54,8 @@ class OldPull:
     def __call__(self) -> int:
         with self.engine.connect() as connection:
             frame = read_observations(connection, self.settings.source, since=self.watermark)
+        if self.watermark is not None and len(frame):  # the read may include rows a little before the bound: cut exactly
+            frame = frame.loc[pd.to_datetime(frame["ts"]) > pd.Timestamp(self.watermark)]
         clean = screen(frame, "MS", 0.2).clean if len(frame) else frame
         history.merge(self.root, clean)
         if len(clean):
