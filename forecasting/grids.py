@@ -44,7 +44,7 @@ def run_codes(ids: pd.Series) -> np.ndarray | None:
             # Arrow-backed ids (pandas 3's text) hand over their chunks as they are: no copy of 12 M ids.
             arrow = ids.array.__arrow_array__() if isinstance(ids.array, pd.arrays.ArrowStringArray) else pa.array(ids.array)
             values = arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow])
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # object ids that are not all text
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError, OverflowError):  # object ids that are not all (encodable) text
             values = None
     if values is None:  # ids that are not text: hashing, as before
         codes, _ = pd.factorize(ids, sort=True)
@@ -87,7 +87,8 @@ def regular_frame(frame: pd.DataFrame, frequency: str, fits: np.ndarray) -> tupl
     on the grid) on the regular `frequency` grid from its first to its last on-grid timestamp, missing
     points as NaN rows: (series_id, ts, value columns...) and the number of points filled. None where
     the array path does not apply (a value column that is not float, a grid too long, a timestamp the
-    one grid does not hold), so the caller goes series by series."""
+    one grid does not hold), so the caller goes series by series. Without a missing point the frame
+    shares the input's (possibly read-only) buffers: copy it before writing into it."""
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
     kept = frame if fits.all() else frame.loc[fits]  # no copy of a whole frame that is on the grid
     if kept.empty or any(kept[c].dtype != np.float64 for c in value_columns):

@@ -82,7 +82,9 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
         existing = _read_partition(target, key)
         keep = _not_in(existing, rows, key) if existing is not None else None
         existing = _read_partition(target) if keep is not None and keep.any() else None
-        if existing is not None and len(existing) == len(keep):
+        if existing is not None:
+            if len(existing) != len(keep):  # the file changed between the two reads: decide on the rows read last
+                keep = _not_in(existing, rows, key)
             rows = pd.concat([existing.loc[keep], rows], ignore_index=True)
         order = ["series_id", "forecast_origin", "target_ts"]
         # Staged forecasts come in this order already: no sorted copy of them (1.8 M rows at 100,000 series).

@@ -108,3 +108,21 @@ def test_rows_in_key_order_are_written_as_sorting_would_write_them():
     assert not _is_sorted(shuffled, order)
     assert not _is_sorted(rows.iloc[np.r_[1, 0, 2 : len(rows)]], order)
     pd.testing.assert_frame_equal(shuffled.sort_values(order).reset_index(drop=True), rows)
+
+
+def test_rows_kept_are_decided_on_the_full_read_when_the_partition_changed_between_the_two_reads(tmp_path, monkeypatch):
+    """The keys are read first and the rows after: a partition that grew in between (another writer) must
+    not lose its stored rows (the write used to skip them all when the two reads' lengths differed)."""
+    from forecasting import store
+
+    write_forecasts(tmp_path, pd.concat([forecast_rows("a", "2025-01-01", "r1"), forecast_rows("b", "2025-01-01", "r1")], ignore_index=True))
+    read_partition = store._read_partition
+
+    def keys_of_an_older_file(path, columns=None):
+        frame = read_partition(path, columns)
+        return frame.iloc[:-1] if columns is not None else frame  # the key read saw one row less
+
+    monkeypatch.setattr(store, "_read_partition", keys_of_an_older_file)
+    write_forecasts(tmp_path, forecast_rows("c", "2025-01-01", "r2"))
+    stored = read_forecasts(tmp_path)
+    assert sorted(stored["series_id"].value_counts().items()) == [("a", 3), ("b", 3), ("c", 3)]
