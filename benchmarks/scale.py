@@ -121,11 +121,36 @@ def command(config: Path, args: list[str], phases_file: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "peak_rss_mib": usage.ru_maxrss / 1024, "launched": launched, "phases": lines, "stdout": out}
 
 
+def _totals(lines: list[dict], key: str) -> dict[str, float]:
+    """`key` (seconds or cpu_seconds) summed per phase name."""
+    totals: dict[str, float] = {}
+    for line in lines:
+        totals[line["phase"]] = totals.get(line["phase"], 0.0) + line[key]
+    return totals
+
+
+def _step_phases(result: dict, key: str) -> dict[str, float]:
+    """The steps' phases in `key` units: each step's own preparation counted as `prepare`, the training
+    step's epochs as `train epochs`, the rest of the training and forecast steps as `… other`."""
+    lines = [line for line in result["phases"] if key in line]
+    totals = _totals(lines, key)
+    out = {name: totals[name] for name in ("pull", "prepare", "train epochs") if name in totals}
+    prepares = [line for line in lines if line["phase"] == "prepare"]
+    for step, inner, name in (("train", "train epochs", "train other"), ("forecast", "predict", "forecast other")):
+        if step == "forecast" and "predict" in totals:
+            out["predict"] = totals["predict"]
+        if step in totals:
+            own_prepare = sum(p[key] for p in prepares if _within(p, result["phases"], step))
+            out[name] = totals[step] - totals.get(inner, 0.0) - own_prepare
+    for name in ("score", "sql write", "parquet write", "parquet repair", "report", "commit pull"):
+        if name in totals:
+            out[name] = totals[name]
+    return out
+
+
 def breakdown(result: dict) -> dict[str, float]:
     """Seconds per reported phase (nested phases taken out of the phases that hold them)."""
-    seconds: dict[str, float] = {}
-    for line in result["phases"]:
-        seconds[line["phase"]] = seconds.get(line["phase"], 0.0) + line["seconds"]
+    seconds = _totals(result["phases"], "seconds")
     out: dict[str, float] = {}
     steps = [line for line in result["phases"] if not line["phase"].startswith("startup")]
     if steps:
@@ -135,22 +160,7 @@ def breakdown(result: dict) -> dict[str, float]:
         for name in ("startup: tensorflow import", "startup: prefect import", "startup: prefect api"):
             if name in seconds:
                 out[name] = seconds[name]
-    for name in ("pull", "prepare", "train epochs"):
-        if name in seconds:
-            out[name] = seconds[name]
-    # Each step's own preparation is counted as `prepare`; the training step's epochs as `train epochs`.
-    prepares = [line for line in result["phases"] if line["phase"] == "prepare"]
-    train_prepare = sum(p["seconds"] for p in prepares if _within(p, result["phases"], "train"))
-    forecast_prepare = sum(p["seconds"] for p in prepares if _within(p, result["phases"], "forecast"))
-    if "train" in seconds:
-        out["train other"] = seconds["train"] - seconds.get("train epochs", 0.0) - train_prepare
-    if "predict" in seconds:
-        out["predict"] = seconds["predict"]
-    if "forecast" in seconds:
-        out["forecast other"] = seconds["forecast"] - seconds.get("predict", 0.0) - forecast_prepare
-    for name in ("score", "sql write", "parquet write", "parquet repair", "report", "commit pull"):
-        if name in seconds:
-            out[name] = seconds[name]
+    out.update(_step_phases(result, "seconds"))
     outer = {"pull", "score", "train", "forecast", "sql write", "parquet write", "parquet repair", "report", "commit pull"}
     covered = out.get("startup", 0.0) + sum(seconds[name] for name in outer if name in seconds)
     if steps:
@@ -167,26 +177,9 @@ def cpu_breakdown(result: dict) -> dict[str, float]:
     `breakdown` splits wall seconds; `total` is the command's whole process tree (with the temporary
     Prefect server). Less sensitive to a busy machine than wall seconds, so per-series costs of runs
     made at different loads compare better on these."""
-    lines = [line for line in result["phases"] if "cpu_seconds" in line]
-    if not lines:
+    if not any("cpu_seconds" in line for line in result["phases"]):
         return {}
-    seconds = {}
-    for line in lines:
-        seconds[line["phase"]] = seconds.get(line["phase"], 0.0) + line["cpu_seconds"]
-    prepares = [line for line in lines if line["phase"] == "prepare"]
-    out = {name: seconds[name] for name in ("pull", "prepare", "train epochs") if name in seconds}
-    if "train" in seconds:
-        inside = sum(p["cpu_seconds"] for p in prepares if _within(p, result["phases"], "train"))
-        out["train other"] = seconds["train"] - seconds.get("train epochs", 0.0) - inside
-    if "predict" in seconds:
-        out["predict"] = seconds["predict"]
-    if "forecast" in seconds:
-        inside = sum(p["cpu_seconds"] for p in prepares if _within(p, result["phases"], "forecast"))
-        out["forecast other"] = seconds["forecast"] - seconds.get("predict", 0.0) - inside
-    for name in ("score", "sql write", "parquet write", "parquet repair", "report", "commit pull"):
-        if name in seconds:
-            out[name] = seconds[name]
-    out["total"] = result["cpu"]
+    out = {**_step_phases(result, "cpu_seconds"), "total": result["cpu"]}
     return {key: round(value, 2) for key, value in out.items()}
 
 

@@ -215,3 +215,17 @@ def s3_keys(root: str) -> list[str]:
     bucket, _, prefix = root[len("s3://"):].partition("/")
     pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return sorted(item["Key"][len(prefix) + 1:] for page in pages for item in page.get("Contents", []))
+
+
+def insert_promotion_rows(engine, frame: pd.DataFrame) -> None:
+    """Insert a `promotion_frame` (series_id, ts, value, promo; NaN as NULL) into a source table
+    `observations` that has a `promo` column."""
+    import sqlalchemy as sa
+
+    rows = [
+        {"s": row.series_id, "t": row.ts.to_pydatetime(), "v": None if pd.isna(row.value) else float(row.value),
+         "p": None if pd.isna(row.promo) else float(row.promo)}
+        for row in frame.itertuples()
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO observations (series_id, ts, value, promo) VALUES (:s, :t, :v, :p)"), rows)

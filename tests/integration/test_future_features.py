@@ -14,7 +14,7 @@ from forecasting.forecaster import RecurrentForecaster
 from forecasting.future import build_arrays
 from forecasting.future_rows import split_future
 from forecasting.schema import migrate
-from tests.conftest import TINY_MODEL, promotion_frame
+from tests.conftest import TINY_MODEL, insert_promotion_rows, promotion_frame
 
 
 @pytest.fixture
@@ -28,16 +28,6 @@ def project(database_url, settings_for):
         return settings, engine
 
     return build
-
-
-def insert(engine, frame):
-    rows = [
-        {"s": row.series_id, "t": row.ts.to_pydatetime(), "v": None if pd.isna(row.value) else float(row.value),
-         "p": None if pd.isna(row.promo) else float(row.promo)}
-        for row in frame.itertuples()
-    ]
-    with engine.begin() as connection:
-        connection.execute(sa.text("INSERT INTO observations (series_id, ts, value, promo) VALUES (:s, :t, :v, :p)"), rows)
 
 
 def execute(engine, sql, **params):
@@ -58,7 +48,7 @@ def stored(settings):
 def test_future_rows_are_pulled_stored_revised_and_prepared(project):
     settings, engine = project()
     frame = promotion_frame(n_series=3, length=24, ahead=4)
-    insert(engine, frame)
+    insert_promotion_rows(engine, frame)
     execute(engine, "UPDATE observations SET value = NULL WHERE series_id = 'P00' AND ts = :t", t=pd.Timestamp("2018-06-01").to_pydatetime())
     first = pulled(settings, "r1")
     with engine.connect() as connection:
@@ -105,7 +95,7 @@ def test_plans_past_now_plus_max_future_are_pulled_not_quarantined(project):
     frame = promotion_frame(n_series=2, length=24, ahead=18)
     this_month = pd.Timestamp.now().normalize().replace(day=1)
     frame["ts"] = frame["ts"] + pd.DateOffset(months=(this_month.year - 2019) * 12 + this_month.month - 12)  # observed up to this month
-    insert(engine, frame)
+    insert_promotion_rows(engine, frame)
     result = pulled(settings, "r1")
     assert result.quarantined == 0 and result.series_set_aside == 0
     assert int(stored(settings)["value"].isna().sum()) == 2 * 18
@@ -114,7 +104,7 @@ def test_plans_past_now_plus_max_future_are_pulled_not_quarantined(project):
 
 def test_future_rows_never_move_the_watermark_when_every_series_is_set_aside(project):
     settings, engine = project(max_quarantined_fraction=0.1, on_bad_series="skip")
-    insert(engine, promotion_frame(n_series=2, length=24, ahead=4))
+    insert_promotion_rows(engine, promotion_frame(n_series=2, length=24, ahead=4))
     assert pd.Timestamp(pulled(settings, "r1").watermark) == pd.Timestamp("2019-12-01")
     execute(engine, "UPDATE observations SET promo = NULL WHERE value IS NULL")  # every plan unusable: every series set aside
     second = pulled(settings, "r2")
@@ -124,7 +114,7 @@ def test_future_rows_never_move_the_watermark_when_every_series_is_set_aside(pro
 
 def test_an_unknown_future_feature_column_is_named(project):
     settings, engine = project(future_features=["promo", "price"])
-    insert(engine, promotion_frame(n_series=1, length=6, ahead=1))
+    insert_promotion_rows(engine, promotion_frame(n_series=1, length=6, ahead=1))
     with pytest.raises(ConfigError, match=r"source.future_features\[1\]: column 'price' not found in table 'observations'"):
         steps.pull_step(settings, "r1")
 
@@ -164,7 +154,7 @@ def test_train_and_forecast_steps_use_the_future_rows_and_name_missing_ones(sett
     engine = create_db_engine(settings.database.url)
     migrate(engine)
     execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
-    insert(engine, promotion_frame(n_series=4, length=36, ahead=6))
+    insert_promotion_rows(engine, promotion_frame(n_series=4, length=36, ahead=6))
     pulled(settings, "r1")
     trained = steps.train_step(settings, "tiny", "train-run", mode="retrain")
     summary = steps.forecast_step(settings, "tiny", "forecast-run")
@@ -186,13 +176,13 @@ def test_adding_future_features_to_a_running_deployment_retrains_and_replaces_th
     migrate(engine)
     execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
     frame = promotion_frame(n_series=4, length=36, ahead=6)
-    insert(engine, frame[frame["value"].notna()])
+    insert_promotion_rows(engine, frame[frame["value"].notna()])
     pulled(before, "r1")
     assert steps.train_step(before, "tiny", "t1", mode="retrain").promoted
     # The plans arrive and the config names them, with a new month observed: the scheduled run continues.
     after = settings_with(["promo"])
     execute(engine, "DELETE FROM observations")
-    insert(engine, promotion_frame(n_series=4, length=37, ahead=6))
+    insert_promotion_rows(engine, promotion_frame(n_series=4, length=37, ahead=6))
     pulled(after, "r2")
     decision = steps.decide_mode(after, "tiny", "auto")
     assert decision.mode == "retrain" and "source.future_features ['promo'] (champion v1: [])" in decision.reason

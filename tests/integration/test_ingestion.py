@@ -1,7 +1,6 @@
 """Incremental pulls into the history store, screening with a quarantine, watermarks that move last."""
 
 import dataclasses
-import json
 
 import numpy as np
 import pandas as pd
@@ -10,23 +9,10 @@ import sqlalchemy as sa
 
 from forecasting import history, steps
 from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine
 from forecasting.errors import ConfigError, RunError
 from forecasting.loading import load_observations
-from forecasting.schema import migrate
 from forecasting.validation import fill_gaps
 from tests.conftest import synthetic_frame
-
-
-@pytest.fixture
-def project(database_url, settings_for):
-    def build(**source):
-        settings, _ = settings_for(database_url, source={"frequency": "MS", **source})
-        engine = create_db_engine(settings.database.url)
-        migrate(engine)
-        return settings, engine
-
-    return build
 
 
 def watermark(engine):

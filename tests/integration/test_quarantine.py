@@ -17,20 +17,9 @@ from forecasting.quarantine import row_key
 from forecasting.report_data import quarantine_counts
 from forecasting.schema import _alembic_config, head_revision, migrate
 from forecasting.tables import quarantine
-from tests.conftest import promotion_frame, synthetic_frame
+from tests.conftest import insert_promotion_rows, promotion_frame, synthetic_frame
 
 COLUMNS = ("series_id", "ts", "reason", "run_id", "last_run_id", "seen_count", "resolved_run_id")
-
-
-@pytest.fixture
-def project(database_url, settings_for):
-    def build(**source):
-        settings, _ = settings_for(database_url, source={"frequency": "MS", **source})
-        engine = create_db_engine(settings.database.url)
-        migrate(engine)
-        return settings, engine
-
-    return build
 
 
 def execute(engine, sql, **params):
@@ -102,13 +91,7 @@ def test_a_bad_plan_row_re_read_on_every_pull_is_stored_once(project):
     settings, engine = project(future_features=["promo"])
     execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
     frame = promotion_frame(n_series=2, length=24, ahead=4)
-    rows = [
-        {"s": row.series_id, "t": row.ts.to_pydatetime(), "v": None if pd.isna(row.value) else float(row.value),
-         "p": None if pd.isna(row.promo) else float(row.promo)}
-        for row in frame.itertuples()
-    ]
-    with engine.begin() as connection:
-        connection.execute(sa.text("INSERT INTO observations (series_id, ts, value, promo) VALUES (:s, :t, :v, :p)"), rows)
+    insert_promotion_rows(engine, frame)
     last = frame.loc[frame["value"].isna(), "ts"].max()
     execute(engine, "UPDATE observations SET promo = NULL WHERE ts = :t", t=last.to_pydatetime())  # each series' last plan row
     for run_id in ("r1", "r2", "r3"):
