@@ -122,8 +122,8 @@ def test_backtests_with_and_without_future_features_keep_their_own_rows(settings
     from forecasting import steps
     from forecasting.database import create_db_engine
     from forecasting.schema import migrate
-    from tests.conftest import promotion_frame, pull
-    from tests.integration.test_future_features import execute, insert
+    from tests.conftest import insert_promotion_rows, promotion_frame, pull
+    from tests.integration.test_future_features import execute
 
     def settings_with(future):
         return settings_for("sqlite:///backtests.db", source={"frequency": "MS", "future_features": future}, model={"epochs": 1})[0]
@@ -132,7 +132,7 @@ def test_backtests_with_and_without_future_features_keep_their_own_rows(settings
     engine = create_db_engine(plain.database.url)
     migrate(engine)
     execute(engine, "ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION")
-    insert(engine, promotion_frame(n_series=4, length=48, ahead=0))
+    insert_promotion_rows(engine, promotion_frame(n_series=4, length=48, ahead=0))
     pull(promoted)
     without = steps.backtest_step(plain, "tiny", "run-plain", windows=1)
     with_promo = steps.backtest_step(promoted, "tiny", "run-promo", windows=1)
