@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
 import functools
+import threading
+from collections.abc import Iterator
 
 
 @functools.cache
@@ -42,3 +45,32 @@ def release_memory() -> None:
 
     _trim()
     pa.default_memory_pool().release_unused()
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+_resume = False
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (it nests, and threads may overlap: collection
+    resumes when the last block ends, if it was on when the first began). The data steps build an
+    object or two per series and row batch; each of them that survives pushes the collector towards
+    a full pass over every object in the process, TensorFlow's included, so with collection on the
+    per-series cost grew with the number of series (per DatetimeIndex slice: 7 us at 10,000 series,
+    11-14 us at 100,000). Their frames are freed by reference counting either way; cycles made
+    inside the block are collected after it."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()

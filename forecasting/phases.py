@@ -42,27 +42,30 @@ def record(name: str, started: float, seconds: float, counts: dict[str, Any], cp
 
 
 @contextlib.contextmanager
-def phase(name: str) -> Iterator[dict[str, Any]]:
-    """Time the block as phase `name`; the yielded dict takes counts to report with it (rows, series)."""
+def phase(name: str, data: bool = False) -> Iterator[dict[str, Any]]:
+    """Time the block as phase `name`; the yielded dict takes counts to report with it (rows, series).
+    A `data` phase (frames and arrays, no training) runs without cyclic garbage collection
+    (`memory.paused_gc`: its cost per series would grow with the number of series)."""
     counts: dict[str, Any] = {}
     started_wall, started, started_cpu = time.time(), time.perf_counter(), time.process_time()
     bar = live_tracker()
     try:
-        with Heartbeat(name):  # a line when the phase has logged nothing for a while
+        with Heartbeat(name), memory.paused_gc() if data else contextlib.nullcontext():  # Heartbeat: a line when the phase has logged nothing for a while
             yield counts
     finally:
         stop_bar_since(bar)
         record(name, started_wall, time.perf_counter() - started, counts, time.process_time() - started_cpu)
 
 
-def timed(name: str) -> Callable[[F], F]:
-    """Decorate a step so that each call is timed as phase `name`; what it freed goes back to the system when it ends."""
+def timed(name: str, data: bool = False) -> Callable[[F], F]:
+    """Decorate a step so that each call is timed as phase `name` (a `data` phase: see `phase`); what
+    it freed goes back to the system when it ends."""
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                with phase(name):
+                with phase(name, data):
                     return function(*args, **kwargs)
             finally:
                 memory.release_memory()

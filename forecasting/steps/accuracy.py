@@ -103,7 +103,7 @@ def _count(connection: Connection, model_name: str) -> int:
     return int(connection.execute(sa.select(sa.func.count()).where(forecast_errors.c.model_name == model_name)).scalar() or 0)
 
 
-@timed("score")
+@timed("score", data=True)
 def score_step(settings: Settings, model_name: str, run_id: str) -> ScoringSummary:
     """Score the model's forecasts whose actuals arrived with this run's pull (`score_forecasts`)."""
     return score_forecasts(open_engine(settings), settings, model_name, run_id)
@@ -187,7 +187,7 @@ def with_accuracy(settings: Settings, summary: Any, scoring: ScoringSummary, rep
     return replace(summary, accuracy={"scoring": scoring.as_dict(), "live": live.as_dict() if live else None, "report": report})
 
 
-@timed("report")
+@timed("report", data=True)
 def report_step(settings: Settings, model_name: str) -> str:
     """Write the model's HTML report to `<storage>/reports/<model>/latest.html` (and the day's dated copy);
     returns its path, or why it was not written: the forecasts are already stored, so a report that

@@ -54,7 +54,7 @@ def prepare_data(
     are left out (and listed). The rows after each series' last observation are future rows: with
     `future` (default `source.future_features`; a loaded model's own list where one is used), those
     columns become the arrays' future inputs (`forecasting.future`), else they are left out."""
-    with phase("prepare") as counts:
+    with phase("prepare", data=True) as counts:
         names = list(settings.source.future_features if future is None else future)
         prepared = _prepare(engine, settings, frequency, calendar, drop_stale, names)
         counts.update(series=len(prepared.arrays.values), rows=prepared.rows_read)

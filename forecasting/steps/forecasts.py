@@ -47,7 +47,7 @@ class ForecastSummary:
         return asdict(self)
 
 
-@timed("forecast")
+@timed("forecast", data=True)
 def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastSummary:
     """Forecast every series with the champion and stage the rows as `<storage>/staging/<run_id>.parquet`."""
     from forecasting.registry import load_version
@@ -99,7 +99,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
     )
 
 
-@timed("sql write")
+@timed("sql write", data=True)
 def write_sql_step(settings: Settings, staged: str) -> int:
     """Upsert the staged forecasts into the `forecasts` table in one transaction; returns the rows written."""
     checkpoint("before-sql-write")
@@ -115,7 +115,7 @@ def write_sql_step(settings: Settings, staged: str) -> int:
     return written
 
 
-@timed("parquet write")
+@timed("parquet write", data=True)
 def write_parquet_step(settings: Settings, staged: str) -> int:
     """Upsert the staged forecasts into the hive-partitioned Parquet dataset; returns the rows written."""
     from forecasting.store import write_forecasts
@@ -123,7 +123,7 @@ def write_parquet_step(settings: Settings, staged: str) -> int:
     return write_forecasts(settings.storage_root, read_parquet(settings.locate(staged)), settings.forecasts_root)
 
 
-@timed("parquet repair")
+@timed("parquet repair", data=True)
 def repair_parquet_step(settings: Settings, model_name: str) -> dict[str, Any]:
     """Rebuild from SQL every Parquet partition of the model that is missing, unreadable or holds
     a different number of rows than SQL (see `forecasting.repair`); returns what was fixed."""

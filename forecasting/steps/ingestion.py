@@ -23,7 +23,7 @@ def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow
     series (`PullResult` documents the counts); unusable rows go to `quarantine` with a reason. The pull state moves only in `commit_pull`, once the run's
     outputs are committed."""
     engine = open_engine(settings)
-    with phase("pull") as counts, source_lock(settings, engine):
+    with phase("pull", data=True) as counts, source_lock(settings, engine):
         pulled = ingestion.pull(settings, engine, run_id, full_refresh, allow_series_drop)
         counts.update(rows=pulled.rows_pulled, new_series=pulled.new_series)
     release_memory()  # the pull's frames, before the steps after it
@@ -32,5 +32,5 @@ def pull_step(settings: Settings, run_id: str, full_refresh: bool = False, allow
 
 def commit_pull(settings: Settings, run_id: str, pulled: PullResult) -> None:
     """Advance the source's pull state to what `pull_step` returned (called after the run's outputs are committed)."""
-    with phase("commit pull"):
+    with phase("commit pull", data=True):
         ingestion.commit(settings, open_engine(settings), run_id, pulled)
