@@ -82,3 +82,41 @@ def test_the_store_sorted_a_column_at_a_time_is_sort_by_exactly():
     assert result.schema == expected.schema
     pd.testing.assert_frame_equal(result.to_pandas(), expected.to_pandas(), check_exact=True)
     assert all(column.num_chunks == 1 for column in result.columns)
+
+
+def test_steps_reading_the_store_at_once_build_it_once(tmp_path, monkeypatch):
+    """Review of issue 15: Prefect runs one model's training and forecast steps in threads at once; both
+    asking for the store while it was being built read and sorted every bucket twice (twice the peak).
+    The reads are slowed so that, without the per-store build lock, the two builds overlap."""
+    import threading
+    import time
+
+    root = tmp_path / "history" / "observations"
+    history.merge(root, synthetic_frame(n_series=20, length=24))
+    history_cache.forget()  # the merge's kept buckets gone: a build reads every file
+    reads: list[str] = []
+    read_file = history_cache.read_file
+
+    def slow_read(path):
+        reads.append(str(path))
+        time.sleep(0.05)
+        return read_file(path)
+
+    monkeypatch.setattr(history_cache, "read_file", slow_read)
+    start = threading.Barrier(2)
+    results: list[pd.DataFrame] = []
+
+    def step() -> None:
+        start.wait(10)
+        results.append(history.read(root))
+
+    threads = [threading.Thread(target=step) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 2
+    assert len(reads) == len(history.manifest(root)["buckets"])  # each bucket read once, by one build
+    pd.testing.assert_frame_equal(results[0], results[1])
+    history_cache.forget()
+    pd.testing.assert_frame_equal(results[0], history.read(root))
