@@ -167,3 +167,43 @@ def test_scale_table_gives_the_per_series_ratio_of_each_phase(tmp_path):
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ") and "phase" not in line}
     assert "| 200 | 400 | 2.00 | 1.50 |" in rows["prepare"]  # the two smaller runs averaged
     assert "| 0.50 | 1.00 |" in rows["predict"]
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_the_hand_written_recurrent_layers_compute_keras_layers_and_their_gradients(cell, return_sequences):
+    """benchmarks/fused_recurrent.py is timed against Keras's loop as the same function: outputs and
+    weight and input gradients must be Keras's on the same weights."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks.fused_recurrent import gru_sequence, lstm_sequence
+
+    rng = np.random.default_rng(1)
+    x = tf.Variable(rng.normal(size=(5, 7, 3)).astype("float32"))
+    layer = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell](4, return_sequences=return_sequences, seed=0)
+    layer.build(x.shape)
+    weights = list(layer.trainable_weights)
+    written = {"gru": gru_sequence, "lstm": lstm_sequence}[cell]
+    results = []
+    for compute in (lambda: layer(x), lambda: written(x, *[w.value for w in weights], return_sequences)):
+        with tf.GradientTape() as tape:
+            out = compute()
+            loss = tf.reduce_sum(out * tf.cos(tf.reshape(tf.range(tf.size(out), dtype=tf.float32), out.shape)))
+        results.append([out.numpy(), *[g.numpy() for g in tape.gradient(loss, [x, *weights])]])
+    for keras_value, written_value in zip(*results):
+        np.testing.assert_allclose(written_value, keras_value, rtol=1e-4, atol=1e-5)
+
+
+def test_collection_benchmark_prints_each_collector_setting_and_size():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.collection", "--sizes", "50,100", "--length", "12", "--repeats", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [(line["collector"], line["series"]) for line in lines] == [
+        (setting, size) for setting in ("on", "off", "frozen") for size in (50, 100)
+    ]
+    assert all(line["us_per_slice"] > 0 for line in lines)
