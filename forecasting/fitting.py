@@ -11,6 +11,7 @@ import numpy as np
 from forecasting.faults import checkpoint
 from forecasting.input_pipeline import shuffled_batches, validation_batch_size
 from forecasting.model import member_count, member_targets
+from forecasting.progress import keras_verbose
 from forecasting.progress_keras import EpochProgress
 from forecasting.phases import phase
 from forecasting.weighting import window_weights
@@ -77,7 +78,7 @@ def fit_windows(
             epochs=schedule.epochs,
             shuffle=False,  # the dataset shuffles itself
             callbacks=callbacks,
-            verbose=schedule.verbose,
+            verbose=keras_verbose(schedule.verbose),
         )
         counts.update(epochs=len(history.epoch), windows=len(y_train))
     return history

@@ -48,6 +48,12 @@ def lines_wanted() -> bool:
     return os.environ.get(PROGRESS_ENV, "").strip().lower() not in _NONE
 
 
+def keras_verbose(verbose: int) -> int:
+    """Keras's (and keras-tuner's) own epoch lines as asked, none with `$FORECASTING_PROGRESS` = `none`:
+    they are progress too, and cron mails any output."""
+    return verbose if lines_wanted() else 0
+
+
 def bar_wanted() -> bool:
     """A live bar: stderr is an interactive terminal and `$FORECASTING_PROGRESS` is not off (or none)."""
     if os.environ.get(PROGRESS_ENV, "").strip().lower() in _OFF + _NONE:

@@ -27,6 +27,7 @@ from forecasting.model_config import EnsembleConfig, ModelConfig, TuningConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.defaults import resolve_for
 from forecasting.model import EpochProgress, build_model, member_targets
+from forecasting.progress import keras_verbose
 from forecasting.training import Deadline, TrainingTimeout, fit_scaler, future_width, set_determinism, split_for_training
 from forecasting.windowing import SeriesArrays, WindowSplit
 from forecasting.storage import download_folder, is_remote, location
@@ -162,7 +163,7 @@ def search(
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     # The whole search shares one deadline (keras-tuner copies the callback into each trial, clock started).
     deadline = Deadline(config.training_timeout_minutes, "tuning", TuningTimeout).start()
-    tuner.search(epochs=tuning.max_epochs, callbacks=[stopper, deadline, EpochProgress("tuning trial epochs")], verbose=verbose)
+    tuner.search(epochs=tuning.max_epochs, callbacks=[stopper, deadline, EpochProgress("tuning trial epochs")], verbose=keras_verbose(verbose))
     completed = _completed(tuner)
     best = [trial for trial in tuner.oracle.get_best_trials(1) if trial.score is not None]
     if not best:

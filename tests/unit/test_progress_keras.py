@@ -67,3 +67,21 @@ def test_an_early_stop_is_said_and_prediction_counts_windows_per_batch(caplog) -
     assert forecast[0] == "forecast: started, 64 series to go"
     assert [line.split(" (")[0] for line in forecast[1:5]] == [f"forecast: {n}/64 series" for n in (16, 32, 48, 64)]
     assert forecast[-1].startswith("forecast: done, 64/64 series in ")
+
+
+def test_progress_none_silences_keras_own_epoch_lines(capsys, monkeypatch) -> None:
+    """The flow trains with Keras's `verbose = 2` (a line per epoch); with FORECASTING_PROGRESS=none (cron
+    mails any output) those lines are off too, like the job's own progress lines. Training is unchanged."""
+    from forecasting.fitting import Schedule, fit_windows
+
+    x, y = data()
+    schedule = Schedule(epochs=2, batch_size=16, patience=2, seed=7, verbose=2)
+    printed, losses = {}, {}
+    for progress in ("", "none"):
+        monkeypatch.setenv("FORECASTING_PROGRESS", progress)
+        set_determinism(7, deterministic_ops=False)
+        history = fit_windows(build_model(CONFIG), None, x, y, schedule)
+        printed[progress], losses[progress] = capsys.readouterr().out, history.history["loss"]
+    assert "Epoch 1/2" in printed[""] and "Epoch 2/2" in printed[""]
+    assert "Epoch" not in printed["none"] and "loss" not in printed["none"]
+    assert losses["none"] == losses[""]
