@@ -1,6 +1,6 @@
 import pytest
 
-from forecasting.config import load_settings, parse_settings
+from forecasting.config.settings import load_settings, parse_settings
 from forecasting.errors import ConfigError
 from tests.conftest import TINY_MODEL, write_config
 
