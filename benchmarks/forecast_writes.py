@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.sources.database import create_db_engine, frame_to_rows, upsert, upsert_frame
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.upserts import frame_to_rows, upsert, upsert_frame
 from forecasting.sources.tables import FORECAST_KEY
 from forecasting.sources.schema import migrate
 

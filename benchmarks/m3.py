@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.classical import STATSFORECAST_MISSING, classical_forecasts, statsforecast_available
     from forecasting.config.settings import ModelConfig, format_validation_error
     from forecasting.sources.datasets import M3_SUBSETS
-    from forecasting.evaluation.metrics import accuracy_by_step, baseline_forecasts, seasonal_naive_scale
+    from forecasting.evaluation.metrics import accuracy_by_step, seasonal_naive_scale
+    from forecasting.model.backtesting import baseline_forecasts
     from forecasting.model.forecaster import RecurrentForecaster
     from forecasting.preparation.windows import to_series_arrays
 

@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from forecasting import steps
 from forecasting.history import store as history
 from forecasting.config.settings import Settings
-from forecasting.sources.database import create_db_engine, read_observations, upsert_frame
+from forecasting.sources.database import create_db_engine, read_observations
+from forecasting.sources.upserts import upsert_frame
 from forecasting.sources.schema import migrate
 from forecasting.preparation.validation import screen
 

@@ -77,7 +77,8 @@ def plain_keras(split, config, epochs: int) -> tuple[float, float]:
 def job_path(split, config, epochs: int) -> tuple[float, float]:
     """The job's training path on the same windows. (seconds, last val loss)."""
     from forecasting.model.network import build_model
-    from forecasting.model.training import Schedule, fit_windows, set_determinism
+    from forecasting.model.training import set_determinism
+    from forecasting.model.fitting import Schedule, fit_windows
 
     set_determinism(config.seed, config.deterministic)
     model = build_model(config, n_inputs=split.x_train.shape[2])

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from forecasting.runtime import console
 from forecasting.runtime import progress
+from forecasting.cli.common import DATABASE, config_path_of, connect, settings_of
 from forecasting.errors import ConfigError, ForecastingError
 from forecasting.storage.files import check_storage
 from forecasting.storage.locations import make_dirs
@@ -19,30 +20,6 @@ from forecasting.storage.locations import make_dirs
 DEMO_MODEL = "monthly"
 DEMO_SERIES = 300
 DEPLOYMENTS_FILE = "deployments/prefect.yaml"
-
-
-def _settings(args: argparse.Namespace) -> Any:
-    from forecasting.config.settings import load_settings
-
-    return load_settings(args.config)
-
-
-def _config_path(args: argparse.Namespace) -> str:
-    from forecasting.config.settings import find_config_path
-
-    return str(find_config_path(args.config))
-
-
-# The database the current command uses (masked), named in its error line; and its URL, to redact.
-_database: dict[str, str] = {}
-
-
-def _connect(settings: Any) -> Any:
-    """connect_checked, remembering the database so that any later error line names it."""
-    from forecasting.sources.database import connect_checked, masked_url
-
-    _database.update(url=settings.database.url, masked=masked_url(settings.database.url))
-    return connect_checked(settings.database.url, settings.database.schema_name)
 
 
 def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -> Any:
@@ -93,9 +70,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from forecasting.sources.database import masked_url
     from forecasting.sources.schema import migrate
 
-    settings = _settings(args)
+    settings = settings_of(args)
     check_storage(settings)
-    engine = _connect(settings)
+    engine = connect(settings)
     levels = sorted({level for model in settings.models.values() for level in model.intervals} | {80, 95})
     result = migrate(engine, levels, settings.database.schema_name)
     for folder in (settings.storage_root / "models", settings.forecasts_root, settings.storage_root / "tuning"):
@@ -112,7 +89,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from forecasting.sources.loading import load_observations, read_observation_file
 
-    settings = _settings(args)
+    settings = settings_of(args)
     frame = read_observation_file(
         args.file,
         series=args.series_column or settings.source.series,
@@ -121,11 +98,11 @@ def cmd_load(args: argparse.Namespace) -> int:
         features=settings.source.columns,
         file_format=args.format,
     )
-    engine = _connect(settings)
+    engine = connect(settings)
     result = load_observations(engine, settings.source, frame)
     print(
         f"loaded {result.rows} observations of {result.series} series from {args.file} into {settings.source.table} "
-        f"in {_database['masked']} ({result.inserted} new, {result.updated} replaced; {result.first_ts} to {result.last_ts})"
+        f"in {DATABASE['masked']} ({result.inserted} new, {result.updated} replaced; {result.first_ts} to {result.last_ts})"
     )
     return 0
 
@@ -142,12 +119,12 @@ def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = Fals
 def cmd_run(args: argparse.Namespace) -> int:
     from forecasting.steps import check_schema, format_summary, summary_json
 
-    settings = _settings(args)
+    settings = settings_of(args)
     settings.model(args.model)
     check_storage(settings)
     # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
-    check_schema(_connect(settings), settings, args.model)
-    summary = _run_flow(_config_path(args), args.model, args.mode, args.full_refresh, args.allow_series_drop)
+    check_schema(connect(settings), settings, args.model)
+    summary = _run_flow(config_path_of(args), args.model, args.mode, args.full_refresh, args.allow_series_drop)
     print(summary_json(summary) if args.json else format_summary(summary))
     return 0
 
@@ -155,45 +132,45 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from forecasting.steps import check_schema, format_tuning
 
-    settings = _settings(args)
+    settings = settings_of(args)
     settings.model(args.model)
     if args.max_trials is not None and args.max_trials <= 0:
         raise ConfigError(f"--max-trials: must be a positive number (got {args.max_trials})")
     check_storage(settings)
-    check_schema(_connect(settings), settings, args.model)
+    check_schema(connect(settings), settings, args.model)
     from flows.tune_model import tune_model
 
-    config = _config_path(args)
+    config = config_path_of(args)
     result = _orchestrated(
         lambda: tune_model(model=args.model, tuner=args.tuner, max_trials=args.max_trials, config=config), config, args.model, "tune"
     )
     print(format_tuning(result))
-    print(f"  stored in table tuning_records in {_database['masked']}")
+    print(f"  stored in table tuning_records in {DATABASE['masked']}")
     return 0
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from forecasting.steps import check_schema
 
-    settings = _settings(args)
+    settings = settings_of(args)
     settings.model(args.model)
     if args.windows <= 0:
         raise ConfigError(f"--windows: must be a positive number (got {args.windows})")
     if args.step is not None and args.step <= 0:
         raise ConfigError(f"--step: must be a positive number (got {args.step})")
     check_storage(settings)
-    check_schema(_connect(settings), settings, args.model)
+    check_schema(connect(settings), settings, args.model)
     from flows.backtest_model import backtest_model
 
-    config = _config_path(args)
+    config = config_path_of(args)
     result = _orchestrated(
         lambda: backtest_model(model=args.model, windows=args.windows, step=args.step, config=config), config, args.model, "backtest"
     )
     if args.json:
-        print(json.dumps({**{key: value for key, value in result.items() if key != "table"}, "database": _database["masked"]}, default=str))
+        print(json.dumps({**{key: value for key, value in result.items() if key != "table"}, "database": DATABASE["masked"]}, default=str))
     else:
         print(result["table"])
-        print(f"backtest {result['backtest_id']}: {result['rows']} rows in table backtests in {_database['masked']}")
+        print(f"backtest {result['backtest_id']}: {result['rows']} rows in table backtests in {DATABASE['masked']}")
     return 0
 
 
@@ -202,10 +179,10 @@ def cmd_repair(args: argparse.Namespace) -> int:
     from forecasting.steps import check_schema
     from forecasting.publishing.repair import format_repair, repair_parquet
 
-    settings = _settings(args)
+    settings = settings_of(args)
     config = settings.model(args.model)
     check_storage(settings)
-    engine = _connect(settings)
+    engine = connect(settings)
     check_schema(engine, settings, args.model)
     with model_lock(engine, settings.storage_root, args.model, config.lock_timeout_minutes * 60):
         report = repair_parquet(engine, settings.storage_root, args.model, config.intervals, settings.forecasts_root)
@@ -216,10 +193,10 @@ def cmd_repair(args: argparse.Namespace) -> int:
 def cmd_deployments(args: argparse.Namespace) -> int:
     from forecasting.config.deployments import deployment_specs, render_prefect_yaml
 
-    settings = _settings(args)
+    settings = settings_of(args)
     text = render_prefect_yaml(settings)
     # Like every relative path in the config, relative to the config file's folder.
-    output = Path(_config_path(args)).parent / (args.output or DEPLOYMENTS_FILE)
+    output = Path(config_path_of(args)).parent / (args.output or DEPLOYMENTS_FILE)
     if args.check:
         if not output.exists():
             raise ConfigError(f"{output} is missing; run `forecasting deployments` to write it")
@@ -236,7 +213,7 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
     if not settings.models:
         raise ConfigError("models: no models configured, nothing to serve")
     from forecasting.runtime.orchestrator import API_URL_ENV, prefect_api
@@ -254,15 +231,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from flows.serve import serve_all
 
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            serve_all(_config_path(args), limit=args.limit)
+            serve_all(config_path_of(args), limit=args.limit)
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from forecasting.cli.models_commands import models_command
 
-    settings = _settings(args)
-    return models_command(_connect(settings), args, _database["masked"])
+    settings = settings_of(args)
+    return models_command(connect(settings), args, DATABASE["masked"])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -271,22 +248,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from forecasting.sources.loading import load_observations
     from forecasting.steps import format_summary
 
-    settings = _settings(args)
+    settings = settings_of(args)
     if DEMO_MODEL not in settings.models:
         raise ConfigError(f"models.{DEMO_MODEL}: the demo needs a [models.{DEMO_MODEL}] section in the config")
     if args.advance is not None:
-        return advance_demo(_connect(settings), settings, args.advance, args.series)
+        return advance_demo(connect(settings), settings, args.advance, args.series)
     print("1/3 creating schema and storage")
     cmd_init(args)
     frame = m3_monthly(args.series)
-    engine = _connect(settings)
+    engine = connect(settings)
     result = load_observations(engine, settings.source, frame)
     print(
         f"2/3 loaded {result.rows} observations of {result.series} M3 monthly series into {settings.source.table} "
         f"({result.inserted} new, {result.updated} replaced)"
     )
     print(f"3/3 running forecast-pipeline for model {DEMO_MODEL} (mode retrain) on a local Prefect server")
-    summary = _run_flow(_config_path(args), DEMO_MODEL, "retrain")
+    summary = _run_flow(config_path_of(args), DEMO_MODEL, "retrain")
     print()
     print(format_summary(summary))
     print()
@@ -374,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[progress.PROGRESS_ENV] = "off"
     console.quiet_environment()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    _database.clear()
+    DATABASE.clear()
     try:
         return console.with_plain_progress(lambda: args.handler(args))
     except KeyboardInterrupt:
@@ -389,9 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             line, code = console.error_line(error)
         from forecasting.sources.database import redact
 
-        line = " ".join(redact(line, _database.get("url")).split())
-        if _database and _database["masked"] not in line:
-            line += f" (database: {_database['masked']})"
+        line = " ".join(redact(line, DATABASE.get("url")).split())
+        if DATABASE and DATABASE["masked"] not in line:
+            line += f" (database: {DATABASE['masked']})"
         print(f"error: {line}", file=sys.stderr)
         return code
 

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from forecasting.cli.common import DATABASE, connect, settings_of
 from forecasting.errors import ConfigError
 
 
@@ -23,16 +24,15 @@ def add_report_command(commands: Any, handler: Callable[[argparse.Namespace], in
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report of `args.model` and print one line saying where, with its charts and time taken."""
-    from forecasting.cli.main import _connect, _database, _settings
     from forecasting.report.render import REPORTS, build_report, write_html
 
     from forecasting.steps.run_records import check_schema
 
-    settings = _settings(args)
+    settings = settings_of(args)
     settings.model(args.model)
-    engine = _connect(settings)
+    engine = connect(settings)
     check_schema(engine, settings, args.model)
-    database = _database["masked"]
+    database = DATABASE["masked"]
     if args.top < 0:
         raise ConfigError(f"--top: must be 0 or more (got {args.top})")
     started = time.perf_counter()

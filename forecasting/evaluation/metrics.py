@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+import pandas as pd
 
 
 def mae(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -92,78 +91,6 @@ def score(metric: str, actual: np.ndarray, predicted: np.ndarray, insample_scale
     raise ValueError(f"unknown metric {metric!r}")
 
 
-def score_holdout(
-    model: Any,
-    scaler: Any,
-    arrays: Any,
-    lookback: int,
-    horizon: int,
-    season: int,
-    metric: str,
-) -> dict[str, float]:
-    """Score a model on each series' latest `horizon` observations, forecast from just before them,
-    next to the seasonal-naive forecast from the same origin. Series without `lookback + horizon`
-    finite observations at the end are left out (counted)."""
-    from forecasting.model.network import forecast_array
-    from forecasting.model.prediction import constant_value
-    from forecasting.preparation.scaling import WindowLevels
-
-    from forecasting.preparation.batch_scaling import encode_in_order
-
-    from forecasting.preparation.future_inputs import encode_future, network_inputs
-
-    inputs, levels, actual, naive, scales, pending, futures = [], [], [], [], [], [], []
-    known = arrays.future_columns  # the future block: those columns at the scored periods, never the target
-    constant: dict[int, float] = {}  # position -> the value forecast for a constant series, as `predict` does
-    for series_id, values in arrays.values.items():
-        if len(values) < lookback + horizon:
-            continue
-        window, future = values[-lookback - horizon : -horizon], values[-horizon:, 0]
-        if not (np.isfinite(window).all() and np.isfinite(future).all() and np.isfinite(values[-horizon:, list(known)]).all()):
-            continue
-        history = values[:-horizon, 0]
-        found = constant_value(values[:-horizon], lookback, scaler.target != "series")
-        if found is not None:
-            constant[len(actual)] = found[0]
-            actual.append(future)
-            naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
-            scales.append(seasonal_naive_scale(history, season))
-            continue
-        first_tick = scaler.ticks(arrays.timestamps[series_id][-lookback - horizon :])[:1]
-        if series_id in scaler:  # scaled below, with every other known series at once
-            pending.append((len(inputs), series_id, window, first_tick))
-            inputs.append(None)
-            levels.append(None)
-            stats = scaler
-        else:  # new since training: scaled by its own history, the scaler left as it is
-            stats = scaler.__class__(target=scaler.target, season=scaler.season, frequency=scaler.frequency)
-            stats.add(series_id, values[:-horizon])
-            scaled, _, level = stats.encode(series_id, window[np.newaxis], first_ticks=first_tick)
-            inputs.append(scaled[0])
-            levels.append(level)
-        if known:
-            futures.append(encode_future(stats, np.array([series_id], dtype=object), values[np.newaxis, -horizon:, list(known)], known)[0])
-        actual.append(future)
-        naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
-        scales.append(seasonal_naive_scale(history, season))
-    encode_in_order(scaler, pending, inputs, levels)
-    if not actual:
-        return {"score": float("nan"), "baseline": float("nan"), "series": 0}
-    predicted = np.empty((len(actual), horizon))
-    by_network = [position for position in range(len(actual)) if position not in constant]
-    if inputs:
-        blocks = np.stack(futures) if known else None
-        predicted[by_network] = WindowLevels.concat(levels).decode(forecast_array(model, network_inputs(np.stack(inputs), blocks)))
-    for position, value in constant.items():
-        predicted[position] = value
-    actual_array, naive_array, scale_array = np.stack(actual), np.stack(naive), np.asarray(scales)
-    return {
-        "score": score(metric, actual_array, predicted, scale_array),
-        "baseline": score(metric, actual_array, naive_array, scale_array),
-        "series": len(actual),
-    }
-
-
 def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     """Share of actual values inside [lower, upper], in percent."""
     actual, lower, upper = (np.asarray(a, dtype="float64") for a in (actual, lower, upper))
@@ -174,36 +101,14 @@ def mean_width(lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.nanmean(np.asarray(upper, dtype="float64") - np.asarray(lower, dtype="float64")))
 
 
-def baseline_forecasts(
-    histories: dict[str, np.ndarray], origins: dict[str, Any], horizon: int, season: int, frequency: str
-) -> dict[str, "pd.DataFrame"]:
-    """Naive and seasonal-naive forecasts from each series' history, as long frames built like the model's."""
-    from forecasting.model.prediction import forecast_frame
-    from forecasting.preparation.scaling import WindowLevels
-
-    ids = list(histories)
-    windows = [np.asarray(histories[sid], dtype="float64")[np.newaxis, :, np.newaxis] for sid in ids]
-    unscaled = WindowLevels(np.zeros(len(ids)), np.ones(len(ids)), np.zeros(len(ids), dtype=bool))
-    makers = {"naive": lambda w: naive_forecast(w, horizon), "seasonal_naive": lambda w: seasonal_naive_forecast(w, horizon, season)}
-    return {
-        method: forecast_frame(
-            ids, [origins[sid] for sid in ids],
-            np.concatenate([make(w) for w in windows]) if ids else np.empty((0, horizon)), unscaled, frequency,
-        )
-        for method, make in makers.items()
-    }
-
-
 def accuracy_by_step(
-    forecasts: "pd.DataFrame", actuals: "pd.DataFrame", scales: dict[str, float], levels: list[int] | tuple[int, ...] = ()
-) -> "pd.DataFrame":
+    forecasts: pd.DataFrame, actuals: pd.DataFrame, scales: dict[str, float], levels: list[int] | tuple[int, ...] = ()
+) -> pd.DataFrame:
     """Score a long forecast frame against actuals (series_id, ts, value): one row per step and a
     last row with step 0 for all steps together; columns series, mae, rmse, smape, mase and, per
     interval level present, coverage_<level> (percent) and width_<level> (mean width divided by the
     series' MASE scale, so series of any size count alike). Forecasts without an actual are left out.
     A `mase_scale` column in `forecasts` overrides `scales` row by row (backtests: one scale per origin)."""
-    import pandas as pd
-
     joined = forecasts.merge(
         actuals.rename(columns={"ts": "target_ts", "value": "actual"})[["series_id", "target_ts", "actual"]],
         on=["series_id", "target_ts"],

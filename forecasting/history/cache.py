@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from forecasting.history.buckets import bucket_of
 from forecasting.storage.locations import is_remote
 
 _lock = threading.Lock()
@@ -142,8 +143,6 @@ def sorted_table(tables: list[pa.Table]) -> pa.Table:
 def _from_store(path: Path, identity: tuple) -> pa.Table | None:
     """The bucket's rows cut from a kept store holding this very file (sorted by series and time, as
     the file is), or None."""
-    from forecasting.history.store import bucket_of
-
     with _lock:
         found = [(root, kept) for root, kept in _stores.items() if (str(path), identity) in kept[0]]
     if not found:

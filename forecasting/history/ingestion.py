@@ -33,14 +33,16 @@ from sqlalchemy.engine import Engine
 from forecasting.history import store as history
 from forecasting.history.store import ids
 from forecasting.config.settings import Settings, SourceConfig
-from forecasting.sources.database import read_observations, records, source_summary, table_columns, upsert_frame
+from forecasting.sources.database import read_observations, records, source_summary, table_columns
+from forecasting.sources.upserts import upsert_frame
 from forecasting.history import quarantine
 from forecasting.history.quarantine import Examined
 from forecasting.sources.tables import ingestion_series, ingestion_state
 from forecasting.errors import ConfigError, RunError
-from forecasting.model.artifacts import utc_now
+from forecasting.runtime.clock import utc_now
+from forecasting.storage.files import STAGING
 from forecasting.storage.locations import make_dirs, read_parquet, write_parquet
-from forecasting.history.future_rows import observed_only, pull_future_rows
+from forecasting.preparation.future_rows import observed_only, pull_future_rows
 from forecasting.runtime.progress import Progress
 from forecasting.preparation.validation import MAX_LISTED, infer_frequency, screen
 from forecasting.history.pull_result import PullResult
@@ -152,8 +154,6 @@ def check_source_columns(source: SourceConfig, columns: dict[str, str], recorded
 def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = False, allow_series_drop: bool = False) -> PullResult:
     """Pull what changed in the source into the history store; returns its counts and the staged
     state (`PullResult`), which `commit` records once the run's outputs are committed."""
-    from forecasting.steps.data import STAGING
-
     source = settings.source
     root = history.history_root(settings.storage_root, source.table)
     late = pd.Timedelta(source.late_arrival)

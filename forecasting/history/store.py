@@ -21,7 +21,6 @@ share one read (`history_cache`). A bucket rewritten by a merge is kept as writt
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
@@ -37,11 +36,11 @@ import pyarrow.parquet as pq
 from forecasting.errors import RunError
 from forecasting.runtime.faults import checkpoint
 from forecasting.storage.files import replace_atomically
+from forecasting.history.buckets import bucket_of
 from forecasting.history.cache import bucket_table, remember, store_table
 from forecasting.runtime.progress import Progress
 from forecasting.storage.locations import arrow_source, location, make_dirs, remove_tree
 
-BUCKETS = 16
 PART = "part-0.parquet"
 MANIFEST = "manifest.json"
 FORMAT = 2
@@ -49,13 +48,6 @@ FORMAT = 2
 
 def history_root(storage_root: Path, source_table: str) -> Path:
     return location(storage_root) / "history" / source_table
-
-
-def bucket_of(series_ids: pd.Series) -> np.ndarray:
-    """Stable bucket number (0..BUCKETS-1) of each series id."""
-    unique = pd.unique(series_ids)
-    lookup = {sid: int.from_bytes(hashlib.sha1(str(sid).encode()).digest()[:4], "big") % BUCKETS for sid in unique}
-    return series_ids.map(lookup).to_numpy()
 
 
 @dataclass

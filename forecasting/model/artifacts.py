@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,6 @@ MANIFEST_FILE = "manifest.json"
 SERIES_FILE = "series.parquet"
 HOLDOUT_MODEL_FILE = "holdout.keras"
 HOLDOUT_SCALER_FILE = "holdout-series.parquet"
-
-
-def utc_now() -> datetime:
-    """The current UTC time without a time zone (how every table stores times)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def sha256_file(path: Path) -> str:

@@ -18,7 +18,7 @@ from forecasting.model.weighting import window_weights
 from forecasting.preparation.windows import WindowSplit
 
 if TYPE_CHECKING:
-    from forecasting.model.training import Deadline
+    from forecasting.model.deadline import Deadline
 
 
 @dataclass(frozen=True)

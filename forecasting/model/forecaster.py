@@ -16,24 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from forecasting.model.artifacts import (
-    check_checksum,
-    FORMAT_VERSION,
-    HOLDOUT_MODEL_FILE,
-    HOLDOUT_SCALER_FILE,
-    MODEL_FILE,
-    SERIES_FILE,
-    library_versions,
-    load_network,
-    read_manifest,
-    read_series_state,
-    read_series_table,
-    sha256_file,
-    timestamp_text,
-    utc_now,
-    write_manifest,
-    write_series_table,
-)
+from forecasting.model.artifacts import check_checksum, FORMAT_VERSION, HOLDOUT_MODEL_FILE, HOLDOUT_SCALER_FILE, MODEL_FILE, SERIES_FILE, library_versions, load_network, read_manifest, read_series_state, read_series_table, sha256_file, timestamp_text, write_manifest, write_series_table
+from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import ModelConfig
 from forecasting.errors import ConfigError
 from forecasting.model.defaults import stored_config
@@ -145,9 +129,9 @@ class RecurrentForecaster:
 
     def score_holdout(self, arrays: SeriesArrays, metric: str) -> dict[str, float]:
         """`metric` on each series' latest `horizon` observations forecast from just before them, and
-        seasonal naive's from the same origin: {"score", "baseline", "series"} (see `evaluation.score_holdout`)."""
+        seasonal naive's from the same origin: {"score", "baseline", "series"} (see `prediction.score_holdout`)."""
         from forecasting.model.defaults import effective_season
-        from forecasting.evaluation.metrics import score_holdout
+        from forecasting.model.prediction import score_holdout
 
         check_future_inputs(self, arrays, "score_holdout")
         season = effective_season(self.config, arrays.frequency or self.frequency)

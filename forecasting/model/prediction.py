@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 
-from forecasting.preparation.batch_scaling import encode_windows
+from forecasting.evaluation.metrics import score, seasonal_naive_forecast, seasonal_naive_scale
+from forecasting.preparation.batch_scaling import encode_in_order, encode_windows
 from forecasting.preparation.future_inputs import encode_future, horizon_blocks, network_inputs
 from forecasting.sources.tables import interval_columns
 from forecasting.model.network import forecast_array
@@ -151,3 +153,67 @@ def target_times(origins: pd.DatetimeIndex, horizon: int, offset: pd.DateOffset)
         [[(pd.Timestamp(origin) + step * offset).to_datetime64() for step in range(1, horizon + 1)] for origin in distinct]
     ).reshape(len(distinct), horizon)
     return pd.DatetimeIndex(table[inverse.ravel()].ravel())
+
+
+def score_holdout(
+    model: Any,
+    scaler: Any,
+    arrays: Any,
+    lookback: int,
+    horizon: int,
+    season: int,
+    metric: str,
+) -> dict[str, float]:
+    """Score a model on each series' latest `horizon` observations, forecast from just before them,
+    next to the seasonal-naive forecast from the same origin. Series without `lookback + horizon`
+    finite observations at the end are left out (counted)."""
+    inputs, levels, actual, naive, scales, pending, futures = [], [], [], [], [], [], []
+    known = arrays.future_columns  # the future block: those columns at the scored periods, never the target
+    constant: dict[int, float] = {}  # position -> the value forecast for a constant series, as `predict` does
+    for series_id, values in arrays.values.items():
+        if len(values) < lookback + horizon:
+            continue
+        window, future = values[-lookback - horizon : -horizon], values[-horizon:, 0]
+        if not (np.isfinite(window).all() and np.isfinite(future).all() and np.isfinite(values[-horizon:, list(known)]).all()):
+            continue
+        history = values[:-horizon, 0]
+        found = constant_value(values[:-horizon], lookback, scaler.target != "series")
+        if found is not None:
+            constant[len(actual)] = found[0]
+            actual.append(future)
+            naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
+            scales.append(seasonal_naive_scale(history, season))
+            continue
+        first_tick = scaler.ticks(arrays.timestamps[series_id][-lookback - horizon :])[:1]
+        if series_id in scaler:  # scaled below, with every other known series at once
+            pending.append((len(inputs), series_id, window, first_tick))
+            inputs.append(None)
+            levels.append(None)
+            stats = scaler
+        else:  # new since training: scaled by its own history, the scaler left as it is
+            stats = scaler.__class__(target=scaler.target, season=scaler.season, frequency=scaler.frequency)
+            stats.add(series_id, values[:-horizon])
+            scaled, _, level = stats.encode(series_id, window[np.newaxis], first_ticks=first_tick)
+            inputs.append(scaled[0])
+            levels.append(level)
+        if known:
+            futures.append(encode_future(stats, np.array([series_id], dtype=object), values[np.newaxis, -horizon:, list(known)], known)[0])
+        actual.append(future)
+        naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
+        scales.append(seasonal_naive_scale(history, season))
+    encode_in_order(scaler, pending, inputs, levels)
+    if not actual:
+        return {"score": float("nan"), "baseline": float("nan"), "series": 0}
+    predicted = np.empty((len(actual), horizon))
+    by_network = [position for position in range(len(actual)) if position not in constant]
+    if inputs:
+        blocks = np.stack(futures) if known else None
+        predicted[by_network] = WindowLevels.concat(levels).decode(forecast_array(model, network_inputs(np.stack(inputs), blocks)))
+    for position, value in constant.items():
+        predicted[position] = value
+    actual_array, naive_array, scale_array = np.stack(actual), np.stack(naive), np.asarray(scales)
+    return {
+        "score": score(metric, actual_array, predicted, scale_array),
+        "baseline": score(metric, actual_array, naive_array, scale_array),
+        "series": len(actual),
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any
 
 import keras
 import numpy as np
@@ -13,13 +12,14 @@ import pandas as pd
 import tensorflow as tf
 
 from forecasting.config.settings import ModelConfig
+from forecasting.model.deadline import Deadline
 from forecasting.model.defaults import resolve_for
 from forecasting.errors import RunError
-from forecasting.model.fitting import Schedule, best_epoch, fit_windows  # noqa: F401 - also imported from here
+from forecasting.model.fitting import Schedule, best_epoch, fit_windows
 from forecasting.runtime.memory import release_free_memory
 from forecasting.model.network import build_model, compile_model
 from forecasting.preparation.scaling import SeriesScaler
-from forecasting.model.training_report import TrainingReport, training_report, validation_metrics  # noqa: F401 - also imported from here
+from forecasting.model.training_report import TrainingReport, training_report
 from forecasting.model.weighting import series_weights
 from forecasting.preparation.windows import SeriesArrays, WindowSplit, joined, split_windows
 
@@ -28,47 +28,6 @@ from forecasting.preparation.windows import SeriesArrays, WindowSplit, joined, s
 # would interleave their random streams. Trainings in one process take turns; run models in
 # parallel in separate processes (the Dask task runner does).
 TRAINING_LOCK = threading.Lock()
-
-
-def monotonic() -> float:
-    """The clock deadlines are measured on (a seam for tests)."""
-    return time.monotonic()
-
-
-class TrainingTimeout(RunError):
-    """Training ran past `training_timeout_minutes`."""
-
-
-def timeout_message(minutes: float, what: str = "training") -> str:
-    """The one line a run past its training time limit fails with."""
-    return (
-        f"{what} stopped: it ran longer than the limit of {minutes:g} minutes "
-        "(models.<name>.training_timeout_minutes); raise the limit or train a smaller model"
-    )
-
-
-class Deadline(keras.callbacks.Callback):
-    """Stops `fit` once `minutes` have passed since `start()` by raising `TrainingTimeout` between
-    batches (a Prefect task timeout cannot interrupt a training thread; this can)."""
-
-    def __init__(self, minutes: float, what: str = "training", error: type[RunError] = TrainingTimeout) -> None:
-        super().__init__()
-        self.minutes, self.what, self.error = minutes, what, error
-        self.at: float | None = None
-
-    def start(self) -> "Deadline":
-        """Start the clock (once; later calls keep the first deadline)."""
-        if self.at is None:
-            self.at = monotonic() + self.minutes * 60
-        return self
-
-    def check(self) -> None:
-        """Raise `TrainingTimeout` when the deadline has passed."""
-        if self.at is not None and monotonic() >= self.at:
-            raise self.error(timeout_message(self.minutes, self.what))
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.check()
 
 
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:

@@ -28,7 +28,8 @@ from forecasting.errors import ConfigError, RunError
 from forecasting.model.defaults import resolve_for
 from forecasting.model.network import EpochProgress, build_model, member_targets
 from forecasting.runtime.progress import keras_verbose
-from forecasting.model.training import Deadline, TrainingTimeout, fit_scaler, future_width, set_determinism, split_for_training
+from forecasting.model.training import fit_scaler, future_width, set_determinism, split_for_training
+from forecasting.model.deadline import Deadline, TrainingTimeout
 from forecasting.preparation.windows import SeriesArrays, WindowSplit
 from forecasting.storage.locations import download_folder, is_remote, location
 

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import InputError
+from forecasting.preparation.calendar import calendar_features
+from forecasting.preparation.validation import MAX_LISTED
 
 MAX_LISTED_PERIODS = 5
 
@@ -28,8 +30,6 @@ def attach_future(arrays: Any, rows: pd.DataFrame, names: list[str], columns: tu
     """`arrays` with their future block inputs: `columns` (see `future_columns`) and, per series, the
     rows after its last observation on the regular grid (`rows`: series_id, ts, the future `names`),
     missing periods as NaN, calendar columns computed for those periods."""
-    from forecasting.preparation.windows import calendar_features
-
     arrays.future_columns, arrays.future_fill, arrays.future_count, arrays.future_names = columns, fill, len(names), tuple(names)
     if not columns:
         return arrays
@@ -45,25 +45,6 @@ def attach_future(arrays: Any, rows: pd.DataFrame, names: list[str], columns: tu
             block = np.hstack([block, calendar_features(grid, arrays.frequency)])
         arrays.future[series_id], arrays.future_timestamps[series_id] = block, grid
     return arrays
-
-
-def build_arrays(
-    observed: pd.DataFrame, ahead: pd.DataFrame, source: Any, frequency: str, calendar: bool = False, future: list[str] | None = None
-) -> Any:
-    """`SeriesArrays` from the observations (on the regular grid, gaps per `source.gaps`; the inputs:
-    target, `source.features`, the `future` columns (default `source.future_features`), calendar)
-    and the future rows `ahead` (see `future_rows.split_future`), which only the future inputs read."""
-    from forecasting.preparation.validation import fill_gaps, on_grid, regularize
-    from forecasting.preparation.windows import calendar_features, to_series_arrays
-
-    future = list(source.future_features if future is None else future)
-    regular, _ = regularize(observed[["series_id", "ts", "value", *source.features, *future]], frequency)
-    arrays = to_series_arrays(fill_gaps(regular, source.gaps), [*source.features, *future], frequency, calendar)
-    if not future:
-        return arrays
-    width = 1 + len(source.features) + len(future) + (calendar_features(pd.DatetimeIndex([]), frequency).shape[1] if calendar else 0)
-    ahead = ahead.loc[on_grid(ahead["ts"], frequency), ["series_id", "ts", *future]]
-    return attach_future(arrays, ahead, future, future_columns(len(source.features), len(future), width, calendar), source.future_fill)
 
 
 def training_blocks(values: np.ndarray, columns: tuple[int, ...], lookback: int, horizon: int) -> np.ndarray:
@@ -95,8 +76,6 @@ def horizon_blocks(arrays: Any, ids: list[str], horizon: int, frequency: str) ->
 
 def missing_plans(missing: dict[str, pd.DatetimeIndex], horizon: int) -> str:
     """The error for series whose future values are missing: each series (up to MAX_LISTED) and its periods."""
-    from forecasting.preparation.validation import MAX_LISTED
-
     def one(series_id: str, periods: pd.DatetimeIndex) -> str:
         listed = ", ".join(str(ts) for ts in periods[:MAX_LISTED_PERIODS])
         more = f" and {len(periods) - MAX_LISTED_PERIODS} more" if len(periods) > MAX_LISTED_PERIODS else ""
@@ -119,9 +98,7 @@ def _filled_block(arrays: Any, series_id: str, horizon: int, periods: pd.Datetim
     if stored is not None:
         block[: min(horizon, len(stored))] = stored[:horizon]
     if len(arrays.future_columns) > arrays.future_count:  # calendar columns are known for any period
-        from forecasting.preparation.windows import calendar_features
-
-        block[:, arrays.future_count :] = calendar_features(periods, arrays.frequency)
+            block[:, arrays.future_count :] = calendar_features(periods, arrays.frequency)
     missing = ~np.isfinite(block).all(axis=1)
     if not missing.any():
         return block, missing

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import InputError, RunError
-from forecasting.history.future_rows import FUTURE_ROW_REASON, FutureRows
+from forecasting.preparation.future_rows import FUTURE_ROW_REASON, FutureRows
 from forecasting.preparation.scaling import TOO_LARGE_REASON, representable
 
 MAX_LISTED = 5

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import RunError
-from forecasting.preparation.future_inputs import encode_future, network_inputs, training_blocks
+from forecasting.preparation.calendar import calendar_features
+from forecasting.preparation.future_inputs import attach_future, encode_future, future_columns, network_inputs, training_blocks
 from forecasting.preparation.grids import run_codes, series_slices, sorted_codes
 from forecasting.preparation.scaling import SeriesScaler, WindowLevels
-from forecasting.preparation.validation import infer_frequency
+from forecasting.preparation.validation import fill_gaps, infer_frequency, on_grid, regularize
 
 
 @dataclass
@@ -35,30 +36,6 @@ class SeriesArrays:
     @property
     def ids(self) -> list[str]:
         return list(self.values)
-
-
-def calendar_features(timestamps: pd.DatetimeIndex, frequency: str) -> np.ndarray:
-    """Calendar inputs as fits the frequency, each cycle as a sine/cosine pair (rows x columns):
-    month of year for monthly and coarser data (quarter of year for quarterly), week of year for
-    weekly, day of week and month of year for daily, hour of day and day of week below a day.
-    They are known for any timestamp, so they carry no information about future values."""
-    base = pd.tseries.frequencies.to_offset(frequency)
-    index = pd.DatetimeIndex(timestamps)
-    if isinstance(base, pd.offsets.Tick) and base.nanos < pd.Timedelta("1D").value:
-        cycles = [(index.hour + index.minute / 60.0, 24.0), (index.dayofweek, 7.0)]
-    elif isinstance(base, (pd.offsets.Day, pd.offsets.BusinessDay)):
-        cycles = [(index.dayofweek, 7.0), (index.month - 1, 12.0)]
-    elif isinstance(base, pd.offsets.Week):
-        cycles = [(index.isocalendar().week.to_numpy(dtype="float64") - 1, 52.0)]
-    elif isinstance(base, (pd.offsets.QuarterBegin, pd.offsets.QuarterEnd)):
-        cycles = [(index.quarter - 1, 4.0)]
-    else:
-        cycles = [(index.month - 1, 12.0)]
-    columns = []
-    for position, period in cycles:
-        angle = 2 * np.pi * np.asarray(position, dtype="float64") / period
-        columns += [np.sin(angle), np.cos(angle)]
-    return np.column_stack(columns)
 
 
 def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | None = None, calendar: bool = False) -> SeriesArrays:
@@ -267,3 +244,19 @@ def _split_batch(
         as32(inputs[train]), as32(targets[train]), as32(inputs[val]), as32(targets[val]), series[val], levels.take(val), series[train],
         np.concatenate(window_end)[train], as32(future[train]) if known else None, as32(future[val]) if known else None,
     )
+
+
+def build_arrays(
+    observed: pd.DataFrame, ahead: pd.DataFrame, source: Any, frequency: str, calendar: bool = False, future: list[str] | None = None
+) -> SeriesArrays:
+    """`SeriesArrays` from the observations (on the regular grid, gaps per `source.gaps`; the inputs:
+    target, `source.features`, the `future` columns (default `source.future_features`), calendar)
+    and the future rows `ahead` (see `future_rows.split_future`), which only the future inputs read."""
+    future = list(source.future_features if future is None else future)
+    regular, _ = regularize(observed[["series_id", "ts", "value", *source.features, *future]], frequency)
+    arrays = to_series_arrays(fill_gaps(regular, source.gaps), [*source.features, *future], frequency, calendar)
+    if not future:
+        return arrays
+    width = 1 + len(source.features) + len(future) + (calendar_features(pd.DatetimeIndex([]), frequency).shape[1] if calendar else 0)
+    ahead = ahead.loc[on_grid(ahead["ts"], frequency), ["series_id", "ts", *future]]
+    return attach_future(arrays, ahead, future, future_columns(len(source.features), len(future), width, calendar), source.future_fill)

@@ -21,7 +21,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from forecasting.model.artifacts import FORMAT_VERSION, MANIFEST_FILE, utc_now, write_manifest
+from forecasting.model.artifacts import FORMAT_VERSION, MANIFEST_FILE, write_manifest
+from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import MODEL_NAME_PATTERN
 from forecasting.sources.tables import model_aliases, model_events, model_versions, tuning_records
 from forecasting.errors import ConfigError, RunError

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecasting.history import store as history
-from forecasting.history.future_rows import observed_only
+from forecasting.preparation.future_rows import observed_only
 from forecasting.config.settings import Settings
 from forecasting.errors import ConfigError
 from forecasting.sources.tables import forecast_errors, ingestion_state, model_aliases, model_versions, quarantine, runs

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from forecasting.model.artifacts import utc_now
+from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import Settings
 from forecasting.storage.files import replace_atomically
 from forecasting.report.contents import ReportData, gather
@@ -56,7 +56,7 @@ def _step_version(data: ReportData) -> int | None:
 
 
 def render(data: ReportData, live: dict[str, Any] | None, generated: datetime | None = None) -> Report:
-    """The report's HTML from its data and the champion's live figures (`steps.accuracy.LiveFigures.as_dict()`)."""
+    """The report's HTML from its data and the champion's live figures (`evaluation.live_figures.LiveFigures.as_dict()`)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from forecasting.report import charts as report_charts
@@ -93,7 +93,7 @@ def render(data: ReportData, live: dict[str, Any] | None, generated: datetime | 
 
 def build_report(engine: Engine, settings: Settings, model: str, series: list[str] | None = None, top: int = DEFAULT_TOP) -> Report:
     """Gather and render the report of `model` (the worst `top` series by live scaled error, plus `series`)."""
-    from forecasting.steps.scoring import live_figures
+    from forecasting.evaluation.live_figures import live_figures
 
     data = gather(engine, settings, model, series, top)
     live = None

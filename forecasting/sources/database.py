@@ -1,10 +1,10 @@
-"""The database: engine, URL handling, source checks, reads and idempotent upserts (tables: `forecasting.sources.tables`)."""
+"""The database: engine, URL handling, source checks and reads (tables: `forecasting.sources.tables`; writes: `forecasting.sources.upserts`)."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +15,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from forecasting.config.settings import DATABASE_URL_ENV, SourceConfig
 from forecasting.errors import ConfigError, InputError
-from forecasting.runtime.progress import Progress
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
@@ -281,44 +280,3 @@ def source_summary(connection: Connection, source: SourceConfig) -> pd.DataFrame
     frame["last"] = _timestamps(frame["last"], source, frame["series_id"])
     frame["rows"] = frame["rows"].astype("int64")
     return frame[["key", "series_id", "rows", "first", "last", "total"]]
-
-
-def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: Iterable[str], chunk_size: int = 5000) -> int:
-    """Insert `rows`, replacing any row with the same `key`; returns the number of rows written."""
-    if not rows:
-        return 0
-    key = list(key)
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise ConfigError(f"database.url: {dialect} is not supported; use SQLite or PostgreSQL")
-    statement = insert(table)
-    updates = {name: statement.excluded[name] for name in rows[0] if name not in key}
-    statement = statement.on_conflict_do_update(index_elements=key, set_=updates) if updates else statement.on_conflict_do_nothing(index_elements=key)
-    with Progress(f"sql write {table.name}", len(rows), "rows") as progress:
-        for start in range(0, len(rows), chunk_size):
-            connection.execute(statement, list(rows[start : start + chunk_size]))
-            progress.advance(len(rows[start : start + chunk_size]))
-    return len(rows)
-
-
-def upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame, key: Iterable[str]) -> int:
-    """Upsert a frame in the caller's transaction (`forecasting.sources.upserts.bulk_upsert`: COPY into a staging
-    table and one INSERT ... ON CONFLICT on PostgreSQL, executemany on SQLite; missing values as NULL)."""
-    from forecasting.sources.upserts import bulk_upsert
-
-    return bulk_upsert(connection, table, frame, key)
-
-
-def frame_to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as plain Python dicts (datetimes, floats, None for missing)."""
-    converted = frame.astype(object).where(frame.notna(), None)
-    records = converted.to_dict(orient="records")
-    for record in records:
-        for name, value in record.items():
-            if isinstance(value, pd.Timestamp):
-                record[name] = value.to_pydatetime()
-    return records

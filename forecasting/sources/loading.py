@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from forecasting.config.settings import SourceConfig
-from forecasting.sources.upserts import bulk_upsert
+from forecasting.sources.upserts import upsert_frame
 from forecasting.sources.database import check_source
 from forecasting.errors import InputError
 from forecasting.preparation.validation import check_loaded_file, to_utc_naive  # noqa: F401 - to_utc_naive is part of this module's API
@@ -77,7 +77,7 @@ def load_observations(engine: Engine, source: SourceConfig, frame: pd.DataFrame)
         renamed = frame.rename(columns={"series_id": source.series, "ts": source.time, "value": source.target})
         renamed = renamed[[c for c in renamed.columns if c in table.c]]
         before = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        written = bulk_upsert(connection, table, renamed, key=[source.series, source.time])
+        written = upsert_frame(connection, table, renamed, key=[source.series, source.time])
         after = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
     inserted = after - before
     return LoadResult(

@@ -4,15 +4,15 @@ stores), instead of a dict per row processed by SQLAlchemy row by row (half of a
 forecast write went to building and processing those dicts). Timestamps and text repeat (every
 period once per series, every series id once per period), so each distinct value is converted once.
 
-`bulk_upsert` (every frame upsert: `forecasting load`, forecasts, forecast errors, pull state, through
-`database.upsert_frame`): the SQLite path above, or on PostgreSQL a COPY of CSV blocks into a temporary
+`upsert_frame` (every frame upsert: `forecasting load`, forecasts, forecast errors, pull state, through
+`upsert_frame`): the SQLite path above, or on PostgreSQL a COPY of CSV blocks into a temporary
 table and one INSERT ... ON CONFLICT DO UPDATE from it. One rule for missing values on both: NaN (NumPy
 or Arrow), None, pd.NA and NaT are stored as NULL, never as a float NaN."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,7 @@ def sqlite_upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataF
 
 
 
-def bulk_upsert(connection: Connection, table: sa.Table, frame: pd.DataFrame, key: Iterable[str]) -> int:
+def upsert_frame(connection: Connection, table: sa.Table, frame: pd.DataFrame, key: Iterable[str]) -> int:
     """INSERT ... ON CONFLICT (key) DO UPDATE of every row of `frame` (unique on `key`) into `table`,
     in the caller's transaction: executemany on SQLite, COPY into a staging table on PostgreSQL."""
     if frame.empty:
@@ -83,8 +83,6 @@ def bulk_upsert(connection: Connection, table: sa.Table, frame: pd.DataFrame, ke
     if connection.dialect.name == "sqlite":
         return sqlite_upsert_frame(connection, table, frame, key)
     if connection.dialect.name != "postgresql":
-        from forecasting.sources.database import frame_to_rows, upsert
-
         return upsert(connection, table, frame_to_rows(frame), key)
     return _postgres_copy_upsert(connection, table, frame, list(key))
 
@@ -156,3 +154,36 @@ def _select_list(table: sa.Table, frame: pd.DataFrame, columns: list[str], quote
         else:
             chosen.append(quote(name))
     return ", ".join(chosen)
+
+
+def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key: Iterable[str], chunk_size: int = 5000) -> int:
+    """Insert `rows`, replacing any row with the same `key`; returns the number of rows written."""
+    if not rows:
+        return 0
+    key = list(key)
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise ConfigError(f"database.url: {dialect} is not supported; use SQLite or PostgreSQL")
+    statement = insert(table)
+    updates = {name: statement.excluded[name] for name in rows[0] if name not in key}
+    statement = statement.on_conflict_do_update(index_elements=key, set_=updates) if updates else statement.on_conflict_do_nothing(index_elements=key)
+    with Progress(f"sql write {table.name}", len(rows), "rows") as progress:
+        for start in range(0, len(rows), chunk_size):
+            connection.execute(statement, list(rows[start : start + chunk_size]))
+            progress.advance(len(rows[start : start + chunk_size]))
+    return len(rows)
+
+
+def frame_to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as plain Python dicts (datetimes, floats, None for missing)."""
+    converted = frame.astype(object).where(frame.notna(), None)
+    records = converted.to_dict(orient="records")
+    for record in records:
+        for name, value in record.items():
+            if isinstance(value, pd.Timestamp):
+                record[name] = value.to_pydatetime()
+    return records

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from forecasting.model.artifacts import utc_now
+from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import Settings
 from forecasting.steps.data import open_engine, prepare_data
 
@@ -48,7 +48,7 @@ def backtest_step(
     """Rolling-origin backtest of the model's config (tuned hyperparameters applied) on the pulled
     data, `windows` origins `step` periods apart (default: the horizon); the scores replace those of
     an identical earlier backtest in the `backtests` table."""
-    from forecasting.evaluation.backtesting import backtest, backtest_id, format_scores, score_rows
+    from forecasting.model.backtesting import backtest, backtest_id, format_scores, score_rows
     from forecasting.sources.tables import backtests
     from forecasting.model.defaults import effective_season
     from forecasting.publishing.registry import champion_version, latest_tuning_record

@@ -14,14 +14,11 @@ from forecasting.sources.database import create_db_engine
 from forecasting.sources.tables import ingestion_state
 from forecasting.errors import RunError
 from forecasting.runtime.phases import phase
-from forecasting.preparation.future_inputs import build_arrays
-from forecasting.history.future_rows import observed_only, split_future
+from forecasting.preparation.windows import build_arrays
+from forecasting.preparation.future_rows import observed_only, split_future
 from forecasting.runtime.memory import release_memory
 from forecasting.preparation.validation import infer_frequency
 from forecasting.preparation.windows import SeriesArrays
-
-STAGING = "staging"  # <storage>/staging/<run_id>.parquet: forecasts staged before the writes
-
 
 def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database. Connection failures surface as SQLAlchemy errors,

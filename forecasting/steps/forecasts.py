@@ -8,15 +8,16 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.model.artifacts import utc_now
+from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import Settings
-from forecasting.sources.database import upsert_frame
+from forecasting.sources.upserts import upsert_frame
 from forecasting.sources.tables import FORECAST_KEY
 from forecasting.errors import ConfigError, RunError
 from forecasting.runtime.faults import checkpoint
 from forecasting.runtime.memory import release_memory
 from forecasting.runtime.phases import phase, timed
-from forecasting.steps.data import STAGING, open_engine, prepare_data
+from forecasting.steps.data import open_engine, prepare_data
+from forecasting.storage.files import STAGING
 from forecasting.storage.locations import make_dirs, read_parquet, write_parquet
 
 EXAMPLES = 5  # series listed per kind (skipped, constant, stale) in a summary

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from forecasting.evaluation.live_accuracy import LiveAccuracy, is_finite
-from forecasting.model.artifacts import utc_now
+from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import Settings, SourceConfig
 from forecasting.config.model_settings import PromotionConfig
 from forecasting.errors import RunError

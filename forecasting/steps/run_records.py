@@ -9,13 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from forecasting.model.artifacts import utc_now
+from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import Settings
 from forecasting.sources.database import check_source, masked_url, redact, table_columns
 from forecasting.sources.tables import interval_columns, runs
 from forecasting.errors import ConfigError
 from forecasting.storage.files import check_storage
-from forecasting.steps.data import STAGING, open_engine
+from forecasting.steps.data import open_engine
+from forecasting.storage.files import STAGING
 from forecasting.steps.mode import MODES, RECORDED_MODES
 
 

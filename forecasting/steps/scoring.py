@@ -12,11 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecasting.history import store as history
-from forecasting.evaluation.live_accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring, period_label, score_rows
-from forecasting.model.artifacts import utc_now
-from forecasting.history.future_rows import observed_only
+from forecasting.evaluation.live_figures import latest_scored_rows, live_figures
+from forecasting.evaluation.live_accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring, score_rows
+from forecasting.runtime.clock import utc_now
+from forecasting.preparation.future_rows import observed_only
 from forecasting.config.settings import Settings
-from forecasting.sources.database import upsert_frame
+from forecasting.sources.upserts import upsert_frame
 from forecasting.model.defaults import default_season, effective_season
 from forecasting.runtime.phases import timed
 from forecasting.steps.data import _recorded_frequency, open_engine
@@ -112,69 +113,8 @@ def score_step(settings: Settings, model_name: str, run_id: str) -> ScoringSumma
 def champion_live_accuracy(engine: Engine, model_name: str, version: int, metric: str, window: int) -> LiveAccuracy | None:
     """The version's live `metric` over its latest `window` scored target periods, beside seasonal
     naive's on the same rows (`accuracy.live_accuracy`); None when it has no scored rows yet."""
-    frame = _latest_rows(engine, model_name, version, window)
+    frame = latest_scored_rows(engine, model_name, version, window)
     return None if frame is None else live_accuracy(frame, metric, window)
-
-
-@dataclass(frozen=True)
-class LiveFigures:
-    """A version's live accuracy over its latest scored target periods, beside seasonal naive's on the
-    same rows: what the run summary, the Prefect artifact and the report show."""
-
-    version: int
-    periods: int
-    rows: int
-    first_target: str
-    last_target: str
-    smape: float
-    mase: float
-    mae: float
-    coverage_80: float | None
-    coverage_95: float | None
-    naive_smape: float
-    naive_mase: float
-    naive_mae: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """The figures as plain data."""
-        return asdict(self)
-
-
-def live_figures(engine: Engine, model_name: str, version: int, window: int) -> LiveFigures | None:
-    """`version`'s live sMAPE, MASE, MAE and interval coverage over its latest `window` scored target
-    periods, beside seasonal naive's; None when it has no scored rows (or `window` is 0)."""
-    frame = _latest_rows(engine, model_name, version, window)
-    if frame is None:
-        return None
-    from forecasting.evaluation.live_accuracy import summary_figures
-
-    figures = summary_figures(frame)
-    targets = pd.to_datetime(frame["target_ts"])
-    return LiveFigures(
-        version=version, periods=int(targets.nunique()), rows=len(frame),
-        first_target=period_label(targets.min()), last_target=period_label(targets.max()), **figures,
-    )
-
-
-def _latest_rows(engine: Engine, model_name: str, version: int, window: int) -> pd.DataFrame | None:
-    """The version's forecast_errors rows whose target is among its latest `window` scored targets."""
-    if window <= 0:
-        return None
-    errors = forecast_errors
-    with engine.connect() as connection:
-        latest = connection.execute(
-            sa.select(errors.c.target_ts)
-            .where(errors.c.model_name == model_name, errors.c.model_version == version)
-            .group_by(errors.c.target_ts)
-            .order_by(errors.c.target_ts.desc())
-            .limit(window)
-        ).scalars().all()
-        if not latest:
-            return None
-        result = connection.execute(
-            sa.select(errors).where(errors.c.model_name == model_name, errors.c.model_version == version, errors.c.target_ts >= min(latest))
-        )
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def with_accuracy(settings: Settings, summary: Any, scoring: ScoringSummary, report: str | None = None) -> Any:

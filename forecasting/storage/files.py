@@ -14,6 +14,9 @@ from forecasting.errors import ConfigError
 from forecasting.runtime.faults import checkpoint
 
 
+STAGING = "staging"  # <storage>/staging/<run_id>.parquet: forecasts staged before the writes
+
+
 def replace_atomically(target: Path, write: Callable[[Path], None], kill_point: str | None = None) -> None:
     """Call `write(temporary)` on a hidden temporary file next to `target`, flush it to disk and
     rename it over `target`. Temporaries a killed writer left beside `target` are removed first

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.evaluation.backtesting import backtest, cut, rolling_origins
+from forecasting.model.backtesting import backtest, cut, rolling_origins
 from forecasting.config.settings import ModelConfig
 from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
@@ -95,8 +95,8 @@ def test_backtest_step_stores_the_same_rows_on_each_database(database_url, setti
 
 def test_backtest_feeds_the_future_features_after_each_origin_without_its_targets():
     from forecasting.config.settings import SourceConfig
-    from forecasting.preparation.future_inputs import build_arrays
-    from forecasting.history.future_rows import split_future
+    from forecasting.preparation.windows import build_arrays
+    from forecasting.preparation.future_rows import split_future
     from tests.conftest import promotion_frame
 
     frame = promotion_frame(n_series=4, length=48, ahead=0)

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from forecasting.sources.upserts import sqlite_upsert_frame
-from forecasting.sources.database import create_db_engine, frame_to_rows, upsert, upsert_frame
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.upserts import frame_to_rows, upsert, upsert_frame
 from forecasting.errors import ConfigError
 from forecasting.sources.schema import migrate
 from forecasting.sources.tables import FORECAST_KEY

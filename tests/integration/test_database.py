@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.sources.database import create_db_engine, frame_to_rows, masked_url, upsert, upsert_frame
+from forecasting.sources.database import create_db_engine, masked_url
+from forecasting.sources.upserts import frame_to_rows, upsert, upsert_frame
 from forecasting.sources.tables import FORECAST_KEY
 from forecasting.sources.schema import migrate
 

@@ -5,14 +5,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.model import training
+from forecasting.model import deadline, training
 from forecasting.config.settings import ModelConfig, SourceConfig
 from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
 from forecasting.sources.loading import load_observations
 from forecasting.model.network import build_model
 from forecasting.sources.schema import migrate
-from forecasting.model.training import Deadline, TrainingTimeout, fine_tune, train
+from forecasting.model.training import fine_tune, train
+from forecasting.model.deadline import Deadline, TrainingTimeout
 from forecasting.model.tuning import search
 from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
@@ -33,7 +34,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(training, "monotonic", fake)
+    monkeypatch.setattr(deadline, "monotonic", fake)
     return fake
 
 

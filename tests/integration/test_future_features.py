@@ -12,8 +12,8 @@ from forecasting.config.settings import ModelConfig, SourceConfig
 from forecasting.sources.database import create_db_engine
 from forecasting.errors import ConfigError, InputError
 from forecasting.model.forecaster import RecurrentForecaster
-from forecasting.preparation.future_inputs import build_arrays
-from forecasting.history.future_rows import split_future
+from forecasting.preparation.windows import build_arrays
+from forecasting.preparation.future_rows import split_future
 from forecasting.sources.schema import migrate
 from tests.conftest import TINY_MODEL, insert_promotion_rows, promotion_frame
 

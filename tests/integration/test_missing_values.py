@@ -7,7 +7,8 @@ import sqlalchemy as sa
 
 from forecasting.history import ingestion
 from forecasting.config.settings import SourceConfig
-from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.upserts import upsert_frame
 from forecasting.sources.loading import load_observations
 from forecasting.history.pull_result import PullResult
 from forecasting.sources.schema import migrate

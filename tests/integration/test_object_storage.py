@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from forecasting.history import store as history
-from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.upserts import upsert_frame
 from forecasting.publishing.repair import repair_parquet
 from forecasting.sources.schema import migrate
 from forecasting.storage.locations import is_remote, location

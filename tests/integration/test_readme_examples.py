@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.upserts import upsert_frame
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
 from forecasting.steps.scoring import score_forecasts

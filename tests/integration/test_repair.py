@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.upserts import upsert_frame
 from forecasting.sources.tables import FORECAST_KEY
 from forecasting.publishing.repair import format_repair, repair_parquet
 from forecasting.sources.schema import migrate

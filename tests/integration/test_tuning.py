@@ -142,8 +142,8 @@ def test_tune_model_flow_records_the_run_and_the_winner(settings_for):
 
 
 def test_a_search_with_future_features_builds_and_fits_the_two_input_network(tmp_path):
-    from forecasting.preparation.future_inputs import build_arrays
-    from forecasting.history.future_rows import split_future
+    from forecasting.preparation.windows import build_arrays
+    from forecasting.preparation.future_rows import split_future
     from forecasting.model.network import future_inputs
     from tests.conftest import promotion_frame
 

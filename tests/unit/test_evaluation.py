@@ -66,7 +66,7 @@ def test_accuracy_by_step_scores_each_step_and_all_steps():
 def test_baselines_as_forecast_frames():
     import pandas as pd
 
-    from forecasting.evaluation.metrics import baseline_forecasts
+    from forecasting.model.backtesting import baseline_forecasts
 
     frames = baseline_forecasts({"a": np.arange(1.0, 13.0)}, {"a": pd.Timestamp("2024-12-01")}, 3, 12, "MS")
     assert frames["naive"]["yhat"].tolist() == [12.0, 12.0, 12.0]

@@ -56,7 +56,7 @@ def test_ensemble_members_read_their_own_lookback_and_combine_by_median():
 def test_min_epochs_keeps_early_stopping_from_ending_on_an_early_dip():
     import numpy as np
 
-    from forecasting.model.training import Schedule, best_epoch, fit_windows
+    from forecasting.model.fitting import Schedule, best_epoch, fit_windows
     from forecasting.preparation.windows import WindowSplit
     from forecasting.preparation.scaling import WindowLevels
 
@@ -103,7 +103,7 @@ def test_series_weights_weigh_each_windows_loss(members):
 
     from forecasting.model.network import forecast_array
     from forecasting.preparation.scaling import WindowLevels
-    from forecasting.model.training import Schedule, fit_windows
+    from forecasting.model.fitting import Schedule, fit_windows
     from forecasting.preparation.windows import WindowSplit
 
     config = ModelConfig(lookback=4, horizon=2, layers=[{"units": 2}], learning_rate=1e-9, loss="mae", ensemble={"members": members})

@@ -13,8 +13,8 @@ import pytest
 from forecasting.preparation import grids
 from forecasting.config.settings import SourceConfig
 from forecasting.model.forecaster import RecurrentForecaster
-from forecasting.preparation.future_inputs import build_arrays
-from forecasting.history.future_rows import FutureRows, future_mask, last_observed, observed_only, split_future
+from forecasting.preparation.windows import build_arrays
+from forecasting.preparation.future_rows import FutureRows, future_mask, last_observed, observed_only, split_future
 from forecasting.preparation.validation import regularize
 from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import promotion_frame, synthetic_frame

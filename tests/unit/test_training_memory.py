@@ -10,11 +10,12 @@ import pytest
 
 from forecasting.preparation import windows as windowing
 from forecasting.config.settings import ModelConfig, SourceConfig
-from forecasting.preparation.future_inputs import build_arrays
-from forecasting.history.future_rows import split_future
+from forecasting.preparation.windows import build_arrays
+from forecasting.preparation.future_rows import split_future
 from forecasting.model.network import build_model
 from forecasting.preparation.scaling import WindowLevels
-from forecasting.model.training import all_inputs, best_epoch, fit_scaler, fit_windows, future_width, set_determinism, split_for_training, train, _schedule
+from forecasting.model.training import all_inputs, fit_scaler, future_width, set_determinism, split_for_training, train, _schedule
+from forecasting.model.fitting import best_epoch, fit_windows
 from forecasting.model.weighting import series_weights
 from forecasting.preparation.windows import SeriesArrays, WindowSplit, joined, split_windows, to_series_arrays
 from tests.conftest import TINY_MODEL, promotion_frame, synthetic_frame

@@ -7,7 +7,7 @@ import numpy as np
 from forecasting.config.settings import ModelConfig
 from forecasting.model.network import build_model
 from forecasting.preparation.scaling import WindowLevels
-from forecasting.model.training import Schedule, fit_windows
+from forecasting.model.fitting import Schedule, fit_windows
 from forecasting.preparation.windows import WindowSplit
 
 

@@ -58,7 +58,7 @@ def test_windows_spanning_missing_values_are_dropped():
 
 
 def test_calendar_features_fit_the_frequency():
-    from forecasting.preparation.windows import calendar_features
+    from forecasting.preparation.calendar import calendar_features
 
     months = calendar_features(pd.date_range("2024-01-01", periods=12, freq="MS"), "MS")
     assert months.shape == (12, 2)
@@ -91,7 +91,7 @@ def test_window_inputs_hold_no_row_after_their_origin():
 def test_past_only_features_after_an_origin_do_not_change_its_forecast():
     """Leakage check: a backtest trains and forecasts from each origin; rewriting every feature value
     after the origin (what was not yet known there) must leave its forecasts exactly as they were."""
-    from forecasting.evaluation.backtesting import backtest
+    from forecasting.model.backtesting import backtest
     from forecasting.config.settings import ModelConfig
     from tests.conftest import TINY_MODEL
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forecasting.config.settings import ModelConfig
 from forecasting.errors import ConfigError, RunError
-from forecasting.evaluation.metrics import accuracy_by_step, baseline_forecasts, seasonal_naive_scale
+from forecasting.evaluation.metrics import accuracy_by_step, naive_forecast, seasonal_naive_forecast, seasonal_naive_scale
+from forecasting.model.prediction import forecast_frame
+from forecasting.preparation.scaling import WindowLevels
 from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.preparation.windows import SeriesArrays
 
@@ -169,3 +172,20 @@ def format_scores(scores: pd.DataFrame, levels: list[int]) -> str:
             f"seasonal naive {parts['seasonal_naive']['smape']:.2f}), MASE {parts['model']['mase']:.3f}, {int(parts['model']['series'])} series"
         )
     return "\n".join(lines)
+
+
+def baseline_forecasts(
+    histories: dict[str, np.ndarray], origins: dict[str, Any], horizon: int, season: int, frequency: str
+) -> dict[str, "pd.DataFrame"]:
+    """Naive and seasonal-naive forecasts from each series' history, as long frames built like the model's."""
+    ids = list(histories)
+    windows = [np.asarray(histories[sid], dtype="float64")[np.newaxis, :, np.newaxis] for sid in ids]
+    unscaled = WindowLevels(np.zeros(len(ids)), np.ones(len(ids)), np.zeros(len(ids), dtype=bool))
+    makers = {"naive": lambda w: naive_forecast(w, horizon), "seasonal_naive": lambda w: seasonal_naive_forecast(w, horizon, season)}
+    return {
+        method: forecast_frame(
+            ids, [origins[sid] for sid in ids],
+            np.concatenate([make(w) for w in windows]) if ids else np.empty((0, horizon)), unscaled, frequency,
+        )
+        for method, make in makers.items()
+    }
