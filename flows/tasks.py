@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.runtime import deployment, flow_run
 from prefect.tasks import exponential_backoff
 
@@ -68,8 +69,6 @@ def run_context() -> tuple[str | None, str | None, str]:
         return None, None, "manual"
     trigger = "manual"
     if deployment.id:
-        from prefect.client.orchestration import get_client
-
         with get_client(sync_client=True) as client:
             if client.read_flow_run(run_id).auto_scheduled:
                 trigger = "scheduled"

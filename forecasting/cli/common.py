@@ -6,16 +6,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from forecasting.config.settings import find_config_path, load_settings
+from forecasting.sources.database import connect_checked, masked_url
+
 
 def settings_of(args: argparse.Namespace) -> Any:
-    from forecasting.config.settings import load_settings
-
     return load_settings(args.config)
 
 
 def config_path_of(args: argparse.Namespace) -> str:
-    from forecasting.config.settings import find_config_path
-
     return str(find_config_path(args.config))
 
 
@@ -25,7 +24,5 @@ DATABASE: dict[str, str] = {}
 
 def connect(settings: Any) -> Any:
     """connect_checked, remembering the database so that any later error line names it."""
-    from forecasting.sources.database import connect_checked, masked_url
-
     DATABASE.update(url=settings.database.url, masked=masked_url(settings.database.url))
     return connect_checked(settings.database.url, settings.database.schema_name)

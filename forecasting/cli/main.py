@@ -10,10 +10,22 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from forecasting.runtime import console
-from forecasting.runtime import progress
 from forecasting.cli.common import DATABASE, config_path_of, connect, settings_of
+from forecasting.cli.models_commands import add_models_command, models_command
+from forecasting.cli.report_commands import add_report_command, advance_demo, cmd_report
+from forecasting.config.deployments import deployment_specs, render_prefect_yaml
+from forecasting.config.settings import load_settings
 from forecasting.errors import ConfigError, ForecastingError
+from forecasting.publishing.repair import format_repair, repair_parquet
+from forecasting.runtime import console, progress
+from forecasting.runtime.orchestrator import API_URL_ENV, prefect_api
+from forecasting.runtime.phases import phase
+from forecasting.sources.database import masked_url, redact
+from forecasting.sources.datasets import m3_monthly
+from forecasting.sources.loading import load_observations, read_observation_file
+from forecasting.sources.locking import model_lock
+from forecasting.steps import check_schema, format_summary, format_tuning, summary_json
+from forecasting.steps.run_records import record_failed_start
 from forecasting.storage.files import check_storage
 from forecasting.storage.locations import make_dirs
 
@@ -25,14 +37,11 @@ DEPLOYMENTS_FILE = "deployments/prefect.yaml"
 def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -> Any:
     """Call a flow with a Prefect API (a running server from PREFECT_API_URL, else a temporary one owned by
     this process), with TensorFlow and Prefect quiet unless verbose, and stdout kept for the summary."""
-    from forecasting.runtime.orchestrator import prefect_api
-    from forecasting.runtime.phases import phase
-
     def import_tensorflow() -> None:
         with phase("startup: tensorflow import"):
             console.import_tensorflow()
         with phase("startup: prefect import"):  # the server is still starting
-            import prefect.main  # noqa: F401 - `import prefect` alone is lazy; this also sets up the logging quieted next
+            import prefect.main  # noqa: F401 - `import prefect` alone is lazy; this also sets up the logging quieted next; lazy: prefect
 
     with contextlib.ExitStack() as stack:
         try:
@@ -40,13 +49,13 @@ def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -
             with phase("startup: prefect api"):
                 api_url = stack.enter_context(prefect_api(verbose=console.verbose(), while_starting=import_tensorflow))
         except ForecastingError as error:
-            from forecasting.config.settings import load_settings
-            from forecasting.steps.run_records import record_failed_start
-
             with contextlib.suppress(Exception):
                 record_failed_start(load_settings(config), model, mode, error)
             raise
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import (  # lazy: prefect
+            PREFECT_API_URL,
+            temporary_settings,
+        )
 
         console.quiet_prefect_logging()
         with temporary_settings(updates={PREFECT_API_URL: api_url}), contextlib.redirect_stdout(sys.stderr):
@@ -58,8 +67,8 @@ def _orchestrated(call: Callable[[], Any], config: str, model: str, mode: str) -
 
 def _drain_prefect() -> None:
     """Send Prefect's queued logs and events while the API still answers (a temporary server stops next)."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
+    from prefect.events.worker import EventsWorker  # lazy: prefect
+    from prefect.logging.handlers import APILogWorker  # lazy: prefect
 
     for worker in (APILogWorker, EventsWorker):
         with contextlib.suppress(Exception):
@@ -67,8 +76,7 @@ def _drain_prefect() -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from forecasting.sources.database import masked_url
-    from forecasting.sources.schema import migrate
+    from forecasting.sources.schema import migrate  # lazy: alembic
 
     settings = settings_of(args)
     check_storage(settings)
@@ -87,8 +95,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from forecasting.sources.loading import load_observations, read_observation_file
-
     settings = settings_of(args)
     frame = read_observation_file(
         args.file,
@@ -109,7 +115,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = False, allow_series_drop: bool = False) -> dict[str, Any]:
     def call() -> dict[str, Any]:
-        from flows.forecast_pipeline import forecast_pipeline  # imports prefect: after the server's start began
+        from flows.forecast_pipeline import forecast_pipeline  # imports prefect: after the server's start began; lazy: prefect
 
         return forecast_pipeline(model=model, mode=mode, config=config_path, full_refresh=full_refresh, allow_series_drop=allow_series_drop)
 
@@ -117,8 +123,6 @@ def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = Fals
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from forecasting.steps import check_schema, format_summary, summary_json
-
     settings = settings_of(args)
     settings.model(args.model)
     check_storage(settings)
@@ -130,15 +134,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from forecasting.steps import check_schema, format_tuning
-
     settings = settings_of(args)
     settings.model(args.model)
     if args.max_trials is not None and args.max_trials <= 0:
         raise ConfigError(f"--max-trials: must be a positive number (got {args.max_trials})")
     check_storage(settings)
     check_schema(connect(settings), settings, args.model)
-    from flows.tune_model import tune_model
+    from flows.tune_model import tune_model  # lazy: prefect
 
     config = config_path_of(args)
     result = _orchestrated(
@@ -150,8 +152,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from forecasting.steps import check_schema
-
     settings = settings_of(args)
     settings.model(args.model)
     if args.windows <= 0:
@@ -160,7 +160,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--step: must be a positive number (got {args.step})")
     check_storage(settings)
     check_schema(connect(settings), settings, args.model)
-    from flows.backtest_model import backtest_model
+    from flows.backtest_model import backtest_model  # lazy: prefect
 
     config = config_path_of(args)
     result = _orchestrated(
@@ -175,10 +175,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from forecasting.sources.locking import model_lock
-    from forecasting.steps import check_schema
-    from forecasting.publishing.repair import format_repair, repair_parquet
-
     settings = settings_of(args)
     config = settings.model(args.model)
     check_storage(settings)
@@ -191,8 +187,6 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_deployments(args: argparse.Namespace) -> int:
-    from forecasting.config.deployments import deployment_specs, render_prefect_yaml
-
     settings = settings_of(args)
     text = render_prefect_yaml(settings)
     # Like every relative path in the config, relative to the config file's folder.
@@ -216,7 +210,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     if not settings.models:
         raise ConfigError("models: no models configured, nothing to serve")
-    from forecasting.runtime.orchestrator import API_URL_ENV, prefect_api
 
     if not os.environ.get(API_URL_ENV, "").strip():
         print(
@@ -226,9 +219,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     with prefect_api(verbose=console.verbose()) as api_url:
         os.environ[API_URL_ENV] = api_url  # the flow runs it starts (child processes) use the same server
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import (  # lazy: prefect
+            PREFECT_API_URL,
+            temporary_settings,
+        )
 
-        from flows.serve import serve_all
+        from flows.serve import serve_all  # lazy: prefect
 
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             serve_all(config_path_of(args), limit=args.limit)
@@ -236,18 +232,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from forecasting.cli.models_commands import models_command
-
     settings = settings_of(args)
     return models_command(connect(settings), args, DATABASE["masked"])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from forecasting.cli.report_commands import advance_demo
-    from forecasting.sources.datasets import m3_monthly
-    from forecasting.sources.loading import load_observations
-    from forecasting.steps import format_summary
-
     settings = settings_of(args)
     if DEMO_MODEL not in settings.models:
         raise ConfigError(f"models.{DEMO_MODEL}: the demo needs a [models.{DEMO_MODEL}] section in the config")
@@ -316,8 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--model", required=True)
     repair.set_defaults(handler=cmd_repair)
 
-    from forecasting.cli.models_commands import add_models_command
-
     add_models_command(commands, cmd_models)
 
     deployments = commands.add_parser("deployments", help="write deployments/prefect.yaml from the config (the config is the source of truth)")
@@ -335,7 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--series", type=int, default=DEMO_SERIES, help=f"how many M3 monthly series to load (default {DEMO_SERIES})")
     demo.add_argument("--advance", type=int, metavar="N", help="only append the next N real months of the demo's series (M3's held-out months)")
     demo.set_defaults(handler=cmd_demo)
-    from forecasting.cli.report_commands import add_report_command, cmd_report
 
     add_report_command(commands, cmd_report)
     return parser
@@ -364,7 +350,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         else:
             line, code = console.error_line(error)
-        from forecasting.sources.database import redact
 
         line = " ".join(redact(line, DATABASE.get("url")).split())
         if DATABASE and DATABASE["masked"] not in line:

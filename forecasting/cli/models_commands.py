@@ -6,18 +6,18 @@ import argparse
 import json
 from typing import Any, Callable
 
+import pandas as pd
 from sqlalchemy.engine import Engine
 
 from forecasting.errors import ConfigError
+from forecasting.model.artifacts import read_manifest, series_table
+from forecasting.publishing.registry import list_versions, promote, rollback
+from forecasting.storage.locations import local_copy
 
 
 def models_command(engine: Engine, args: argparse.Namespace, database: str) -> int:
     """`models list|show|promote|rollback` (`args.models_command`) on `engine`, printing to stdout; returns the exit status.
     `database`: the masked URL named in the output."""
-    from forecasting.model.artifacts import read_manifest
-    from forecasting.storage.locations import local_copy
-    from forecasting.publishing.registry import list_versions, promote, rollback
-
     if args.models_command == "promote":
         previous = promote(engine, args.name, args.version, reason="promoted by hand (forecasting models promote)")
         if previous == args.version:
@@ -56,10 +56,6 @@ def models_command(engine: Engine, args: argparse.Namespace, database: str) -> i
     folder = local_copy(row["artifact_path"])
     manifest = read_manifest(folder)
     if args.series:
-        import pandas as pd
-
-        from forecasting.model.artifacts import series_table
-
         with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
             print(series_table(folder, manifest).to_string(index=False))
         return 0

@@ -10,6 +10,12 @@ import pandas as pd
 
 from forecasting.cli.common import DATABASE, connect, settings_of
 from forecasting.errors import ConfigError
+from forecasting.evaluation.live_accuracy import period_label
+from forecasting.report.render import REPORTS, build_report, write_html
+from forecasting.sources.database import source_summary
+from forecasting.sources.datasets import m3_monthly
+from forecasting.sources.loading import load_observations
+from forecasting.steps.run_records import check_schema
 
 
 def add_report_command(commands: Any, handler: Callable[[argparse.Namespace], int]) -> None:
@@ -24,10 +30,6 @@ def add_report_command(commands: Any, handler: Callable[[argparse.Namespace], in
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the report of `args.model` and print one line saying where, with its charts and time taken."""
-    from forecasting.report.render import REPORTS, build_report, write_html
-
-    from forecasting.steps.run_records import check_schema
-
     settings = settings_of(args)
     settings.model(args.model)
     engine = connect(settings)
@@ -48,10 +50,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def advance_demo(engine: Any, settings: Any, months: int, n_series: int) -> int:
     """Append the next `months` real months of the demo's M3 series (their held-out `xx` part) to the source."""
-    from forecasting.sources.database import source_summary
-    from forecasting.sources.datasets import m3_monthly
-    from forecasting.sources.loading import load_observations
-
     if months <= 0:
         raise ConfigError(f"--advance: must be a positive number of months (got {months})")
     full = m3_monthly(n_series, include_test=True)
@@ -66,7 +64,6 @@ def advance_demo(engine: Any, settings: Any, months: int, n_series: int) -> int:
     chosen = ahead[rank < months]
     if chosen.empty:
         raise ConfigError(f"--advance: the demo's series have no more real months after {newest.max().date()} (M3 holds 18 after training)")
-    from forecasting.evaluation.live_accuracy import period_label
 
     result = load_observations(engine, settings.source, chosen)
     print(

@@ -9,10 +9,26 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from forecasting.errors import ConfigError
 from forecasting.config.model_settings import ModelConfig, StrictModel
+from forecasting.errors import ConfigError
+from forecasting.storage.locations import (
+    REMOTE_SCHEMES,
+    check_url,
+    location,
+    remember_options,
+    secret_option_keys,
+    url_problem,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,8 +88,6 @@ class StorageConfig(StrictModel):
     @field_validator("root", "forecasts")
     @classmethod
     def _folder_or_store(cls, value: str | None) -> str | None:
-        from forecasting.storage.locations import url_problem
-
         if value is not None and URL_SCHEME.match(value):
             problem = url_problem(value)
             if problem:
@@ -83,8 +97,6 @@ class StorageConfig(StrictModel):
     @field_validator("options")
     @classmethod
     def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from forecasting.storage.locations import secret_option_keys
-
         secrets = secret_option_keys(value)
         if secrets:
             raise ValueError(f"{', '.join(secrets)} look like credentials; {_CREDENTIALS_HINT}")
@@ -93,8 +105,6 @@ class StorageConfig(StrictModel):
     @property
     def remote(self) -> bool:
         """Whether the root or the forecasts dataset is on an object store (more than one machine)."""
-        from forecasting.storage.locations import REMOTE_SCHEMES
-
         return any(
             value and URL_SCHEME.match(value) and value.split("://", 1)[0].lower() in REMOTE_SCHEMES for value in (self.root, self.forecasts)
         )
@@ -123,8 +133,6 @@ class SourceConfig(StrictModel):
     @field_validator("late_arrival", "max_future")
     @classmethod
     def _duration(cls, value: str) -> str:
-        import pandas as pd
-
         try:
             if pd.Timedelta(value) < pd.Timedelta(0):
                 raise ValueError
@@ -190,7 +198,6 @@ class SourceConfig(StrictModel):
     def _frequency(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        import pandas as pd
 
         try:
             pd.tseries.frequencies.to_offset(value)
@@ -217,8 +224,6 @@ class Settings(StrictModel):
 
     @model_validator(mode="after")
     def _remember_store_options(self) -> "Settings":
-        from forecasting.storage.locations import remember_options
-
         for root in (self.storage.root, self.storage.forecasts):
             remember_options(root, self.storage.options)  # artifact URLs in the registry open with them
         return self
@@ -233,23 +238,17 @@ class Settings(StrictModel):
     @property
     def storage_root(self) -> Path:
         """The storage root: a `Path` for a local folder, a `UPath` for an object store."""
-        from forecasting.storage.locations import location
-
         return location(self.storage.root, self.storage.options)
 
     @property
     def forecasts_root(self) -> Path:
         """Where the Parquet forecasts dataset lives: `storage.forecasts`, else `<root>/forecasts`."""
-        from forecasting.storage.locations import location
-
         if self.storage.forecasts:
             return location(self.storage.forecasts, self.storage.options)
         return self.storage_root / "forecasts"
 
     def locate(self, text: str) -> Path:
         """A path the job wrote (a staged file, say), as a path object on its filesystem."""
-        from forecasting.storage.locations import location
-
         return location(text)
 
 
@@ -283,8 +282,6 @@ def format_validation_error(error: ValidationError) -> str:
 def _refuse_password_in_file(data: dict[str, Any], origin: str) -> None:
     url = (data.get("database") or {}).get("url")
     if isinstance(url, str) and "://" in url:
-        import sqlalchemy as sa
-
         try:
             password = sa.engine.make_url(url).password
         except Exception:  # noqa: BLE001 - an unparseable URL is reported when it is used
@@ -346,8 +343,6 @@ def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str =
     if os.environ.get(STORAGE_ROOT_ENV):
         root = os.environ[STORAGE_ROOT_ENV]
         if URL_SCHEME.match(root):
-            from forecasting.storage.locations import check_url
-
             check_url(root, STORAGE_ROOT_ENV)
         else:
             root = str(Path(root).resolve())

@@ -23,6 +23,7 @@ than the last committed pull fails, unless allowed.
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 import numpy as np
@@ -30,30 +31,33 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from forecasting.history import store as history
-from forecasting.history.store import ids
 from forecasting.config.settings import Settings, SourceConfig
-from forecasting.sources.database import read_observations, records, source_summary, table_columns
-from forecasting.sources.upserts import upsert_frame
-from forecasting.history import quarantine
-from forecasting.history.quarantine import Examined
-from forecasting.sources.tables import ingestion_series, ingestion_state
 from forecasting.errors import ConfigError, RunError
+from forecasting.history import quarantine
+from forecasting.history import store as history
+from forecasting.history.pull_result import PullResult
+from forecasting.history.quarantine import Examined
+from forecasting.history.store import ids
+from forecasting.preparation.future_rows import observed_only, pull_future_rows
+from forecasting.preparation.validation import MAX_LISTED, infer_frequency, screen
 from forecasting.runtime.clock import utc_now
+from forecasting.runtime.progress import Progress
+from forecasting.sources.database import (
+    read_observations,
+    records,
+    source_summary,
+    table_columns,
+)
+from forecasting.sources.tables import ingestion_series, ingestion_state
+from forecasting.sources.upserts import upsert_frame
 from forecasting.storage.files import STAGING
 from forecasting.storage.locations import make_dirs, read_parquet, write_parquet
-from forecasting.preparation.future_rows import observed_only, pull_future_rows
-from forecasting.runtime.progress import Progress
-from forecasting.preparation.validation import MAX_LISTED, infer_frequency, screen
-from forecasting.history.pull_result import PullResult
 
 CHUNK = 2000  # series keys per IN list (fewer queries; SQLite before 3.32 allows 999 parameters)
 
 
 def chunk_size(engine: Engine) -> int:
     """Series keys per IN list on this database."""
-    import sqlite3
-
     return 900 if engine.dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 32) else CHUNK
 STATE_COLUMNS = ["series_id", "source_rows", "source_first", "source_last", "reread_from", "rows_before", "last_ts", "source_sum", "sum_before"]
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from forecasting.sources.tables import quarantine
@@ -37,11 +38,8 @@ def row_key(series_id: Any, ts: Any, reason: str) -> str:
 
 
 def _insert(connection: Connection) -> Any:
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(quarantine)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(quarantine)
 
 
 def record(engine: Engine, source: str, run_id: str, rows: pd.DataFrame, examined: Examined, now: Any) -> None:

@@ -13,7 +13,10 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import numpy
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from forecasting import __version__
 from forecasting.errors import RunError
@@ -55,9 +58,8 @@ def timestamp_text(value: Any) -> str | None:
 
 def library_versions() -> dict[str, str]:
     """The versions of the libraries that wrote an artifact, for its manifest."""
-    import keras
-    import numpy
-    import tensorflow
+    import keras  # lazy: keras
+    import tensorflow  # lazy: tensorflow
 
     return {
         "forecasting": __version__,
@@ -71,9 +73,6 @@ def library_versions() -> dict[str, str]:
 
 def write_series_table(path: Path, scaler: SeriesScaler, train_end: dict[str, str] | None = None) -> str:
     """Write a scaler's per-series state (and training ends) as one Parquet table; returns its sha256."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     columns = scaler.series_columns()
     train_end = train_end or {}
     for series_id in train_end:
@@ -90,8 +89,6 @@ def write_series_table(path: Path, scaler: SeriesScaler, train_end: dict[str, st
 
 def read_series_table(path: Path, header: dict[str, Any], expected_sha256: str) -> tuple[SeriesScaler, dict[str, str]]:
     """The scaler and training ends written by `write_series_table`, checksum checked."""
-    import pyarrow.parquet as pq
-
     check_checksum(path, expected_sha256)
     columns = pq.read_table(path).to_pydict()
     with_state = [i for i, loc in enumerate(columns["loc"]) if loc is not None]
@@ -154,7 +151,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def load_network(path: Path, expected_sha256: str | None, what: str = "manifest's") -> Any:
     """A Keras network from `path` (not compiled), after checking its checksum."""
-    import keras
+    import keras  # lazy: keras
 
     check_checksum(path, expected_sha256, what)
     return keras.models.load_model(path, compile=False)

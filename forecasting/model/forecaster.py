@@ -16,13 +16,34 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from forecasting.model.artifacts import check_checksum, FORMAT_VERSION, HOLDOUT_MODEL_FILE, HOLDOUT_SCALER_FILE, MODEL_FILE, SERIES_FILE, library_versions, load_network, read_manifest, read_series_state, read_series_table, sha256_file, timestamp_text, write_manifest, write_series_table
-from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import ModelConfig
-from forecasting.errors import ConfigError
-from forecasting.model.defaults import stored_config
+from forecasting.errors import ConfigError, RunError
+from forecasting.model.artifacts import (
+    FORMAT_VERSION,
+    HOLDOUT_MODEL_FILE,
+    HOLDOUT_SCALER_FILE,
+    MODEL_FILE,
+    SERIES_FILE,
+    check_checksum,
+    library_versions,
+    load_network,
+    read_manifest,
+    read_series_state,
+    read_series_table,
+    sha256_file,
+    timestamp_text,
+    write_manifest,
+    write_series_table,
+)
+from forecasting.model.defaults import (
+    effective_season,
+    fill_from,
+    resolve_for,
+    stored_config,
+)
 from forecasting.preparation.scaling import SeriesScaler
 from forecasting.preparation.windows import SeriesArrays
+from forecasting.runtime.clock import utc_now
 
 # Manifest keys that hold the forecaster's state; every other key is provenance (where it came from).
 STATE_KEYS = frozenset(
@@ -77,8 +98,7 @@ class RecurrentForecaster:
         returns the deployed forecaster, the holdout forecaster and the report. Keys the config leaves
         out are derived from the data first (`defaults.resolve_for`); the forecaster keeps the result.
         `future_features` defaults to the names of the arrays' future columns."""
-        from forecasting.model.defaults import resolve_for
-        from forecasting.model.training import train
+        from forecasting.model.training import train  # lazy: keras, tensorflow
 
         future_features = tuple(future_features) or tuple(getattr(arrays, "future_names", ()))
         if len(future_features) != arrays.future_count:
@@ -96,8 +116,7 @@ class RecurrentForecaster:
         since it was trained (see `training.fine_tune`), with `config` (default: its own); this
         forecaster is left as it is. The outcome's holdout forecaster is this one's, fine-tuned
         the same way, where it kept a separate holdout network."""
-        from forecasting.model.defaults import effective_season, fill_from
-        from forecasting.model.training import fine_tune
+        from forecasting.model.training import fine_tune  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "fine-tune")
         config = fill_from(config or self.config, self.config)
@@ -121,7 +140,7 @@ class RecurrentForecaster:
         """A `prediction.ForecastResult`: the next `horizon` steps after each series' last observation,
         with the interval `levels` given (default: all it has). Series it has not seen are scaled
         by their own history in a copy of the scaler."""
-        from forecasting.model.prediction import predict
+        from forecasting.model.prediction import predict  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "predict")
         widths = {level: w for level, w in self.interval_halfwidths.items() if levels is None or level in levels}
@@ -130,8 +149,7 @@ class RecurrentForecaster:
     def score_holdout(self, arrays: SeriesArrays, metric: str) -> dict[str, float]:
         """`metric` on each series' latest `horizon` observations forecast from just before them, and
         seasonal naive's from the same origin: {"score", "baseline", "series"} (see `prediction.score_holdout`)."""
-        from forecasting.model.defaults import effective_season
-        from forecasting.model.prediction import score_holdout
+        from forecasting.model.prediction import score_holdout  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "score_holdout")
         season = effective_season(self.config, arrays.frequency or self.frequency)
@@ -209,7 +227,7 @@ class RecurrentForecaster:
             if expected is not None and actual != expected:
                 raise _checksum_error(folder / MODEL_FILE, actual, expected)
         scaler, train_end = read_series_state(folder, manifest)
-        import keras
+        import keras  # lazy: keras
 
         return cls(
             config=stored_config(manifest["config"]),
@@ -237,7 +255,7 @@ class TrainingOutcome:
 
 def check_future_inputs(forecaster: RecurrentForecaster, arrays: SeriesArrays, action: str) -> None:
     """A ConfigError when the network's future input is not as wide as the arrays' future columns."""
-    from forecasting.model.network import future_inputs
+    from forecasting.model.network import future_inputs  # lazy: keras, tensorflow
 
     expected, given = future_inputs(forecaster.network), len(arrays.future_columns)
     if expected != given:
@@ -275,14 +293,12 @@ def report_provenance(report: Any) -> dict[str, Any]:
 
 
 def _checksum_error(path: Path, actual: str, expected: str) -> Exception:
-    from forecasting.errors import RunError
-
     return RunError(f"{path}: checksum {actual[:12]}… does not match the registered {expected[:12]}…; refusing to load")
 
 
 def copy_network(network: Any) -> Any:
     """A separate copy of a Keras network, through the `.keras` format (as a version loaded again from its folder)."""
-    import keras
+    import keras  # lazy: keras
 
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / MODEL_FILE

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from forecasting.config.settings import ModelConfig
 from forecasting.model.keras_progress import EpochProgress, PredictProgress  # noqa: F401 - EpochProgress: tuning imports it from here
@@ -92,8 +93,6 @@ def _xla_despite_op_determinism(jit_compile: bool) -> Iterator[None]:
     because some XLA kernels are not deterministic on GPUs. On CPUs XLA's steps are: two trainings
     give the same weights bit for bit (tests/unit/test_xla_compile.py). So on a machine without a GPU
     a model asked for XLA is compiled with determinism off for that moment, and on again after."""
-    from tensorflow.python.framework import config as tf_config  # no public switch-off of op determinism
-
     switch = jit_compile and tf_config.is_op_determinism_enabled() and not tf.config.list_physical_devices("GPU")
     if switch:
         tf_config.disable_op_determinism()

@@ -10,6 +10,12 @@ import pandas as pd
 
 from forecasting.errors import InputError, RunError
 from forecasting.preparation.future_rows import FUTURE_ROW_REASON, FutureRows
+from forecasting.preparation.grids import (
+    duplicated_sorted,
+    regular_frame,
+    regular_frame_by_series,
+    sorted_codes,
+)
 from forecasting.preparation.scaling import TOO_LARGE_REASON, representable
 
 MAX_LISTED = 5
@@ -221,7 +227,6 @@ def regularize(frame: pd.DataFrame, frequency: str) -> tuple[pd.DataFrame, Prepa
     """
     report = PreparationReport()
     offset = pd.tseries.frequencies.to_offset(frequency)
-    from forecasting.preparation.grids import duplicated_sorted, regular_frame, regular_frame_by_series, sorted_codes
 
     # A frame read from the history store is sorted already: its duplicates are neighbours, and it is not sorted again.
     codes = sorted_codes(frame) if len(frame) > 1 else None

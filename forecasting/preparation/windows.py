@@ -9,11 +9,23 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import RunError
+from forecasting.preparation.batch_scaling import encode_windows
 from forecasting.preparation.calendar import calendar_features
-from forecasting.preparation.future_inputs import attach_future, encode_future, future_columns, network_inputs, training_blocks
+from forecasting.preparation.future_inputs import (
+    attach_future,
+    encode_future,
+    future_columns,
+    network_inputs,
+    training_blocks,
+)
 from forecasting.preparation.grids import run_codes, series_slices, sorted_codes
 from forecasting.preparation.scaling import SeriesScaler, WindowLevels
-from forecasting.preparation.validation import fill_gaps, infer_frequency, on_grid, regularize
+from forecasting.preparation.validation import (
+    fill_gaps,
+    infer_frequency,
+    on_grid,
+    regularize,
+)
 
 
 @dataclass
@@ -210,8 +222,6 @@ def _split_batch(
 ) -> tuple | None:
     """`split_windows` for the series `ids`, their windows scaled in one batch (forecasting.preparation.batch_scaling:
     the same numbers as scaling each series' windows on its own); None when none has a window."""
-    from forecasting.preparation.batch_scaling import encode_windows
-
     raw_inputs, raw_targets, window_series, window_ticks, window_end, window_val, window_finite = [], [], [], [], [], [], []
     raw_future, known = [], arrays.future_columns
     for series_id in ids:

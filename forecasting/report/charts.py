@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 MODEL_COLOR, NAIVE_COLOR, ACTUAL_COLOR = "#1f5fa8", "#b0561c", "#222222"
@@ -14,7 +15,6 @@ WIDTH, HEIGHT, DPI = 9.0, 3.3, 100
 
 
 def _figure(rows: int = 1, height: float = HEIGHT):  # -> (Figure, axes)
-    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(WIDTH, height * rows), dpi=DPI, layout="constrained")
     axes = figure.subplots(rows, 1, squeeze=False)[:, 0]

@@ -13,10 +13,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import Settings
-from forecasting.storage.files import replace_atomically
+from forecasting.evaluation.live_figures import live_figures
 from forecasting.report.contents import ReportData, gather
+from forecasting.runtime.clock import utc_now
+from forecasting.storage.files import replace_atomically
+from forecasting.storage.locations import make_dirs
 
 REPORTS = "reports"  # <storage>/reports/<model>/latest.html and <YYYY-MM-DD>.html
 DEFAULT_TOP = 5
@@ -57,9 +59,9 @@ def _step_version(data: ReportData) -> int | None:
 
 def render(data: ReportData, live: dict[str, Any] | None, generated: datetime | None = None) -> Report:
     """The report's HTML from its data and the champion's live figures (`evaluation.live_figures.LiveFigures.as_dict()`)."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import Environment, PackageLoader, select_autoescape  # lazy: jinja2
 
-    from forecasting.report import charts as report_charts
+    from forecasting.report import charts as report_charts  # lazy: matplotlib
 
     charts: dict[str, Any] = {"series": []}
     version = _step_version(data)
@@ -93,8 +95,6 @@ def render(data: ReportData, live: dict[str, Any] | None, generated: datetime | 
 
 def build_report(engine: Engine, settings: Settings, model: str, series: list[str] | None = None, top: int = DEFAULT_TOP) -> Report:
     """Gather and render the report of `model` (the worst `top` series by live scaled error, plus `series`)."""
-    from forecasting.evaluation.live_figures import live_figures
-
     data = gather(engine, settings, model, series, top)
     live = None
     if data.champion is not None:
@@ -106,8 +106,6 @@ def build_report(engine: Engine, settings: Settings, model: str, series: list[st
 
 def write_html(path: Path, html: str) -> None:
     """Write the HTML atomically (a temporary file renamed over `path`; on an object store, one upload)."""
-    from forecasting.storage.locations import make_dirs
-
     make_dirs(path.parent)
     replace_atomically(path, lambda temporary: temporary.write_text(html, encoding="utf-8"))
 

@@ -19,6 +19,10 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import sqlalchemy as sa
+
+from forecasting.runtime.progress import bar_wanted, lines_wanted
+
 T = TypeVar("T")
 
 DEBUG_ENV = "FORECASTING_DEBUG"
@@ -59,7 +63,7 @@ def import_tensorflow() -> None:
     if "tensorflow" in sys.modules or verbose():
         return
     with _stderr_fd_silenced():
-        import tensorflow  # noqa: F401
+        pass  # noqa: F401 - lazy: tensorflow
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
@@ -103,7 +107,6 @@ class _PlainProgress(logging.StreamHandler):
         pass
 
     def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
-        from forecasting.runtime.progress import bar_wanted, lines_wanted
 
         return record.levelno < logging.WARNING and lines_wanted() and not bar_wanted() and bool(super().filter(record))
 
@@ -150,8 +153,6 @@ def quiet_prefect_logging() -> None:
 
 def error_line(error: BaseException) -> tuple[str, int]:
     """One line and an exit status for an error that is not one of ours."""
-    import sqlalchemy as sa
-
     if isinstance(error, sa.exc.OperationalError):
         reason = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
         return (

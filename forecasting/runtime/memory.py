@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import gc
 import functools
+import gc
 import threading
 from collections.abc import Iterator
+
+import pyarrow as pa
 
 
 @functools.cache
@@ -41,8 +43,6 @@ def release_memory() -> None:
     every later step's peak would sit on top of them (a forecast-only run for 100,000 series kept about
     300 MiB after its Parquet write alone). No garbage collection: with TensorFlow loaded a full one
     takes about half a second, and the steps' frames are freed by reference counting. Changes no computed value."""
-    import pyarrow as pa
-
     _trim()
     pa.default_memory_pool().release_unused()
 

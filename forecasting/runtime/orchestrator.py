@@ -7,6 +7,7 @@ SIGKILL, so a killed job never leaves a server behind. Never imports prefect (th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -48,7 +49,6 @@ def _die_with_parent() -> Any:
     """A preexec_fn asking Linux to SIGKILL the child when this process ends; None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the forked child
     parent = os.getpid()

@@ -214,9 +214,10 @@ class Progress:
                 return
             _bar_owner.append(self)
         try:
-            from rich.console import Console
-            from rich.table import Column
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+            from rich.console import Console  # lazy: rich
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn  # lazy: rich
+            from rich.progress import Progress as Bar  # lazy: rich
+            from rich.table import Column  # lazy: rich
 
             _keep_terminal_handlers_quiet()
             columns = (

@@ -45,8 +45,8 @@ def _column(values: pa.ChunkedArray, numeric: bool) -> object:
 
 
 def _adbc_records(connection: Connection, compiled: sa.sql.compiler.Compiled, columns: list[str], numeric: list[str]) -> pd.DataFrame:
-    import adbc_driver_postgresql.dbapi as adbc
-    import psycopg
+    import adbc_driver_postgresql.dbapi as adbc  # lazy: adbc_driver_postgresql
+    import psycopg  # lazy: psycopg
 
     driver = connection.connection.driver_connection
     text = psycopg.ClientCursor(driver).mogrify(compiled.string, compiled.params)  # values quoted by psycopg

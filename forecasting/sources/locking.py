@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from forecasting.errors import ConfigError, RunError
+from forecasting.storage.locations import is_remote
 
 POLL_SECONDS = 0.5
 
@@ -53,7 +54,6 @@ def model_lock(engine: Engine, storage_root: Path, model_name: str, timeout: flo
                 except sa.exc.SQLAlchemyError:
                     pass  # the server or connection is gone, and the session's lock with it
         return
-    from forecasting.storage.locations import is_remote
 
     if is_remote(storage_root):
         raise ConfigError(

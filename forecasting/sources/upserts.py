@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from forecasting.errors import ConfigError
@@ -162,13 +163,10 @@ def upsert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, 
         return 0
     key = list(key)
     dialect = connection.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
+    dialects = {"postgresql": postgresql, "sqlite": sqlite}
+    if dialect not in dialects:
         raise ConfigError(f"database.url: {dialect} is not supported; use SQLite or PostgreSQL")
-    statement = insert(table)
+    statement = dialects[dialect].insert(table)
     updates = {name: statement.excluded[name] for name in rows[0] if name not in key}
     statement = statement.on_conflict_do_update(index_elements=key, set_=updates) if updates else statement.on_conflict_do_nothing(index_elements=key)
     with Progress(f"sql write {table.name}", len(rows), "rows") as progress:

@@ -7,8 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import Settings
+from forecasting.model.defaults import effective_season
+from forecasting.publishing.registry import champion_version, latest_tuning_record
+from forecasting.runtime.clock import utc_now
+from forecasting.sources.tables import backtests
 from forecasting.steps.data import open_engine, prepare_data
 
 
@@ -48,11 +51,13 @@ def backtest_step(
     """Rolling-origin backtest of the model's config (tuned hyperparameters applied) on the pulled
     data, `windows` origins `step` periods apart (default: the horizon); the scores replace those of
     an identical earlier backtest in the `backtests` table."""
-    from forecasting.model.backtesting import backtest, backtest_id, format_scores, score_rows
-    from forecasting.sources.tables import backtests
-    from forecasting.model.defaults import effective_season
-    from forecasting.publishing.registry import champion_version, latest_tuning_record
-    from forecasting.model.tuning import apply_hyperparameters
+    from forecasting.model.backtesting import (  # lazy: keras, tensorflow
+        backtest,
+        backtest_id,
+        format_scores,
+        score_rows,
+    )
+    from forecasting.model.tuning import apply_hyperparameters  # lazy: keras, keras_tuner, tensorflow
 
     config = settings.model(model_name)
     step = step or config.horizon

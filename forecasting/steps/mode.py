@@ -9,11 +9,19 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from forecasting.evaluation.live_accuracy import LiveAccuracy, is_finite
-from forecasting.runtime.clock import utc_now
-from forecasting.config.settings import Settings, SourceConfig
 from forecasting.config.model_settings import PromotionConfig
+from forecasting.config.settings import Settings, SourceConfig
 from forecasting.errors import RunError
+from forecasting.evaluation.live_accuracy import LiveAccuracy, is_finite
+from forecasting.publishing.registry import (
+    champion_version,
+    load_version,
+    newest_version,
+    version_row,
+)
+from forecasting.runtime.clock import utc_now
+from forecasting.steps.data import newer_observations, open_engine, prepare_data
+from forecasting.steps.scoring import champion_live_accuracy
 
 Mode = Literal["auto", "retrain", "fine-tune", "forecast"]
 MODES: tuple[str, ...] = ("auto", "retrain", "fine-tune", "forecast")  # what `--mode` accepts
@@ -154,10 +162,6 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
 
     "New observations" are those newer than the data watermark of the newest version trained
     (champion or candidate), so a candidate that was not promoted is not trained again on the same data."""
-    from forecasting.publishing.registry import champion_version, load_version, newest_version, version_row
-    from forecasting.steps.scoring import champion_live_accuracy
-    from forecasting.steps.data import newer_observations, open_engine, prepare_data
-
     if requested in ("retrain", "forecast"):
         return choose_mode(requested, ModeFacts(model_name, None), settings.model(model_name).promotion)
     engine = open_engine(settings)

@@ -4,25 +4,33 @@ scored into `forecast_errors`; and the champion's live accuracy the mode policy 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from forecasting.history import store as history
-from forecasting.evaluation.live_figures import latest_scored_rows, live_figures
-from forecasting.evaluation.live_accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring, score_rows
-from forecasting.runtime.clock import utc_now
-from forecasting.preparation.future_rows import observed_only
 from forecasting.config.settings import Settings
-from forecasting.sources.upserts import upsert_frame
+from forecasting.evaluation.live_accuracy import (
+    KEY,
+    LiveAccuracy,
+    live_accuracy,
+    needs_scoring,
+    score_rows,
+)
+from forecasting.evaluation.live_figures import latest_scored_rows, live_figures
+from forecasting.history import store as history
 from forecasting.model.defaults import default_season, effective_season
-from forecasting.runtime.phases import timed
-from forecasting.steps.data import _recorded_frequency, open_engine
-from forecasting.sources.tables import forecast_errors
+from forecasting.preparation.future_rows import observed_only
 from forecasting.preparation.validation import infer_frequency
+from forecasting.report.render import run_report
+from forecasting.runtime.clock import utc_now
+from forecasting.runtime.phases import timed
+from forecasting.sources.database import redact
+from forecasting.sources.tables import forecast_errors
+from forecasting.sources.upserts import upsert_frame
+from forecasting.steps.data import _recorded_frequency, open_engine
 
 FORECAST_COLUMNS = [*KEY[:1], "model_version", *KEY[1:], "step", "yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
 
@@ -120,8 +128,6 @@ def champion_live_accuracy(engine: Engine, model_name: str, version: int, metric
 def with_accuracy(settings: Settings, summary: Any, scoring: ScoringSummary, report: str | None = None) -> Any:
     """The run's summary (`RunSummary`) with this run's scoring, the forecasting version's live figures
     over `promotion.live_window` target periods (the latest 3 when that is 0) and the report's path."""
-    from dataclasses import replace
-
     window = settings.model(summary.model).promotion.live_window or 3
     live = live_figures(open_engine(settings), summary.model, summary.forecast.version, window)
     return replace(summary, accuracy={"scoring": scoring.as_dict(), "live": live.as_dict() if live else None, "report": report})
@@ -132,9 +138,6 @@ def report_step(settings: Settings, model_name: str) -> str:
     """Write the model's HTML report to `<storage>/reports/<model>/latest.html` (and the day's dated copy);
     returns its path, or why it was not written: the forecasts are already stored, so a report that
     cannot be drawn is said in the summary rather than failing the run."""
-    from forecasting.sources.database import redact
-    from forecasting.report.render import run_report
-
     try:
         return run_report(open_engine(settings), settings, model_name)
     except Exception as error:  # noqa: BLE001

@@ -8,6 +8,13 @@ from typing import Any
 
 from forecasting.config.settings import ModelConfig, Settings
 from forecasting.errors import ConfigError, RunError
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.publishing.registry import (
+    champion_version,
+    latest_tuning_record,
+    load_version,
+    register_version,
+)
 from forecasting.runtime.phases import timed
 from forecasting.steps.data import open_engine, prepare_data
 from forecasting.steps.gate import GateFacts, apply_gate
@@ -54,9 +61,6 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     """Retrain from scratch (with the newest tuning record, if any) or fine-tune the champion; score
     the new version, the champion and seasonal naive on the latest holdout; register the version and
     promote it only if it beats the champion by the configured margin (see `gate.apply_gate`)."""
-    from forecasting.model.forecaster import RecurrentForecaster
-    from forecasting.publishing.registry import champion_version, latest_tuning_record, load_version, register_version
-
     if mode not in TRAINING_MODES:
         raise ConfigError(f"--mode: {mode!r} does not train; use retrain or fine-tune")
     config = settings.model(model_name)
@@ -89,7 +93,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
     else:
         effective = config
         if record is not None:
-            from forecasting.model.tuning import apply_hyperparameters  # keras-tuner takes seconds to import: only when needed
+            from forecasting.model.tuning import apply_hyperparameters  # keras-tuner takes seconds to import: only when needed; lazy: keras, keras_tuner, tensorflow
 
             tuning_record, hyperparameters = record
             effective = apply_hyperparameters(config, hyperparameters)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from forecasting.config.settings import Settings
 from forecasting.config.model_settings import TuningConfig
+from forecasting.config.settings import Settings
+from forecasting.publishing.registry import save_tuning_record
 from forecasting.steps.data import open_engine, prepare_data
 
 
@@ -38,8 +39,10 @@ def tune_step(
 ) -> TuneSummary:
     """Run or resume the keras-tuner search (`tuner` and `max_trials` default to the config's) on the
     pulled data and store its winner as the model's next tuning record."""
-    from forecasting.publishing.registry import save_tuning_record
-    from forecasting.model.tuning import search, search_directory
+    from forecasting.model.tuning import (  # lazy: keras, keras_tuner, tensorflow
+        search,
+        search_directory,
+    )
 
     config = settings.model(model_name)
     tuning = config.tuning or TuningConfig()

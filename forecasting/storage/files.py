@@ -12,7 +12,7 @@ from typing import Any
 
 from forecasting.errors import ConfigError
 from forecasting.runtime.faults import checkpoint
-
+from forecasting.storage.locations import check_reachable, is_remote, put_file
 
 STAGING = "staging"  # <storage>/staging/<run_id>.parquet: forecasts staged before the writes
 
@@ -22,8 +22,6 @@ def replace_atomically(target: Path, write: Callable[[Path], None], kill_point: 
     rename it over `target`. Temporaries a killed writer left beside `target` are removed first
     (callers hold the lock that makes them the only writer). On an object store, which has no
     rename, the file is written on the local disk and uploaded as one object (see `storage.put_file`)."""
-    from forecasting.storage.locations import is_remote, put_file
-
     if is_remote(target):
         with tempfile.TemporaryDirectory(prefix="forecasting-put-") as scratch:
             local = Path(scratch) / target.name
@@ -50,8 +48,6 @@ def replace_atomically(target: Path, write: Callable[[Path], None], kill_point: 
 def check_storage_root(root: Path, where: str = "storage.root") -> None:
     """Raise `ConfigError` unless `root` is a folder this process can write to (created when missing);
     for an object store, `RunError` unless an object can be written, read and removed under it."""
-    from forecasting.storage.locations import check_reachable, is_remote
-
     if is_remote(root):
         check_reachable(root, where)
         return

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from forecasting.errors import ConfigError, RunError
+from forecasting.runtime.faults import checkpoint
 
 # URL scheme -> (the extra that installs its filesystem, the package)
 REMOTE_SCHEMES = {
@@ -110,14 +111,14 @@ def location(root: str | os.PathLike[str], options: Mapping[str, Any] | None = N
     extra, package = REMOTE_SCHEMES[scheme]
     if importlib.util.find_spec(package) is None:
         raise ConfigError(f"storage: {scheme}:// needs the {package} package: pip install 'rnn-forecasting[{extra}]'")
-    from upath import UPath
+    from upath import UPath  # lazy: upath
 
     return UPath(text, use_listings_cache=False, **_options.get(scheme, {}))
 
 
 def is_remote(path: Any) -> bool:
     """Whether `path` is on an object store (not the local disk)."""
-    from upath.implementations.local import LocalPath
+    from upath.implementations.local import LocalPath  # lazy: upath
 
     return hasattr(path, "fs") and hasattr(path, "protocol") and not isinstance(path, LocalPath) and path.protocol not in ("", "file", "local")
 
@@ -180,8 +181,6 @@ def upload_folder(local: Path, target: Path, last: str | None = None, kill_point
     """Upload every file of the local folder `local` under `target`, the file named `last` after all
     the others (a reader that finds it finds the rest); each upload is checked by its size.
     `kill_point`: the fault-injection point reached after the first object (see `forecasting.runtime.faults`)."""
-    from forecasting.runtime.faults import checkpoint
-
     files = sorted(p for p in Path(local).rglob("*") if p.is_file())
     files.sort(key=lambda p: p.name == last)
     for number, file in enumerate(files):

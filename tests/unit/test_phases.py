@@ -64,7 +64,7 @@ def test_the_command_freezes_objects_at_exit_after_other_exit_handlers() -> None
     code = (
         "import atexit, gc\n"
         "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, flush=True))\n"  # registered before: runs after
-        "from forecasting import console\n"
+        "from forecasting.runtime import console\n"
         "console.freeze_at_exit()\n"
         "atexit.register(lambda: print('before', gc.get_freeze_count(), flush=True))\n"
     )
