@@ -16,8 +16,11 @@ def models_command(engine: Engine, args: argparse.Namespace, database: str) -> i
     `database`: the masked URL named in the output."""
     from forecasting.artifacts import read_manifest
     from forecasting.storage import local_copy
-    from forecasting.registry import list_versions, promote, rollback
+    from forecasting.registry import MAX_VERSION, list_versions, promote, rollback
 
+    version = getattr(args, "version", None)
+    if version is not None and not 1 <= version <= MAX_VERSION:  # no such row can exist; the database would refuse the number
+        raise ConfigError(f"model {args.name!r} has no version {version}")
     if args.models_command == "promote":
         previous = promote(engine, args.name, args.version, reason="promoted by hand (forecasting models promote)")
         if previous == args.version:

@@ -30,6 +30,8 @@ from forecasting.forecaster import RecurrentForecaster
 from forecasting.storage import is_remote, local_copy, location, remove_tree, upload_folder
 
 CHAMPION = "champion"
+# The largest version number the `version` columns (INTEGER) hold on every database.
+MAX_VERSION = 2**31 - 1
 
 
 def model_root(storage_root: Path, model_name: str) -> Path:
@@ -168,12 +170,14 @@ def champion_history(connection: Connection, model_name: str) -> list[int]:
 def promote(engine: Engine, model_name: str, version: int, reason: str = "promoted by hand") -> int | None:
     """Make `version` the champion (recorded); returns the previous champion. Promoting the current
     champion again changes and records nothing (a repeated command is a no-op) and returns `version`."""
+    if not 1 <= version <= MAX_VERSION:  # past the column's range: the database would refuse the number itself
+        raise ConfigError(f"model {model_name!r} has no version {version}")
     with engine.begin() as connection:
         exists = connection.execute(
             sa.select(model_versions.c.version).where(model_versions.c.model_name == model_name, model_versions.c.version == version)
         ).scalar()
         if exists is None:
-            raise RunError(f"model {model_name!r} has no version {version}")
+            raise ConfigError(f"model {model_name!r} has no version {version}")
         previous = champion_version(connection, model_name)
         if previous == version:
             return previous
