@@ -96,7 +96,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     check_storage(settings)
     engine = _connect(settings)
     levels = sorted({level for model in settings.models.values() for level in model.intervals} | {80, 95})
-    result = migrate(engine, levels, settings.database.schema_name)
+    result = migrate(engine, levels, settings.database.schema_name, settings.source)
     for folder in (settings.storage_root / "models", settings.forecasts_root, settings.storage_root / "tuning"):
         make_dirs(folder)
     change = "already current" if result["from_revision"] == result["to_revision"] else f"migrated from {result['from_revision'] or 'empty'}"

@@ -17,12 +17,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "observations",
-        sa.Column("series_id", sa.String(200), primary_key=True),
-        sa.Column("ts", sa.DateTime(), primary_key=True),
-        sa.Column("value", sa.Float(), nullable=True),
-    )
+    # A table (or view) the user made under the default source table's name before `init` is their
+    # source, used as it is (`forecasting.schema.migrate` checked its columns first).
+    if not sa.inspect(op.get_bind()).has_table("observations"):
+        op.create_table(
+            "observations",
+            sa.Column("series_id", sa.String(200), primary_key=True),
+            sa.Column("ts", sa.DateTime(), primary_key=True),
+            sa.Column("value", sa.Float(), nullable=True),
+        )
     op.create_table(
         "forecasts",
         sa.Column("model_name", sa.String(64), nullable=False),
