@@ -41,6 +41,25 @@ def model_root(storage_root: Path, model_name: str) -> Path:
     return location(storage_root) / "models" / model_name
 
 
+def remove_unregistered_versions(engine: Engine, storage_root: Path, model_name: str) -> list[str]:
+    """Remove `<storage>/models/<model>/<n>` folders without a model_versions row: a run killed between
+    placing (or uploading) a version and registering it leaves one. Only while the caller holds the
+    model's run lock (no registration of the model can be under way); returns the removed names."""
+    folder = model_root(storage_root, model_name)
+    if not folder.exists():
+        return []
+    with engine.connect() as connection:
+        registered = set(
+            connection.execute(sa.select(model_versions.c.version).where(model_versions.c.model_name == model_name)).scalars()
+        )
+    removed = []
+    for child in sorted(folder.iterdir(), key=lambda path: path.name):
+        if child.name.isdigit() and int(child.name) not in registered:
+            remove_tree(child)
+            removed.append(child.name)
+    return removed
+
+
 def _next_version(connection: Connection, folder: Path, model_name: str) -> int:
     in_db = connection.execute(
         sa.select(sa.func.max(model_versions.c.version)).where(model_versions.c.model_name == model_name)

@@ -50,6 +50,9 @@ def start_run(
             )
         )
     remove_stale_staging(settings, engine)
+    from forecasting.registry import remove_unregistered_versions
+
+    remove_unregistered_versions(engine, settings.storage_root, model_name)  # a kill before registration left it
     return run_id
 
 

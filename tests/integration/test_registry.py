@@ -123,3 +123,28 @@ def test_models_promote_and_show_refuse_a_missing_or_huge_version_with_exit_2(da
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM model_events")).scalar() == 0
         assert connection.execute(sa.text("SELECT count(*) FROM model_aliases")).scalar() == 0
+
+
+def test_a_version_folder_never_registered_is_removed_by_the_next_run(database_url, tmp_path, monkeypatch):
+    """A kill between placing (or uploading) a version's folder and its registry row leaves `models/<m>/<n>`
+    with no model_versions row: the next run of the model removes it (under the model's lock); registered
+    versions, other models and files that are not version folders stay."""
+    from forecasting import steps
+    from forecasting.config import load_settings
+
+    path = _migrated_config(tmp_path, database_url, monkeypatch)
+    settings = load_settings(path)
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO model_versions (model_name, version, created_at, status, cell, artifact_path, sha256, format_version) "
+            "VALUES ('tiny', 1, '2024-01-01 00:00:00', 'champion', 'gru', 'x', 'x', 2)"
+        ))
+    models = settings.storage_root / "models"
+    for folder in ("tiny/1", "tiny/2", "other/2"):
+        (models / folder).mkdir(parents=True)
+        (models / folder / "manifest.json").write_text("{}")
+    (models / "tiny" / "notes").mkdir()
+    steps.start_run(settings, "tiny", "forecast")
+    assert sorted(p.name for p in (models / "tiny").iterdir()) == ["1", "notes"]
+    assert (models / "other" / "2" / "manifest.json").exists()  # another model's folder: its own runs judge it
