@@ -135,3 +135,46 @@ def test_only_a_lost_connection_is_reported_as_the_database_stopping(tmp_path):
     with pytest.raises(sa.exc.OperationalError) as caught:
         unusable.connect()
     assert error_line(caught.value)[0].startswith("the database stopped answering (unable to open database file)")
+
+
+def test_forecast_latest_leaves_out_series_the_source_no_longer_holds(project):
+    """Series deleted or renamed in the source drop out of forecast_latest once a committed pull has seen
+    them gone (their rows stay in `forecasts`); a series forecast after the last committed pull (a new one,
+    its run killed before the commit) still shows."""
+    from forecasting.artifacts import utc_now
+    from forecasting.config import SourceConfig
+    from forecasting.loading import load_observations
+    from tests.conftest import pull, synthetic_frame
+
+    settings, engine = project(max_series_drop=1.0)
+    frame = synthetic_frame(n_series=3, length=24)  # S00, S01, S02
+    load_observations(engine, SourceConfig(), frame)
+    pull(settings)
+    forecasts = sa.Table("forecasts", sa.MetaData(), autoload_with=engine)
+
+    def forecast(*series):
+        now = utc_now()
+        rows = [
+            {"model_name": "m", "model_version": 1, "series_id": sid, "forecast_origin": datetime(2022, 1, 1),
+             "target_ts": datetime(2022, 1 + step, 1), "step": step, "yhat": 1.0, "run_id": "r", "created_at": now}
+            for sid in series for step in (1, 2)
+        ]
+        with engine.begin() as connection:
+            connection.execute(sa.insert(forecasts), rows)
+
+    def latest():
+        with engine.connect() as connection:
+            return sorted(set(connection.execute(sa.text("SELECT series_id FROM forecast_latest WHERE model_name = 'm'")).scalars()))
+
+    forecast("S00", "S01", "S02")
+    assert latest() == ["S00", "S01", "S02"]
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM observations WHERE series_id = 'S02'"))
+        connection.execute(sa.text("UPDATE observations SET series_id = 'S01-renamed' WHERE series_id = 'S01'"))
+    assert latest() == ["S00", "S01", "S02"]  # no pull has seen the change yet
+    pull(settings)
+    assert latest() == ["S00"]  # the same origin as the live series, yet gone from the source
+    forecast("S09")  # a series forecast by a run whose pull was not committed (killed after the SQL write)
+    assert latest() == ["S00", "S09"]
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM forecasts")).scalar() == 8  # nothing deleted

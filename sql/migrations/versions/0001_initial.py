@@ -5,8 +5,6 @@ Revises:
 Create Date: 2026-11-25
 """
 
-from importlib.resources import files
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -14,6 +12,21 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+FORECAST_LATEST = """
+CREATE VIEW forecast_latest AS
+SELECT f.*
+FROM forecasts AS f
+JOIN (
+    SELECT model_name, series_id, MAX(forecast_origin) AS forecast_origin
+    FROM forecasts
+    GROUP BY model_name, series_id
+) AS latest
+  ON f.model_name = latest.model_name
+ AND f.series_id = latest.series_id
+ AND f.forecast_origin = latest.forecast_origin
+"""
 
 
 def upgrade() -> None:
@@ -88,7 +101,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text()),
     )
     op.create_index("ix_runs_model_started", "runs", ["model_name", "started_at"])
-    op.execute(files("forecasting.sql").joinpath("views/forecast_latest.sql").read_text())
+    op.execute(FORECAST_LATEST)  # as it was then: sql/views/forecast_latest.sql now reads later tables (0009)
 
 
 def downgrade() -> None:
