@@ -8,9 +8,9 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.runs import single_step_run
+from flows.tasks import single_step_run
 from forecasting import steps
-from forecasting.config import Settings, load_settings
+from forecasting.config.settings import Settings, load_settings
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)

@@ -2,11 +2,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine, read_observations
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine, read_observations
 from forecasting.errors import InputError
-from forecasting.loading import load_observations, read_observation_file
-from forecasting.schema import migrate
+from forecasting.sources.loading import load_observations, read_observation_file
+from forecasting.sources.schema import migrate
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def test_load_refuses_padded_and_overlong_series_ids_naming_the_rows(database_ur
     """The series id rule, the same on SQLite and PostgreSQL: at most 200 characters (the series_id columns'
     VARCHAR(200)), no leading or trailing whitespace. `load` refuses the file (exit 2, one line naming the
     rows; no raw StringDataRightTruncation, no SQL), and padded ids are not merged into the plain one."""
-    from forecasting.cli import main
+    from forecasting.cli.main import main
     from tests.conftest import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.config import ModelConfig
-from forecasting.database import create_db_engine
+from forecasting.config.settings import ModelConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.artifacts import FORMAT_VERSION
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.registry import list_versions, load_version, register_version
-from forecasting.schema import migrate
-from forecasting.windowing import to_series_arrays
+from forecasting.model.artifacts import FORMAT_VERSION
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.publishing.registry import list_versions, load_version, register_version
+from forecasting.sources.schema import migrate
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 
 
@@ -40,9 +40,9 @@ def test_registered_version_forecasts_the_same_in_a_new_process(trained, tmp_pat
     synthetic_frame().to_parquet(frame_path)
     script = f"""
 import pandas as pd
-from forecasting.database import create_db_engine
-from forecasting.registry import load_version
-from forecasting.windowing import to_series_arrays
+from forecasting.sources.database import create_db_engine
+from forecasting.publishing.registry import load_version
+from forecasting.preparation.windows import to_series_arrays
 loaded = load_version(create_db_engine({str(engine.url)!r}), "tiny", 1)
 arrays = to_series_arrays(pd.read_parquet({str(frame_path)!r}), [])
 out = loaded.predict(arrays).forecasts
@@ -100,7 +100,7 @@ def _migrated_config(tmp_path, database_url, monkeypatch):
 def test_models_promote_and_show_refuse_a_missing_or_huge_version_with_exit_2(database_url, tmp_path, monkeypatch, capsys):
     """`models promote` with a version that does not exist exits 2 like `models show`; a version number past
     what the table holds is one clear line (no raw OverflowError or SQL error), on SQLite and PostgreSQL."""
-    from forecasting.cli import main
+    from forecasting.cli.main import main
 
     path = _migrated_config(tmp_path, database_url, monkeypatch)
     engine = create_db_engine(database_url)
@@ -130,7 +130,7 @@ def test_a_version_folder_never_registered_is_removed_by_the_next_run(database_u
     with no model_versions row: the next run of the model removes it (under the model's lock); registered
     versions, other models and files that are not version folders stay."""
     from forecasting import steps
-    from forecasting.config import load_settings
+    from forecasting.config.settings import load_settings
 
     path = _migrated_config(tmp_path, database_url, monkeypatch)
     settings = load_settings(path)

@@ -9,13 +9,13 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from forecasting.database import create_db_engine
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import ConfigError
-from forecasting.loading import load_observations
-from forecasting.registry import set_alias
-from forecasting.report import build_report, run_report
-from forecasting.schema import migrate
-from forecasting.steps.accuracy import score_forecasts
+from forecasting.sources.loading import load_observations
+from forecasting.publishing.registry import set_alias
+from forecasting.report.render import build_report, run_report
+from forecasting.sources.schema import migrate
+from forecasting.steps.scoring import score_forecasts
 from tests.conftest import pull
 from tests.integration.test_accuracy import scenario  # noqa: F401  (the fixture)
 
@@ -74,7 +74,7 @@ def test_report_refuses_unknown_series_and_models_without_forecasts(scenario, tm
 
 
 def test_report_command_writes_the_file_and_bad_input_is_one_line_exit_2(scenario, capsys, tmp_path):
-    from forecasting.cli import main
+    from forecasting.cli.main import main
 
     settings, engine, full, months, forecasts = scenario
     config = str(tmp_path / "forecasting.toml")
@@ -93,8 +93,8 @@ def test_report_command_writes_the_file_and_bad_input_is_one_line_exit_2(scenari
 
 
 def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, capsys, monkeypatch):
-    from forecasting.cli import main
-    from forecasting.datasets import m3_monthly
+    from forecasting.cli.main import main
+    from forecasting.sources.datasets import m3_monthly
     from tests.conftest import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
@@ -103,7 +103,7 @@ def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, c
     config.write_text(config.read_text().replace("[models.tiny]", "[models.monthly]"))
     engine = create_db_engine(f"sqlite:///{tmp_path / 'demo.db'}")
     migrate(engine)
-    from forecasting.config import load_settings
+    from forecasting.config.settings import load_settings
 
     load_observations(engine, load_settings(config).source, m3_monthly(3))
     assert main(["--config", str(config), "demo", "--series", "3", "--advance", "2"]) == 0
@@ -125,9 +125,9 @@ def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, c
 def test_demo_advance_moves_every_series_the_demo_loaded(tmp_path, capsys, monkeypatch):
     """`demo --series 20`, then `demo --advance 1` (what the demo suggests, --series left at its default):
     every one of the 20 series gets its next month, not only those a 300-series sample shares with them."""
-    from forecasting.cli import main
-    from forecasting.config import load_settings
-    from forecasting.datasets import m3_monthly
+    from forecasting.cli.main import main
+    from forecasting.config.settings import load_settings
+    from forecasting.sources.datasets import m3_monthly
     from tests.conftest import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
@@ -148,7 +148,7 @@ def test_demo_advance_moves_every_series_the_demo_loaded(tmp_path, capsys, monke
 
 @pytest.mark.parametrize("args", [["demo", "--advance", "1", "--series", "0"], ["demo", "--series", "-2"]])
 def test_demo_refuses_a_series_count_below_one_with_exit_2(tmp_path, capsys, monkeypatch, args):
-    from forecasting.cli import main
+    from forecasting.cli.main import main
     from tests.conftest import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):

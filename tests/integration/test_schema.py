@@ -2,8 +2,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from forecasting.database import create_db_engine
-from forecasting.schema import head_revision, migrate
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.schema import head_revision, migrate
 
 TABLES = {"observations", "forecasts", "model_versions", "model_aliases", "runs"}
 
@@ -62,8 +62,8 @@ def _init_config(tmp_path, monkeypatch, database_url, source=None):
 def test_init_uses_a_source_table_the_user_made_under_the_default_name_as_it_is(database_url, tmp_path, monkeypatch, capsys):
     """The user's own `observations` table, made before `init`: `init` keeps it as it is (rows, columns, no
     job columns added) and the job reads it; it is not reported as a database outage."""
-    from forecasting.cli import main
-    from forecasting.config import load_settings
+    from forecasting.cli.main import main
+    from forecasting.config.settings import load_settings
     from tests.conftest import pull
 
     engine = create_db_engine(database_url)
@@ -86,7 +86,7 @@ def test_init_uses_a_source_table_the_user_made_under_the_default_name_as_it_is(
 def test_init_names_the_table_and_its_columns_when_an_existing_source_table_does_not_fit(database_url, tmp_path, monkeypatch, capsys):
     """An existing `observations` without the configured columns: one line naming the table, the missing
     column and the columns it has, exit 2; nothing is created and the table is left as it was."""
-    from forecasting.cli import main
+    from forecasting.cli.main import main
 
     engine = create_db_engine(database_url)
     with engine.begin() as connection:
@@ -111,7 +111,7 @@ def test_only_a_lost_connection_is_reported_as_the_database_stopping(tmp_path):
 
     import pytest
 
-    from forecasting.console import error_line
+    from forecasting.runtime.console import error_line
 
     engine = create_db_engine(f"sqlite:///{tmp_path / 'x.db'}")
     with engine.begin() as connection:
@@ -141,9 +141,9 @@ def test_forecast_latest_leaves_out_series_the_source_no_longer_holds(project):
     """Series deleted or renamed in the source drop out of forecast_latest once a committed pull has seen
     them gone (their rows stay in `forecasts`); a series forecast after the last committed pull (a new one,
     its run killed before the commit) still shows."""
-    from forecasting.artifacts import utc_now
-    from forecasting.config import SourceConfig
-    from forecasting.loading import load_observations
+    from forecasting.model.artifacts import utc_now
+    from forecasting.config.settings import SourceConfig
+    from forecasting.sources.loading import load_observations
     from tests.conftest import pull, synthetic_frame
 
     settings, engine = project(max_series_drop=1.0)

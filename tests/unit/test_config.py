@@ -1,6 +1,6 @@
 import pytest
 
-from forecasting.config import load_settings, parse_settings
+from forecasting.config.settings import load_settings, parse_settings
 from forecasting.errors import ConfigError
 from tests.conftest import TINY_MODEL, write_config
 
@@ -166,7 +166,7 @@ def test_strict_config_keeps_numbers_written_as_integers_for_floats(tmp_path, mo
 
 def test_config_from_a_toml_file_refuses_a_quoted_horizon_with_exit_2(tmp_path, monkeypatch, capsys):
     """`horizon = "6"` in the file: `forecasting init` says which key, in one line, exit 2."""
-    from forecasting.cli import main
+    from forecasting.cli.main import main
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)

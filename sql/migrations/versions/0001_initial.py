@@ -31,7 +31,7 @@ JOIN (
 
 def upgrade() -> None:
     # A table (or view) the user made under the default source table's name before `init` is their
-    # source, used as it is (`forecasting.schema.migrate` checked its columns first).
+    # source, used as it is (`forecasting.sources.schema.migrate` checked its columns first).
     if not sa.inspect(op.get_bind()).has_table("observations"):
         op.create_table(
             "observations",

@@ -1,0 +1,69 @@
+"""Files: atomic replacement (readers see the old file or the new one, never a partial one), and the
+storage root check."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from forecasting.errors import ConfigError
+from forecasting.runtime.faults import checkpoint
+
+
+def replace_atomically(target: Path, write: Callable[[Path], None], kill_point: str | None = None) -> None:
+    """Call `write(temporary)` on a hidden temporary file next to `target`, flush it to disk and
+    rename it over `target`. Temporaries a killed writer left beside `target` are removed first
+    (callers hold the lock that makes them the only writer). On an object store, which has no
+    rename, the file is written on the local disk and uploaded as one object (see `storage.put_file`)."""
+    from forecasting.storage.locations import is_remote, put_file
+
+    if is_remote(target):
+        with tempfile.TemporaryDirectory(prefix="forecasting-put-") as scratch:
+            local = Path(scratch) / target.name
+            write(local)
+            if kill_point:
+                checkpoint(kill_point)
+            put_file(local, target)
+        return
+    target = Path(target)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        if kill_point:
+            checkpoint(kill_point)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def check_storage_root(root: Path, where: str = "storage.root") -> None:
+    """Raise `ConfigError` unless `root` is a folder this process can write to (created when missing);
+    for an object store, `RunError` unless an object can be written, read and removed under it."""
+    from forecasting.storage.locations import check_reachable, is_remote
+
+    if is_remote(root):
+        check_reachable(root, where)
+        return
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{where}: {root} is a file, not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot write to {root} ({error.strerror or error})") from None
+
+
+def check_storage(settings: Any) -> None:
+    """`check_storage_root` for the storage root and, when set apart, the forecasts dataset (`storage.forecasts`)."""
+    check_storage_root(settings.storage_root)
+    if settings.storage.forecasts:
+        check_storage_root(settings.forecasts_root, "storage.forecasts")
