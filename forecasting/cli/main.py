@@ -82,7 +82,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     check_storage(settings)
     engine = connect(settings)
     levels = sorted({level for model in settings.models.values() for level in model.intervals} | {80, 95})
-    result = migrate(engine, levels, settings.database.schema_name)
+    result = migrate(engine, levels, settings.database.schema_name, settings.source)
     for folder in (settings.storage_root / "models", settings.forecasts_root, settings.storage_root / "tuning"):
         make_dirs(folder)
     change = "already current" if result["from_revision"] == result["to_revision"] else f"migrated from {result['from_revision'] or 'empty'}"
@@ -240,8 +240,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     if DEMO_MODEL not in settings.models:
         raise ConfigError(f"models.{DEMO_MODEL}: the demo needs a [models.{DEMO_MODEL}] section in the config")
+    if args.series < 1:
+        raise ConfigError(f"--series: must be a positive number of series (got {args.series})")
     if args.advance is not None:
-        return advance_demo(connect(settings), settings, args.advance, args.series)
+        return advance_demo(connect(settings), settings, args.advance)
     print("1/3 creating schema and storage")
     cmd_init(args)
     frame = m3_monthly(args.series)
@@ -320,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="load M3 monthly series and run the pipeline once (what `make demo` runs)")
     demo.add_argument("--series", type=int, default=DEMO_SERIES, help=f"how many M3 monthly series to load (default {DEMO_SERIES})")
-    demo.add_argument("--advance", type=int, metavar="N", help="only append the next N real months of the demo's series (M3's held-out months)")
+    demo.add_argument("--advance", type=int, metavar="N", help="only append the next N real months of the series the demo loaded (M3's held-out months); --series plays no part")
     demo.set_defaults(handler=cmd_demo)
 
     add_report_command(commands, cmd_report)

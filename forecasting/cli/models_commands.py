@@ -11,13 +11,16 @@ from sqlalchemy.engine import Engine
 
 from forecasting.errors import ConfigError
 from forecasting.model.artifacts import read_manifest, series_table
-from forecasting.publishing.registry import list_versions, promote, rollback
+from forecasting.publishing.registry import MAX_VERSION, list_versions, promote, rollback
 from forecasting.storage.locations import local_copy
 
 
 def models_command(engine: Engine, args: argparse.Namespace, database: str) -> int:
     """`models list|show|promote|rollback` (`args.models_command`) on `engine`, printing to stdout; returns the exit status.
     `database`: the masked URL named in the output."""
+    version = getattr(args, "version", None)
+    if version is not None and not 1 <= version <= MAX_VERSION:  # no such row can exist; the database would refuse the number
+        raise ConfigError(f"model {args.name!r} has no version {version}")
     if args.models_command == "promote":
         previous = promote(engine, args.name, args.version, reason="promoted by hand (forecasting models promote)")
         if previous == args.version:

@@ -48,16 +48,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def advance_demo(engine: Any, settings: Any, months: int, n_series: int) -> int:
-    """Append the next `months` real months of the demo's M3 series (their held-out `xx` part) to the source."""
+def advance_demo(engine: Any, settings: Any, months: int) -> int:
+    """Append the next `months` real months (their held-out `xx` part) of every M3 monthly series in the source:
+    exactly the series the demo loaded, whatever `--series` sample that was."""
     if months <= 0:
         raise ConfigError(f"--advance: must be a positive number of months (got {months})")
-    full = m3_monthly(n_series, include_test=True)
     with engine.connect() as connection:
         last = source_summary(connection, settings.source).set_index("series_id")["last"]
+    full = m3_monthly(include_test=True)
     demo = full[full["series_id"].isin(last.index)]
     if demo.empty:
-        raise ConfigError(f"--advance: none of the demo's {n_series} M3 series is in {settings.source.table}; run `forecasting demo` first")
+        raise ConfigError(f"--advance: no M3 monthly series of the demo is in {settings.source.table}; run `forecasting demo` first")
     newest = demo["series_id"].map(pd.to_datetime(last))
     ahead = demo[demo["ts"] > newest.to_numpy()]
     rank = ahead.groupby("series_id").cumcount()

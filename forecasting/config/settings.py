@@ -43,6 +43,10 @@ DEFAULT_CONFIG_FILE = "forecasting.toml"
 # A model name becomes a folder and a partition value: keep it to a safe alphabet.
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Upper bounds of the source's numbers (README, "Configuration"; the models' are in model_config).
+MAX_FUTURE_PERIODS = 100_000
+MAX_STALE_PERIODS = 100_000
+MAX_DURATION_DAYS = 36_500  # late_arrival, max_future: 100 years, well inside pandas' timestamp range
 
 
 class DatabaseConfig(StrictModel):
@@ -126,18 +130,21 @@ class SourceConfig(StrictModel):
     on_bad_series: Literal["skip", "fail"] = "skip"  # a series over max_quarantined_fraction: set aside, or fail the run
     max_future: str = "92D"  # observed rows dated further than this after the run's time are quarantined
     # future rows more than this many periods after their series' last observation are quarantined
-    max_future_periods: int = Field(default=1000, ge=1)
-    stale_after: int = Field(default=12, ge=0)  # periods without an observation before a series is no longer forecast; 0: never
+    max_future_periods: int = Field(default=1000, ge=1, le=MAX_FUTURE_PERIODS)
+    stale_after: int = Field(default=12, ge=0, le=MAX_STALE_PERIODS)  # periods without an observation before a series is no longer forecast; 0: never
     max_series_drop: float = Field(default=0.2, ge=0.0, le=1.0)  # a pull losing more than this fraction of the series fails
 
     @field_validator("late_arrival", "max_future")
     @classmethod
     def _duration(cls, value: str) -> str:
         try:
-            if pd.Timedelta(value) < pd.Timedelta(0):
+            duration = pd.Timedelta(value)
+            if duration < pd.Timedelta(0):
                 raise ValueError
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(f"{value!r} is not a non-negative duration (for example '0D', '45D', '6h')") from None
+        if duration > pd.Timedelta(days=MAX_DURATION_DAYS):
+            raise ValueError(f"{value!r} is too long: at most {MAX_DURATION_DAYS} days")
         return value
 
     @field_validator("series", "time", "target")
@@ -348,7 +355,8 @@ def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str =
             root = str(Path(root).resolve())
         data.setdefault("storage", {})["root"] = root
     try:
-        settings = Settings.model_validate(data)
+        # Strict: a number written as text ("6") or a boolean is refused, not converted.
+        settings = Settings.model_validate(data, strict=True)
     except ValidationError as error:
         raise ConfigError(f"{origin}: {format_validation_error(error)}") from None
     if settings.storage.remote and settings.database.url.startswith("sqlite"):

@@ -39,7 +39,7 @@ from forecasting.history.pull_result import PullResult
 from forecasting.history.quarantine import Examined
 from forecasting.history.store import ids
 from forecasting.preparation.future_rows import observed_only, pull_future_rows
-from forecasting.preparation.validation import MAX_LISTED, infer_frequency, screen
+from forecasting.preparation.validation import MAX_LISTED, infer_frequency, screen, series_id_problems
 from forecasting.runtime.clock import utc_now
 from forecasting.runtime.progress import Progress
 from forecasting.sources.database import (
@@ -179,6 +179,9 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         summary = source_summary(connection, source).set_index("series_id")
     # Rows without a series id belong to no series: read (and quarantined) on every pull, never stored.
     unkeyed, summary = bool(summary.index.isna().any()), summary.loc[summary.index.notna()]
+    # So do rows whose id breaks the series id rule (too long, padded: validation.series_id_problem).
+    misfit = series_id_problems(summary.index.to_series()) != ""
+    misfit_keys, summary = list(summary.loc[misfit, "key"]), summary.loc[~misfit]
     latest_allowed = pd.Timestamp(utc_now()) + pd.Timedelta(source.max_future)
     stored = history.read(root, columns=["series_id", "ts", "value"]) if store_status == "complete" else None
     before = len(recorded) if len(recorded) else (int(stored["series_id"].nunique()) if stored is not None else 0)
@@ -229,8 +232,8 @@ def pull(settings: Settings, engine: Engine, run_id: str, full_refresh: bool = F
         windowed = windowed.loc[windowed["series_id"].isin(list(window)).to_numpy()]
         whole_rows = _read_series(engine, settings, list(summary.loc[sorted(full_ids), "key"])) if full_ids else read_observations_empty(settings)
         frame = pd.concat([windowed, whole_rows], ignore_index=True) if len(whole_rows) else windowed
-        if unkeyed:
-            frame = pd.concat([frame, _read_series(engine, settings, [None])], ignore_index=True)
+        if unkeyed or misfit_keys:
+            frame = pd.concat([frame, _read_series(engine, settings, [*misfit_keys, *([None] if unkeyed else [])])], ignore_index=True)
     frequency = source.frequency or (state["frequency"] if state else None)
     if frequency is None:
         frequency = infer_frequency(frame) if len(frame) else None

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from forecasting.sources.tables import quarantine
+from forecasting.preparation.validation import MAX_SERIES_ID_LENGTH, series_id_problem
 
 CHUNK = 500  # rows per statement (SQLite before 3.32 allows 999 parameters)
 
@@ -48,8 +49,11 @@ def record(engine: Engine, source: str, run_id: str, rows: pd.DataFrame, examine
     values = []
     for row in rows.itertuples():
         ts = None if pd.isna(row.ts) else pd.Timestamp(row.ts).to_pydatetime()
+        series_id = None if pd.isna(row.series_id) else str(row.series_id)
+        if series_id is not None and len(series_id) > MAX_SERIES_ID_LENGTH:
+            series_id = None  # not cut to fit the column: the reason shows its start, the key holds it whole
         values.append({
-            "run_id": run_id, "source": source, "series_id": None if pd.isna(row.series_id) else str(row.series_id), "ts": ts,
+            "run_id": run_id, "source": source, "series_id": series_id, "ts": ts,
             "value": row.value, "reason": row.reason, "created_at": now, "row_key": row_key(row.series_id, ts, row.reason),
             "last_run_id": run_id, "last_seen_at": now, "seen_count": 1, "resolved_run_id": None, "resolved_at": None,
         })
@@ -88,7 +92,7 @@ class Examined:
         """Whether the pull re-read the source row at (series_id, ts)."""
         if self.everything:
             return True
-        if series_id is None:
+        if series_id is None or series_id_problem(series_id):  # read on every pull, like rows without an id
             return self.unkeyed
         if str(series_id) in self.whole:
             return True

@@ -108,6 +108,37 @@ class Screening:
 
 MISSING_SERIES_REASON = "series id missing"
 
+# The series id rule, the same on every database (README, "Data safety"): at most as many characters
+# as the job's series_id columns hold (VARCHAR(200), sql/migrations), no leading or trailing
+# whitespace (" P " is not silently made "P"). `load` refuses a file with such an id; a pull
+# quarantines such rows (like rows without an id: they belong to no series and are never stored).
+MAX_SERIES_ID_LENGTH = 200
+PADDED_ID_REASON = "series id has leading or trailing whitespace"
+_SHOWN_ID = 40  # characters of an overlong id a message shows
+
+
+def long_id_reason(series_id: str) -> str:
+    """Why an id longer than MAX_SERIES_ID_LENGTH is refused, showing its start."""
+    return f"series id has {len(series_id)} characters, more than the {MAX_SERIES_ID_LENGTH} allowed ({series_id[:_SHOWN_ID] + '…'!r})"
+
+
+def series_id_problem(series_id: object) -> str:
+    """Why an id breaks the series id rule, or "" (a missing id is not judged here)."""
+    if not isinstance(series_id, str):
+        return ""
+    if len(series_id) > MAX_SERIES_ID_LENGTH:
+        return long_id_reason(series_id)
+    if series_id != series_id.strip():
+        return PADDED_ID_REASON
+    return ""
+
+
+def series_id_problems(series_ids: pd.Series) -> np.ndarray:
+    """`series_id_problem` of each id (each distinct id judged once), as an object array."""
+    codes, distinct = pd.factorize(series_ids, use_na_sentinel=True)
+    reasons = np.array([series_id_problem(value) for value in distinct] + [""], dtype=object)
+    return reasons[codes]
+
 
 def screen(
     frame: pd.DataFrame,
@@ -152,11 +183,16 @@ def screen(
         reasons[far & ~bad_value & ~off_grid] = (
             f"future row more than {future.max_periods} periods after its series' last observation (source.max_future_periods)"
         )
+    id_reasons = series_id_problems(frame["series_id"])
+    bad_id = id_reasons != ""
+    reasons[bad_id] = id_reasons[bad_id]
     reasons[frame["series_id"].isna().to_numpy()] = MISSING_SERIES_REASON
     is_bad = (reasons != "").to_numpy()
     skipped: dict[str, str] = {}
     if is_bad.any():
-        bad = pd.Series(is_bad, index=frame.index).groupby(frame["series_id"]).agg(["sum", "size"])
+        # Rows whose id breaks the rule belong to no series (like rows without one): judged apart.
+        keyed = ~bad_id
+        bad = pd.Series(is_bad[keyed], index=frame.index[keyed]).groupby(frame["series_id"].loc[keyed]).agg(["sum", "size"])
         base = bad["size"] + (stored_rows.reindex(bad.index).fillna(0) if stored_rows is not None else 0)
         fraction = (bad["sum"] / base).where(bad["sum"] > 0, 0.0)
         over = fraction[fraction > max_fraction].sort_values(ascending=False)
@@ -258,11 +294,18 @@ def regularize(frame: pd.DataFrame, frequency: str) -> tuple[pd.DataFrame, Prepa
 
 
 def check_loaded_file(raw: pd.DataFrame, parsed: pd.DataFrame, where: str, value_columns: list[str]) -> None:
-    """Reject a whole file when any row has no series id, an unparseable timestamp, a
-    non-numeric or non-finite value, or repeats a (series, ts) key. Names the first rows."""
+    """Reject a whole file when any row has no series id or one breaking the series id rule (too long,
+    padded), an unparseable timestamp, a non-numeric or non-finite value, or repeats a (series, ts) key.
+    Names the first rows."""
     problems: list[tuple[int, str]] = []
     for position in np.flatnonzero(parsed["series_id"].isna().to_numpy()):
         problems.append((position, "series id is empty"))
+    for position in np.flatnonzero(series_id_problems(parsed["series_id"]) != ""):
+        series_id = parsed["series_id"].iloc[position]
+        if len(series_id) > MAX_SERIES_ID_LENGTH:
+            problems.append((position, f"series id {series_id[:_SHOWN_ID] + '…'!r} has {len(series_id)} characters, more than the {MAX_SERIES_ID_LENGTH} allowed"))
+        else:
+            problems.append((position, f"series id {series_id!r} has leading or trailing whitespace"))
     for position in np.flatnonzero(parsed["ts"].isna().to_numpy()):
         problems.append((position, f"timestamp {raw.iloc[position, 1]!r} is not a valid timestamp"))
     for offset, column in enumerate(value_columns):

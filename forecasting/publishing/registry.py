@@ -31,6 +31,8 @@ from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.storage.locations import is_remote, local_copy, location, remove_tree, upload_folder
 
 CHAMPION = "champion"
+# The largest version number the `version` columns (INTEGER) hold on every database.
+MAX_VERSION = 2**31 - 1
 
 
 def model_root(storage_root: Path, model_name: str) -> Path:
@@ -38,6 +40,25 @@ def model_root(storage_root: Path, model_name: str) -> Path:
     if not MODEL_NAME_PATTERN.match(model_name):
         raise ConfigError(f"model name {model_name!r} is not allowed (letters, digits, '-' and '_' only)")
     return location(storage_root) / "models" / model_name
+
+
+def remove_unregistered_versions(engine: Engine, storage_root: Path, model_name: str) -> list[str]:
+    """Remove `<storage>/models/<model>/<n>` folders without a model_versions row: a run killed between
+    placing (or uploading) a version and registering it leaves one. Only while the caller holds the
+    model's run lock (no registration of the model can be under way); returns the removed names."""
+    folder = model_root(storage_root, model_name)
+    if not folder.exists():
+        return []
+    with engine.connect() as connection:
+        registered = set(
+            connection.execute(sa.select(model_versions.c.version).where(model_versions.c.model_name == model_name)).scalars()
+        )
+    removed = []
+    for child in sorted(folder.iterdir(), key=lambda path: path.name):
+        if child.name.isdigit() and int(child.name) not in registered:
+            remove_tree(child)
+            removed.append(child.name)
+    return removed
 
 
 def _next_version(connection: Connection, folder: Path, model_name: str) -> int:
@@ -169,12 +190,14 @@ def champion_history(connection: Connection, model_name: str) -> list[int]:
 def promote(engine: Engine, model_name: str, version: int, reason: str = "promoted by hand") -> int | None:
     """Make `version` the champion (recorded); returns the previous champion. Promoting the current
     champion again changes and records nothing (a repeated command is a no-op) and returns `version`."""
+    if not 1 <= version <= MAX_VERSION:  # past the column's range: the database would refuse the number itself
+        raise ConfigError(f"model {model_name!r} has no version {version}")
     with engine.begin() as connection:
         exists = connection.execute(
             sa.select(model_versions.c.version).where(model_versions.c.model_name == model_name, model_versions.c.version == version)
         ).scalar()
         if exists is None:
-            raise RunError(f"model {model_name!r} has no version {version}")
+            raise ConfigError(f"model {model_name!r} has no version {version}")
         previous = champion_version(connection, model_name)
         if previous == version:
             return previous

@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -151,10 +152,30 @@ def quiet_prefect_logging() -> None:
                 handler.addFilter(_FILTER)
 
 
+# SQLite reports a refused statement (a table that exists or is missing, a bad column) as an
+# OperationalError too; only these of its messages mean the database itself could not be used.
+_SQLITE_FAILURES = ("unable to open", "database is locked", "disk i/o error", "database or disk is full", "readonly database", "disk image is malformed", "not a database")
+
+
+def _connection_failure(error: BaseException) -> bool:
+    """Whether an OperationalError means the database could not be reached or used (wait and run again)."""
+    if getattr(error, "connection_invalidated", False):
+        return True
+    orig = getattr(error, "orig", None)
+    if isinstance(orig, sqlite3.OperationalError):
+        return any(part in str(orig).lower() for part in _SQLITE_FAILURES)
+    return True
+
+
 def error_line(error: BaseException) -> tuple[str, int]:
     """One line and an exit status for an error that is not one of ours."""
     if isinstance(error, sa.exc.OperationalError):
         reason = (str(error.orig).strip().splitlines() or [type(error.orig).__name__])[0]
+        if not _connection_failure(error):
+            return (
+                f"the database refused a statement ({reason}); not a lost connection: check the tables the config "
+                "names (set FORECASTING_DEBUG=1 for the traceback)"
+            ), 1
         return (
             f"the database stopped answering ({reason}); the run stopped without leaving partial results: "
             "run it again when the database is back"

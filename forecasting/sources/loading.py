@@ -57,8 +57,9 @@ def read_observation_file(
         raise InputError(f"{path}: the file has no rows (only a header); nothing was loaded")
     present_features = [name for name in (features or []) if name in raw.columns]
     raw = raw[[series, time, value, *present_features]].reset_index(drop=True)
-    parsed = pd.DataFrame({"series_id": raw[series].astype("string").str.strip(), "ts": to_utc_naive(raw[time])})
-    parsed.loc[parsed["series_id"] == "", "series_id"] = pd.NA
+    # Ids are kept as written: a padded one is refused (validation.series_id_problem), not merged with the plain one.
+    parsed = pd.DataFrame({"series_id": raw[series].astype("string"), "ts": to_utc_naive(raw[time])})
+    parsed.loc[parsed["series_id"].str.strip() == "", "series_id"] = pd.NA
     value_columns = ["value", *present_features]
     for source_name, column in zip([value, *present_features], value_columns):
         column_values = raw[source_name]

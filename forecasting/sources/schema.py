@@ -12,7 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from forecasting.sources.database import table_columns
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import check_source, table_columns
+from forecasting.errors import ConfigError
 from forecasting.sources.tables import interval_columns
 
 VIEWS = ("forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period")
@@ -40,11 +42,16 @@ def current_revision(engine: Engine, schema: str | None = None) -> str | None:
         return MigrationContext.configure(connection, opts={"version_table_schema": schema}).get_current_revision()
 
 
-def migrate(engine: Engine, interval_levels: Iterable[int] = (80, 95), schema: str | None = None) -> dict[str, object]:
+def migrate(
+    engine: Engine, interval_levels: Iterable[int] = (80, 95), schema: str | None = None, source: SourceConfig | None = None
+) -> dict[str, object]:
     """Bring the schema to the newest migration and add interval columns for configured levels.
 
     With a PostgreSQL `schema` (`database.schema`; the engine's search path is that schema), the
     schema is created when missing, and the tables, views and Alembic's version table go into it.
+    A `source` table that exists before the first migration (the user's own, even under the default
+    name `observations`) is used as it is: its columns are checked first (a ConfigError naming the
+    table and its columns), and the default table is not created over it.
     Idempotent: on an up-to-date database it changes nothing but re-creating the views.
     """
     if schema is not None:
@@ -54,11 +61,27 @@ def migrate(engine: Engine, interval_levels: Iterable[int] = (80, 95), schema: s
             if schema not in sa.inspect(connection).get_schema_names():
                 connection.execute(sa.schema.CreateSchema(schema))
     before = current_revision(engine, schema)
+    if before is None and source is not None:
+        _check_existing_source(engine, source)
     with as_file(files("forecasting.sql").joinpath("migrations")) as location:
         with engine.begin() as connection:
             command.upgrade(_alembic_config(connection, str(location), schema), "head")
     added = ensure_interval_columns(engine, interval_levels)
     return {"from_revision": before, "to_revision": current_revision(engine, schema), "added_columns": added}
+
+
+def _check_existing_source(engine: Engine, source: SourceConfig) -> None:
+    """A source table already there before the job's first migration must have the configured columns."""
+    with engine.connect() as connection:
+        if table_columns(connection, source.table) is None:
+            return  # the default one is created by the migration; another is checked by every pull
+        try:
+            check_source(connection, source)
+        except ConfigError as error:
+            raise ConfigError(
+                f"table {source.table!r} already exists and init uses it as the source table as it is, but {error}; "
+                "set source.series/time/target to its columns, or point source.table at another table"
+            ) from None
 
 
 def ensure_interval_columns(engine: Engine, levels: Iterable[int]) -> list[str]:

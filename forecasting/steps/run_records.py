@@ -9,15 +9,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from forecasting.runtime.clock import utc_now
 from forecasting.config.settings import Settings
+from forecasting.errors import ConfigError
+from forecasting.publishing.registry import remove_unregistered_versions
+from forecasting.runtime.clock import utc_now
 from forecasting.sources.database import check_source, masked_url, redact, table_columns
 from forecasting.sources.tables import interval_columns, runs
-from forecasting.errors import ConfigError
-from forecasting.storage.files import check_storage
 from forecasting.steps.data import open_engine
-from forecasting.storage.files import STAGING
 from forecasting.steps.mode import MODES, RECORDED_MODES
+from forecasting.storage.files import STAGING, check_storage
 
 
 def start_run(
@@ -51,6 +51,8 @@ def start_run(
             )
         )
     remove_stale_staging(settings, engine)
+
+    remove_unregistered_versions(engine, settings.storage_root, model_name)  # a kill before registration left it
     return run_id
 
 

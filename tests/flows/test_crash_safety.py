@@ -76,6 +76,8 @@ def assert_consistent(settings, engine):
     for version in versions:  # every registry row has a complete, checksummed artifact
         assert load_version(engine, "tiny", version).version == version
     assert champion in versions
+    folders = sorted(int(p.name) for p in (Path(settings.storage_root) / "models" / "tiny").iterdir() if p.name.isdigit())
+    assert folders == sorted(versions)  # no version folder without its registry row
     leftovers = [str(p) for p in Path(settings.storage_root).rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
     assert leftovers == []
     assert list((Path(settings.storage_root) / "staging").glob("*")) == []  # the killed run's staged file is gone

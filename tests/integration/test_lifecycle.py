@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from forecasting import steps
 from forecasting.config.settings import ModelConfig, SourceConfig
 from forecasting.sources.database import create_db_engine
-from forecasting.errors import RunError
+from forecasting.errors import ConfigError, RunError
 from forecasting.sources.loading import load_observations
 from forecasting.publishing.registry import champion_version, list_versions, promote, rollback
 from forecasting.sources.schema import migrate
@@ -95,7 +95,7 @@ def test_promote_and_rollback_are_recorded(setup):
     assert rollback(engine, "tiny") == (2, 1) and champion(engine) == 1
     with pytest.raises(RunError, match="no previous champion"):
         rollback(engine, "tiny")
-    with pytest.raises(RunError, match="has no version 9"):
+    with pytest.raises(ConfigError, match="has no version 9"):
         promote(engine, "tiny", 9)
     with engine.connect() as connection:
         events = connection.execute(sa.text("SELECT event, from_version, to_version FROM model_events ORDER BY id")).fetchall()

@@ -139,3 +139,35 @@ def test_load_into_integer_boolean_and_text_time_columns_on_postgresql(postgres_
     assert [tuple(r) for r in rows] == [
         ("A", "2024-01-01 00:00:00", 3, True), ("A", "2024-01-02 00:00:00", 4, False), ("B", "2024-01-01 00:00:00", 7, True)
     ]
+
+
+def test_load_refuses_padded_and_overlong_series_ids_naming_the_rows(database_url, tmp_path, monkeypatch, capsys):
+    """The series id rule, the same on SQLite and PostgreSQL: at most 200 characters (the series_id columns'
+    VARCHAR(200)), no leading or trailing whitespace. `load` refuses the file (exit 2, one line naming the
+    rows; no raw StringDataRightTruncation, no SQL), and padded ids are not merged into the plain one."""
+    from forecasting.cli.main import main
+    from tests.conftest import write_config
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    path = str(write_config(tmp_path, database_url))
+    assert main(["--config", path, "init"]) == 0
+    engine = create_db_engine(database_url)
+    good = tmp_path / "good.csv"
+    good.write_text("series_id,ts,value\nP,2024-01-01,1\n" + "L" * 200 + ",2024-01-01,2\n")
+    assert main(["--config", path, "load", str(good)]) == 0  # 200 characters: allowed
+    for rows, expected in [
+        ([" P ,2024-02-01,5"], "row 1: series id ' P ' has leading or trailing whitespace"),
+        (["P,2024-02-01,5", "P\t,2024-03-01,6"], "row 2: series id 'P\\t' has leading or trailing whitespace"),
+        (["P,2024-02-01,5", "x" * 500 + ",2024-01-01,3"], "row 2: series id 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' has 500 characters, more than the 200 allowed"),
+    ]:
+        bad = tmp_path / "bad.csv"
+        bad.write_text("series_id,ts,value\n" + "\n".join(rows) + "\n")
+        capsys.readouterr()
+        assert main(["--config", path, "load", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and expected in err and "nothing was loaded" in err, err
+        assert "StringDataRightTruncation" not in err and "INSERT" not in err and "x" * 41 not in err
+        assert count(engine) == 2  # nothing loaded, nothing merged into P
+    with engine.connect() as connection:
+        assert sorted(connection.execute(sa.text("SELECT series_id FROM observations")).scalars()) == ["L" * 200, "P"]

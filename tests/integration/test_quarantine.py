@@ -138,7 +138,7 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
             connection.execute(old, {"r": r, "src": src, "s": s, "t": t, "v": v, "reason": reason, "c": c})
     with pytest.raises(ConfigError, match=r"older version \(quarantine without row_key\); run `forecasting init` to migrate it"):
         steps.check_schema(engine, settings, "tiny")
-    assert migrate(engine)["to_revision"] == head_revision() == "0008"
+    assert migrate(engine)["to_revision"] == head_revision() == "0009"
     with engine.connect() as connection:
         q = quarantine.c
         names = ("source", "series_id", "run_id", "created_at", "last_run_id", "last_seen_at", "seen_count", "value", "resolved_at")
@@ -198,7 +198,7 @@ def test_migration_0008_downgrades_to_the_0007_table(database_url):
         rows = connection.execute(sa.text("SELECT run_id, series_id, ts, reason FROM quarantine")).fetchall()
     assert names == {"id", "run_id", "source", "series_id", "ts", "value", "reason", "created_at"}
     assert [tuple(row) for row in rows] == [("r1", None, None, "no key")]
-    assert migrate(engine)["to_revision"] == "0008"
+    assert migrate(engine)["to_revision"] == "0009"
 
 
 def test_a_slower_pull_does_not_resolve_a_row_another_pull_just_quarantined_again(database_url):
@@ -236,3 +236,35 @@ def test_a_history_store_holding_a_row_without_series_id_is_still_pulled_into(da
     for run_id in ("r2", "r3"):
         assert pulled(settings, run_id).rows_revised in (0, 1)
     assert history.read(root).loc[lambda f: f["series_id"] == "S02", "value"].iloc[-1] == 7.0
+
+
+def test_series_ids_breaking_the_id_rule_are_quarantined_not_stored(project):
+    """A pull meets ids that are padded or longer than 200 characters in the source table: their rows are
+    quarantined with the reason (a long id's row keeps its start in the reason, the id column holds at most
+    200 characters), never stored, never merged with the plain id, never failing the run or a neighbour;
+    the same on SQLite and PostgreSQL. Re-read on each pull without duplicates; resolved once fixed."""
+    from forecasting.history import store as history
+
+    settings, engine = project(max_quarantined_fraction=0.0, on_bad_series="fail")
+    load_observations(engine, SourceConfig(), synthetic_frame(n_series=2, length=30))
+    if engine.dialect.name == "postgresql":  # room for ids the job refuses (its own table holds 200)
+        execute(engine, "ALTER TABLE observations ALTER COLUMN series_id TYPE TEXT")
+    long_id = "z" * 500
+    for sid in (" S00", "S01 ", long_id):
+        execute(engine, "INSERT INTO observations (series_id, ts, value) VALUES (:sid, '2020-01-01 00:00:00', 7.0)", sid=sid)
+    first = pulled(settings, "r1")
+    assert first.series_in_store == 2 and first.quarantined == 3
+    stored = history.read(history.history_root(settings.storage_root, "observations"))
+    assert sorted(stored["series_id"].unique()) == ["S00", "S01"] and len(stored) == 60
+    rows = quarantined(engine)
+    reasons = sorted(row[2] for row in rows)
+    assert reasons == [
+        "series id has 500 characters, more than the 200 allowed ('zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz…')",
+        "series id has leading or trailing whitespace", "series id has leading or trailing whitespace",
+    ]
+    assert sorted(str(row[0]) for row in rows) == [" S00", "None", "S01 "]  # a long id is not cut to fit the column
+    pulled(settings, "r2")
+    assert len(quarantined(engine)) == 3 and {row[5] for row in quarantined(engine)} == {2}  # re-read, not duplicated
+    execute(engine, "DELETE FROM observations WHERE series_id IN (' S00', 'S01 ') OR length(series_id) > 200")
+    pulled(settings, "r3")
+    assert {row[6] for row in quarantined(engine)} == {"r3"}  # all resolved by the pull that no longer found them

@@ -85,3 +85,66 @@ def test_no_champion_is_a_clear_error(tmp_path):
     migrate(engine)
     with pytest.raises(RunError, match="has no champion version yet; run with --mode retrain first"):
         load_version(engine, "tiny")
+
+
+def _migrated_config(tmp_path, database_url, monkeypatch):
+    from tests.conftest import write_config
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    path = write_config(tmp_path, database_url)
+    migrate(create_db_engine(database_url))
+    return path
+
+
+def test_models_promote_and_show_refuse_a_missing_or_huge_version_with_exit_2(database_url, tmp_path, monkeypatch, capsys):
+    """`models promote` with a version that does not exist exits 2 like `models show`; a version number past
+    what the table holds is one clear line (no raw OverflowError or SQL error), on SQLite and PostgreSQL."""
+    from forecasting.cli.main import main
+
+    path = _migrated_config(tmp_path, database_url, monkeypatch)
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection:  # a registered version (its files are not needed to refuse another number)
+        connection.execute(sa.text(
+            "INSERT INTO model_versions (model_name, version, created_at, status, cell, artifact_path, sha256, format_version) "
+            "VALUES ('tiny', 1, '2024-01-01 00:00:00', 'candidate', 'gru', '/nowhere', 'x', 2)"
+        ))
+    for args, expected in [
+        (["models", "promote", "tiny", "7"], "model 'tiny' has no version 7"),
+        (["models", "promote", "tiny", "99999999999999999999"], "model 'tiny' has no version 99999999999999999999"),
+        (["models", "promote", "tiny", "-3"], "model 'tiny' has no version -3"),
+        (["models", "show", "tiny", "99999999999999999999"], "model 'tiny' has no version 99999999999999999999"),
+    ]:
+        capsys.readouterr()
+        assert main(["--config", str(path), *args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {expected}") and err.count("\n") == 0, err
+        assert "Overflow" not in err and "SELECT" not in err
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM model_events")).scalar() == 0
+        assert connection.execute(sa.text("SELECT count(*) FROM model_aliases")).scalar() == 0
+
+
+def test_a_version_folder_never_registered_is_removed_by_the_next_run(database_url, tmp_path, monkeypatch):
+    """A kill between placing (or uploading) a version's folder and its registry row leaves `models/<m>/<n>`
+    with no model_versions row: the next run of the model removes it (under the model's lock); registered
+    versions, other models and files that are not version folders stay."""
+    from forecasting import steps
+    from forecasting.config.settings import load_settings
+
+    path = _migrated_config(tmp_path, database_url, monkeypatch)
+    settings = load_settings(path)
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO model_versions (model_name, version, created_at, status, cell, artifact_path, sha256, format_version) "
+            "VALUES ('tiny', 1, '2024-01-01 00:00:00', 'champion', 'gru', 'x', 'x', 2)"
+        ))
+    models = settings.storage_root / "models"
+    for folder in ("tiny/1", "tiny/2", "other/2"):
+        (models / folder).mkdir(parents=True)
+        (models / folder / "manifest.json").write_text("{}")
+    (models / "tiny" / "notes").mkdir()
+    steps.start_run(settings, "tiny", "forecast")
+    assert sorted(p.name for p in (models / "tiny").iterdir()) == ["1", "notes"]
+    assert (models / "other" / "2" / "manifest.json").exists()  # another model's folder: its own runs judge it

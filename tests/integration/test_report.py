@@ -120,3 +120,42 @@ def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, c
     assert "appended 48 observations" in capsys.readouterr().out  # the 16 months left of the 18
     assert main(["--config", str(config), "demo", "--series", "3", "--advance", "1"]) == 2
     assert "have no more real months after 2027-06-01" in capsys.readouterr().err
+
+
+def test_demo_advance_moves_every_series_the_demo_loaded(tmp_path, capsys, monkeypatch):
+    """`demo --series 20`, then `demo --advance 1` (what the demo suggests, --series left at its default):
+    every one of the 20 series gets its next month, not only those a 300-series sample shares with them."""
+    from forecasting.cli.main import main
+    from forecasting.config.settings import load_settings
+    from forecasting.sources.datasets import m3_monthly
+    from tests.conftest import write_config
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'demo.db'}")
+    config.write_text(config.read_text().replace("[models.tiny]", "[models.monthly]"))
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    migrate(engine)
+    loaded = m3_monthly(20)  # what `demo --series 20` loads
+    load_observations(engine, load_settings(config).source, loaded)
+    assert main(["--config", str(config), "demo", "--advance", "1"]) == 0
+    assert "appended 20 observations of 20 M3 series (2026-01-01 to 2026-01-01)" in capsys.readouterr().out
+    with engine.connect() as connection:
+        newest = dict(connection.execute(sa.text("SELECT series_id, MAX(ts) FROM observations GROUP BY series_id")).fetchall())
+    assert set(newest) == set(loaded["series_id"])  # no series added that the demo did not load
+    assert {str(ts)[:10] for ts in newest.values()} == {"2026-01-01"}
+
+
+@pytest.mark.parametrize("args", [["demo", "--advance", "1", "--series", "0"], ["demo", "--series", "-2"]])
+def test_demo_refuses_a_series_count_below_one_with_exit_2(tmp_path, capsys, monkeypatch, args):
+    from forecasting.cli.main import main
+    from tests.conftest import write_config
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'demo.db'}")
+    config.write_text(config.read_text().replace("[models.tiny]", "[models.monthly]"))
+    assert main(["--config", str(config), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --series: must be a positive number of series (got ") and err.count("\n") == 0, err
+    assert not (tmp_path / "demo.db").exists()

@@ -105,3 +105,73 @@ def test_a_password_in_the_config_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECASTING_DATABASE_URL", "postgresql+psycopg://job:hunter2@db/forecasts")
     write_config(tmp_path, "postgresql+psycopg://job@db/forecasts")
     assert load_settings(path).database.url.endswith("job:hunter2@db/forecasts")  # from the environment: fine
+
+
+@pytest.mark.parametrize(
+    "data, key, problem",
+    [
+        ({"models": {"m": {**TINY_MODEL, "learning_rate": float("inf")}}}, "models.m.learning_rate", "finite number"),
+        ({"models": {"m": {**TINY_MODEL, "learning_rate": float("nan")}}}, "models.m.learning_rate", "finite number"),
+        ({"models": {"m": {**TINY_MODEL, "learning_rate": 5.0}}}, "models.m.learning_rate", "less than or equal to 1"),
+        ({"models": {"m": {**TINY_MODEL, "seed": 99999999999999999999}}}, "models.m.seed", "less than or equal to 4294967295"),
+        ({"models": {"m": {**TINY_MODEL, "seed": -1}}}, "models.m.seed", "greater than or equal to 0"),
+        ({"models": {"m": {**TINY_MODEL, "horizon": "6"}}}, "models.m.horizon", "valid integer"),
+        ({"models": {"m": {**TINY_MODEL, "horizon": True}}}, "models.m.horizon", "valid integer"),
+        ({"models": {"m": {**TINY_MODEL, "horizon": 6.0}}}, "models.m.horizon", "valid integer"),
+        ({"models": {"m": {**TINY_MODEL, "horizon": 100000}}}, "models.m.horizon", "less than or equal to 10000"),
+        ({"models": {"m": {**TINY_MODEL, "epochs": "4"}}}, "models.m.epochs", "valid integer"),
+        ({"models": {"m": {**TINY_MODEL, "refit": "yes"}}}, "models.m.refit", "valid boolean"),
+        ({"models": {"m": {**TINY_MODEL, "refit": 1}}}, "models.m.refit", "valid boolean"),
+        ({"models": {"m": {**TINY_MODEL, "intervals": ["80"]}}}, "models.m.intervals[0]", "valid integer"),
+        ({"models": {"m": {**TINY_MODEL, "layers": [{"units": 1000000}]}}}, "models.m.layers[0].units", "less than or equal to 4096"),
+        ({"models": {"m": {**TINY_MODEL, "layers": [{"units": 4}] * 17}}}, "models.m.layers", "at most 16"),
+        ({"models": {"m": {**TINY_MODEL, "ensemble": {"members": 100000}}}}, "models.m.ensemble.members", "less than or equal to 64"),
+        ({"models": {"m": {**TINY_MODEL, "fine_tune": {"replay": float("inf")}}}}, "models.m.fine_tune.replay", "finite number"),
+        ({"models": {"m": {**TINY_MODEL, "fine_tune": {"replay": 1000.0}}}}, "models.m.fine_tune.replay", "less than or equal to 100"),
+        ({"models": {"m": {**TINY_MODEL, "training_timeout_minutes": float("inf")}}}, "models.m.training_timeout_minutes", "finite number"),
+        ({"models": {"m": {**TINY_MODEL, "promotion": {"drift_tolerance": float("inf")}}}}, "models.m.promotion.drift_tolerance", "finite number"),
+        ({"models": {"m": {**TINY_MODEL, "promotion": {"retrain_every_days": 1e9}}}}, "models.m.promotion.retrain_every_days", "less than or equal to"),
+        ({"models": {"m": {**TINY_MODEL, "tuning": {"max_trials": 10**9}}}}, "models.m.tuning.max_trials", "less than or equal to"),
+        ({"models": {"m": {**TINY_MODEL, "tuning": {"units": {"min": -5, "max": 8}}}}}, "models.m.tuning.units", "between 1 and 4096"),
+        ({"models": {"m": {**TINY_MODEL, "tuning": {"dropout": {"min": 0.0, "max": float("inf")}}}}}, "models.m.tuning.dropout.max", "finite number"),
+        ({"models": {"m": {**TINY_MODEL, "tuning": {"learning_rate": [0.01, 50.0]}}}}, "models.m.tuning.learning_rate", "between 0 (exclusive) and 1"),
+        ({"source": {"stale_after": 10**12}}, "source.stale_after", "less than or equal to"),
+        ({"source": {"max_series_drop": float("nan")}}, "source.max_series_drop", "finite number"),
+        ({"source": {"max_future_periods": "12"}}, "source.max_future_periods", "valid integer"),
+        ({"source": {"late_arrival": "100000D"}}, "source.late_arrival", "at most 36500 days"),
+    ],
+)
+def test_config_values_are_strict_finite_and_bounded(data, key, problem):
+    """Values that used to pass validation and fail the run later (or were converted silently) are refused
+    at config time, naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, origin="test.toml")
+    message = str(caught.value)
+    assert message.startswith("test.toml: ") and key in message and problem in message, message
+    assert "\n" not in message
+
+
+def test_strict_config_keeps_numbers_written_as_integers_for_floats(tmp_path, monkeypatch):
+    """A float key written as an integer (`learning_rate = 1`, `retrain_every_days = 7`) stays valid."""
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    path = write_config(
+        tmp_path, "sqlite:///x.db",
+        model={"learning_rate": 1, "training_timeout_minutes": 30, "promotion": {"retrain_every_days": 7, "drift_tolerance": 1}},
+    )
+    model = load_settings(path).model("tiny")
+    assert model.learning_rate == 1.0 and isinstance(model.learning_rate, float)
+    assert model.promotion.retrain_every_days == 7.0 and model.training_timeout_minutes == 30.0
+
+
+def test_config_from_a_toml_file_refuses_a_quoted_horizon_with_exit_2(tmp_path, monkeypatch, capsys):
+    """`horizon = "6"` in the file: `forecasting init` says which key, in one line, exit 2."""
+    from forecasting.cli.main import main
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", model={"horizon": "6"})
+    assert main(["--config", str(path), "init"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "models.tiny.horizon: Input should be a valid integer (got '6')" in err
+    assert not (tmp_path / "x.db").exists()

@@ -5,8 +5,6 @@ Revises:
 Create Date: 2026-11-25
 """
 
-from importlib.resources import files
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,13 +14,31 @@ branch_labels = None
 depends_on = None
 
 
+FORECAST_LATEST = """
+CREATE VIEW forecast_latest AS
+SELECT f.*
+FROM forecasts AS f
+JOIN (
+    SELECT model_name, series_id, MAX(forecast_origin) AS forecast_origin
+    FROM forecasts
+    GROUP BY model_name, series_id
+) AS latest
+  ON f.model_name = latest.model_name
+ AND f.series_id = latest.series_id
+ AND f.forecast_origin = latest.forecast_origin
+"""
+
+
 def upgrade() -> None:
-    op.create_table(
-        "observations",
-        sa.Column("series_id", sa.String(200), primary_key=True),
-        sa.Column("ts", sa.DateTime(), primary_key=True),
-        sa.Column("value", sa.Float(), nullable=True),
-    )
+    # A table (or view) the user made under the default source table's name before `init` is their
+    # source, used as it is (`forecasting.sources.schema.migrate` checked its columns first).
+    if not sa.inspect(op.get_bind()).has_table("observations"):
+        op.create_table(
+            "observations",
+            sa.Column("series_id", sa.String(200), primary_key=True),
+            sa.Column("ts", sa.DateTime(), primary_key=True),
+            sa.Column("value", sa.Float(), nullable=True),
+        )
     op.create_table(
         "forecasts",
         sa.Column("model_name", sa.String(64), nullable=False),
@@ -85,7 +101,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text()),
     )
     op.create_index("ix_runs_model_started", "runs", ["model_name", "started_at"])
-    op.execute(files("forecasting.sql").joinpath("views/forecast_latest.sql").read_text())
+    op.execute(FORECAST_LATEST)  # as it was then: sql/views/forecast_latest.sql now reads later tables (0009)
 
 
 def downgrade() -> None:
