@@ -81,3 +81,21 @@ def test_nothing_in_the_repository_points_outside_it():
             if needle in text:
                 offenders.append(f"{name}: {needle}")
     assert not offenders, offenders
+
+
+def test_the_architecture_layout_names_every_package_and_module():
+    """docs/architecture.md's Layout has one line per package and per module (module names are unique, test_layout)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    layout = text[text.index("## Layout") : text.index("## Data flow")]
+    named = {line.split()[0] for line in layout.splitlines() if line.startswith("  ") and line.strip()}
+    missing = []
+    for package in ("forecasting", "flows"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name in ("__init__.py", "__main__.py"):
+                continue
+            if path.name not in named:
+                missing.append(str(path.relative_to(ROOT)))
+        for folder in sorted(p for p in (ROOT / package).iterdir() if (p / "__init__.py").is_file()):
+            if f"{folder.name}/" not in named:
+                missing.append(f"{folder.relative_to(ROOT)}/")
+    assert not missing, f"add a line to docs/architecture.md's Layout for: {missing}"
