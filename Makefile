@@ -1,10 +1,11 @@
 # `make demo` and `make test` each set themselves up from nothing (Python 3.10+ and make).
+# `make install EXTRAS=s3,dask` installs optional extras too (comma-separated, as in pyproject.toml).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo test install install-dev docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +19,18 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(PIP) install -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.installed-docs: pyproject.toml $(VENV)/.installed
+	$(PIP) install -e ".[docs]"
+	@touch $@
+
+EXTRAS ?=
+comma := ,
+EXTRAS_STAMP := $(VENV)/.installed-extras-$(subst $(comma),-,$(subst $() ,,$(EXTRAS)))
+$(EXTRAS_STAMP): pyproject.toml $(VENV)/.installed
+	$(PIP) install -e ".[$(subst $() ,,$(EXTRAS))]"
+	@touch $@
+
+install: $(VENV)/.installed $(if $(strip $(EXTRAS)),$(EXTRAS_STAMP))
 install-dev: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed
@@ -27,5 +39,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# The documentation site (mkdocs-material) into site/; warnings fail the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf .forecasting .pytest_cache
+	rm -rf .forecasting .pytest_cache site

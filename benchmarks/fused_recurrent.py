@@ -2,7 +2,7 @@
 (reset_after) and LSTM on the same weights, the input projection done for all steps in one matmul, the
 steps unrolled, and backpropagation through time written out (`tf.custom_gradient`) with the weight
 gradients as one matmul over all steps, as cuDNN does on GPUs. Measured slower than Keras's own loop
-under XLA on CPU (benchmarks/README.md, "Training throughput")."""
+under XLA on CPU (benchmarks/results/2026-11-26-training-throughput.md)."""
 
 from __future__ import annotations
 

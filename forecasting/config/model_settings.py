@@ -169,7 +169,7 @@ class EnsembleConfig(StrictModel):
 
 class ModelConfig(StrictModel):
     # Keys left out (None) are derived from the data when training starts (forecasting/defaults.py,
-    # README "Derived defaults"); the trained version records the values it used.
+    # docs/configuration.md "Derived defaults"); the trained version records the values it used.
     cell: Literal["rnn", "lstm", "gru"] = "gru"
     lookback: int | None = Field(default=None, gt=0, le=MAX_LOOKBACK)
     horizon: int = Field(gt=0, le=MAX_PERIODS)

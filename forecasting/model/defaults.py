@@ -1,4 +1,4 @@
-"""Model settings derived from the data when the config leaves them out (documented in README.md,
+"""Model settings derived from the data when the config leaves them out (documented in docs/configuration.md,
 "Derived defaults"); an explicit config key always wins.
 
 The rules are pure functions of the frequency, the horizon and the series' lengths:

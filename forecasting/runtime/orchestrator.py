@@ -160,7 +160,7 @@ class TemporaryServer:
                 raise RunError(
                     f"the temporary Prefect server exited with status {code} before answering"
                     + (f" ({tail})" if tail else "")
-                    + f"; set {API_URL_ENV} to use a running Prefect server (see README, Scheduling)"
+                    + f"; set {API_URL_ENV} to use a running Prefect server (see docs/scheduling.md)"
                 )
             if self._healthy():
                 return self.api_url

@@ -61,7 +61,7 @@ def url_problem(text: str) -> str | None:
     if "@" in parts.netloc or ":" in parts.netloc:
         return (
             "the URL holds credentials or a port; keep credentials in the environment "
-            "(README: Object storage and workers) and give scheme://bucket/prefix"
+            "(docs/object-storage.md) and give scheme://bucket/prefix"
         )
     if not parts.netloc:
         return f"{text!r} names no bucket or container ({scheme}://bucket/prefix)"

@@ -1,6 +1,6 @@
 """Issue 16: the storage layer on a real S3 API (moto's server on a loopback port): the Parquet dataset,
 the history store and repairs on the bucket, what readers see while a partition is replaced, and the
-README's reader examples (pandas, pyarrow, DuckDB)."""
+docs' reader examples (docs/object-storage.md: pandas, pyarrow, DuckDB)."""
 
 import threading
 
@@ -106,7 +106,7 @@ def dataset_on_s3(s3_root):
 
 def test_readme_pandas_and_pyarrow_examples(dataset_on_s3):
     root = dataset_on_s3
-    # README, "Object storage and workers": reading the forecasts (credentials and endpoint from AWS_*).
+    # docs/object-storage.md, "Reading the forecasts" (credentials and endpoint from AWS_*).
     frame = pd.read_parquet(f"{root}/forecasts", filters=[("model_name", "=", "tiny")])
     assert len(frame) == 12 and set(frame.model_name.astype(str)) == {"tiny"}
 

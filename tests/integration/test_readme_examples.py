@@ -1,4 +1,5 @@
-"""The README's reading examples, run exactly as printed: Parquet with pandas and DuckDB, the accuracy views in SQL."""
+"""The docs' reading examples, run exactly as printed: Parquet with pandas and DuckDB (docs/outputs.md), the accuracy
+views in SQL (docs/accuracy.md)."""
 
 import contextlib
 import io
@@ -19,13 +20,17 @@ from forecasting.sources.tables import FORECAST_KEY
 from tests.conftest import pull, synthetic_frame
 from tests.integration.test_accuracy import forecast_frame
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+# The pages holding the marked examples (they were in README.md before the docs site).
+PAGES = [ROOT / "README.md", ROOT / "docs" / "outputs.md", ROOT / "docs" / "accuracy.md"]
 
 
 def examples(language):
-    """The code blocks the README marks `<!-- tested example: language -->`, as printed."""
-    text = README.read_text()
-    return re.findall(rf"<!-- tested example: {language} -->\n```{language}\n(.*?)```", text, flags=re.S)
+    """The code blocks the pages mark `<!-- tested example: language -->`, as printed, in page order."""
+    found = []
+    for page in PAGES:
+        found += re.findall(rf"<!-- tested example: {language} -->\n```{language}\n(.*?)```", page.read_text(), flags=re.S)
+    return found
 
 
 @pytest.fixture
@@ -48,7 +53,7 @@ def demo_outputs(database_url, settings_for, tmp_path, monkeypatch):
     return engine, forecasts
 
 
-def test_the_readme_marks_its_reading_examples():
+def test_the_docs_mark_their_reading_examples():
     assert len(examples("python")) == 2 and len(examples("sql")) == 3
 
 
@@ -57,7 +62,7 @@ def test_parquet_examples_run_as_printed(demo_outputs):
     for code in examples("python"):
         output = io.StringIO()
         with contextlib.redirect_stdout(output):
-            exec(compile(code, "README.md", "exec"), {})
+            exec(compile(code, "docs/outputs.md", "exec"), {})
         printed = output.getvalue()
         # Both origins, each with its four series.
         assert "2025-12-01" in printed and "2026-01-01" in printed, printed
