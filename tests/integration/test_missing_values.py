@@ -47,7 +47,7 @@ def test_forecast_writes_store_every_missing_value_as_null(database_url):
 
 
 def test_loaded_observations_store_every_missing_value_as_null(database_url):
-    """The former `bulk.bulk_upsert` path (`forecasting load`)."""
+    """`forecasting load`'s upsert path (`upserts.upsert_frame`)."""
     engine = create_db_engine(database_url)
     migrate(engine)
     frame = pd.DataFrame({

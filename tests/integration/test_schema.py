@@ -141,7 +141,7 @@ def test_forecast_latest_leaves_out_series_the_source_no_longer_holds(project):
     """Series deleted or renamed in the source drop out of forecast_latest once a committed pull has seen
     them gone (their rows stay in `forecasts`); a series forecast after the last committed pull (a new one,
     its run killed before the commit) still shows."""
-    from forecasting.model.artifacts import utc_now
+    from forecasting.runtime.clock import utc_now
     from forecasting.config.settings import SourceConfig
     from forecasting.sources.loading import load_observations
     from tests.conftest import pull, synthetic_frame
