@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any, Callable
 
 import pandas as pd
 
 from forecasting.errors import ConfigError
+from forecasting.files import output_file
+from forecasting.storage import is_url
 
 
 def add_report_command(commands: Any, handler: Callable[[argparse.Namespace], int]) -> None:
@@ -35,9 +38,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     database = _database["masked"]
     if args.top < 0:
         raise ConfigError(f"--top: must be 0 or more (got {args.top})")
+    # Checked before the report is built: nothing but a regular file is replaced (a FIFO, a device,
+    # a symlink's target that is not a file); a folder the user names must exist.
+    if args.output:
+        named = args.output if is_url(args.output) else os.path.expanduser(args.output)
+        output = output_file(settings.locate(named), "--output", "report.html")
+    else:
+        output = output_file(settings.storage_root / REPORTS / args.model / "report.html", "report", "report.html", create_folder=True)
     started = time.perf_counter()
     report = build_report(engine, settings, args.model, args.series, args.top)
-    output = settings.locate(args.output) if args.output else settings.storage_root / REPORTS / args.model / "report.html"
     write_html(output, report.html)
     print(
         f"report of model {args.model} from {database}: {output} ({report.charts} charts, {len(report.series)} series; "

@@ -21,6 +21,8 @@ else:  # pragma: no cover
 
 CONFIG_ENV = "FORECASTING_CONFIG"
 DATABASE_URL_ENV = "FORECASTING_DATABASE_URL"
+DATABASE_PASSWORD_ENV = "FORECASTING_DATABASE_PASSWORD"
+DATABASE_PASSWORD_FILE_ENV = "FORECASTING_DATABASE_PASSWORD_FILE"
 STORAGE_ROOT_ENV = "FORECASTING_STORAGE_ROOT"
 DEFAULT_CONFIG_FILE = "forecasting.toml"
 
@@ -74,6 +76,8 @@ class StorageConfig(StrictModel):
     def _folder_or_store(cls, value: str | None) -> str | None:
         from forecasting.storage import url_problem
 
+        if value is not None and not value.strip():
+            raise ValueError("is empty; name a folder (relative to the config file's folder, or absolute) or an object-store URL")
         if value is not None and URL_SCHEME.match(value):
             problem = url_problem(value)
             if problem:
@@ -283,17 +287,54 @@ def format_validation_error(error: ValidationError) -> str:
 def _refuse_password_in_file(data: dict[str, Any], origin: str) -> None:
     url = (data.get("database") or {}).get("url")
     if isinstance(url, str) and "://" in url:
-        import sqlalchemy as sa
+        from forecasting.database import parse_url
 
         try:
-            password = sa.engine.make_url(url).password
-        except Exception:  # noqa: BLE001 - an unparseable URL is reported when it is used
-            return
+            password = parse_url(url).password
+        except ConfigError:  # an unreadable URL is reported once the environment has had its say
+            password = "@" in url.split("://", 1)[1].rpartition("@")[0] and "unreadable"
         if password:
             raise ConfigError(
                 f"{origin}: database.url holds a password; keep credentials out of files and set "
-                f"{DATABASE_URL_ENV} in the environment instead"
+                f"{DATABASE_URL_ENV} or {DATABASE_PASSWORD_ENV} in the environment instead"
             )
+
+
+def database_password() -> str | None:
+    """The password from $FORECASTING_DATABASE_PASSWORD, or from the file $FORECASTING_DATABASE_PASSWORD_FILE
+    names (its trailing newline stripped); None when neither is set."""
+    direct, file = os.environ.get(DATABASE_PASSWORD_ENV), os.environ.get(DATABASE_PASSWORD_FILE_ENV)
+    if direct and file:
+        raise ConfigError(f"{DATABASE_PASSWORD_ENV} and {DATABASE_PASSWORD_FILE_ENV} are both set; set only one of them")
+    if direct:
+        return direct
+    if not file:
+        return None
+    path = Path(file).expanduser()
+    try:
+        if not path.is_file():
+            raise ConfigError(f"{DATABASE_PASSWORD_FILE_ENV}: {path} is not a file (it should hold the database password)")
+        password = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as error:
+        raise ConfigError(f"{DATABASE_PASSWORD_FILE_ENV}: cannot read {path} ({error.strerror or type(error).__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{DATABASE_PASSWORD_FILE_ENV}: {path} is not UTF-8 text") from None
+    if not password:
+        raise ConfigError(f"{DATABASE_PASSWORD_FILE_ENV}: {path} is empty (it should hold the database password)")
+    return password
+
+
+def with_password(url: str) -> str:
+    """`url` checked readable (a ConfigError without any part of it otherwise) and, for a server
+    database, with the password of `database_password()` when one is set: it replaces any password
+    in the URL. SQLite has no password: its URL passes unchanged."""
+    from forecasting.database import parse_url
+
+    parsed = parse_url(url)
+    password = database_password()
+    if password is None or parsed.get_backend_name() == "sqlite":
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
@@ -301,8 +342,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     storage = data.setdefault("storage", {})
     for key in ("root", "forecasts"):
         root = storage.get(key, StorageConfig().root if key == "root" else None)
-        if isinstance(root, str) and not URL_SCHEME.match(root) and not Path(root).is_absolute():
-            storage[key] = str(base / root)
+        if isinstance(root, str) and root.strip() and not URL_SCHEME.match(root):
+            root = os.path.expanduser(root)  # "~/x": the home folder's x, as in a shell
+            storage[key] = root if Path(root).is_absolute() else str(base / root)
     database = data.setdefault("database", {})
     url = database.get("url", DatabaseConfig().url)
     if isinstance(url, str):
@@ -350,8 +392,11 @@ def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str =
 
             check_url(root, STORAGE_ROOT_ENV)
         else:
-            root = str(Path(root).resolve())
+            root = str(Path(root).expanduser().resolve())
         data.setdefault("storage", {})["root"] = root
+    url = data.setdefault("database", {}).get("url", DatabaseConfig().url)
+    if isinstance(url, str):
+        data["database"]["url"] = with_password(url)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as error:
