@@ -185,12 +185,20 @@ def _raw_password(text: str) -> str | None:
     return rest.rpartition("@")[0].partition(":")[2] or None  # unreadable: all before the last '@' counts
 
 
+_SEPARATOR = re.compile(r"[@:/?#&=%\s]|%[0-9A-Fa-f]{2}")
+
+
 def _password_variants(password: str) -> set[str]:
-    """`password` as it may appear in a text: as is, percent-encoded in the usual ways, and its pieces
-    between special characters (a misread URL shows pieces), each long enough to replace safely."""
-    variants = {password, quote(password, safe=""), quote(password), quote(password, safe="").lower()}
-    variants |= set(re.split(r"[@:/%?#&=\s]+|%[0-9A-Fa-f]{2}", password))
-    return {variant for variant in variants if len(variant) >= 4}  # shorter ones would mangle every word
+    """`password` as it may appear in a text: as is and percent-encoded, whole and every run of its
+    pieces between special characters (a misread URL shows such runs: `w/rd@host` of `p@ss:w/rd`),
+    each long enough to replace safely (shorter ones would mangle every word)."""
+    variants: set[str] = set()
+    for form in {password, quote(password, safe=""), quote(password), quote(password, safe="").lower()}:
+        separators = list(_SEPARATOR.finditer(form))
+        starts = [0, *(match.end() for match in separators)]
+        ends = [*(match.start() for match in separators), len(form)]
+        variants |= {form[start:end] for start in starts for end in ends if end - start >= 4}
+    return variants
 
 
 def secrets_of(url: str | sa.engine.URL | None) -> set[str]:
