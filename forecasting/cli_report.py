@@ -33,18 +33,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     settings.model(args.model)
-    engine = _connect(settings)
-    check_schema(engine, settings, args.model)
-    database = _database["masked"]
-    if args.top < 0:
-        raise ConfigError(f"--top: must be 0 or more (got {args.top})")
-    # Checked before the report is built: nothing but a regular file is replaced (a FIFO, a device,
+    # Checked before anything else: nothing but a regular file is replaced (a FIFO, a device,
     # a symlink's target that is not a file); a folder the user names must exist.
     if args.output:
         named = args.output if is_url(args.output) else os.path.expanduser(args.output)
         output = output_file(settings.locate(named), "--output", "report.html")
     else:
         output = output_file(settings.storage_root / REPORTS / args.model / "report.html", "report", "report.html", create_folder=True)
+    engine = _connect(settings)
+    check_schema(engine, settings, args.model)
+    database = _database["masked"]
+    if args.top < 0:
+        raise ConfigError(f"--top: must be 0 or more (got {args.top})")
     started = time.perf_counter()
     report = build_report(engine, settings, args.model, args.series, args.top)
     write_html(output, report.html)
