@@ -16,7 +16,7 @@ from prefect.tasks import exponential_backoff
 from flows.logs import forward_library_logs
 from forecasting import steps
 from forecasting.config import Settings
-from forecasting.database import mask_log_records, masked_error
+from forecasting.credentials import mask_log_records, masked_error
 from forecasting.errors import ForecastingError
 from forecasting.locking import model_lock
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from forecasting import console, progress
+from forecasting.credentials import mask_log_records
 from forecasting.errors import ConfigError, ForecastingError
 from forecasting.files import check_storage, output_file, replace_atomically
 from forecasting.storage import make_dirs
@@ -217,8 +218,7 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     text = render_prefect_yaml(settings)
-    # Like every relative path in the config, relative to the config file's folder.
-    output = Path(_config_path(args)).parent / (os.path.expanduser(args.output) if args.output else DEPLOYMENTS_FILE)
+    output = Path(_config_path(args)).parent / (os.path.expanduser(args.output) if args.output else DEPLOYMENTS_FILE)  # as in the config
     if args.check:
         if not output.exists():
             raise ConfigError(f"{output} is missing; run `forecasting deployments` to write it")
@@ -226,9 +226,8 @@ def cmd_deployments(args: argparse.Namespace) -> int:
             raise ConfigError(f"{output} does not match the config; run `forecasting deployments` to regenerate it")
         print(f"{output} matches the config")
         return 0
-    # Only a regular file is replaced (through a symlink, its target); a folder named by --output must exist.
     target = output_file(output, "--output" if args.output else "deployments", "prefect.yaml", create_folder=not args.output)
-    replace_atomically(target, lambda temporary: temporary.write_text(text))
+    replace_atomically(target, lambda temporary: temporary.write_text(text))  # only a regular file is replaced
     specs = deployment_specs(settings)
     scheduled = sum(1 for spec in specs if spec["schedules"])
     print(f"wrote {len(specs)} deployments ({scheduled} with schedules) to {output}")
@@ -374,9 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[progress.PROGRESS_ENV] = "off"
     console.quiet_environment()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from forecasting.database import mask_log_records
-
-    mask_log_records()
+    mask_log_records()  # the database password, in any log record of this process
     _database.clear()
     try:
         return console.with_plain_progress(lambda: args.handler(args))

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forecasting.credentials import DATABASE_PASSWORD_ENV, DATABASE_URL_ENV, parse_url, with_password
 from forecasting.errors import ConfigError
 from forecasting.model_config import ModelConfig, StrictModel
 
@@ -20,9 +21,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_ENV = "FORECASTING_CONFIG"
-DATABASE_URL_ENV = "FORECASTING_DATABASE_URL"
-DATABASE_PASSWORD_ENV = "FORECASTING_DATABASE_PASSWORD"
-DATABASE_PASSWORD_FILE_ENV = "FORECASTING_DATABASE_PASSWORD_FILE"
 STORAGE_ROOT_ENV = "FORECASTING_STORAGE_ROOT"
 DEFAULT_CONFIG_FILE = "forecasting.toml"
 
@@ -287,8 +285,6 @@ def format_validation_error(error: ValidationError) -> str:
 def _refuse_password_in_file(data: dict[str, Any], origin: str) -> None:
     url = (data.get("database") or {}).get("url")
     if isinstance(url, str) and "://" in url:
-        from forecasting.database import parse_url
-
         try:
             password = parse_url(url).password
         except ConfigError:  # an unreadable URL is reported once the environment has had its say
@@ -298,43 +294,6 @@ def _refuse_password_in_file(data: dict[str, Any], origin: str) -> None:
                 f"{origin}: database.url holds a password; keep credentials out of files and set "
                 f"{DATABASE_URL_ENV} or {DATABASE_PASSWORD_ENV} in the environment instead"
             )
-
-
-def database_password() -> str | None:
-    """The password from $FORECASTING_DATABASE_PASSWORD, or from the file $FORECASTING_DATABASE_PASSWORD_FILE
-    names (its trailing newline stripped); None when neither is set."""
-    direct, file = os.environ.get(DATABASE_PASSWORD_ENV), os.environ.get(DATABASE_PASSWORD_FILE_ENV)
-    if direct and file:
-        raise ConfigError(f"{DATABASE_PASSWORD_ENV} and {DATABASE_PASSWORD_FILE_ENV} are both set; set only one of them")
-    if direct:
-        return direct
-    if not file:
-        return None
-    path = Path(file).expanduser()
-    try:
-        if not path.is_file():
-            raise ConfigError(f"{DATABASE_PASSWORD_FILE_ENV}: {path} is not a file (it should hold the database password)")
-        password = path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as error:
-        raise ConfigError(f"{DATABASE_PASSWORD_FILE_ENV}: cannot read {path} ({error.strerror or type(error).__name__})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{DATABASE_PASSWORD_FILE_ENV}: {path} is not UTF-8 text") from None
-    if not password:
-        raise ConfigError(f"{DATABASE_PASSWORD_FILE_ENV}: {path} is empty (it should hold the database password)")
-    return password
-
-
-def with_password(url: str) -> str:
-    """`url` checked readable (a ConfigError without any part of it otherwise) and, for a server
-    database, with the password of `database_password()` when one is set: it replaces any password
-    in the URL. SQLite has no password: its URL passes unchanged."""
-    from forecasting.database import parse_url
-
-    parsed = parse_url(url)
-    password = database_password()
-    if password is None or parsed.get_backend_name() == "sqlite":
-        return url
-    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:

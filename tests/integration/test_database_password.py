@@ -143,7 +143,7 @@ def test_the_password_from_the_environment_or_a_file_completes_the_url(workdir, 
 
 
 def test_every_form_of_the_password_is_masked_in_texts_errors_and_log_records(workdir, monkeypatch):
-    from forecasting.database import MaskedError, mask_log_records, masked_error, redact
+    from forecasting.credentials import MaskedError, mask_log_records, masked_error, redact
     from forecasting.errors import RunError
 
     url = f"postgresql+psycopg://forecaster:{PASSWORD}@127.0.0.1:5432/shop"
