@@ -16,7 +16,7 @@ from prefect.tasks import exponential_backoff
 from flows.logs import forward_library_logs
 from forecasting import steps
 from forecasting.config import Settings
-from forecasting.credentials import mask_log_records, masked_error
+from forecasting.credentials import masked_error
 from forecasting.errors import ForecastingError
 from forecasting.locking import model_lock
 
@@ -120,7 +120,6 @@ def recorded_runs(settings: Settings, models: list[str], mode: str) -> Iterator[
     deadlock), record a `running` row per model, and on any error mark the runs not yet finished
     as failed before the error goes on. The training time limit is enforced inside training and
     tuning (forecasting.training.Deadline), not by a task timeout, which cannot interrupt a thread."""
-    mask_log_records()  # a worker's flow run is not started by the CLI
     logger = get_run_logger()
     forward_library_logs()
     context = run_context()

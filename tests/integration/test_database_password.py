@@ -294,3 +294,25 @@ def test_a_failed_task_and_flow_reach_prefects_records_masked(prefect_server, wo
     texts = [flow_run.state.message or "", *task_messages, *(log.message for log in logs)]
     assert task_messages and any("Traceback" in log.message or "ValueError" in log.message for log in logs), texts
     assert not leaked("\n".join(texts)), texts
+
+
+def test_a_flow_process_the_cli_did_not_start_masks_its_log_records(tmp_path):
+    """A worker's flow run, or a Dask worker running a task, logs from a process of its own: the flow
+    and task code (`forward_library_logs`) masks the password in its log records there too."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, os\n"
+        "from flows.logs import forward_library_logs\n"
+        "logging.basicConfig(format='%(message)s')\n"
+        "forward_library_logs()\n"
+        "logging.getLogger('worker').warning('pulling from %s', os.environ['FORECASTING_DATABASE_URL'])\n"
+        "logging.getLogger('worker').warning('retrying after: invalid literal for int(): %r', 'w/rd@127.0.0.1:5432')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORECASTING_")}
+    env["FORECASTING_DATABASE_URL"] = f"postgresql+psycopg://forecaster:{PASSWORD}@127.0.0.1:5432/shop"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "pulling from postgresql+psycopg://forecaster:***@127.0.0.1:5432/shop" in result.stderr
+    assert "retrying after" in result.stderr and not leaked(result.stdout + result.stderr), result.stderr
