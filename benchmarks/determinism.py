@@ -17,11 +17,11 @@ import sys
 
 ONE_TRAINING = """
 import json, sys, time
-from forecasting.config import load_settings
-from forecasting.datasets import m3_monthly
-from forecasting.training import train
-from forecasting.validation import regularize
-from forecasting.windowing import to_series_arrays
+from forecasting.config.settings import load_settings
+from forecasting.sources.datasets import m3_monthly
+from forecasting.model.training import train
+from forecasting.preparation.validation import regularize
+from forecasting.preparation.windows import to_series_arrays
 series, epochs, deterministic = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 config = load_settings("forecasting.toml").model("monthly")
 config = config.model_copy(update={"epochs": epochs, "patience": epochs, "deterministic": deterministic})

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.database import create_db_engine, frame_to_rows, upsert, upsert_frame
-from forecasting.tables import FORECAST_KEY
-from forecasting.schema import migrate
+from forecasting.sources.database import create_db_engine, frame_to_rows, upsert, upsert_frame
+from forecasting.sources.tables import FORECAST_KEY
+from forecasting.sources.schema import migrate
 
 
 def forecast_rows(series: int, horizon: int, seed: int) -> pd.DataFrame:

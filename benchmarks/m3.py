@@ -42,7 +42,7 @@ def _override(data: dict, dotted: str) -> None:
 
 def m3_split(series: int | None = None, subset: str = "monthly") -> tuple[pd.DataFrame, pd.DataFrame]:
     """One M3 subset in long format: each series' training part `x`, and the held-out `xx`."""
-    from forecasting.datasets import M3_SUBSETS, m3_subset
+    from forecasting.sources.datasets import M3_SUBSETS, m3_subset
 
     full = m3_subset(subset, series, include_test=True)
     held_out = full["ts"] > pd.Timestamp(M3_SUBSETS[subset][1])
@@ -51,7 +51,7 @@ def m3_split(series: int | None = None, subset: str = "monthly") -> tuple[pd.Dat
 
 def _config_data(args: argparse.Namespace, horizon: int) -> dict:
     """The model's config: the named model of the config file, else only the subset's horizon."""
-    from forecasting.config import load_settings
+    from forecasting.config.settings import load_settings
 
     if args.model is None:
         return {"horizon": horizon}
@@ -59,7 +59,7 @@ def _config_data(args: argparse.Namespace, horizon: int) -> dict:
 
 
 def _scores(frame: pd.DataFrame, test_part: pd.DataFrame, scales: dict, name: str) -> dict:
-    from forecasting.evaluation import accuracy_by_step
+    from forecasting.evaluation.metrics import accuracy_by_step
 
     overall = accuracy_by_step(frame, test_part, scales).set_index("step").loc[0]
     return {f"{name}_smape": round(float(overall["smape"]), 3), f"{name}_mase": round(float(overall["mase"]), 4)}
@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from benchmarks.classical import STATSFORECAST_MISSING, classical_forecasts, statsforecast_available
-    from forecasting.config import ModelConfig, format_validation_error
-    from forecasting.datasets import M3_SUBSETS
-    from forecasting.evaluation import accuracy_by_step, baseline_forecasts, seasonal_naive_scale
-    from forecasting.forecaster import RecurrentForecaster
-    from forecasting.windowing import to_series_arrays
+    from forecasting.config.settings import ModelConfig, format_validation_error
+    from forecasting.sources.datasets import M3_SUBSETS
+    from forecasting.evaluation.metrics import accuracy_by_step, baseline_forecasts, seasonal_naive_scale
+    from forecasting.model.forecaster import RecurrentForecaster
+    from forecasting.preparation.windows import to_series_arrays
 
     horizon, season = M3_PROTOCOL[args.subset]
     frequency = M3_SUBSETS[args.subset][0]

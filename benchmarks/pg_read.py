@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def measure(url: str, args: argparse.Namespace) -> dict:
     from benchmarks.scale import synthetic_series
-    from forecasting import pg_copy
-    from forecasting.config import SourceConfig
-    from forecasting.database import create_db_engine, read_observations, records
-    from forecasting.loading import load_observations
-    from forecasting.schema import migrate
+    from forecasting.sources import arrow_reads as pg_copy
+    from forecasting.config.settings import SourceConfig
+    from forecasting.sources.database import create_db_engine, read_observations, records
+    from forecasting.sources.loading import load_observations
+    from forecasting.sources.schema import migrate
 
     engine = create_db_engine(url)
     migrate(engine)

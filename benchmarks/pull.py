@@ -1,4 +1,4 @@
-"""Pull cost: the per-series pull (`forecasting.ingestion`) against the previous single-watermark
+"""Pull cost: the per-series pull (`forecasting.history.ingestion`) against the previous single-watermark
 pull, same data, same run.
 
     .venv/bin/python -m benchmarks.pull [--series 10000] [--length 60] [--backend sqlite|postgres] [--url URL]
@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting import history, steps
-from forecasting.config import Settings
-from forecasting.database import create_db_engine, read_observations, upsert_frame
-from forecasting.schema import migrate
-from forecasting.validation import screen
+from forecasting import steps
+from forecasting.history import store as history
+from forecasting.config.settings import Settings
+from forecasting.sources.database import create_db_engine, read_observations, upsert_frame
+from forecasting.sources.schema import migrate
+from forecasting.preparation.validation import screen
 
 
 def source_rows(series: int, months: pd.DatetimeIndex, seed: int) -> pd.DataFrame:

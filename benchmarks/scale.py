@@ -13,7 +13,7 @@ The series are monthly, `--length` months each, generated reproducibly (`--seed`
 per series, a linear trend, a multiplicative yearly season of random amplitude and phase, and noise.
 The config is a one-layer GRU(`--units`) trained for `--epochs` epochs (no early stopping before
 them), lookback 24, horizon 18, batch 1024, one member, refit. Each command runs in its own process
-with `FORECASTING_PHASES_FILE` set, so the job appends one JSON line per phase (`forecasting.phases`).
+with `FORECASTING_PHASES_FILE` set, so the job appends one JSON line per phase (`forecasting.runtime.phases`).
 
 Prints one JSON line per command: wall seconds, peak RSS of the command's largest process (the
 job or the temporary Prefect server, from `wait4`), `startup` (launch to the first phase: imports,

@@ -83,9 +83,9 @@ def main() -> None:
     frame = synthetic_series(args.series, args.length)
     frame["ts"] = frame["ts"].astype("datetime64[ns]")
     sampler.mark("arrays")
-    from forecasting.config import ModelConfig
-    from forecasting import training
-    from forecasting.windowing import to_series_arrays
+    from forecasting.config.settings import ModelConfig
+    from forecasting.model import training
+    from forecasting.preparation.windows import to_series_arrays
 
     arrays = to_series_arrays(frame, [], "MS")
     del frame

@@ -44,8 +44,8 @@ def networks(spec: str) -> list[tuple[str, str, list[int]]]:
 
 def windows(series: int, length: int, config) -> object:
     from benchmarks.scale import synthetic_series
-    from forecasting.training import fit_scaler, split_for_training
-    from forecasting.windowing import to_series_arrays
+    from forecasting.model.training import fit_scaler, split_for_training
+    from forecasting.preparation.windows import to_series_arrays
 
     frame = synthetic_series(series, length)
     frame["ts"] = pd.to_datetime(frame["ts"])
@@ -76,8 +76,8 @@ def plain_keras(split, config, epochs: int) -> tuple[float, float]:
 
 def job_path(split, config, epochs: int) -> tuple[float, float]:
     """The job's training path on the same windows. (seconds, last val loss)."""
-    from forecasting.model import build_model
-    from forecasting.training import Schedule, fit_windows, set_determinism
+    from forecasting.model.network import build_model
+    from forecasting.model.training import Schedule, fit_windows, set_determinism
 
     set_determinism(config.seed, config.deterministic)
     model = build_model(config, n_inputs=split.x_train.shape[2])
@@ -100,8 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from benchmarks.m3 import _override
-    from forecasting.config import ModelConfig
-    from forecasting.training import set_determinism
+    from forecasting.config.settings import ModelConfig
+    from forecasting.model.training import set_determinism
 
     for name, cell, units in networks(args.networks):
         data = {

@@ -11,9 +11,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.logs import forward_library_logs
-from flows.runs import commit_source_pull, db_task, plain_task, pull_source, recorded_runs, transient_failure
+from flows.tasks import commit_source_pull, db_task, plain_task, pull_source, recorded_runs, transient_failure
 from forecasting import steps
-from forecasting.config import Settings, load_settings
+from forecasting.config.settings import Settings, load_settings
 from forecasting.steps import Mode
 from forecasting.steps.mode import TRAINING_MODES
 

@@ -1,4 +1,4 @@
-"""The library's progress and phase lines (loggers `forecasting.progress` and `forecasting.phases`) in
+"""The library's progress and phase lines (loggers `forecasting.runtime.progress` and `forecasting.runtime.phases`) in
 Prefect's logs: within a flow or task run they go to Prefect's API like the run logger's lines, at INFO.
 Outside a run (a CLI command before its flow starts) they are not sent, so Prefect never warns about
 logs without a flow run."""

@@ -10,8 +10,8 @@ from prefect.schedules import Cron
 
 from flows.forecast_pipeline import forecast_pipeline
 from flows.tune_model import tune_model
-from forecasting.config import load_settings
-from forecasting.deployments import deployment_specs
+from forecasting.config.settings import load_settings
+from forecasting.config.deployments import deployment_specs
 
 FLOWS: dict[str, Flow[..., Any]] = {"forecast-pipeline": forecast_pipeline, "tune-model": tune_model}
 

@@ -7,9 +7,9 @@ from typing import Any, Literal
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.runs import plain_task, single_step_run
+from flows.tasks import plain_task, single_step_run
 from forecasting import steps
-from forecasting.config import Settings, load_settings
+from forecasting.config.settings import Settings, load_settings
 
 
 @plain_task

@@ -1,3 +1,3 @@
-from forecasting.cli import main
+from forecasting.cli.main import main
 
 raise SystemExit(main())

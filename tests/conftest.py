@@ -133,7 +133,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def settings_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Build Settings from a config written into tmp_path (env overrides cleared)."""
-    from forecasting.config import load_settings
+    from forecasting.config.settings import load_settings
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)

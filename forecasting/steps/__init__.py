@@ -16,18 +16,18 @@ dataclasses, turned into plain data (`as_dict()`) only at the flow's boundary.
     accuracy    `score_step`: stored forecasts scored as actuals arrive (forecast_errors); live accuracy
 """
 
-from forecasting.pull_result import PullResult
-from forecasting.steps.accuracy import ScoringSummary, live_markdown, report_step, score_step, with_accuracy
-from forecasting.steps.backtests import BacktestSummary, backtest_step
+from forecasting.history.pull_result import PullResult
+from forecasting.steps.scoring import ScoringSummary, live_markdown, report_step, score_step, with_accuracy
+from forecasting.steps.backtest import BacktestSummary, backtest_step
 from forecasting.steps.data import PreparedData, open_engine, prepare_data
 from forecasting.steps.forecasts import ForecastSummary, forecast_step, repair_parquet_step, write_parquet_step, write_sql_step
 from forecasting.steps.gate import GateFacts, GateResult, apply_gate
-from forecasting.steps.ingestion import commit_pull, pull_step
+from forecasting.steps.pull import commit_pull, pull_step
 from forecasting.steps.mode import MODES, Mode, ModeDecision, ModeFacts, choose_mode, decide_mode
-from forecasting.steps.runs import check_schema, fail_run, finish_run, start_run
+from forecasting.steps.run_records import check_schema, fail_run, finish_run, start_run
 from forecasting.steps.summaries import RunSummary, Writes, format_summary, format_tuning, scores_table, summarise, summary_json
-from forecasting.steps.training import TrainSummary, train_step
-from forecasting.steps.tuning import TuneSummary, tune_step
+from forecasting.steps.train import TrainSummary, train_step
+from forecasting.steps.tune import TuneSummary, tune_step
 
 __all__ = [
     "MODES", "BacktestSummary", "ForecastSummary", "GateFacts", "GateResult", "Mode", "ModeDecision", "ModeFacts", "PreparedData",

@@ -8,17 +8,17 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from forecasting import history
-from forecasting.config import Settings
-from forecasting.database import create_db_engine
-from forecasting.tables import ingestion_state
+from forecasting.history import store as history
+from forecasting.config.settings import Settings
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.tables import ingestion_state
 from forecasting.errors import RunError
-from forecasting.phases import phase
-from forecasting.future import build_arrays
-from forecasting.future_rows import observed_only, split_future
-from forecasting.memory import release_memory
-from forecasting.validation import infer_frequency
-from forecasting.windowing import SeriesArrays
+from forecasting.runtime.phases import phase
+from forecasting.preparation.future_inputs import build_arrays
+from forecasting.history.future_rows import observed_only, split_future
+from forecasting.runtime.memory import release_memory
+from forecasting.preparation.validation import infer_frequency
+from forecasting.preparation.windows import SeriesArrays
 
 STAGING = "staging"  # <storage>/staging/<run_id>.parquet: forecasts staged before the writes
 
@@ -53,7 +53,7 @@ def prepare_data(
     series whose last observation is `source.stale_after` or more periods before the newest one
     are left out (and listed). The rows after each series' last observation are future rows: with
     `future` (default `source.future_features`; a loaded model's own list where one is used), those
-    columns become the arrays' future inputs (`forecasting.future`), else they are left out."""
+    columns become the arrays' future inputs (`forecasting.preparation.future_inputs`), else they are left out."""
     with phase("prepare", data=True) as counts:
         names = list(settings.source.future_features if future is None else future)
         prepared = _prepare(engine, settings, frequency, calendar, drop_stale, names)

@@ -8,16 +8,16 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.artifacts import utc_now
-from forecasting.config import Settings
-from forecasting.database import upsert_frame
-from forecasting.tables import FORECAST_KEY
+from forecasting.model.artifacts import utc_now
+from forecasting.config.settings import Settings
+from forecasting.sources.database import upsert_frame
+from forecasting.sources.tables import FORECAST_KEY
 from forecasting.errors import ConfigError, RunError
-from forecasting.faults import checkpoint
-from forecasting.memory import release_memory
-from forecasting.phases import phase, timed
+from forecasting.runtime.faults import checkpoint
+from forecasting.runtime.memory import release_memory
+from forecasting.runtime.phases import phase, timed
 from forecasting.steps.data import STAGING, open_engine, prepare_data
-from forecasting.storage import make_dirs, read_parquet, write_parquet
+from forecasting.storage.locations import make_dirs, read_parquet, write_parquet
 
 EXAMPLES = 5  # series listed per kind (skipped, constant, stale) in a summary
 
@@ -50,7 +50,7 @@ class ForecastSummary:
 @timed("forecast", data=True)
 def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastSummary:
     """Forecast every series with the champion and stage the rows as `<storage>/staging/<run_id>.parquet`."""
-    from forecasting.registry import load_version
+    from forecasting.publishing.registry import load_version
 
     engine = open_engine(settings)
     loaded = load_version(engine, model_name)
@@ -118,7 +118,7 @@ def write_sql_step(settings: Settings, staged: str) -> int:
 @timed("parquet write", data=True)
 def write_parquet_step(settings: Settings, staged: str) -> int:
     """Upsert the staged forecasts into the hive-partitioned Parquet dataset; returns the rows written."""
-    from forecasting.store import write_forecasts
+    from forecasting.publishing.forecast_dataset import write_forecasts
 
     return write_forecasts(settings.storage_root, read_parquet(settings.locate(staged)), settings.forecasts_root)
 
@@ -126,8 +126,8 @@ def write_parquet_step(settings: Settings, staged: str) -> int:
 @timed("parquet repair", data=True)
 def repair_parquet_step(settings: Settings, model_name: str) -> dict[str, Any]:
     """Rebuild from SQL every Parquet partition of the model that is missing, unreadable or holds
-    a different number of rows than SQL (see `forecasting.repair`); returns what was fixed."""
-    from forecasting.repair import repair_parquet
+    a different number of rows than SQL (see `forecasting.publishing.repair`); returns what was fixed."""
+    from forecasting.publishing.repair import repair_parquet
 
     report = repair_parquet(
         open_engine(settings), settings.storage_root, model_name, settings.model(model_name).intervals, settings.forecasts_root

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from forecasting.accuracy import LiveAccuracy, is_finite
-from forecasting.artifacts import utc_now
-from forecasting.config import Settings, SourceConfig
-from forecasting.model_config import PromotionConfig
+from forecasting.evaluation.live_accuracy import LiveAccuracy, is_finite
+from forecasting.model.artifacts import utc_now
+from forecasting.config.settings import Settings, SourceConfig
+from forecasting.config.model_settings import PromotionConfig
 from forecasting.errors import RunError
 
 Mode = Literal["auto", "retrain", "fine-tune", "forecast"]
@@ -154,8 +154,8 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
 
     "New observations" are those newer than the data watermark of the newest version trained
     (champion or candidate), so a candidate that was not promoted is not trained again on the same data."""
-    from forecasting.registry import champion_version, load_version, newest_version, version_row
-    from forecasting.steps.accuracy import champion_live_accuracy
+    from forecasting.publishing.registry import champion_version, load_version, newest_version, version_row
+    from forecasting.steps.scoring import champion_live_accuracy
     from forecasting.steps.data import newer_observations, open_engine, prepare_data
 
     if requested in ("retrain", "forecast"):

@@ -6,12 +6,12 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from forecasting.config import Settings
-from forecasting.database import masked_url
-from forecasting.pull_result import PullResult
+from forecasting.config.settings import Settings
+from forecasting.sources.database import masked_url
+from forecasting.history.pull_result import PullResult
 from forecasting.steps.forecasts import ForecastSummary
 from forecasting.steps.mode import ModeDecision
-from forecasting.steps.training import TrainSummary
+from forecasting.steps.train import TrainSummary
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Alembic environment: migrations run on the connection handed in by `forecasting.schema`."""
+"""Alembic environment: migrations run on the connection handed in by `forecasting.sources.schema`."""
 
 from alembic import context
 from sqlalchemy import create_engine

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from forecasting.config import ModelConfig
-from forecasting.artifacts import FORMAT_VERSION
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.windowing import to_series_arrays
+from forecasting.config.settings import ModelConfig
+from forecasting.model.artifacts import FORMAT_VERSION
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 
 FOLDER = Path(__file__).parent / f"artifact-v{FORMAT_VERSION}"

@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from flows.forecast_pipeline import forecast_pipeline
-from forecasting.database import create_db_engine
-from forecasting.datasets import m3_monthly
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.datasets import m3_monthly
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
 from tests.integration.test_accuracy import by_hand
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine
-from forecasting.loading import load_observations
-from forecasting.registry import load_version
-from forecasting.schema import migrate
-from forecasting.store import read_forecasts
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.loading import load_observations
+from forecasting.publishing.registry import load_version
+from forecasting.sources.schema import migrate
+from forecasting.publishing.forecast_dataset import read_forecasts
 from tests.conftest import synthetic_frame
 from tests.postgres_server import PostgresServer, create_database, find_binaries
 

@@ -5,12 +5,12 @@ import pytest
 import sqlalchemy as sa
 
 from flows.forecast_pipeline import forecast_pipeline
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
-from forecasting.store import read_forecasts
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
+from forecasting.publishing.forecast_dataset import read_forecasts
 from tests.conftest import synthetic_frame
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

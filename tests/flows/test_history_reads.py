@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from flows.forecast_pipeline import forecast_pipeline
-from forecasting import history
-from forecasting.database import create_db_engine
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
+from forecasting.history import store as history
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
 from tests.conftest import synthetic_frame
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -35,7 +35,7 @@ def count_disk_reads(monkeypatch) -> dict[str, int]:
         read_parquet = history.read_parquet
         monkeypatch.setattr(history, "read_parquet", lambda path, *a, **k: seen(path) or read_parquet(path, *a, **k))
     try:
-        from forecasting import history_cache
+        from forecasting.history import cache as history_cache
     except ImportError:
         return reads
     read_file = history_cache.read_file
@@ -53,7 +53,7 @@ def test_a_forecast_run_reads_each_history_file_once(database_url, settings_for,
     forecast_pipeline(model="tiny", mode="retrain", config=str(path))
     load_observations(engine, settings.source, frame[frame.ts == last])  # a new month: the pull merges, scoring scores
     try:
-        from forecasting import history_cache
+        from forecasting.history import cache as history_cache
 
         history_cache.forget()  # as a fresh process would start
     except ImportError:

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from forecasting import cli, console, orchestrator
+from forecasting.cli import main as cli
+from forecasting.runtime import console
+from forecasting.runtime import orchestrator
 from forecasting.errors import ConfigError
 from tests.conftest import synthetic_frame, write_config
 from tests.flows.test_cli import assert_one_line_error
@@ -334,7 +336,7 @@ def test_commands_name_the_database_they_use(workdir, capsys):
 
 
 def test_password_with_an_at_sign_is_masked_whole():
-    from forecasting.database import masked_url, redact
+    from forecasting.sources.database import masked_url, redact
 
     assert masked_url(LEAKY_URL) == "postgresql+psycopg://u:***@127.0.0.1:1/db"
     assert masked_url("not a url://u:S3cret@Pw0rdX@host/db") == "not a url://u:***@host/db"
@@ -354,7 +356,7 @@ def test_cli_error_with_an_at_sign_password_leaks_no_part_of_it(workdir, capsys,
 @pytest.mark.postgres
 def test_at_sign_password_connects_and_stays_out_of_outputs_and_run_records(postgres_admin_url, workdir, capsys, monkeypatch):
     from forecasting import steps
-    from forecasting.config import load_settings
+    from forecasting.config.settings import load_settings
     from tests.postgres_server import create_database
 
     # The throwaway server trusts local connections, so any password is accepted; it must reach the right host.

@@ -10,10 +10,10 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogWorker
 
 from flows.forecast_pipeline import forecast_pipeline
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
 from tests.conftest import synthetic_frame
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

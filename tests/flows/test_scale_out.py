@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from prefect_dask import DaskTaskRunner
 
 from flows.forecast_pipeline import forecast_models, forecast_pipeline
-from forecasting.config import SourceConfig, load_settings
-from forecasting.database import create_db_engine
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
+from forecasting.config.settings import SourceConfig, load_settings
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
 from tests.conftest import TINY_MODEL, synthetic_frame, toml_value
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

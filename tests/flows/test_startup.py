@@ -9,7 +9,8 @@ from tests.flows.test_operator import cli_env, loaded, workdir  # noqa: F401 - w
 
 WATCH_THE_SPAWN = """
 import sys
-from forecasting import cli, orchestrator
+from forecasting.cli import main as cli
+from forecasting.runtime import orchestrator
 imported_at_spawn = []
 spawn = orchestrator.TemporaryServer._spawn
 

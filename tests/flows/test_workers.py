@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.config import SourceConfig, load_settings
-from forecasting.database import create_db_engine
-from forecasting.deployments import render_prefect_yaml
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
-from forecasting.store import read_forecasts
+from forecasting.config.settings import SourceConfig, load_settings
+from forecasting.sources.database import create_db_engine
+from forecasting.config.deployments import render_prefect_yaml
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
+from forecasting.publishing.forecast_dataset import read_forecasts
 from tests.conftest import s3_keys, synthetic_frame, write_config
 from tests.flows.test_e2e import prefect_env, stop, wait_for  # noqa: F401 - prefect_env is a fixture
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from forecasting.database import create_db_engine
-from forecasting.schema import migrate
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.schema import migrate
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.database import create_db_engine, upsert_frame
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
-from forecasting.steps.accuracy import champion_live_accuracy, score_forecasts
-from forecasting.tables import FORECAST_KEY
+from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
+from forecasting.steps.scoring import champion_live_accuracy, score_forecasts
+from forecasting.sources.tables import FORECAST_KEY
 from tests.conftest import pull, synthetic_frame
 
 ORIGIN_INDEX = 29  # the forecasts are made from each series' 30th month
@@ -166,7 +166,7 @@ def test_a_schema_from_before_forecast_errors_is_named_and_init_migrates_it(data
     from alembic import command
 
     from forecasting.errors import ConfigError
-    from forecasting.schema import _alembic_config, head_revision
+    from forecasting.sources.schema import _alembic_config, head_revision
     from forecasting.steps import check_schema
 
     settings, _ = settings_for(database_url)

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.backtesting import backtest, cut, rolling_origins
-from forecasting.config import ModelConfig
-from forecasting.windowing import to_series_arrays
+from forecasting.evaluation.backtesting import backtest, cut, rolling_origins
+from forecasting.config.settings import ModelConfig
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 from tests.flows.test_cli import assert_one_line_error, forecasting
 
@@ -74,10 +74,10 @@ def test_backtest_command_stores_scores_and_replaces_them_when_repeated(tmp_path
 
 def test_backtest_step_stores_the_same_rows_on_each_database(database_url, settings_for):
     from forecasting import steps
-    from forecasting.config import SourceConfig
-    from forecasting.database import create_db_engine
-    from forecasting.loading import load_observations
-    from forecasting.schema import migrate
+    from forecasting.config.settings import SourceConfig
+    from forecasting.sources.database import create_db_engine
+    from forecasting.sources.loading import load_observations
+    from forecasting.sources.schema import migrate
     from tests.conftest import pull
 
     settings, _ = settings_for(database_url, model={"epochs": 2})
@@ -94,9 +94,9 @@ def test_backtest_step_stores_the_same_rows_on_each_database(database_url, setti
 
 
 def test_backtest_feeds_the_future_features_after_each_origin_without_its_targets():
-    from forecasting.config import SourceConfig
-    from forecasting.future import build_arrays
-    from forecasting.future_rows import split_future
+    from forecasting.config.settings import SourceConfig
+    from forecasting.preparation.future_inputs import build_arrays
+    from forecasting.history.future_rows import split_future
     from tests.conftest import promotion_frame
 
     frame = promotion_frame(n_series=4, length=48, ahead=0)
@@ -120,8 +120,8 @@ def test_backtest_feeds_the_future_features_after_each_origin_without_its_target
 
 def test_backtests_with_and_without_future_features_keep_their_own_rows(settings_for):
     from forecasting import steps
-    from forecasting.database import create_db_engine
-    from forecasting.schema import migrate
+    from forecasting.sources.database import create_db_engine
+    from forecasting.sources.schema import migrate
     from tests.conftest import insert_promotion_rows, promotion_frame, pull
     from tests.integration.test_future_features import execute
 

@@ -62,7 +62,7 @@ def test_m3_subset_benchmark_runs_derived_defaults_beside_seasonal_naive():
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["dataset"] == "m3-quarterly" and line["series"] == 12
     from benchmarks.m3 import m3_split
-    from forecasting.defaults import default_lookback
+    from forecasting.model.defaults import default_lookback
 
     lengths = m3_split(12, "quarterly")[0].groupby("series_id").size().tolist()
     config = line["config"]
@@ -75,7 +75,7 @@ def test_classical_baselines_score_like_the_model():
     pytest.importorskip("statsforecast")
     from benchmarks.classical import classical_forecasts
     from benchmarks.m3 import m3_split
-    from forecasting.evaluation import accuracy_by_step
+    from forecasting.evaluation.metrics import accuracy_by_step
 
     train_part, test_part = m3_split(3, "quarterly")
     frames = classical_forecasts(train_part, 8, 4, "QS")

@@ -1,4 +1,4 @@
-"""SQLite bulk upserts (forecasting.bulk) store exactly what SQLAlchemy's row-by-row upsert stores:
+"""SQLite bulk upserts (forecasting.sources.upserts) store exactly what SQLAlchemy's row-by-row upsert stores:
 timestamps in SQLAlchemy's format, NULL for missing values, replaced rows on a conflict."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.bulk import sqlite_upsert_frame
-from forecasting.database import create_db_engine, frame_to_rows, upsert, upsert_frame
+from forecasting.sources.upserts import sqlite_upsert_frame
+from forecasting.sources.database import create_db_engine, frame_to_rows, upsert, upsert_frame
 from forecasting.errors import ConfigError
-from forecasting.schema import migrate
-from forecasting.tables import FORECAST_KEY
+from forecasting.sources.schema import migrate
+from forecasting.sources.tables import FORECAST_KEY
 
 
 def forecast_frame(rows: int, seed: int) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def stored(path) -> list[tuple]:
 
 
 def test_bulk_path_stores_what_the_row_by_row_upsert_stores(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("forecasting.bulk.CHUNK_ROWS", 7)  # several chunks
+    monkeypatch.setattr("forecasting.sources.upserts.CHUNK_ROWS", 7)  # several chunks
     results = {}
     for method in ("rows", "bulk"):
         path = tmp_path / f"{method}.db"

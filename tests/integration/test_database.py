@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.database import create_db_engine, frame_to_rows, masked_url, upsert, upsert_frame
-from forecasting.tables import FORECAST_KEY
-from forecasting.schema import migrate
+from forecasting.sources.database import create_db_engine, frame_to_rows, masked_url, upsert, upsert_frame
+from forecasting.sources.tables import FORECAST_KEY
+from forecasting.sources.schema import migrate
 
 
 def forecast_frame(n_series=50, horizon=6, shift=0.0):

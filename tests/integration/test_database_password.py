@@ -10,8 +10,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from forecasting import cli
-from forecasting.config import load_settings
+from forecasting.cli import main as cli
+from forecasting.config.settings import load_settings
 from forecasting.errors import ConfigError
 from tests.conftest import synthetic_frame, write_config
 
@@ -56,7 +56,7 @@ def leaked(text, password=PASSWORD):
     ],
 )
 def test_passwords_with_special_characters_are_read_whole(url, user, password, host, port, database):
-    from forecasting.database import masked_url, parse_url
+    from forecasting.sources.database import masked_url, parse_url
 
     parsed = parse_url(url)
     assert (parsed.username, parsed.password, parsed.host, parsed.port, parsed.database) == (user, password, host, port, database)
@@ -105,7 +105,7 @@ def test_a_password_with_special_characters_in_the_config_file_is_refused_withou
 
 
 def test_the_password_from_the_environment_or_a_file_completes_the_url(workdir, monkeypatch):
-    from forecasting.database import masked_url, parse_url
+    from forecasting.sources.database import masked_url, parse_url
 
     path = write_config(workdir, "postgresql+psycopg://forecaster@db.example.com:5432/shop")
     monkeypatch.setenv("FORECASTING_DATABASE_PASSWORD", PASSWORD)
@@ -267,7 +267,7 @@ def test_a_failed_task_and_flow_reach_prefects_records_masked(prefect_server, wo
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    from flows.runs import masked_errors, plain_task
+    from flows.tasks import masked_errors, plain_task
 
     url = f"postgresql+psycopg://forecaster:{PASSWORD}@127.0.0.1:5432/shop"
     monkeypatch.setenv("FORECASTING_DATABASE_URL", url)

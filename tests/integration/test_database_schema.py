@@ -7,11 +7,11 @@ import pytest
 import sqlalchemy as sa
 
 from forecasting import steps
-from forecasting.cli import main
-from forecasting.config import load_settings, parse_settings
-from forecasting.database import create_db_engine
+from forecasting.cli.main import main
+from forecasting.config.settings import load_settings, parse_settings
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import ConfigError
-from forecasting.schema import head_revision
+from forecasting.sources.schema import head_revision
 from tests.conftest import synthetic_frame, write_config
 from tests.postgres_server import create_database
 
@@ -132,10 +132,10 @@ def test_sqlite_refuses_a_schema_and_table_names_stay_checked(tmp_path):
 
 def test_sqlite_reads_a_schema_qualified_source(tmp_path, config_file):
     """SQLite's own schema names (`main`, attached databases) qualify a source table too."""
-    from forecasting.loading import load_observations
-    from forecasting.config import SourceConfig
-    from forecasting.schema import migrate
-    from forecasting.database import read_observations
+    from forecasting.sources.loading import load_observations
+    from forecasting.config.settings import SourceConfig
+    from forecasting.sources.schema import migrate
+    from forecasting.sources.database import read_observations
 
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(engine)

@@ -5,16 +5,16 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import training
-from forecasting.config import ModelConfig, SourceConfig
-from forecasting.database import create_db_engine
+from forecasting.model import training
+from forecasting.config.settings import ModelConfig, SourceConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.loading import load_observations
-from forecasting.model import build_model
-from forecasting.schema import migrate
-from forecasting.training import Deadline, TrainingTimeout, fine_tune, train
-from forecasting.tuning import search
-from forecasting.windowing import to_series_arrays
+from forecasting.sources.loading import load_observations
+from forecasting.model.network import build_model
+from forecasting.sources.schema import migrate
+from forecasting.model.training import Deadline, TrainingTimeout, fine_tune, train
+from forecasting.model.tuning import search
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 
 MESSAGE = r"training stopped: it ran longer than the limit of .* minutes \(models\.<name>\.training_timeout_minutes\)"
@@ -74,7 +74,7 @@ def test_the_limit_covers_the_refit_and_fine_tuning(clock, monkeypatch):
     assert len(built) == 2
     monkeypatch.setattr(training, "build_model", build_model)
     parent = train(arrays, config.model_copy(update={"refit": False}), season=12)
-    from forecasting.model import compile_model
+    from forecasting.model.network import compile_model
 
     def compile_and_age(*args, **kwargs):  # fine-tuning starts its clock, then compiles the parent
         clock.now += 5 * 60

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from forecasting import steps
-from forecasting.config import SourceConfig, parse_settings
-from forecasting.database import create_db_engine
-from forecasting.loading import load_observations
-from forecasting.registry import load_version
-from forecasting.schema import migrate
+from forecasting.config.settings import SourceConfig, parse_settings
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.loading import load_observations
+from forecasting.publishing.registry import load_version
+from forecasting.sources.schema import migrate
 from tests.conftest import pull
 
 

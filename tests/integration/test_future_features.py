@@ -6,14 +6,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history, steps
-from forecasting.config import ModelConfig, SourceConfig
-from forecasting.database import create_db_engine
+from forecasting import steps
+from forecasting.history import store as history
+from forecasting.config.settings import ModelConfig, SourceConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import ConfigError, InputError
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.future import build_arrays
-from forecasting.future_rows import split_future
-from forecasting.schema import migrate
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.preparation.future_inputs import build_arrays
+from forecasting.history.future_rows import split_future
+from forecasting.sources.schema import migrate
 from tests.conftest import TINY_MODEL, insert_promotion_rows, promotion_frame
 
 
@@ -194,7 +195,7 @@ def test_adding_future_features_to_a_running_deployment_retrains_and_replaces_th
 def test_forecasting_load_stores_the_future_feature_columns_of_a_file(project, tmp_path):
     """`forecasting load` keeps a file's future-feature column (the observed rows' promo), so the pull
     does not quarantine those rows for a missing promo."""
-    from forecasting.cli import main
+    from forecasting.cli.main import main
 
     settings, engine = project()
     path = tmp_path / "obs.csv"

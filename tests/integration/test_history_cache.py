@@ -4,7 +4,8 @@ from memory is what a read from the disk gives."""
 import numpy as np
 import pandas as pd
 
-from forecasting import history, history_cache
+from forecasting.history import store as history
+from forecasting.history import cache as history_cache
 from tests.conftest import synthetic_frame
 
 
@@ -64,7 +65,7 @@ def test_a_read_of_some_series_gives_their_rows_only(tmp_path):
 def test_the_store_sorted_a_column_at_a_time_is_sort_by_exactly():
     import pyarrow as pa
 
-    from forecasting.history_cache import sorted_table
+    from forecasting.history.cache import sorted_table
 
     rng = np.random.default_rng(0)
     buckets = []

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history, steps
-from forecasting.config import SourceConfig
+from forecasting import steps
+from forecasting.history import store as history
+from forecasting.config.settings import SourceConfig
 from forecasting.errors import ConfigError, RunError
-from forecasting.loading import load_observations
-from forecasting.validation import fill_gaps
+from forecasting.sources.loading import load_observations
+from forecasting.preparation.validation import fill_gaps
 from tests.conftest import synthetic_frame
 
 
@@ -307,7 +308,7 @@ def test_gap_policies():
 
 
 def test_reads_in_several_chunks_give_what_the_source_holds(project, monkeypatch):
-    from forecasting import ingestion
+    from forecasting.history import ingestion
 
     monkeypatch.setattr(ingestion, "CHUNK", 3)
     settings, engine = project(late_arrival="40D")

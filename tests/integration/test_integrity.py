@@ -8,14 +8,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history, steps
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine
+from forecasting import steps
+from forecasting.history import store as history
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.loading import load_observations
-from forecasting.registry import champion_version, list_versions, load_version
-from forecasting.scaling import MAX_ABS_VALUE
-from forecasting.schema import migrate
+from forecasting.sources.loading import load_observations
+from forecasting.publishing.registry import champion_version, list_versions, load_version
+from forecasting.preparation.scaling import MAX_ABS_VALUE
+from forecasting.sources.schema import migrate
 from tests.conftest import pull, synthetic_frame
 
 GOOD = {"epochs": 25, "patience": 5}
@@ -120,7 +121,7 @@ def test_constant_and_all_zero_series_forecast_their_value_and_are_flagged(proje
 
 
 def test_an_all_zero_input_window_forecasts_zero():
-    from forecasting.prediction import constant_value
+    from forecasting.model.prediction import constant_value
 
     values = np.concatenate([np.arange(1.0, 25.0), np.zeros(12)])[:, None]
     assert constant_value(values, 12, window_scaling=True) == (0.0, "last 12 observations all zero")
@@ -188,9 +189,9 @@ def test_fine_tuned_versions_are_scored_by_a_network_that_never_saw_the_holdout(
 def test_a_non_finite_network_forecast_is_skipped_with_a_reason_never_written():
     import keras
 
-    from forecasting.prediction import predict
-    from forecasting.scaling import SeriesScaler
-    from forecasting.windowing import to_series_arrays
+    from forecasting.model.prediction import predict
+    from forecasting.preparation.scaling import SeriesScaler
+    from forecasting.preparation.windows import to_series_arrays
 
     arrays = to_series_arrays(synthetic_frame(n_series=2), [])
     scaler = SeriesScaler.fit(arrays.values, target="series")

@@ -7,14 +7,14 @@ import pytest
 import sqlalchemy as sa
 
 from forecasting import steps
-from forecasting.config import ModelConfig, SourceConfig
-from forecasting.database import create_db_engine
+from forecasting.config.settings import ModelConfig, SourceConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.loading import load_observations
-from forecasting.registry import champion_version, list_versions, promote, rollback
-from forecasting.schema import migrate
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.windowing import to_series_arrays
+from forecasting.sources.loading import load_observations
+from forecasting.publishing.registry import champion_version, list_versions, promote, rollback
+from forecasting.sources.schema import migrate
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, pull, synthetic_frame
 
 GOOD = {"epochs": 25, "patience": 5}
@@ -70,7 +70,7 @@ def test_gate_keeps_a_worse_candidate_and_promotes_a_better_one(setup):
     assert versions.loc[3, "holdout_score"] > versions.loc[3, "champion_score"]
     # Both sides are scored by their networks that never saw the holdout (the champion's refit
     # network has seen it), so both scores are out of sample.
-    from forecasting.registry import load_version
+    from forecasting.publishing.registry import load_version
 
     held_out = load_version(engine, "tiny", 2).holdout_forecaster()
     data = steps.prepare_data(engine, settings)
@@ -185,7 +185,7 @@ def test_auto_and_fine_tune_measure_new_data_from_the_newest_version_not_only_th
 
 @pytest.mark.parametrize("damage", ["model", "manifest"])
 def test_a_damaged_champion_does_not_block_a_retrain(setup, damage):
-    from forecasting.registry import load_version
+    from forecasting.publishing.registry import load_version
 
     settings, engine = setup(**GOOD)
     steps.train_step(settings, "tiny", "r1", mode="retrain")

@@ -2,11 +2,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine, read_observations
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine, read_observations
 from forecasting.errors import InputError
-from forecasting.loading import load_observations, read_observation_file
-from forecasting.schema import migrate
+from forecasting.sources.loading import load_observations, read_observation_file
+from forecasting.sources.schema import migrate
 
 
 @pytest.fixture

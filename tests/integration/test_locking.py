@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.database import create_db_engine
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.locking import model_lock
+from forecasting.sources.locking import model_lock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from forecasting.database import create_db_engine
-from forecasting.locking import model_lock
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.locking import model_lock
 with model_lock(create_db_engine(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], timeout=30):
     print("locked", flush=True)
     time.sleep(float(sys.argv[4]))

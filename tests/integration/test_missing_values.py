@@ -5,13 +5,13 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from forecasting import ingestion
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine, upsert_frame
-from forecasting.loading import load_observations
-from forecasting.pull_result import PullResult
-from forecasting.schema import migrate
-from forecasting.tables import FORECAST_KEY
+from forecasting.history import ingestion
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.sources.loading import load_observations
+from forecasting.history.pull_result import PullResult
+from forecasting.sources.schema import migrate
+from forecasting.sources.tables import FORECAST_KEY
 
 
 def arrow_floats(*values):

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history
-from forecasting.database import create_db_engine, upsert_frame
-from forecasting.repair import repair_parquet
-from forecasting.schema import migrate
-from forecasting.storage import is_remote, location
-from forecasting.store import read_forecasts, write_forecasts
-from forecasting.tables import FORECAST_KEY
+from forecasting.history import store as history
+from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.publishing.repair import repair_parquet
+from forecasting.sources.schema import migrate
+from forecasting.storage.locations import is_remote, location
+from forecasting.publishing.forecast_dataset import read_forecasts, write_forecasts
+from forecasting.sources.tables import FORECAST_KEY
 from tests.conftest import s3_keys, synthetic_frame
 from tests.unit.test_store import forecast_rows
 
@@ -134,7 +134,7 @@ def test_readme_duckdb_example(dataset_on_s3):
 @pytest.mark.postgres
 def test_lock_on_an_object_store_is_the_postgresql_advisory_lock_never_a_file(s3_root, postgres_admin_url, tmp_path):
     from forecasting.errors import ConfigError
-    from forecasting.locking import model_lock
+    from forecasting.sources.locking import model_lock
     from tests.postgres_server import create_database
 
     root = location(s3_root)

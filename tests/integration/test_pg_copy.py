@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import pg_copy
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine, read_observations, records
+from forecasting.sources import arrow_reads as pg_copy
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine, read_observations, records
 from tests.postgres_server import create_database
 
 pytestmark = pytest.mark.postgres
@@ -76,7 +76,7 @@ def test_copy_read_is_used_on_postgresql(postgres_admin_url, monkeypatch):
 @pytest.mark.parametrize("staged", ["timestamps", "text"])
 def test_bulk_upsert_into_timestamptz_keeps_utc_on_a_server_in_another_zone(postgres_admin_url, staged):
     """`load` into a TIMESTAMPTZ source on a database whose TimeZone is Europe/Berlin: naive times are UTC."""
-    from forecasting.loading import load_observations
+    from forecasting.sources.loading import load_observations
 
     url = create_database(postgres_admin_url)
     engine = create_db_engine(url)

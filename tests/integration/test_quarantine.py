@@ -9,14 +9,14 @@ import sqlalchemy as sa
 from alembic import command
 
 from forecasting import steps
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import ConfigError
-from forecasting.loading import load_observations
-from forecasting.quarantine import row_key
-from forecasting.report_data import quarantine_counts
-from forecasting.schema import _alembic_config, head_revision, migrate
-from forecasting.tables import quarantine
+from forecasting.sources.loading import load_observations
+from forecasting.history.quarantine import row_key
+from forecasting.report.contents import quarantine_counts
+from forecasting.sources.schema import _alembic_config, head_revision, migrate
+from forecasting.sources.tables import quarantine
 from tests.conftest import insert_promotion_rows, promotion_frame, synthetic_frame
 
 COLUMNS = ("series_id", "ts", "reason", "run_id", "last_run_id", "seen_count", "resolved_run_id")
@@ -204,7 +204,7 @@ def test_migration_0008_downgrades_to_the_0007_table(database_url):
 def test_a_slower_pull_does_not_resolve_a_row_another_pull_just_quarantined_again(database_url):
     """Two runs pulling one source at once, interleaved by hand: A reads the open rows (its pull found
     the row usable), B quarantines the row again, then A marks what it read as resolved."""
-    from forecasting import quarantine as module
+    from forecasting.history import quarantine as module
 
     engine = create_db_engine(database_url)
     migrate(engine)
@@ -221,7 +221,7 @@ def test_a_slower_pull_does_not_resolve_a_row_another_pull_just_quarantined_agai
 
 def test_a_history_store_holding_a_row_without_series_id_is_still_pulled_into(database_url, settings_for):
     """Older versions stored a source row without a series id in the history store; pulls into such a store go on."""
-    from forecasting import history
+    from forecasting.history import store as history
 
     settings, _ = settings_for(database_url, source={"frequency": "MS"})
     engine = create_db_engine(settings.database.url)

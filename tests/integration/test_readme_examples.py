@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.database import create_db_engine, upsert_frame
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
-from forecasting.steps.accuracy import score_forecasts
-from forecasting.store import write_forecasts
-from forecasting.tables import FORECAST_KEY
+from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
+from forecasting.steps.scoring import score_forecasts
+from forecasting.publishing.forecast_dataset import write_forecasts
+from forecasting.sources.tables import FORECAST_KEY
 from tests.conftest import pull, synthetic_frame
 from tests.integration.test_accuracy import forecast_frame
 

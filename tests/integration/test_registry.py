@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.config import ModelConfig
-from forecasting.database import create_db_engine
+from forecasting.config.settings import ModelConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.artifacts import FORMAT_VERSION
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.registry import list_versions, load_version, register_version
-from forecasting.schema import migrate
-from forecasting.windowing import to_series_arrays
+from forecasting.model.artifacts import FORMAT_VERSION
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.publishing.registry import list_versions, load_version, register_version
+from forecasting.sources.schema import migrate
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 
 
@@ -40,9 +40,9 @@ def test_registered_version_forecasts_the_same_in_a_new_process(trained, tmp_pat
     synthetic_frame().to_parquet(frame_path)
     script = f"""
 import pandas as pd
-from forecasting.database import create_db_engine
-from forecasting.registry import load_version
-from forecasting.windowing import to_series_arrays
+from forecasting.sources.database import create_db_engine
+from forecasting.publishing.registry import load_version
+from forecasting.preparation.windows import to_series_arrays
 loaded = load_version(create_db_engine({str(engine.url)!r}), "tiny", 1)
 arrays = to_series_arrays(pd.read_parquet({str(frame_path)!r}), [])
 out = loaded.predict(arrays).forecasts

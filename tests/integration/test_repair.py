@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from forecasting.database import create_db_engine, upsert_frame
-from forecasting.tables import FORECAST_KEY
-from forecasting.repair import format_repair, repair_parquet
-from forecasting.schema import migrate
-from forecasting.store import forecasts_root, read_forecasts, write_forecasts
+from forecasting.sources.database import create_db_engine, upsert_frame
+from forecasting.sources.tables import FORECAST_KEY
+from forecasting.publishing.repair import format_repair, repair_parquet
+from forecasting.sources.schema import migrate
+from forecasting.publishing.forecast_dataset import forecasts_root, read_forecasts, write_forecasts
 from tests.unit.test_store import forecast_rows
 
 
@@ -119,8 +119,8 @@ def test_repair_command_reports_what_it_fixed(tmp_path):
 
 def test_runs_rebuild_every_origin_after_the_dataset_is_removed_or_a_partition_truncated(database_url, settings_for, prefect_server):
     from flows.forecast_pipeline import forecast_pipeline
-    from forecasting.config import SourceConfig
-    from forecasting.loading import load_observations
+    from forecasting.config.settings import SourceConfig
+    from forecasting.sources.loading import load_observations
     from forecasting.steps import format_summary
     from tests.conftest import synthetic_frame
 

@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from forecasting.database import create_db_engine
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import ConfigError
-from forecasting.loading import load_observations
-from forecasting.registry import set_alias
-from forecasting.report import build_report, run_report
-from forecasting.schema import migrate
-from forecasting.steps.accuracy import score_forecasts
+from forecasting.sources.loading import load_observations
+from forecasting.publishing.registry import set_alias
+from forecasting.report.render import build_report, run_report
+from forecasting.sources.schema import migrate
+from forecasting.steps.scoring import score_forecasts
 from tests.conftest import pull
 from tests.integration.test_accuracy import scenario  # noqa: F401  (the fixture)
 
@@ -75,7 +75,7 @@ def test_report_refuses_unknown_series_and_models_without_forecasts(scenario, tm
 
 
 def test_report_command_writes_the_file_and_bad_input_is_one_line_exit_2(scenario, capsys, tmp_path):
-    from forecasting.cli import main
+    from forecasting.cli.main import main
 
     settings, engine, full, months, forecasts = scenario
     config = str(tmp_path / "forecasting.toml")
@@ -120,7 +120,7 @@ def test_report_output_replaces_only_a_regular_file_and_writes_through_a_symlink
     """Issue 26.1 and 26.9: a FIFO, a device, a symlink to either, a dangling symlink, a directory or
     a missing folder are refused (exit 2, one line, nothing changed); a symlink to a regular file is
     written through (the link stays)."""
-    from forecasting.cli import main
+    from forecasting.cli.main import main
 
     config = str(tmp_path / "forecasting.toml")
     folder = tmp_path / "targets"
@@ -156,7 +156,7 @@ def test_report_output_replaces_only_a_regular_file_and_writes_through_a_symlink
 
 
 def test_deployments_output_follows_the_same_rule(tmp_path, capsys, monkeypatch):
-    from forecasting.cli import main
+    from forecasting.cli.main import main
     from tests.conftest import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
@@ -181,7 +181,7 @@ def test_deployments_output_follows_the_same_rule(tmp_path, capsys, monkeypatch)
 
 
 def test_a_sqlite_database_that_is_not_a_regular_file_is_refused(tmp_path, capsys, monkeypatch):
-    from forecasting.cli import main
+    from forecasting.cli.main import main
     from tests.conftest import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
@@ -195,8 +195,8 @@ def test_a_sqlite_database_that_is_not_a_regular_file_is_refused(tmp_path, capsy
 
 
 def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, capsys, monkeypatch):
-    from forecasting.cli import main
-    from forecasting.datasets import m3_monthly
+    from forecasting.cli.main import main
+    from forecasting.sources.datasets import m3_monthly
     from tests.conftest import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
@@ -205,7 +205,7 @@ def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, c
     config.write_text(config.read_text().replace("[models.tiny]", "[models.monthly]"))
     engine = create_db_engine(f"sqlite:///{tmp_path / 'demo.db'}")
     migrate(engine)
-    from forecasting.config import load_settings
+    from forecasting.config.settings import load_settings
 
     load_observations(engine, load_settings(config).source, m3_monthly(3))
     assert main(["--config", str(config), "demo", "--series", "3", "--advance", "2"]) == 0

@@ -2,8 +2,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from forecasting.database import create_db_engine
-from forecasting.schema import head_revision, migrate
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.schema import head_revision, migrate
 
 TABLES = {"observations", "forecasts", "model_versions", "model_aliases", "runs"}
 

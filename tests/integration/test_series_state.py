@@ -6,17 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.cli import main
-from forecasting.config import ModelConfig
-from forecasting.database import create_db_engine
+from forecasting.cli.main import main
+from forecasting.config.settings import ModelConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import RunError
-from forecasting.model import build_model
-from forecasting.artifacts import FORMAT_VERSION, SERIES_FILE, read_series_state
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.registry import load_version, register_version
-from forecasting.scaling import SeriesScaler
-from forecasting.schema import migrate
-from forecasting.windowing import to_series_arrays
+from forecasting.model.network import build_model
+from forecasting.model.artifacts import FORMAT_VERSION, SERIES_FILE, read_series_state
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.publishing.registry import load_version, register_version
+from forecasting.preparation.scaling import SeriesScaler
+from forecasting.sources.schema import migrate
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame, write_config
 
 

@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history, steps
-from forecasting.database import create_db_engine
-from forecasting.schema import migrate
+from forecasting import steps
+from forecasting.history import store as history
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.schema import migrate
 
 START = pd.Timestamp("2024-01-01 00:00")  # UTC
 
@@ -57,7 +58,7 @@ def test_the_text_bound_reads_at_most_14_hours_before_since_whatever_the_text_fo
     """The SQL bound on a text time column is `since` minus 14 hours (the largest UTC offset) as
     'YYYY-MM-DD HH:MM:SS': an hourly series re-reads 14 rows, not two days of them, and every row after
     `since` is read whatever its form ('T' or a space, unpadded fields, a date alone, an offset)."""
-    from forecasting.database import read_observations
+    from forecasting.sources.database import read_observations
 
     settings, engine = project
     since = pd.Timestamp("2024-03-10 12:00")

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from forecasting import steps
-from forecasting.config import ModelConfig, SourceConfig
-from forecasting.database import create_db_engine
-from forecasting.loading import load_observations
-from forecasting.schema import migrate
-from forecasting.tuning import apply_hyperparameters, search
-from forecasting.windowing import to_series_arrays
+from forecasting.config.settings import ModelConfig, SourceConfig
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.loading import load_observations
+from forecasting.sources.schema import migrate
+from forecasting.model.tuning import apply_hyperparameters, search
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, pull, synthetic_frame
 
 SPACE = {
@@ -59,9 +59,9 @@ def test_apply_hyperparameters_validates():
 RESUMABLE = """
 import sys
 import keras
-from forecasting.config import ModelConfig
-from forecasting.tuning import search
-from forecasting.windowing import to_series_arrays
+from forecasting.config.settings import ModelConfig
+from forecasting.model.tuning import search
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, pull, synthetic_frame
 config = ModelConfig(**{**TINY_MODEL, "tuning": %s})
 search(to_series_arrays(synthetic_frame(), []), config, __import__("pathlib").Path(sys.argv[1]), "random", 3)
@@ -142,9 +142,9 @@ def test_tune_model_flow_records_the_run_and_the_winner(settings_for):
 
 
 def test_a_search_with_future_features_builds_and_fits_the_two_input_network(tmp_path):
-    from forecasting.future import build_arrays
-    from forecasting.future_rows import split_future
-    from forecasting.model import future_inputs
+    from forecasting.preparation.future_inputs import build_arrays
+    from forecasting.history.future_rows import split_future
+    from forecasting.model.network import future_inputs
     from tests.conftest import promotion_frame
 
     observed, ahead = split_future(promotion_frame(n_series=4, length=36, ahead=6))
@@ -153,8 +153,8 @@ def test_a_search_with_future_features_builds_and_fits_the_two_input_network(tmp
     result = search(arrays, config, tmp_path / "search", "random", 1)
     assert result.trials_completed == 1
     tuned = apply_hyperparameters(config, result.hyperparameters)
-    from forecasting.tuning import RecurrentHyperModel
-    from forecasting.training import fit_scaler, split_for_training
+    from forecasting.model.tuning import RecurrentHyperModel
+    from forecasting.model.training import fit_scaler, split_for_training
 
     split = split_for_training(arrays, fit_scaler(arrays, tuned), tuned)
     import keras_tuner as kt

@@ -6,13 +6,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting import history, steps
-from forecasting.config import SourceConfig
-from forecasting.database import create_db_engine
+from forecasting import steps
+from forecasting.history import store as history
+from forecasting.config.settings import SourceConfig
+from forecasting.sources.database import create_db_engine
 from forecasting.errors import InputError
-from forecasting.loading import load_observations, read_observation_file
-from forecasting.schema import migrate
-from forecasting.validation import on_grid, regularize, screen, to_utc_naive
+from forecasting.sources.loading import load_observations, read_observation_file
+from forecasting.sources.schema import migrate
+from forecasting.preparation.validation import on_grid, regularize, screen, to_utc_naive
 from tests.conftest import synthetic_frame
 
 

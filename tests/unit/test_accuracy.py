@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.accuracy import insample_scales, live_accuracy, needs_scoring, score_rows, seasonal_naive_values, summary_figures
-from forecasting.evaluation import seasonal_naive_scale
+from forecasting.evaluation.live_accuracy import insample_scales, live_accuracy, needs_scoring, score_rows, seasonal_naive_values, summary_figures
+from forecasting.evaluation.metrics import seasonal_naive_scale
 
 
 def series(values, sid="a", start="2020-01-01"):
@@ -85,7 +85,7 @@ def test_live_accuracy_reads_the_latest_window_and_summary_figures_the_coverage(
 
 
 def test_the_run_summary_and_the_live_artifact_name_the_figures_and_the_report():
-    from forecasting.steps.accuracy import live_markdown
+    from forecasting.steps.scoring import live_markdown
     from forecasting.steps.summaries import _accuracy_line
 
     live = {

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecasting.artifacts import FORMAT_VERSION, SERIES_FILE, read_manifest
+from forecasting.model.artifacts import FORMAT_VERSION, SERIES_FILE, read_manifest
 from forecasting.errors import RunError
-from forecasting.forecaster import RecurrentForecaster
+from forecasting.model.forecaster import RecurrentForecaster
 
 COMMITTED = Path(__file__).parents[1] / "data" / "artifact-v1"
 COMMITTED_V2 = Path(__file__).parents[1] / "data" / "artifact-v2"
@@ -60,9 +60,9 @@ def test_checksum_mismatch_is_refused(tmp_path):
 TRAIN_AND_DIGEST = """
 import hashlib, json
 import numpy as np
-from forecasting.config import ModelConfig
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.windowing import to_series_arrays
+from forecasting.config.settings import ModelConfig
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 arrays = to_series_arrays(synthetic_frame(), [])
 result = RecurrentForecaster.fit(arrays, ModelConfig(**TINY_MODEL)).forecaster

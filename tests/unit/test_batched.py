@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.batched import encode_windows
-from forecasting.scaling import SeriesScaler
-from forecasting.windowing import make_windows
+from forecasting.preparation.batch_scaling import encode_windows
+from forecasting.preparation.scaling import SeriesScaler
+from forecasting.preparation.windows import make_windows
 
 
 @pytest.mark.parametrize("target", ["window_log", "window", "series"])
@@ -38,7 +38,7 @@ def test_batch_equals_series_by_series(target: str, seasonal: bool) -> None:
     want_y = np.concatenate([e[1] for e in expected])[order]
     np.testing.assert_array_equal(x, want_x)
     np.testing.assert_array_equal(y, want_y)
-    from forecasting.scaling import WindowLevels
+    from forecasting.preparation.scaling import WindowLevels
 
     want = WindowLevels.concat([e[2] for e in expected]).take(order)
     for name in ("loc", "scale", "log", "factors", "first_tick"):
@@ -49,7 +49,7 @@ def test_batch_equals_series_by_series(target: str, seasonal: bool) -> None:
 
 
 def test_split_in_groups_of_series_equals_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    from forecasting import windowing
+    from forecasting.preparation import windows as windowing
 
     rng = np.random.default_rng(8)
     stamps = pd.date_range("2018-01-01", periods=70, freq="MS")

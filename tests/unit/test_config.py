@@ -1,6 +1,6 @@
 import pytest
 
-from forecasting.config import load_settings, parse_settings
+from forecasting.config.settings import load_settings, parse_settings
 from forecasting.errors import ConfigError
 from tests.conftest import TINY_MODEL, write_config
 
@@ -109,7 +109,7 @@ def test_a_password_in_the_config_file_is_refused(tmp_path, monkeypatch):
 
 def test_an_empty_storage_root_is_refused_and_a_tilde_is_the_home_folder(tmp_path, monkeypatch, capsys):
     """Issue 26.7: `root = ""` silently meant the config's folder; `"~/x"` made a folder named `~`."""
-    from forecasting.cli import main
+    from forecasting.cli.main import main
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from forecasting.defaults import (
+from forecasting.model.defaults import (
     PREVIOUS_DEFAULTS,
     default_batch_size,
     default_lookback,
@@ -14,7 +14,7 @@ from forecasting.defaults import (
     stored_config,
     window_count,
 )
-from forecasting.model_config import ModelConfig
+from forecasting.config.model_settings import ModelConfig
 
 
 @pytest.mark.parametrize(

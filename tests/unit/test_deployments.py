@@ -4,8 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from forecasting.config import load_settings, parse_settings
-from forecasting.deployments import deployment_specs, render_prefect_yaml
+from forecasting.config.settings import load_settings, parse_settings
+from forecasting.config.deployments import deployment_specs, render_prefect_yaml
 from tests.conftest import TINY_MODEL
 
 ROOT = Path(__file__).parents[2]
@@ -38,7 +38,7 @@ def test_each_model_gets_five_deployments_with_schedules_only_where_configured()
 def test_only_our_own_errors_are_not_retried():
     from prefect.states import Failed
 
-    from flows.runs import transient_failure
+    from flows.tasks import transient_failure
     from forecasting.errors import ConfigError
 
     import sqlalchemy as sa

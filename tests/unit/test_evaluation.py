@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from forecasting.evaluation import conformal_halfwidths, mae, naive_forecast, rmse, seasonal_naive_forecast, smape
+from forecasting.evaluation.metrics import conformal_halfwidths, mae, naive_forecast, rmse, seasonal_naive_forecast, smape
 
 
 def test_metrics_against_hand_computed_values():
@@ -26,7 +26,7 @@ def test_conformal_halfwidths_per_step():
 
 
 def test_coverage_width_and_mase_against_hand_computed_values():
-    from forecasting.evaluation import coverage, mase, mean_width, seasonal_naive_scale
+    from forecasting.evaluation.metrics import coverage, mase, mean_width, seasonal_naive_scale
 
     actual = np.array([1.0, 5.0, 10.0, 20.0])
     assert coverage(actual, np.array([0.0, 6.0, 9.0, 10.0]), np.array([2.0, 8.0, 10.0, 30.0])) == 75.0
@@ -39,7 +39,7 @@ def test_coverage_width_and_mase_against_hand_computed_values():
 def test_accuracy_by_step_scores_each_step_and_all_steps():
     import pandas as pd
 
-    from forecasting.evaluation import accuracy_by_step
+    from forecasting.evaluation.metrics import accuracy_by_step
 
     ts = pd.to_datetime(["2024-01-01", "2024-02-01"])
     forecasts = pd.DataFrame(
@@ -66,7 +66,7 @@ def test_accuracy_by_step_scores_each_step_and_all_steps():
 def test_baselines_as_forecast_frames():
     import pandas as pd
 
-    from forecasting.evaluation import baseline_forecasts
+    from forecasting.evaluation.metrics import baseline_forecasts
 
     frames = baseline_forecasts({"a": np.arange(1.0, 13.0)}, {"a": pd.Timestamp("2024-12-01")}, 3, 12, "MS")
     assert frames["naive"]["yhat"].tolist() == [12.0, 12.0, 12.0]

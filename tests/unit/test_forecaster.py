@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.config import ModelConfig
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.windowing import to_series_arrays
+from forecasting.config.settings import ModelConfig
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 
 

@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from forecasting.backtesting import cut
-from forecasting.config import ModelConfig, SourceConfig
+from forecasting.evaluation.backtesting import cut
+from forecasting.config.settings import ModelConfig, SourceConfig
 from forecasting.errors import InputError
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.future import build_arrays, training_blocks
-from forecasting.future_rows import FUTURE_ROW_REASON, FutureRows, last_observed, split_future
-from forecasting.model import build_model, future_inputs
-from forecasting.validation import screen
-from forecasting.windowing import to_series_arrays
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.preparation.future_inputs import build_arrays, training_blocks
+from forecasting.history.future_rows import FUTURE_ROW_REASON, FutureRows, last_observed, split_future
+from forecasting.model.network import build_model, future_inputs
+from forecasting.preparation.validation import screen
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, promotion_frame, synthetic_frame
 
 COMMITTED_V2 = Path(__file__).parents[1] / "data" / "artifact-v2"
@@ -151,7 +151,7 @@ def test_gap_filling_and_staleness_ignore_the_future_rows():
 
 
 def test_plans_months_ahead_of_now_are_kept_and_only_observed_rows_meet_max_future():
-    from forecasting.artifacts import utc_now
+    from forecasting.model.artifacts import utc_now
 
     this_month = pd.Timestamp(utc_now()).tz_localize(None).normalize().replace(day=1)
     ts = pd.date_range(this_month - pd.DateOffset(months=5), periods=6 + 18, freq="MS")
@@ -171,7 +171,7 @@ def test_plans_months_ahead_of_now_are_kept_and_only_observed_rows_meet_max_futu
 
 
 def test_observed_only_refuses_a_frame_without_the_target():
-    from forecasting.future_rows import observed_only
+    from forecasting.history.future_rows import observed_only
 
     frame = pd.DataFrame({"series_id": ["A", "A"], "ts": pd.date_range("2024-01-01", periods=2, freq="MS"), "value": [1.0, np.nan]})
     assert len(observed_only(frame)) == 1

@@ -1,4 +1,4 @@
-"""The array path of `validation.regularize` (forecasting.grids) gives exactly what the
+"""The array path of `validation.regularize` (forecasting.preparation.grids) gives exactly what the
 series-by-series path gives, on messy frames of several frequencies."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import grids
-from forecasting.validation import on_grid, regularize
-from forecasting.windowing import to_series_arrays
+from forecasting.preparation import grids
+from forecasting.preparation.validation import on_grid, regularize
+from forecasting.preparation.windows import to_series_arrays
 
 
 def messy_frame(frequency: str, seed: int = 1, series: int = 40, length: int = 30) -> pd.DataFrame:
@@ -87,7 +87,7 @@ def test_series_ids_keep_their_type(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_run_codes_are_factorize_codes_of_sorted_ids_and_none_for_unsorted_or_missing() -> None:
     import pyarrow as pa
 
-    from forecasting.grids import run_codes
+    from forecasting.preparation.grids import run_codes
 
     rng = np.random.default_rng(0)
     names = ["a", "b", "B", "ä", "a1", "10", "9", "z"]

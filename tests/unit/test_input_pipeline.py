@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from forecasting.input_pipeline import shuffled_batches
+from forecasting.model.input_pipeline import shuffled_batches
 
 
 def test_index_shuffle_gives_the_element_shuffle_batches() -> None:

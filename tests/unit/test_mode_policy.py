@@ -2,7 +2,7 @@
 
 import pytest
 
-from forecasting.model_config import PromotionConfig
+from forecasting.config.model_settings import PromotionConfig
 from forecasting.steps.mode import ModeDecision, ModeFacts, choose_mode
 
 PROMOTION = PromotionConfig(metric="smape", retrain_every_days=7, drift_tolerance=0.2)
@@ -83,7 +83,7 @@ def test_a_decision_serialises_to_the_flow_boundary():
 
 
 def live(score: float, naive: float = 99.0, metric: str = "smape", periods: int = 3, rows: int = 90):
-    from forecasting.accuracy import LiveAccuracy
+    from forecasting.evaluation.live_accuracy import LiveAccuracy
 
     return lambda: LiveAccuracy(metric, score, naive, periods, rows, "2026-01-01", "2026-03-01")
 
@@ -141,7 +141,7 @@ def test_changed_inputs_retrain_instead_of_fine_tuning_a_champion_the_forecast_w
 def test_changed_inputs_name_each_input_that_differs():
     from types import SimpleNamespace
 
-    from forecasting.config import SourceConfig
+    from forecasting.config.settings import SourceConfig
     from forecasting.steps.mode import changed_inputs
 
     champion = SimpleNamespace(version=3, features=("price",), future_features=(), calendar=False)

@@ -1,8 +1,8 @@
 import keras
 import pytest
 
-from forecasting.config import ModelConfig
-from forecasting.model import build_model
+from forecasting.config.settings import ModelConfig
+from forecasting.model.network import build_model
 
 CLASSES = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
@@ -36,7 +36,7 @@ def test_three_layer_model_of_each_cell(cell):
 def test_ensemble_members_read_their_own_lookback_and_combine_by_median():
     import numpy as np
 
-    from forecasting.model import forecast_array, member_targets
+    from forecasting.model.network import forecast_array, member_targets
 
     config = ModelConfig(lookback=12, horizon=3, layers=[{"units": 4}], ensemble={"members": 3, "lookbacks": [4, 12]})
     assert config.member_lookbacks() == [4, 12, 4]
@@ -56,9 +56,9 @@ def test_ensemble_members_read_their_own_lookback_and_combine_by_median():
 def test_min_epochs_keeps_early_stopping_from_ending_on_an_early_dip():
     import numpy as np
 
-    from forecasting.training import Schedule, best_epoch, fit_windows
-    from forecasting.windowing import WindowSplit
-    from forecasting.scaling import WindowLevels
+    from forecasting.model.training import Schedule, best_epoch, fit_windows
+    from forecasting.preparation.windows import WindowSplit
+    from forecasting.preparation.scaling import WindowLevels
 
     config = ModelConfig(lookback=4, horizon=2, layers=[{"units": 2}], learning_rate=1e-6)
     rng = np.random.default_rng(0)
@@ -73,8 +73,8 @@ def test_min_epochs_keeps_early_stopping_from_ending_on_an_early_dip():
 def test_series_weights_are_level_over_seasonal_naive_scale_clipped_across_series():
     import numpy as np
 
-    from forecasting.weighting import series_weights, window_weights
-    from forecasting.windowing import SeriesArrays
+    from forecasting.model.weighting import series_weights, window_weights
+    from forecasting.preparation.windows import SeriesArrays
 
     horizon, season = 2, 4
     values = {
@@ -101,10 +101,10 @@ def test_series_weights_are_level_over_seasonal_naive_scale_clipped_across_serie
 def test_series_weights_weigh_each_windows_loss(members):
     import numpy as np
 
-    from forecasting.model import forecast_array
-    from forecasting.scaling import WindowLevels
-    from forecasting.training import Schedule, fit_windows
-    from forecasting.windowing import WindowSplit
+    from forecasting.model.network import forecast_array
+    from forecasting.preparation.scaling import WindowLevels
+    from forecasting.model.training import Schedule, fit_windows
+    from forecasting.preparation.windows import WindowSplit
 
     config = ModelConfig(lookback=4, horizon=2, layers=[{"units": 2}], learning_rate=1e-9, loss="mae", ensemble={"members": members})
     rng = np.random.default_rng(0)

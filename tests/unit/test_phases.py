@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from forecasting import phases
+from forecasting.runtime import phases
 
 
 def test_a_phase_appends_one_json_line_with_its_counts(tmp_path, monkeypatch, caplog) -> None:
@@ -75,7 +75,8 @@ def test_the_command_freezes_objects_at_exit_after_other_exit_handlers() -> None
 def test_a_timed_step_gives_what_it_freed_back_when_it_ends(monkeypatch):
     """Issue 15 (100,000 series under 2 GB): the allocators keep a finished step's freed pages, so the
     next step's peak would sit on top of them; each step releases them when it ends, failed or not."""
-    from forecasting import memory, phases
+    from forecasting.runtime import memory
+    from forecasting.runtime import phases
 
     released = []
     monkeypatch.setattr(memory, "release_memory", lambda: released.append("heap"))
@@ -118,7 +119,7 @@ def test_paused_collection_resumes_only_after_the_last_overlapping_pause() -> No
     import gc
     import threading
 
-    from forecasting.memory import paused_gc
+    from forecasting.runtime.memory import paused_gc
 
     first, second = paused_gc(), paused_gc()
     first.__enter__()

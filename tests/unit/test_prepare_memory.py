@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import grids
-from forecasting.config import SourceConfig
-from forecasting.forecaster import RecurrentForecaster
-from forecasting.future import build_arrays
-from forecasting.future_rows import FutureRows, future_mask, last_observed, observed_only, split_future
-from forecasting.validation import regularize
-from forecasting.windowing import to_series_arrays
+from forecasting.preparation import grids
+from forecasting.config.settings import SourceConfig
+from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.preparation.future_inputs import build_arrays
+from forecasting.history.future_rows import FutureRows, future_mask, last_observed, observed_only, split_future
+from forecasting.preparation.validation import regularize
+from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import promotion_frame, synthetic_frame
 
 COMMITTED_V2 = Path(__file__).parents[1] / "data" / "artifact-v2"
@@ -95,7 +95,7 @@ def test_preparing_a_sorted_store_makes_no_copy_of_it(monkeypatch: pytest.Monkey
     """The traced peak of splitting, regularising and cutting a sorted, gap-free store into arrays, in
     bytes a row: 133 before (a Python string per row to tell future rows apart, a hash table as long as
     the store for its distinct times, a sort, a dedup copy, a grid frame), now under 60."""
-    from forecasting import validation
+    from forecasting.preparation import validation
 
     monkeypatch.setattr(validation, "UNIQUE_CHUNK", 10_000)  # as a chunk is to 12 M rows
     series, length = 2000, 60
@@ -114,7 +114,8 @@ def test_preparing_a_sorted_store_makes_no_copy_of_it(monkeypatch: pytest.Monkey
 def test_a_shared_read_of_the_kept_store_is_read_only_views_of_it(tmp_path: Path) -> None:
     """The data preparation reads the store kept in memory without copying its 12 M timestamps and
     values (100,000 series); a write into such a frame raises instead of changing the kept store."""
-    from forecasting import history, history_cache
+    from forecasting.history import store as history
+    from forecasting.history import cache as history_cache
 
     history_cache.forget()
     root = history.history_root(tmp_path, "observations")

@@ -8,8 +8,9 @@ import logging
 
 import pytest
 
-from forecasting import phases, progress
-from forecasting.progress import Progress
+from forecasting.runtime import phases
+from forecasting.runtime import progress
+from forecasting.runtime.progress import Progress
 
 
 class Clock:
@@ -139,7 +140,7 @@ def test_durations_read_as_people_say_them() -> None:
 
 
 def test_the_command_line_switch_turns_the_bar_off(tmp_path, monkeypatch, capsys) -> None:
-    from forecasting import cli
+    from forecasting.cli import main as cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(progress.PROGRESS_ENV, "")  # restored after the test
@@ -151,7 +152,7 @@ def test_the_command_line_switch_turns_the_bar_off(tmp_path, monkeypatch, capsys
 
 def test_the_quiet_command_keeps_progress_lines_off_the_terminal_but_not_warnings(monkeypatch) -> None:
     """Quiet (the default) a terminal shows the bar, not the lines; --verbose shows them."""
-    from forecasting import console
+    from forecasting.runtime import console
 
     monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
     monkeypatch.delenv(console.DEBUG_ENV, raising=False)
@@ -160,7 +161,7 @@ def test_the_quiet_command_keeps_progress_lines_off_the_terminal_but_not_warning
         return console._FILTER.filter(logging.LogRecord(name, level, __file__, 1, "forecast: 1/2 series", None, None))
 
     assert not shown("forecasting.progress", logging.INFO) and not shown("forecasting.phases", logging.INFO)
-    assert shown("forecasting.progress", logging.WARNING) and shown("forecasting.training", logging.INFO)
+    assert shown("forecasting.progress", logging.WARNING) and shown("forecasting.model.training", logging.INFO)
 
 
 def test_a_phase_silent_for_long_says_it_is_still_working_and_only_the_innermost_speaks(monkeypatch, caplog) -> None:

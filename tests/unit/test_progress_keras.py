@@ -8,10 +8,10 @@ import logging
 import keras
 import numpy as np
 
-from forecasting.config import ModelConfig
-from forecasting.model import build_model, forecast_array
-from forecasting.progress_keras import EpochProgress, PredictProgress
-from forecasting.training import set_determinism
+from forecasting.config.settings import ModelConfig
+from forecasting.model.network import build_model, forecast_array
+from forecasting.model.keras_progress import EpochProgress, PredictProgress
+from forecasting.model.training import set_determinism
 
 CONFIG = ModelConfig(cell="gru", lookback=6, horizon=2, layers=[{"units": 4}], learning_rate=0.01, epochs=3, batch_size=16)
 
@@ -72,7 +72,7 @@ def test_an_early_stop_is_said_and_prediction_counts_windows_per_batch(caplog) -
 def test_progress_none_silences_keras_own_epoch_lines(capsys, monkeypatch) -> None:
     """The flow trains with Keras's `verbose = 2` (a line per epoch); with FORECASTING_PROGRESS=none (cron
     mails any output) those lines are off too, like the job's own progress lines. Training is unchanged."""
-    from forecasting.fitting import Schedule, fit_windows
+    from forecasting.model.fitting import Schedule, fit_windows
 
     x, y = data()
     schedule = Schedule(epochs=2, batch_size=16, patience=2, seed=7, verbose=2)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from forecasting.scaling import SeriesScaler
+from forecasting.preparation.scaling import SeriesScaler
 
 
 def test_scaling_round_trip_per_series():

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.scaling import SeriesScaler
-from forecasting.seasonality import is_seasonal, season_ticks, seasonal_factors
-from forecasting.windowing import make_windows, split_windows, to_series_arrays
+from forecasting.preparation.scaling import SeriesScaler
+from forecasting.preparation.seasonality import is_seasonal, season_ticks, seasonal_factors
+from forecasting.preparation.windows import make_windows, split_windows, to_series_arrays
 
 MONTHLY_FACTORS = np.array([0.7, 0.8, 0.9, 1.0, 1.1, 1.3, 1.4, 1.3, 1.1, 1.0, 0.8, 0.6])
 MONTHLY_FACTORS = MONTHLY_FACTORS / MONTHLY_FACTORS.mean()
@@ -94,8 +94,8 @@ def test_a_window_encodes_alike_whatever_row_the_history_starts_at():
 
 
 def test_the_refit_estimates_factors_from_all_rows_and_the_holdout_network_keeps_its_own():
-    from forecasting.config import ModelConfig
-    from forecasting.forecaster import RecurrentForecaster
+    from forecasting.config.settings import ModelConfig
+    from forecasting.model.forecaster import RecurrentForecaster
     from tests.conftest import TINY_MODEL
 
     # 48 months pass the seasonality test; the 42 before the last horizon (6) do not.

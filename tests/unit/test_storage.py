@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from forecasting.config import load_settings, parse_settings
+from forecasting.config.settings import load_settings, parse_settings
 from forecasting.errors import ConfigError
-from forecasting.storage import is_remote, location, secret_option_keys, url_problem
-from forecasting.store import read_forecasts, write_forecasts
+from forecasting.storage.locations import is_remote, location, secret_option_keys, url_problem
+from forecasting.publishing.forecast_dataset import read_forecasts, write_forecasts
 from tests.unit.test_store import forecast_rows
 
 

@@ -1,7 +1,7 @@
 import pandas as pd
 import pyarrow.dataset as ds
 
-from forecasting.store import forecasts_root, read_forecasts, write_forecasts
+from forecasting.publishing.forecast_dataset import forecasts_root, read_forecasts, write_forecasts
 
 
 def forecast_rows(series, origin, run_id, yhat=1.0, model="m", horizon=3):
@@ -54,7 +54,7 @@ def test_rows_kept_by_an_upsert_are_those_a_left_anti_join_keeps():
     """Issue 15: the keys compared as one integer each (the columns' codes combined), not a merged frame."""
     import numpy as np
 
-    from forecasting.store import _not_in
+    from forecasting.publishing.forecast_dataset import _not_in
 
     rng = np.random.default_rng(0)
     stamps = pd.date_range("2025-01-01", periods=6, freq="MS")
@@ -80,7 +80,7 @@ def test_an_upsert_leaves_the_written_frame_unchanged(tmp_path):
 def test_a_partition_whose_rows_are_all_replaced_is_read_for_its_keys_only(tmp_path, monkeypatch):
     """Issue 15: a forecast-only rerun replaces every stored row of its partition; reading them whole
     (1.8 M rows at 100,000 series) only to drop them cost memory. Rows kept are still read and kept."""
-    from forecasting import store
+    from forecasting.publishing import forecast_dataset as store
 
     first = pd.concat([forecast_rows("a", "2025-01-01", "r1"), forecast_rows("b", "2025-01-01", "r1")], ignore_index=True)
     write_forecasts(tmp_path, first)
@@ -99,7 +99,7 @@ def test_a_partition_whose_rows_are_all_replaced_is_read_for_its_keys_only(tmp_p
 def test_rows_in_key_order_are_written_as_sorting_would_write_them():
     import numpy as np
 
-    from forecasting.store import _is_sorted
+    from forecasting.publishing.forecast_dataset import _is_sorted
 
     rows = pd.concat([forecast_rows(s, o, "r") for s in ("a", "b", "c") for o in ("2025-01-01", "2025-02-01")], ignore_index=True)
     order = ["series_id", "forecast_origin", "target_ts"]
@@ -113,7 +113,7 @@ def test_rows_in_key_order_are_written_as_sorting_would_write_them():
 def test_rows_kept_are_decided_on_the_full_read_when_the_partition_changed_between_the_two_reads(tmp_path, monkeypatch):
     """The keys are read first and the rows after: a partition that grew in between (another writer) must
     not lose its stored rows (the write used to skip them all when the two reads' lengths differed)."""
-    from forecasting import store
+    from forecasting.publishing import forecast_dataset as store
 
     write_forecasts(tmp_path, pd.concat([forecast_rows("a", "2025-01-01", "r1"), forecast_rows("b", "2025-01-01", "r1")], ignore_index=True))
     read_partition = store._read_partition

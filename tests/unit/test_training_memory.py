@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import windowing
-from forecasting.config import ModelConfig, SourceConfig
-from forecasting.future import build_arrays
-from forecasting.future_rows import split_future
-from forecasting.model import build_model
-from forecasting.scaling import WindowLevels
-from forecasting.training import all_inputs, best_epoch, fit_scaler, fit_windows, future_width, set_determinism, split_for_training, train, _schedule
-from forecasting.weighting import series_weights
-from forecasting.windowing import SeriesArrays, WindowSplit, joined, split_windows, to_series_arrays
+from forecasting.preparation import windows as windowing
+from forecasting.config.settings import ModelConfig, SourceConfig
+from forecasting.preparation.future_inputs import build_arrays
+from forecasting.history.future_rows import split_future
+from forecasting.model.network import build_model
+from forecasting.preparation.scaling import WindowLevels
+from forecasting.model.training import all_inputs, best_epoch, fit_scaler, fit_windows, future_width, set_determinism, split_for_training, train, _schedule
+from forecasting.model.weighting import series_weights
+from forecasting.preparation.windows import SeriesArrays, WindowSplit, joined, split_windows, to_series_arrays
 from tests.conftest import TINY_MODEL, promotion_frame, synthetic_frame
 
 

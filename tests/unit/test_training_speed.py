@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasting.config import ModelConfig
-from forecasting.model import build_model
-from forecasting.scaling import WindowLevels
-from forecasting.training import Schedule, fit_windows
-from forecasting.windowing import WindowSplit
+from forecasting.config.settings import ModelConfig
+from forecasting.model.network import build_model
+from forecasting.preparation.scaling import WindowLevels
+from forecasting.model.training import Schedule, fit_windows
+from forecasting.preparation.windows import WindowSplit
 
 
 def test_validation_windows_are_evaluated_in_training_size_batches() -> None:

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from forecasting.scaling import SeriesScaler
-from forecasting.windowing import make_windows, split_windows, to_series_arrays
+from forecasting.preparation.scaling import SeriesScaler
+from forecasting.preparation.windows import make_windows, split_windows, to_series_arrays
 
 
 def test_exact_windows_on_a_small_series():
@@ -58,7 +58,7 @@ def test_windows_spanning_missing_values_are_dropped():
 
 
 def test_calendar_features_fit_the_frequency():
-    from forecasting.windowing import calendar_features
+    from forecasting.preparation.windows import calendar_features
 
     months = calendar_features(pd.date_range("2024-01-01", periods=12, freq="MS"), "MS")
     assert months.shape == (12, 2)
@@ -91,8 +91,8 @@ def test_window_inputs_hold_no_row_after_their_origin():
 def test_past_only_features_after_an_origin_do_not_change_its_forecast():
     """Leakage check: a backtest trains and forecasts from each origin; rewriting every feature value
     after the origin (what was not yet known there) must leave its forecasts exactly as they were."""
-    from forecasting.backtesting import backtest
-    from forecasting.config import ModelConfig
+    from forecasting.evaluation.backtesting import backtest
+    from forecasting.config.settings import ModelConfig
     from tests.conftest import TINY_MODEL
 
     frame = _frame_with_feature()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from forecasting.config import ModelConfig
-from forecasting.model import build_model
-from forecasting.scaling import WindowLevels
-from forecasting.training import Schedule, fit_windows, set_determinism
-from forecasting.windowing import WindowSplit
+from forecasting.config.settings import ModelConfig
+from forecasting.model.network import build_model
+from forecasting.preparation.scaling import WindowLevels
+from forecasting.model.training import Schedule, fit_windows, set_determinism
+from forecasting.preparation.windows import WindowSplit
 
 
 def _trained_weights(config: ModelConfig) -> tuple[bool, list[np.ndarray]]:

@@ -33,7 +33,7 @@ GROUP = "PARTITION BY source, series_id, ts, reason"  # NULLs are equal in a par
 
 
 def _row_key(series_id, ts, reason) -> str:
-    # Frozen copy of forecasting.quarantine.row_key: the rows pulls upsert must find these keys.
+    # Frozen copy of forecasting.history.quarantine.row_key: the rows pulls upsert must find these keys.
     stamp = None if ts is None else (ts if isinstance(ts, datetime) else datetime.fromisoformat(str(ts))).isoformat()
     return hashlib.sha256(json.dumps([None if series_id is None else str(series_id), stamp, str(reason)]).encode()).hexdigest()
 

@@ -1,0 +1,133 @@
+"""Model settings derived from the data when the config leaves them out (documented in README.md,
+"Derived defaults"); an explicit config key always wins.
+
+The rules are pure functions of the frequency, the horizon and the series' lengths:
+
+- season: the frequency's typical period (`evaluation.season_length`: 12 monthly, 4 quarterly,
+  52 weekly, 7 daily, 5 business daily, 24 hourly, 1 otherwise, yearly included);
+- lookback: max(ceil(1.25 x season), ceil(1.25 x horizon)), but no longer than the short series
+  allow (the 5th percentile of the series' lengths minus the horizon, so nearly every series keeps
+  at least one full window for validation), and at least 2;
+- batch size: the power of two nearest to the number of windows / 100 (about 100 updates an
+  epoch, whatever the data set's size), between 32 and 1024;
+- min_epochs: 15% of `epochs` (rounded down), so early stopping does not end on a lucky early dip.
+
+`resolve_config` fills the missing keys of a config from the data; a trained forecaster keeps the
+resolved config, so its artifact records what it was trained with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from forecasting.evaluation.metrics import season_length
+from forecasting.config.model_settings import ModelConfig
+
+MIN_LOOKBACK = 2
+SHORT_SERIES_QUANTILE = 0.05
+UPDATES_PER_EPOCH = 100
+MIN_BATCH, MAX_BATCH = 32, 1024
+MIN_EPOCHS_SHARE = 0.15
+
+
+def default_season(frequency: str | None) -> int:
+    """The season length for a pandas frequency alias (1 when unknown or yearly)."""
+    return season_length(frequency) if frequency else 1
+
+
+def short_length(lengths: Iterable[int]) -> int | None:
+    """The length the lookback must fit: the 5th percentile of the series' lengths (None without series)."""
+    values = np.asarray([int(length) for length in lengths if length > 0])
+    if not len(values):
+        return None
+    return int(np.quantile(values, SHORT_SERIES_QUANTILE, method="lower"))
+
+
+def default_lookback(horizon: int, season: int, lengths: Iterable[int]) -> int:
+    """max(1.25 seasons, 1.25 horizons), capped so the short series keep a validation window; at least 2."""
+    preferred = max(math.ceil(1.25 * season), math.ceil(1.25 * horizon), MIN_LOOKBACK)
+    short = short_length(lengths)
+    if short is None:
+        return preferred
+    return max(MIN_LOOKBACK, min(preferred, short - horizon))
+
+
+def window_count(lengths: Iterable[int], lookback: int, horizon: int) -> int:
+    """How many (lookback + horizon) windows the series hold in all."""
+    return sum(max(0, int(length) - lookback - horizon + 1) for length in lengths)
+
+
+def default_batch_size(windows: int) -> int:
+    """The power of two nearest windows / 100, within 32..1024."""
+    if windows <= 0:
+        return MIN_BATCH
+    size = 2 ** round(math.log2(max(windows / UPDATES_PER_EPOCH, 1.0)))
+    return int(min(MAX_BATCH, max(MIN_BATCH, size)))
+
+
+def default_min_epochs(epochs: int) -> int:
+    """15% of the epochs, rounded down."""
+    return int(epochs * MIN_EPOCHS_SHARE)
+
+
+def resolve_config(config: ModelConfig, frequency: str | None, lengths: Iterable[int]) -> ModelConfig:
+    """`config` with every derived key it leaves out (None) filled from the frequency and the series'
+    lengths; a config with nothing left out is returned as it is."""
+    lengths = list(lengths)
+    update: dict[str, Any] = {}
+    season = config.season if config.season is not None else default_season(frequency)
+    if config.season is None:
+        update["season"] = season
+    lookback = config.lookback
+    if lookback is None:
+        lookback = default_lookback(config.horizon, season, lengths)
+        lookback = max([lookback, *(config.ensemble.lookbacks or [])])
+        update["lookback"] = lookback
+    if config.batch_size is None:
+        update["batch_size"] = default_batch_size(window_count(lengths, lookback, config.horizon))
+    if config.min_epochs is None:
+        update["min_epochs"] = default_min_epochs(config.epochs)
+    if not update:
+        return config
+    return ModelConfig.model_validate({**config.model_dump(mode="json"), **update})
+
+
+def resolve_for(config: ModelConfig, arrays: Any) -> ModelConfig:
+    """`resolve_config` with the frequency and lengths of `arrays` (a `windowing.SeriesArrays`)."""
+    values: Mapping[str, np.ndarray] = arrays.values
+    return resolve_config(config, arrays.frequency, (len(v) for v in values.values()))
+
+
+def fill_from(config: ModelConfig, parent: ModelConfig) -> ModelConfig:
+    """`config` with the season, lookback and batch size it leaves out taken from `parent` (a fine-tune
+    keeps its parent's shape), and min_epochs from its own epochs."""
+    update = {key: getattr(parent, key) for key in INHERITED_KEYS if getattr(config, key) is None and getattr(parent, key) is not None}
+    if config.min_epochs is None:
+        update["min_epochs"] = default_min_epochs(config.epochs)
+    if not update:
+        return config
+    return ModelConfig.model_validate({**config.model_dump(mode="json"), **update})
+
+
+INHERITED_KEYS = ("season", "lookback", "batch_size")
+
+
+def effective_season(config: ModelConfig, frequency: str | None) -> int:
+    """The season length a config trains, deseasonalises and scores seasonal naive with."""
+    return config.season if config.season is not None else default_season(frequency)
+
+
+# What these keys defaulted to before the derived defaults: a version saved then without the key was
+# trained (and is fine-tuned) with these values.
+PREVIOUS_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-3, "loss": "mse", "epochs": 50, "batch_size": 256, "patience": 5, "min_epochs": 0, "series_weighting": 0.0,
+}
+
+
+def stored_config(data: Mapping[str, Any]) -> ModelConfig:
+    """The config saved in a version's manifest; keys it lacks take the defaults of the code that saved it."""
+    return ModelConfig.model_validate({**PREVIOUS_DEFAULTS, **data})

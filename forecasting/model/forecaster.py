@@ -1,0 +1,306 @@
+"""The trained forecaster: one object owning everything a version needs to forecast, score and be saved.
+
+A `RecurrentForecaster` holds the model config, the Keras network, the per-series scaler (levels and
+seasonal factors), the frequency, the source features, the interval half-widths, each series' training
+end, the network kept for out-of-sample scores (the holdout forecaster) and where the version came from.
+`fit` and `fine_tune` return a `TrainingOutcome`; `predict` and `score_holdout` never change the
+forecaster; `save(folder)` and `load(folder)` write and read the artifact format of
+`forecasting.model.artifacts` (format 2; format 1 still loads).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from forecasting.model.artifacts import (
+    check_checksum,
+    FORMAT_VERSION,
+    HOLDOUT_MODEL_FILE,
+    HOLDOUT_SCALER_FILE,
+    MODEL_FILE,
+    SERIES_FILE,
+    library_versions,
+    load_network,
+    read_manifest,
+    read_series_state,
+    read_series_table,
+    sha256_file,
+    timestamp_text,
+    utc_now,
+    write_manifest,
+    write_series_table,
+)
+from forecasting.config.settings import ModelConfig
+from forecasting.errors import ConfigError
+from forecasting.model.defaults import stored_config
+from forecasting.preparation.scaling import SeriesScaler
+from forecasting.preparation.windows import SeriesArrays
+
+# Manifest keys that hold the forecaster's state; every other key is provenance (where it came from).
+STATE_KEYS = frozenset(
+    {"config", "lookback", "horizon", "features", "future_features", "frequency", "scaler", "intervals", "series_train_end", "series_file",
+     "holdout", "sha256", "format_version", "libraries"}
+)
+
+
+@dataclass(frozen=True, eq=False)
+class RecurrentForecaster:
+    """A trained global recurrent forecaster. Treat it as immutable: no method changes its network or
+    scaler (fine-tuning trains a copy). `provenance` holds the manifest's other entries (metrics,
+    watermarks, training report, parent version, mode, tuning record, model name, version, run id)."""
+
+    config: ModelConfig
+    network: Any
+    scaler: SeriesScaler
+    frequency: str
+    features: tuple[str, ...] = ()
+    interval_halfwidths: Mapping[int, list[float]] = field(default_factory=dict)
+    train_end: Mapping[str, str] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    holdout: "RecurrentForecaster | None" = None  # in memory; see `holdout_forecaster`
+    folder: Path | None = None  # where it was loaded from (its holdout network is read from there)
+    future_features: tuple[str, ...] = ()  # source columns known ahead, fed for the forecast periods (none: one-input network)
+
+    @property
+    def lookback(self) -> int:
+        """Input window length (the longest of an ensemble's members)."""
+        return self.config.lookback
+
+    @property
+    def horizon(self) -> int:
+        """Steps forecast after each series' last observation."""
+        return self.config.horizon
+
+    @property
+    def calendar(self) -> bool:
+        """Whether the network reads calendar inputs (versions from before the option: no)."""
+        return self.config.calendar
+
+    @property
+    def version(self) -> int | None:
+        """The registry version number, once registered."""
+        return self.provenance.get("version")
+
+    @classmethod
+    def fit(
+        cls, arrays: SeriesArrays, config: ModelConfig, features: tuple[str, ...] = (), verbose: int = 0, future_features: tuple[str, ...] = ()
+    ) -> "TrainingOutcome":
+        """Train from scratch on `arrays` (their frequency is the forecaster's; see `training.train`);
+        returns the deployed forecaster, the holdout forecaster and the report. Keys the config leaves
+        out are derived from the data first (`defaults.resolve_for`); the forecaster keeps the result.
+        `future_features` defaults to the names of the arrays' future columns."""
+        from forecasting.model.defaults import resolve_for
+        from forecasting.model.training import train
+
+        future_features = tuple(future_features) or tuple(getattr(arrays, "future_names", ()))
+        if len(future_features) != arrays.future_count:
+            raise ConfigError(
+                f"future_features {list(future_features)} given, but the arrays carry {arrays.future_count} future feature columns "
+                f"({list(getattr(arrays, 'future_names', ()))}); build them with the same future features"
+            )
+        frequency = arrays.frequency or ""
+        config = resolve_for(config, arrays)
+        trained = train(arrays, config, season=config.season, verbose=verbose)
+        return _outcome(trained, config, frequency, tuple(features), tuple(future_features))
+
+    def fine_tune(self, arrays: SeriesArrays, config: ModelConfig | None = None, verbose: int = 0) -> "TrainingOutcome":
+        """Continue training a copy of this forecaster's network on the windows that became trainable
+        since it was trained (see `training.fine_tune`), with `config` (default: its own); this
+        forecaster is left as it is. The outcome's holdout forecaster is this one's, fine-tuned
+        the same way, where it kept a separate holdout network."""
+        from forecasting.model.defaults import effective_season, fill_from
+        from forecasting.model.training import fine_tune
+
+        check_future_inputs(self, arrays, "fine-tune")
+        config = fill_from(config or self.config, self.config)
+        season = effective_season(config, arrays.frequency or self.frequency)
+        trained = fine_tune(arrays, config, (copy_network(self.network), self.scaler, dict(self.train_end)), season, verbose)
+        outcome = _outcome(trained, config, self.frequency, self.features, self.future_features)
+        held_out = self.holdout_forecaster()
+        if held_out is None or held_out.network is self.network:  # no holdout network kept, or the deployed one is it
+            return outcome
+        # The parent's deployed network may have seen the current holdout (after a refit): fine-tune its
+        # holdout network too. Its validation scores and interval widths are out of sample, so they count.
+        honest = fine_tune(arrays, config, (copy_network(held_out.network), held_out.scaler, dict(self.train_end)), season, verbose)
+        details = {**outcome.report.details, "holdout_network": {"epochs_run": honest.report.epochs_run, "best_epoch": honest.report.best_epoch}}
+        report = replace(outcome.report, metrics=honest.report.metrics, details=details)
+        provenance = {**outcome.forecaster.provenance, **report_provenance(report)}
+        deployed = replace(outcome.forecaster, interval_halfwidths=honest.interval_halfwidths, provenance=provenance)
+        holdout = replace(deployed, network=honest.network, scaler=honest.scaler, holdout=None)
+        return TrainingOutcome(replace(deployed, holdout=holdout), holdout, report)
+
+    def predict(self, arrays: SeriesArrays, levels: list[int] | None = None) -> Any:
+        """A `prediction.ForecastResult`: the next `horizon` steps after each series' last observation,
+        with the interval `levels` given (default: all it has). Series it has not seen are scaled
+        by their own history in a copy of the scaler."""
+        from forecasting.model.prediction import predict
+
+        check_future_inputs(self, arrays, "predict")
+        widths = {level: w for level, w in self.interval_halfwidths.items() if levels is None or level in levels}
+        return predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, arrays.frequency or self.frequency, widths)
+
+    def score_holdout(self, arrays: SeriesArrays, metric: str) -> dict[str, float]:
+        """`metric` on each series' latest `horizon` observations forecast from just before them, and
+        seasonal naive's from the same origin: {"score", "baseline", "series"} (see `evaluation.score_holdout`)."""
+        from forecasting.model.defaults import effective_season
+        from forecasting.evaluation.metrics import score_holdout
+
+        check_future_inputs(self, arrays, "score_holdout")
+        season = effective_season(self.config, arrays.frequency or self.frequency)
+        return score_holdout(self.network, self.scaler, arrays, self.lookback, self.horizon, season, metric)
+
+    def holdout_forecaster(self) -> "RecurrentForecaster | None":
+        """The forecaster whose network never saw any series' last `horizon` rows at training time (this
+        one's own network where no refit happened); None for versions saved before holdout networks
+        were kept (their deployed network may have seen their holdout). Read from the folder,
+        checksums checked, for a loaded forecaster."""
+        if self.holdout is not None or self.folder is None:
+            return self.holdout
+        entry = read_manifest(self.folder).get("holdout")
+        if entry is None:
+            return None
+        if entry["model"] == MODEL_FILE:
+            return replace(self, holdout=None, folder=None)
+        network = load_network(self.folder / entry["model"], entry["sha256"])
+        scaler = self.scaler
+        if entry.get("scaler"):
+            scaler, _ = read_series_table(self.folder / entry["scaler"], entry["scaler_header"], entry["scaler_sha256"])
+        return replace(self, network=network, scaler=scaler, holdout=None, folder=None)
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest in its in-memory layout (per-series state inline, as format 1 stored it)."""
+        return {
+            **self.provenance,
+            "config": self.config.model_dump(mode="json"),
+            "lookback": self.lookback,
+            "horizon": self.horizon,
+            "features": list(self.features),
+            "future_features": list(self.future_features),
+            "frequency": self.frequency,
+            "scaler": self.scaler.to_dict(),
+            "intervals": {str(level): widths for level, widths in self.interval_halfwidths.items()},
+            "series_train_end": dict(self.train_end),
+        }
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        """Write `model.keras`, `series.parquet`, the holdout network where it differs, and
+        `manifest.json` (format version, checksums, library versions) into `folder`; returns the manifest."""
+        folder = Path(folder)
+        self.network.save(folder / MODEL_FILE)
+        digest = write_series_table(folder / SERIES_FILE, self.scaler, dict(self.train_end))
+        manifest = {key: value for key, value in self.manifest().items() if key != "series_train_end"}
+        manifest["scaler"] = {**self.scaler.header(), "series_count": len(self.scaler.loc), "seasonal_series": len(self.scaler.factors)}
+        manifest["series_file"] = {"path": SERIES_FILE, "sha256": digest, "rows": len(set(self.scaler.loc) | set(self.train_end))}
+        manifest.update(format_version=FORMAT_VERSION, sha256=sha256_file(folder / MODEL_FILE), libraries=library_versions())
+        if self.holdout is not None:
+            manifest["holdout"] = self._save_holdout(folder)
+        write_manifest(folder, manifest)
+        return manifest
+
+    def _save_holdout(self, folder: Path) -> dict[str, Any]:
+        """The holdout network (and its scaler where it differs) beside `model.keras`; the manifest's `holdout` entry."""
+        holdout = self.holdout
+        if holdout.network is self.network:
+            return {"model": MODEL_FILE}
+        holdout.network.save(folder / HOLDOUT_MODEL_FILE)
+        entry: dict[str, Any] = {"model": HOLDOUT_MODEL_FILE, "sha256": sha256_file(folder / HOLDOUT_MODEL_FILE), "scaler": None}
+        if holdout.scaler is not self.scaler:  # None: the version's own scaler
+            scaler_digest = write_series_table(folder / HOLDOUT_SCALER_FILE, holdout.scaler)
+            entry.update(scaler=HOLDOUT_SCALER_FILE, scaler_sha256=scaler_digest, scaler_header=holdout.scaler.header())
+        return entry
+
+    @classmethod
+    def load(cls, folder: Path, expected_sha256: str | None = None) -> "RecurrentForecaster":
+        """The forecaster saved in `folder` (either format), after checking its format version and the
+        checksums (the manifest's and, when given, the registered `expected_sha256`)."""
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        check_checksum(folder / MODEL_FILE, None)  # a missing file is named before a checksum is taken
+        actual = sha256_file(folder / MODEL_FILE)
+        for expected in (manifest.get("sha256"), expected_sha256):
+            if expected is not None and actual != expected:
+                raise _checksum_error(folder / MODEL_FILE, actual, expected)
+        scaler, train_end = read_series_state(folder, manifest)
+        import keras
+
+        return cls(
+            config=stored_config(manifest["config"]),
+            network=keras.models.load_model(folder / MODEL_FILE, compile=False),
+            scaler=scaler,
+            frequency=manifest["frequency"],
+            features=tuple(manifest.get("features", [])),
+            future_features=tuple(manifest.get("future_features", [])),  # versions from before it: none
+            interval_halfwidths={int(level): widths for level, widths in manifest.get("intervals", {}).items()},
+            train_end=train_end,
+            provenance={key: value for key, value in manifest.items() if key not in STATE_KEYS},
+            folder=folder,
+        )
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What a training returns: the forecaster to deploy, the one that never saw the holdout (the same
+    object without a refit), and the report."""
+
+    forecaster: RecurrentForecaster
+    holdout: RecurrentForecaster
+    report: Any  # training.TrainingReport
+
+
+def check_future_inputs(forecaster: RecurrentForecaster, arrays: SeriesArrays, action: str) -> None:
+    """A ConfigError when the network's future input is not as wide as the arrays' future columns."""
+    from forecasting.model.network import future_inputs
+
+    expected, given = future_inputs(forecaster.network), len(arrays.future_columns)
+    if expected != given:
+        calendar = " and calendar" if forecaster.calendar and forecaster.future_features else ""
+        raise ConfigError(
+            f"{action}: the network reads {expected} future input columns (future_features {list(forecaster.future_features)}{calendar}), "
+            f"the data carries {given} (future features {list(arrays.future_names)}); prepare the data with the model's future_features "
+            "and calendar, or retrain"
+        )
+
+
+def _outcome(trained: Any, config: ModelConfig, frequency: str, features: tuple[str, ...], future_features: tuple[str, ...] = ()) -> TrainingOutcome:
+    """Forecasters from `training.Trained`, with the report's facts as provenance."""
+    report = trained.report
+    provenance = {"created_at": utc_now().isoformat(), **report_provenance(report)}
+    deployed = RecurrentForecaster(
+        config, trained.network, trained.scaler, frequency, features, trained.interval_halfwidths, trained.series_train_end, provenance,
+        future_features=future_features,
+    )
+    holdout = deployed
+    if trained.holdout_network is not trained.network or trained.holdout_scaler is not trained.scaler:
+        holdout = replace(deployed, network=trained.holdout_network, scaler=trained.holdout_scaler)
+    return TrainingOutcome(replace(deployed, holdout=replace(holdout, holdout=None)), holdout, report)
+
+
+def report_provenance(report: Any) -> dict[str, Any]:
+    """The manifest entries a `training.TrainingReport` gives: metrics, data watermark, training span and report."""
+    return {
+        "metrics": dict(report.metrics),
+        "data_watermark": timestamp_text(report.data_watermark),
+        "train_start": timestamp_text(report.train_start),
+        "train_end": timestamp_text(report.train_end),
+        "training": report.training_entry(),
+    }
+
+
+def _checksum_error(path: Path, actual: str, expected: str) -> Exception:
+    from forecasting.errors import RunError
+
+    return RunError(f"{path}: checksum {actual[:12]}… does not match the registered {expected[:12]}…; refusing to load")
+
+
+def copy_network(network: Any) -> Any:
+    """A separate copy of a Keras network, through the `.keras` format (as a version loaded again from its folder)."""
+    import keras
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / MODEL_FILE
+        network.save(path)
+        return keras.models.load_model(path, compile=False)

@@ -1,0 +1,153 @@
+"""Forecasting the next `horizon` steps after each series' last observation, with intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import pandas as pd
+
+from forecasting.preparation.batch_scaling import encode_windows
+from forecasting.preparation.future_inputs import encode_future, horizon_blocks, network_inputs
+from forecasting.sources.tables import interval_columns
+from forecasting.model.network import forecast_array
+from forecasting.preparation.scaling import SeriesScaler, WindowLevels
+from forecasting.preparation.windows import SeriesArrays
+
+
+@dataclass
+class ForecastResult:
+    forecasts: pd.DataFrame
+    skipped: dict[str, str] = field(default_factory=dict)  # series id -> reason
+    constant: dict[str, str] = field(default_factory=dict)  # series id -> value forecast and why
+
+
+def constant_value(values: np.ndarray, lookback: int, window_scaling: bool) -> tuple[float, str] | None:
+    """The value to forecast, and why, for a series the network cannot forecast sensibly: every
+    observation the same (a constant series: the network would add a shape it learned elsewhere),
+    or, with window scaling, an input window of zeros (no level to scale by). None otherwise."""
+    target = np.asarray(values, dtype="float64")[:, 0]
+    finite = target[np.isfinite(target)]
+    if len(finite) and (finite == finite[0]).all():
+        return float(finite[0]), "constant series"
+    if window_scaling and len(target) >= lookback and (target[-lookback:] == 0).all():
+        return 0.0, f"last {lookback} observations all zero"
+    return None
+
+
+def predict(
+    model: keras.Model,
+    scaler: SeriesScaler,
+    arrays: SeriesArrays,
+    lookback: int,
+    horizon: int,
+    frequency: str,
+    interval_halfwidths: dict[int, list[float]] | None = None,
+) -> ForecastResult:
+    """One forecast per series from its last `lookback` rows; series too short or with gaps there are skipped.
+
+    Series the scaler has not seen (new since training) are scaled by their own history.
+    Returns a long frame: series_id, forecast_origin, target_ts, step, yhat, interval columns.
+    """
+    skipped: dict[str, str] = {}
+    constant: dict[str, tuple[float, str]] = {}
+    ids, windows, ticks = [], [], []
+    for series_id, values in arrays.values.items():
+        if len(values) < lookback:
+            skipped[series_id] = f"{len(values)} observations, fewer than lookback {lookback}"
+            continue
+        window = values[-lookback:]
+        if not np.isfinite(window).all():
+            skipped[series_id] = f"missing values in the last {lookback} observations"
+            continue
+        found = constant_value(values, lookback, scaler.target != "series")
+        if found is not None:
+            constant[series_id] = found
+            continue
+        if series_id not in scaler:
+            scaler.add(series_id, values)
+        ids.append(series_id)
+        windows.append(window)
+        ticks.append(scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1])
+    if ids:  # every window scaled in one batch, kept as one array (not a view and a WindowLevels per series)
+        inputs, _, window_levels = encode_windows(scaler, np.asarray(ids, dtype=object), np.stack(windows), first_ticks=np.concatenate(ticks))
+    del windows, ticks
+    future = prediction_blocks(scaler, arrays, ids, horizon, frequency)
+    columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
+    for level in sorted(interval_halfwidths or {}):
+        columns += list(interval_columns(level))
+    frames = []
+    if ids:
+        scaled = forecast_array(model, network_inputs(inputs, future), "forecast", "series")
+        frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
+        values = frame[[c for c in frame.columns if c == "yhat" or c.startswith(("yhat_lower_", "yhat_upper_"))]].to_numpy(dtype="float64")
+        broken = frame.loc[~np.isfinite(values).all(axis=1), "series_id"].unique()
+        for series_id in broken:  # never written: listed with the skipped series instead
+            skipped[series_id] = "the network's forecast is not finite"
+        frames.append(frame[~frame["series_id"].isin(broken)] if len(broken) else frame)  # no copy of 1.8 M rows for nothing
+    if constant:
+        # Scale 0 decodes every value, interval bounds included, to the constant: a zero-width interval.
+        flat = WindowLevels(np.array([value for value, _ in constant.values()]), np.zeros(len(constant)), np.zeros(len(constant), dtype=bool))
+        frames.append(
+            forecast_frame(list(constant), [arrays.timestamps[sid][-1] for sid in constant], np.zeros((len(constant), horizon)), flat,
+                           frequency, interval_halfwidths)
+        )
+    described = {sid: f"{value:g} ({why})" for sid, (value, why) in constant.items()}
+    if not frames:
+        return ForecastResult(pd.DataFrame(columns=columns), skipped, described)
+    if len(frames) == 1 and list(frames[0].columns) == columns and frames[0].index.equals(pd.RangeIndex(len(frames[0]))):
+        return ForecastResult(frames[0], skipped, described)  # what the concatenation would give, without a copy of it
+    return ForecastResult(pd.concat(frames, ignore_index=True)[columns], skipped, described)
+
+
+def prediction_blocks(scaler: SeriesScaler, arrays: SeriesArrays, ids: list[str], horizon: int, frequency: str) -> np.ndarray | None:
+    """The scaled future blocks of the series `ids` for the periods after their last observation
+    (None without future inputs); an InputError names the series whose future values are missing."""
+    if not arrays.future_columns or not ids:
+        return None
+    blocks = horizon_blocks(arrays, ids, horizon, frequency)
+    return encode_future(scaler, np.asarray(ids, dtype=object), blocks, arrays.future_columns)
+
+
+def forecast_frame(
+    ids: list[str],
+    origins: list[pd.Timestamp],
+    scaled: np.ndarray,
+    levels: WindowLevels,
+    frequency: str,
+    interval_halfwidths: dict[int, list[float]] | None = None,
+) -> pd.DataFrame:
+    """Scaled forecasts (series x horizon) to the long forecast frame, with interval columns.
+
+    Interval bounds are the forecast plus and minus the per-step half-width in the scaled space,
+    mapped back: with log scaling they are asymmetric and never below zero."""
+    offset = pd.tseries.frequencies.to_offset(frequency)
+    horizon = scaled.shape[1]
+    steps = np.arange(1, horizon + 1)
+    origin_index = pd.DatetimeIndex(np.repeat(pd.DatetimeIndex(origins).values, horizon))
+    frame = pd.DataFrame(
+        {
+            "series_id": np.repeat(np.asarray(ids, dtype=object), horizon),
+            "forecast_origin": origin_index,
+            "target_ts": target_times(pd.DatetimeIndex(origins), horizon, offset),
+            "step": np.tile(steps, len(ids)),
+            "yhat": levels.decode(scaled).ravel(),
+        }
+    )
+    for level, widths in sorted((interval_halfwidths or {}).items()):
+        lower, upper = interval_columns(level)
+        half = np.asarray(widths, dtype="float64")[np.newaxis, :]
+        frame[lower] = levels.decode(scaled - half).ravel()
+        frame[upper] = levels.decode(scaled + half).ravel()
+    return frame
+
+
+def target_times(origins: pd.DatetimeIndex, horizon: int, offset: pd.DateOffset) -> pd.DatetimeIndex:
+    """`origin + step * offset` for each origin and step 1..horizon, origin by origin (rows: origins x
+    steps), computed once per distinct origin (most series share a few)."""
+    distinct, inverse = np.unique(origins.values, return_inverse=True)
+    table = np.array(
+        [[(pd.Timestamp(origin) + step * offset).to_datetime64() for step in range(1, horizon + 1)] for origin in distinct]
+    ).reshape(len(distinct), horizon)
+    return pd.DatetimeIndex(table[inverse.ravel()].ravel())

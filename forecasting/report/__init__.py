@@ -1,0 +1,1 @@
+"""The HTML report: what it shows, its charts and its template."""

@@ -1,0 +1,133 @@
+"""What `forecasting report` shows, gathered from the job's tables and the history store into one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from forecasting.history import store as history
+from forecasting.history.future_rows import observed_only
+from forecasting.config.settings import Settings
+from forecasting.errors import ConfigError
+from forecasting.sources.tables import forecast_errors, ingestion_state, model_aliases, model_versions, quarantine, runs
+
+RUNS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report renders: the model's champion and data watermark, its last runs, its versions
+    with the gate's scores, the live accuracy by step and by target period (empty frames before any actual
+    arrived), the charted series' histories, forecasts and scores, and the quarantine counts."""
+
+    model: str
+    champion: int | None
+    watermark: str | None
+    runs: pd.DataFrame
+    versions: pd.DataFrame
+    by_step: pd.DataFrame
+    by_period: pd.DataFrame
+    series: list[str]
+    series_note: str
+    histories: pd.DataFrame
+    forecasts: pd.DataFrame
+    series_scores: pd.DataFrame
+    quarantine: pd.DataFrame
+    levels: tuple[int, ...] = (80, 95)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_actuals(self) -> bool:
+        """Whether any forecast of the model has met its actual."""
+        return not self.by_step.empty
+
+
+def _frame(connection: Connection, query: Any) -> pd.DataFrame:
+    result = connection.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _view(connection: Connection, view: str, model: str, order: str) -> pd.DataFrame:
+    table = sa.table(view, sa.column("model_name"), sa.column(order))
+    return _frame(connection, sa.select(sa.text("*")).select_from(table).where(table.c.model_name == model).order_by(table.c[order]))
+
+
+def _series_scores(connection: Connection, model: str) -> pd.DataFrame:
+    """Per series: scored rows and mean scaled error (model and seasonal naive), worst first."""
+    e = forecast_errors.c
+    query = (
+        sa.select(e.series_id, sa.func.count().label("scored"), sa.func.avg(e.scaled_error).label("mase"),
+                  sa.func.avg(e.naive_scaled_error).label("naive_mase"))
+        .where(e.model_name == model)
+        .group_by(e.series_id)
+    )
+    frame = _frame(connection, query)
+    return frame.sort_values(["mase", "series_id"], ascending=[False, True], na_position="last", ignore_index=True)
+
+
+def _pick_series(known: list[str], scores: pd.DataFrame, named: list[str], top: int) -> tuple[list[str], str]:
+    missing = [sid for sid in named if sid not in known]
+    if missing:
+        raise ConfigError(f"--series: {', '.join(repr(s) for s in missing)} {'has' if len(missing) == 1 else 'have'} no forecasts of this model")
+    if scores["mase"].notna().any():
+        worst = [sid for sid in scores.loc[scores["mase"].notna(), "series_id"].astype(str)][:top]
+        note = f"the {len(worst)} series with the highest live scaled error (MASE)" if worst else ""
+    else:
+        worst = sorted(known)[:top]
+        note = f"no live errors yet: the first {len(worst)} series by id" if worst else ""
+    chosen = list(dict.fromkeys([*worst, *named]))
+    if named:
+        note = f"{note}, and {', '.join(named)} as asked" if note else f"{', '.join(named)} as asked"
+    return chosen, note
+
+
+def gather(engine: Engine, settings: Settings, model: str, named: list[str] | None = None, top: int = 5) -> ReportData:
+    """The report's data for `model`; a ConfigError naming it when the model is not configured, has no
+    forecasts yet, or a named series has none."""
+    levels = tuple(sorted(settings.model(model).intervals))
+    named = list(dict.fromkeys(named or []))
+    with engine.connect() as connection:
+        forecasts_table = sa.Table("forecasts", sa.MetaData(), autoload_with=connection)
+        f = forecasts_table.c
+        known = [str(s) for s in connection.execute(sa.select(f.series_id).where(f.model_name == model).distinct()).scalars()]
+        if not known:
+            raise ConfigError(f"model {model!r} has no forecasts yet in table forecasts; run `forecasting run --model {model}` first")
+        champion = connection.execute(
+            sa.select(model_aliases.c.version).where(model_aliases.c.model_name == model, model_aliases.c.alias == "champion")
+        ).scalar()
+        watermark = connection.execute(sa.select(ingestion_state.c.watermark).where(ingestion_state.c.source == settings.source.table)).scalar()
+        r = runs.c
+        run_rows = _frame(connection, sa.select(r.started_at, r.mode, r.reason, r.duration_seconds, r.status, r.produced_version, r.error)
+                          .where(r.model_name == model).order_by(r.started_at.desc()).limit(RUNS_SHOWN))
+        v = model_versions.c
+        versions = _frame(connection, sa.select(v.version, v.status, v.mode, v.created_at, v.data_watermark, v.holdout_metric,
+                                                v.holdout_score, v.champion_score, v.baseline_score, v.decision)
+                          .where(v.model_name == model).order_by(v.version.desc()))
+        by_step = _view(connection, "accuracy_by_version_step", model, "step")
+        by_period = _view(connection, "accuracy_by_period", model, "target_ts")
+        scores = _series_scores(connection, model)
+        chosen, note = _pick_series(known, scores, named, top)
+        columns = [f[name] for name in ("series_id", "forecast_origin", "target_ts", "step", "yhat") if name in f]
+        columns += [f[name] for level in levels for name in (f"yhat_lower_{level}", f"yhat_upper_{level}") if name in f]
+        forecasts = _frame(connection, sa.select(*columns).where(f.model_name == model, f.series_id.in_(chosen))) if chosen else pd.DataFrame()
+        quarantined = quarantine_counts(connection, settings.source.table)
+    histories = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"], series=chosen))
+    return ReportData(
+        model=model, champion=champion, watermark=str(watermark) if watermark is not None else None, runs=run_rows,
+        versions=versions, by_step=by_step, by_period=by_period, series=chosen, series_note=note, histories=histories,
+        forecasts=forecasts, series_scores=scores, quarantine=quarantined, levels=levels,
+    )
+
+
+def quarantine_counts(connection: Connection, source: str) -> pd.DataFrame:
+    """Per reason: source rows quarantined now (`rows`), those since resolved, and when one was last seen."""
+    q = quarantine.c
+    current = sa.func.sum(sa.case((q.resolved_at.is_(None), 1), else_=0))
+    resolved = sa.func.sum(sa.case((q.resolved_at.is_(None), 0), else_=1))
+    query = (sa.select(q.reason, current.label("rows"), resolved.label("resolved"), sa.func.max(q.last_seen_at).label("latest"))
+             .where(q.source == source).group_by(q.reason).order_by(current.desc(), q.reason))
+    return _frame(connection, query)

@@ -1,0 +1,83 @@
+"""Create or migrate the schema (Alembic migrations under sql/) and keep the views current."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.resources import as_file, files
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from forecasting.sources.database import table_columns
+from forecasting.sources.tables import interval_columns
+
+VIEWS = ("forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period")
+
+
+def _alembic_config(connection: Connection, script_location: str, schema: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.attributes["connection"] = connection
+    config.attributes["version_table_schema"] = schema
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    with as_file(files("forecasting.sql").joinpath("migrations")) as location:
+        config = Config()
+        config.set_main_option("script_location", str(location))
+        return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(engine: Engine, schema: str | None = None) -> str | None:
+    """The migration the database is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection, opts={"version_table_schema": schema}).get_current_revision()
+
+
+def migrate(engine: Engine, interval_levels: Iterable[int] = (80, 95), schema: str | None = None) -> dict[str, object]:
+    """Bring the schema to the newest migration and add interval columns for configured levels.
+
+    With a PostgreSQL `schema` (`database.schema`; the engine's search path is that schema), the
+    schema is created when missing, and the tables, views and Alembic's version table go into it.
+    Idempotent: on an up-to-date database it changes nothing but re-creating the views.
+    """
+    if schema is not None:
+        with engine.begin() as connection:
+            # Checked first: PostgreSQL checks the CREATE privilege even for IF NOT EXISTS, and a
+            # least-privilege job user may own a schema its DBA made without being allowed to create one.
+            if schema not in sa.inspect(connection).get_schema_names():
+                connection.execute(sa.schema.CreateSchema(schema))
+    before = current_revision(engine, schema)
+    with as_file(files("forecasting.sql").joinpath("migrations")) as location:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection, str(location), schema), "head")
+    added = ensure_interval_columns(engine, interval_levels)
+    return {"from_revision": before, "to_revision": current_revision(engine, schema), "added_columns": added}
+
+
+def ensure_interval_columns(engine: Engine, levels: Iterable[int]) -> list[str]:
+    """Add `yhat_lower_<L>`/`yhat_upper_<L>` columns for levels not yet in `forecasts`."""
+    added: list[str] = []
+    with engine.begin() as connection:
+        existing = table_columns(connection, "forecasts") or {}
+        for level in sorted(set(levels)):
+            for name in interval_columns(level):
+                if name not in existing:
+                    connection.execute(sa.text(f'ALTER TABLE forecasts ADD COLUMN "{name}" FLOAT'))
+                    added.append(name)
+        if added:
+            # PostgreSQL expands `f.*` when a view is created: re-create it to show the new columns.
+            _recreate_views(connection)
+    return added
+
+
+def _recreate_views(connection: Connection) -> None:
+    for view in VIEWS:
+        connection.execute(sa.text(f"DROP VIEW IF EXISTS {view}"))
+        connection.execute(sa.text(files("forecasting.sql").joinpath(f"views/{view}.sql").read_text()))

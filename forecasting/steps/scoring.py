@@ -1,0 +1,227 @@
+"""Scoring as actuals arrive: after each run's pull, every stored forecast row whose actual is now in the
+history store and was not scored yet (or whose actual was revised, or whose forecast was rewritten) is
+scored into `forecast_errors`; and the champion's live accuracy the mode policy reads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from forecasting.history import store as history
+from forecasting.evaluation.live_accuracy import KEY, LiveAccuracy, live_accuracy, needs_scoring, period_label, score_rows
+from forecasting.model.artifacts import utc_now
+from forecasting.history.future_rows import observed_only
+from forecasting.config.settings import Settings
+from forecasting.sources.database import upsert_frame
+from forecasting.model.defaults import default_season, effective_season
+from forecasting.runtime.phases import timed
+from forecasting.steps.data import _recorded_frequency, open_engine
+from forecasting.sources.tables import forecast_errors
+from forecasting.preparation.validation import infer_frequency
+
+FORECAST_COLUMNS = [*KEY[:1], "model_version", *KEY[1:], "step", "yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
+
+
+@dataclass(frozen=True)
+class ScoringSummary:
+    """What `score_step` did: rows scored for the first time, re-scored (revised actual or rewritten
+    forecast), removed (their actual left the source), and the rows scored in all for the model."""
+
+    scored: int
+    rescored: int
+    removed: int
+    total: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as plain data."""
+        return asdict(self)
+
+
+def _candidates(connection: Connection, model_name: str, newest: pd.Timestamp) -> pd.DataFrame:
+    """The model's forecast rows whose target is at or before the newest observation, with their stored
+    scores' yhat and actual (NaN where not scored)."""
+    forecasts = sa.Table("forecasts", sa.MetaData(), autoload_with=connection)
+    errors = forecast_errors
+    columns = [forecasts.c[name] for name in FORECAST_COLUMNS if name in forecasts.c]
+    join = forecasts.outerjoin(errors, sa.and_(*(forecasts.c[name] == errors.c[name] for name in KEY)))
+    query = (
+        sa.select(*columns, errors.c.yhat.label("scored_yhat"), errors.c.actual.label("scored_actual"))
+        .select_from(join)
+        .where(forecasts.c.model_name == model_name, forecasts.c.target_ts <= newest.to_pydatetime())
+    )
+    result = connection.execute(query)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    for name in ("scored_yhat", "scored_actual"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
+
+
+def score_forecasts(engine: Engine, settings: Settings, model_name: str, run_id: str) -> ScoringSummary:
+    """Score the model's stored forecasts whose actuals arrived (see the module), in one transaction,
+    bulk-written like the forecasts; idempotent: a second call scores nothing."""
+    observed = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"]))
+    with engine.begin() as connection:
+        if observed.empty:
+            return ScoringSummary(0, 0, 0, _count(connection, model_name))
+        newest = pd.Timestamp(observed["ts"].max())
+        candidates = _candidates(connection, model_name, newest)
+        if candidates.empty:
+            return ScoringSummary(0, 0, 0, _count(connection, model_name))
+        todo, gone = needs_scoring(candidates, observed)
+        rescored = 0
+        if not todo.empty:
+            frequency = infer_frequency(observed, settings.source.frequency or _recorded_frequency(engine, settings))
+            # The season the model's gate used; a model no longer configured keeps the frequency's.
+            config = settings.models.get(model_name)
+            season = effective_season(config, frequency) if config is not None else default_season(frequency)
+            scored = score_rows(todo, observed, frequency, season)
+            keys = scored[KEY].merge(candidates.loc[candidates["scored_actual"].notna(), KEY].assign(seen=True), on=KEY, how="left")
+            rescored = int(keys["seen"].fillna(False).astype(bool).sum())
+            scored["run_id"] = run_id
+            scored["scored_at"] = pd.Timestamp(utc_now())
+            scored["inside_80"] = scored["inside_80"].astype(object)
+            scored["inside_95"] = scored["inside_95"].astype(object)
+            upsert_frame(connection, forecast_errors, scored, key=KEY)
+        else:
+            scored = todo
+        for row in gone.itertuples(index=False):
+            connection.execute(
+                sa.delete(forecast_errors).where(*(forecast_errors.c[name] == _plain(getattr(row, name)) for name in KEY))
+            )
+        return ScoringSummary(len(scored) - rescored, rescored, len(gone), _count(connection, model_name))
+
+
+def _plain(value: Any) -> Any:
+    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+
+
+def _count(connection: Connection, model_name: str) -> int:
+    return int(connection.execute(sa.select(sa.func.count()).where(forecast_errors.c.model_name == model_name)).scalar() or 0)
+
+
+@timed("score", data=True)
+def score_step(settings: Settings, model_name: str, run_id: str) -> ScoringSummary:
+    """Score the model's forecasts whose actuals arrived with this run's pull (`score_forecasts`)."""
+    return score_forecasts(open_engine(settings), settings, model_name, run_id)
+
+
+def champion_live_accuracy(engine: Engine, model_name: str, version: int, metric: str, window: int) -> LiveAccuracy | None:
+    """The version's live `metric` over its latest `window` scored target periods, beside seasonal
+    naive's on the same rows (`accuracy.live_accuracy`); None when it has no scored rows yet."""
+    frame = _latest_rows(engine, model_name, version, window)
+    return None if frame is None else live_accuracy(frame, metric, window)
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """A version's live accuracy over its latest scored target periods, beside seasonal naive's on the
+    same rows: what the run summary, the Prefect artifact and the report show."""
+
+    version: int
+    periods: int
+    rows: int
+    first_target: str
+    last_target: str
+    smape: float
+    mase: float
+    mae: float
+    coverage_80: float | None
+    coverage_95: float | None
+    naive_smape: float
+    naive_mase: float
+    naive_mae: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain data."""
+        return asdict(self)
+
+
+def live_figures(engine: Engine, model_name: str, version: int, window: int) -> LiveFigures | None:
+    """`version`'s live sMAPE, MASE, MAE and interval coverage over its latest `window` scored target
+    periods, beside seasonal naive's; None when it has no scored rows (or `window` is 0)."""
+    frame = _latest_rows(engine, model_name, version, window)
+    if frame is None:
+        return None
+    from forecasting.evaluation.live_accuracy import summary_figures
+
+    figures = summary_figures(frame)
+    targets = pd.to_datetime(frame["target_ts"])
+    return LiveFigures(
+        version=version, periods=int(targets.nunique()), rows=len(frame),
+        first_target=period_label(targets.min()), last_target=period_label(targets.max()), **figures,
+    )
+
+
+def _latest_rows(engine: Engine, model_name: str, version: int, window: int) -> pd.DataFrame | None:
+    """The version's forecast_errors rows whose target is among its latest `window` scored targets."""
+    if window <= 0:
+        return None
+    errors = forecast_errors
+    with engine.connect() as connection:
+        latest = connection.execute(
+            sa.select(errors.c.target_ts)
+            .where(errors.c.model_name == model_name, errors.c.model_version == version)
+            .group_by(errors.c.target_ts)
+            .order_by(errors.c.target_ts.desc())
+            .limit(window)
+        ).scalars().all()
+        if not latest:
+            return None
+        result = connection.execute(
+            sa.select(errors).where(errors.c.model_name == model_name, errors.c.model_version == version, errors.c.target_ts >= min(latest))
+        )
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def with_accuracy(settings: Settings, summary: Any, scoring: ScoringSummary, report: str | None = None) -> Any:
+    """The run's summary (`RunSummary`) with this run's scoring, the forecasting version's live figures
+    over `promotion.live_window` target periods (the latest 3 when that is 0) and the report's path."""
+    from dataclasses import replace
+
+    window = settings.model(summary.model).promotion.live_window or 3
+    live = live_figures(open_engine(settings), summary.model, summary.forecast.version, window)
+    return replace(summary, accuracy={"scoring": scoring.as_dict(), "live": live.as_dict() if live else None, "report": report})
+
+
+@timed("report", data=True)
+def report_step(settings: Settings, model_name: str) -> str:
+    """Write the model's HTML report to `<storage>/reports/<model>/latest.html` (and the day's dated copy);
+    returns its path, or why it was not written: the forecasts are already stored, so a report that
+    cannot be drawn is said in the summary rather than failing the run."""
+    from forecasting.sources.database import redact
+    from forecasting.report.render import run_report
+
+    try:
+        return run_report(open_engine(settings), settings, model_name)
+    except Exception as error:  # noqa: BLE001
+        return f"not written ({redact(f'{type(error).__name__}: {error}', settings.database.url)})"
+
+
+def live_markdown(summary: dict[str, Any]) -> str | None:
+    """The run's live figures and report path as a markdown table (the flow's `<model>-live-accuracy` artifact)."""
+    accuracy = summary.get("accuracy") or {}
+    live, report = accuracy.get("live"), accuracy.get("report")
+    if not live and not report:
+        return None
+    lines = [f"**Model {summary['model']}**: report `{report}`", ""]
+    if live:
+        lines += [
+            f"Live accuracy of v{live['version']} over {live['periods']} target period{'s' if live['periods'] != 1 else ''} ({live['first_target']} to "
+            f"{live['last_target']}, {live['rows']} rows):",
+            "",
+            "| figure | model | seasonal naive |",
+            "|---|---|---|",
+            *(f"| {name} | {_number(live[key])} | {_number(live['naive_' + key])} |" for name, key in (("sMAPE", "smape"), ("MASE", "mase"), ("MAE", "mae"))),
+            *(f"| coverage {level}% | {_number(live[f'coverage_{level}'])} | nominal {level} |" for level in (80, 95)),
+        ]
+    else:
+        lines.append("No forecast of the champion has met its actual yet.")
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
