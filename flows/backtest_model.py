@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
-from flows.tasks import single_step_run
+from flows.tasks import plain_task, single_step_run
 from forecasting import steps
 from forecasting.config.settings import Settings, load_settings
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+@plain_task
 def run_backtest(settings: Settings, model: str, run_id: str, windows: int, step: int | None) -> steps.BacktestSummary:
     """Train and forecast at each origin, score, and store the scores."""
     return steps.backtest_step(settings, model, run_id, windows, step)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from flows.logs import forward_library_logs
-from flows.tasks import commit_source_pull, db_task, pull_source, recorded_runs, transient_failure
+from flows.tasks import commit_source_pull, db_task, plain_task, pull_source, recorded_runs, transient_failure
 from forecasting import steps
 from forecasting.config.settings import Settings, load_settings
 from forecasting.steps import Mode
@@ -27,7 +26,7 @@ def score_forecast_errors(settings: Settings, model: str, run_id: str) -> steps.
     return steps.score_step(settings, model, run_id)
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+@plain_task
 def write_report(settings: Settings, model: str) -> str:
     """Write the model's HTML report (latest and dated copy); its path, or why it was not written."""
     return steps.report_step(settings, model)
@@ -39,7 +38,7 @@ def choose_run_mode(settings: Settings, model: str, mode: str) -> steps.ModeDeci
     return steps.decide_mode(settings, model, mode)
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+@plain_task
 def train_version(settings: Settings, model: str, run_id: str, mode: str) -> steps.TrainSummary:
     """Retrain or fine-tune, score against the champion, register and maybe promote."""
     forward_library_logs()  # again here: run on a Dask task runner, this task is in a worker process

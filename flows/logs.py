@@ -10,6 +10,8 @@ import logging
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging.handlers import APILogHandler
 
+from forecasting.config.credentials import mask_log_records
+
 LIBRARY_LOGGERS = ("forecasting.progress", "forecasting.phases")
 
 
@@ -29,7 +31,9 @@ class LibraryLogHandler(APILogHandler):
 
 
 def forward_library_logs() -> None:
-    """Send the library's progress and phase lines to Prefect's API from flow and task runs (idempotent)."""
+    """Send the library's progress and phase lines to Prefect's API from flow and task runs, and mask the
+    database password in every log record of this process (a worker's or a Dask worker's too; idempotent)."""
+    mask_log_records()
     for name in LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() > logging.INFO:

@@ -4,7 +4,8 @@ manager for the locks, the `runs` rows and their end (completed or failed) of a 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -15,6 +16,7 @@ from prefect.tasks import exponential_backoff
 
 from flows.logs import forward_library_logs
 from forecasting import steps
+from forecasting.config.credentials import masked_error
 from forecasting.config.settings import Settings
 from forecasting.errors import ForecastingError
 from forecasting.sources.locking import model_lock
@@ -29,7 +31,30 @@ def transient_failure(_task: Any, _task_run: Any, state: Any) -> bool:
     return not isinstance(error, ForecastingError)
 
 
-db_task = task(
+def masked_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, whose errors leave it with the database password masked (`database.masked_error`),
+    so that Prefect's state messages and logs of a failed task or flow never hold it."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:
+            masked = masked_error(error)
+            if masked is error:
+                raise
+            raise masked from None
+
+    return wrapper
+
+
+def job_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """`prefect.task(**options)` over `masked_errors(function)`."""
+    return lambda function: task(**options)(masked_errors(function))
+
+
+plain_task = job_task(cache_policy=NO_CACHE, persist_result=False)
+db_task = job_task(
     cache_policy=NO_CACHE,
     persist_result=False,
     retries=3,
@@ -110,7 +135,10 @@ def recorded_runs(settings: Settings, models: list[str], mode: str) -> Iterator[
             for model, run_id in records.run_ids.items():
                 if model not in records.finished:
                     steps.fail_run(settings, run_id, error)
-            raise
+            masked = masked_error(error) if isinstance(error, Exception) else error
+            if masked is error:
+                raise
+            raise masked from None
 
 
 def single_step_run(settings: Settings, model: str, mode: str, step: Any, *args: Any) -> Any:

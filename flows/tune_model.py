@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
-from flows.tasks import single_step_run
+from flows.tasks import plain_task, single_step_run
 from forecasting import steps
 from forecasting.config.settings import Settings, load_settings
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+@plain_task
 def run_search(settings: Settings, model: str, run_id: str, tuner: str | None, max_trials: int | None) -> steps.TuneSummary:
     """Run or resume the search and store the best hyperparameters."""
     return steps.tune_step(settings, model, run_id, tuner, max_trials, verbose=1)

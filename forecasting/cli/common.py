@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from forecasting.config.credentials import masked_url
 from forecasting.config.settings import find_config_path, load_settings
-from forecasting.sources.database import connect_checked, masked_url
+from forecasting.sources.database import connect_checked
 
 
 def settings_of(args: argparse.Namespace) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from forecasting.cli.common import DATABASE, config_path_of, connect, settings_of
 from forecasting.cli.models_commands import add_models_command, models_command
 from forecasting.cli.report_commands import add_report_command, advance_demo, cmd_report
+from forecasting.config.credentials import mask_log_records, masked_url, redact
 from forecasting.config.deployments import deployment_specs, render_prefect_yaml
 from forecasting.config.settings import load_settings
 from forecasting.errors import ConfigError, ForecastingError
@@ -20,13 +21,12 @@ from forecasting.publishing.repair import format_repair, repair_parquet
 from forecasting.runtime import console, progress
 from forecasting.runtime.orchestrator import API_URL_ENV, prefect_api
 from forecasting.runtime.phases import phase
-from forecasting.sources.database import masked_url, redact
 from forecasting.sources.datasets import m3_monthly
 from forecasting.sources.loading import load_observations, read_observation_file
 from forecasting.sources.locking import model_lock
 from forecasting.steps import check_schema, format_summary, format_tuning, summary_json
 from forecasting.steps.run_records import record_failed_start
-from forecasting.storage.files import check_storage
+from forecasting.storage.files import check_storage, output_file, replace_atomically
 from forecasting.storage.locations import make_dirs
 
 DEMO_MODEL = "monthly"
@@ -190,7 +190,7 @@ def cmd_deployments(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     text = render_prefect_yaml(settings)
     # Like every relative path in the config, relative to the config file's folder.
-    output = Path(config_path_of(args)).parent / (args.output or DEPLOYMENTS_FILE)
+    output = Path(config_path_of(args)).parent / (os.path.expanduser(args.output) if args.output else DEPLOYMENTS_FILE)
     if args.check:
         if not output.exists():
             raise ConfigError(f"{output} is missing; run `forecasting deployments` to write it")
@@ -198,8 +198,8 @@ def cmd_deployments(args: argparse.Namespace) -> int:
             raise ConfigError(f"{output} does not match the config; run `forecasting deployments` to regenerate it")
         print(f"{output} matches the config")
         return 0
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    target = output_file(output, "--output" if args.output else "deployments", "prefect.yaml", create_folder=not args.output)
+    replace_atomically(target, lambda temporary: temporary.write_text(text))  # only a regular file is replaced
     specs = deployment_specs(settings)
     scheduled = sum(1 for spec in specs if spec["schedules"])
     print(f"wrote {len(specs)} deployments ({scheduled} with schedules) to {output}")
@@ -339,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[progress.PROGRESS_ENV] = "off"
     console.quiet_environment()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    mask_log_records()  # the database password, in any log record of this process
     DATABASE.clear()
     try:
         return console.with_plain_progress(lambda: args.handler(args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any, Callable
 
@@ -16,6 +17,8 @@ from forecasting.sources.database import source_summary
 from forecasting.sources.datasets import m3_monthly
 from forecasting.sources.loading import load_observations
 from forecasting.steps.run_records import check_schema
+from forecasting.storage.files import output_file
+from forecasting.storage.locations import is_url
 
 
 def add_report_command(commands: Any, handler: Callable[[argparse.Namespace], int]) -> None:
@@ -32,6 +35,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the report of `args.model` and print one line saying where, with its charts and time taken."""
     settings = settings_of(args)
     settings.model(args.model)
+    # Checked before anything else: nothing but a regular file is replaced (a FIFO, a device,
+    # a symlink's target that is not a file); a folder the user names must exist.
+    if args.output:
+        named = args.output if is_url(args.output) else os.path.expanduser(args.output)
+        output = output_file(settings.locate(named), "--output", "report.html")
+    else:
+        output = output_file(settings.storage_root / REPORTS / args.model / "report.html", "report", "report.html", create_folder=True)
     engine = connect(settings)
     check_schema(engine, settings, args.model)
     database = DATABASE["masked"]
@@ -39,7 +49,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top: must be 0 or more (got {args.top})")
     started = time.perf_counter()
     report = build_report(engine, settings, args.model, args.series, args.top)
-    output = settings.locate(args.output) if args.output else settings.storage_root / REPORTS / args.model / "report.html"
     write_html(output, report.html)
     print(
         f"report of model {args.model} from {database}: {output} ({report.charts} charts, {len(report.series)} series; "

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import sqlalchemy as sa
 from pydantic import (
     ConfigDict,
     Field,
@@ -19,6 +18,12 @@ from pydantic import (
     model_validator,
 )
 
+from forecasting.config.credentials import (
+    DATABASE_PASSWORD_ENV,
+    DATABASE_URL_ENV,
+    parse_url,
+    with_password,
+)
 from forecasting.config.model_settings import ModelConfig, StrictModel
 from forecasting.errors import ConfigError
 from forecasting.storage.locations import (
@@ -36,7 +41,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_ENV = "FORECASTING_CONFIG"
-DATABASE_URL_ENV = "FORECASTING_DATABASE_URL"
 STORAGE_ROOT_ENV = "FORECASTING_STORAGE_ROOT"
 DEFAULT_CONFIG_FILE = "forecasting.toml"
 
@@ -92,6 +96,8 @@ class StorageConfig(StrictModel):
     @field_validator("root", "forecasts")
     @classmethod
     def _folder_or_store(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty; name a folder (relative to the config file's folder, or absolute) or an object-store URL")
         if value is not None and URL_SCHEME.match(value):
             problem = url_problem(value)
             if problem:
@@ -290,13 +296,13 @@ def _refuse_password_in_file(data: dict[str, Any], origin: str) -> None:
     url = (data.get("database") or {}).get("url")
     if isinstance(url, str) and "://" in url:
         try:
-            password = sa.engine.make_url(url).password
-        except Exception:  # noqa: BLE001 - an unparseable URL is reported when it is used
-            return
+            password = parse_url(url).password
+        except ConfigError:  # an unreadable URL is reported once the environment has had its say
+            password = "@" in url.split("://", 1)[1].rpartition("@")[0] and "unreadable"
         if password:
             raise ConfigError(
                 f"{origin}: database.url holds a password; keep credentials out of files and set "
-                f"{DATABASE_URL_ENV} in the environment instead"
+                f"{DATABASE_URL_ENV} or {DATABASE_PASSWORD_ENV} in the environment instead"
             )
 
 
@@ -305,8 +311,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     storage = data.setdefault("storage", {})
     for key in ("root", "forecasts"):
         root = storage.get(key, StorageConfig().root if key == "root" else None)
-        if isinstance(root, str) and not URL_SCHEME.match(root) and not Path(root).is_absolute():
-            storage[key] = str(base / root)
+        if isinstance(root, str) and root.strip() and not URL_SCHEME.match(root):
+            root = os.path.expanduser(root)  # "~/x": the home folder's x, as in a shell
+            storage[key] = root if Path(root).is_absolute() else str(base / root)
     database = data.setdefault("database", {})
     url = database.get("url", DatabaseConfig().url)
     if isinstance(url, str):
@@ -352,8 +359,11 @@ def parse_settings(data: dict[str, Any], base: Path | None = None, origin: str =
         if URL_SCHEME.match(root):
             check_url(root, STORAGE_ROOT_ENV)
         else:
-            root = str(Path(root).resolve())
+            root = str(Path(root).expanduser().resolve())
         data.setdefault("storage", {})["root"] = root
+    url = data.setdefault("database", {}).get("url", DatabaseConfig().url)
+    if isinstance(url, str):
+        data["database"]["url"] = with_password(url)
     try:
         # Strict: a number written as text ("6") or a boolean is refused, not converted.
         settings = Settings.model_validate(data, strict=True)

@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from forecasting.config.credentials import url_origin, masked_url, parse_url, redact
 from forecasting.config.settings import DATABASE_URL_ENV, SourceConfig
 from forecasting.errors import ConfigError, InputError
 from forecasting.preparation.validation import to_utc_naive
 from forecasting.sources.arrow_reads import adbc_available, copy_records
+from forecasting.storage.files import file_kind
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
-
-
-def _url_origin() -> str:
-    """Where the database URL came from, for error messages: the environment or the config file."""
-    return DATABASE_URL_ENV if os.environ.get(DATABASE_URL_ENV) else f"database.url ({DATABASE_URL_ENV} is not set)"
-
-
-def parse_url(url: str | sa.engine.URL) -> sa.engine.URL:
-    """The URL as SQLAlchemy reads it, except that an '@' in the password stays in the password
-    (SQLAlchemy ends the password at the first '@' and leaves the rest in the host)."""
-    parsed = sa.engine.make_url(url)
-    if parsed.host and "@" in parsed.host:
-        extra, _, host = parsed.host.rpartition("@")
-        if parsed.password is not None:
-            parsed = parsed.set(password=f"{parsed.password}@{extra}", host=host)
-        else:
-            parsed = parsed.set(username=f"{parsed.username}@{extra}", host=host)
-    return parsed
 
 
 def create_db_engine(url: str | sa.engine.URL, schema: str | None = None) -> Engine:
@@ -53,12 +34,14 @@ def create_db_engine(url: str | sa.engine.URL, schema: str | None = None) -> Eng
         if parsed.get_backend_name() != "postgresql":
             raise ConfigError(
                 f"database.schema: {schema!r} is set, but only PostgreSQL has schemas and the database is {masked_url(parsed)} "
-                f"({_url_origin()}); set {DATABASE_URL_ENV} to your PostgreSQL URL, or leave database.schema unset"
+                f"({url_origin()}); set {DATABASE_URL_ENV} to your PostgreSQL URL, or leave database.schema unset"
             )
         return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"options": f'-csearch_path="{schema}"'})
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
+            if Path(database).exists() and not Path(database).is_file():
+                raise ConfigError(f"{url_origin()}: the SQLite database {database} is {file_kind(Path(database))}, not a regular file")
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, connect_args={"timeout": 60})
 
@@ -73,50 +56,12 @@ def create_db_engine(url: str | sa.engine.URL, schema: str | None = None) -> Eng
     return sa.create_engine(parsed, pool_pre_ping=True)
 
 
-def _mask_raw(url: str) -> str:
-    """Everything between the scheme and the host (up to the last '@') masked, for URLs SQLAlchemy cannot parse."""
-    scheme, separator, rest = url.partition("://")
-    if not separator or "@" not in rest:
-        return url
-    userinfo, _, host = rest.rpartition("@")
-    if ":" not in userinfo and "@" not in userinfo:
-        return url  # a user name only
-    return f"{scheme}://{userinfo.split(':', 1)[0].split('@', 1)[0]}:***@{host}"
-
-
-def masked_url(engine_or_url: Engine | sa.engine.URL | str) -> str:
-    """The database URL with any password replaced by ***, safe for logs and summaries."""
-    try:
-        url = parse_url(engine_or_url.url if isinstance(engine_or_url, Engine) else engine_or_url)
-    except Exception:  # noqa: BLE001 - an unparseable URL is masked as text
-        return _mask_raw(str(engine_or_url))
-    return url.render_as_string(hide_password=True)
-
-
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
-
-
-def redact(text: str, url: str | sa.engine.URL | None = None) -> str:
-    """`text` with the password of `url` and of any URL written in it replaced by ***."""
-    secrets: set[str] = set()
-    if url is not None:
-        try:
-            for parsed in (parse_url(url), sa.engine.make_url(url)):
-                if parsed.password and len(parsed.password) >= 4:  # shorter ones would mangle every word
-                    secrets |= {parsed.password, quote(parsed.password, safe="")}
-        except Exception:  # noqa: BLE001
-            pass
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return _URL_IN_TEXT.sub(lambda match: _mask_raw(match.group(0)), text)
-
-
 def connect_checked(url: str, schema: str | None = None) -> Engine:
     """An engine that has been shown to connect, or a ConfigError naming `database.url`."""
     try:
         engine = create_db_engine(url, schema)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
-        raise ConfigError(f"{_url_origin()}: {masked_url(url)} is not a usable SQLAlchemy URL: {redact(str(error), url)}") from None
+        raise ConfigError(f"{url_origin()}: {masked_url(url)} is not a usable SQLAlchemy URL: {redact(str(error), url)}") from None
     except ImportError as error:
         raise ConfigError(
             f"database.url: the driver for {masked_url(url)} is not installed ({error}); "
@@ -127,7 +72,7 @@ def connect_checked(url: str, schema: str | None = None) -> Engine:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as error:
         reason = str(getattr(error, "orig", error)).strip().splitlines()[0] if str(getattr(error, "orig", error)).strip() else type(error).__name__
-        raise ConfigError(f"{_url_origin()}: cannot connect to {masked_url(engine)}: {redact(reason, url)}") from None
+        raise ConfigError(f"{url_origin()}: cannot connect to {masked_url(engine)}: {redact(reason, url)}") from None
     return engine
 
 

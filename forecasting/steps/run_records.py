@@ -9,11 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from forecasting.config.credentials import masked_url, redact
 from forecasting.config.settings import Settings
 from forecasting.errors import ConfigError
 from forecasting.publishing.registry import remove_unregistered_versions
 from forecasting.runtime.clock import utc_now
-from forecasting.sources.database import check_source, masked_url, redact, table_columns
+from forecasting.sources.database import check_source, table_columns
 from forecasting.sources.tables import interval_columns, runs
 from forecasting.steps.data import open_engine
 from forecasting.steps.mode import MODES, RECORDED_MODES

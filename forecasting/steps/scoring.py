@@ -11,6 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from forecasting.config.credentials import redact
 from forecasting.config.settings import Settings
 from forecasting.evaluation.live_accuracy import (
     KEY,
@@ -27,7 +28,6 @@ from forecasting.preparation.validation import infer_frequency
 from forecasting.report.render import run_report
 from forecasting.runtime.clock import utc_now
 from forecasting.runtime.phases import timed
-from forecasting.sources.database import redact
 from forecasting.sources.tables import forecast_errors
 from forecasting.sources.upserts import upsert_frame
 from forecasting.steps.data import _recorded_frequency, open_engine

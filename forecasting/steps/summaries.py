@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from forecasting.config.credentials import masked_url
 from forecasting.config.settings import Settings
-from forecasting.sources.database import masked_url
 from forecasting.history.pull_result import PullResult
 from forecasting.steps.forecasts import ForecastSummary
 from forecasting.steps.mode import ModeDecision

@@ -4,6 +4,7 @@ storage root check."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -43,6 +44,47 @@ def replace_atomically(target: Path, write: Callable[[Path], None], kill_point: 
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def file_kind(path: Path) -> str:
+    """What a path that is not a regular file is, in words."""
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def output_file(path: Path, where: str, example: str, create_folder: bool = False) -> Path:
+    """The local file to write for the output path `path` (named by `where`, such as `--output`): `path`
+    itself when it is a regular file or a new name in an existing folder, the target of a symlink to a
+    regular file (the link stays). Anything else is a ConfigError (exit 2), so nothing but a regular file
+    is ever replaced: a directory, a FIFO, a device, a socket, a dangling symlink, a missing folder (created
+    only with `create_folder`, for the job's own default paths; `example`: a file name to suggest).
+    An object-store path passes unchanged."""
+    if is_remote(path):
+        return path
+    path = Path(path)
+    target = path.resolve() if path.is_symlink() else path
+    link = f"{path} is a symlink to {target}, which " if target != path else f"{path} "
+    if target.exists():
+        if target.is_dir():
+            raise ConfigError(f"{where}: {link}is a directory; name the file to write in it (for example {path / example})")
+        if not target.is_file():
+            raise ConfigError(f"{where}: {link}is {file_kind(target)}, not a regular file; name a new file or an existing regular file")
+        return target
+    if target != path:
+        raise ConfigError(f"{where}: {link}does not exist; name a new file or an existing regular file")
+    folder = path.parent
+    if create_folder and not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise ConfigError(f"{where}: the folder {folder} of {path.name} {what}; create it first or name a file in an existing folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: cannot write to the folder {folder} (permission denied)")
+    return path
 
 
 def check_storage_root(root: Path, where: str = "storage.root") -> None:

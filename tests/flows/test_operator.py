@@ -13,9 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from forecasting.cli import main as cli
-from forecasting.runtime import console
-from forecasting.runtime import orchestrator
 from forecasting.errors import ConfigError
+from forecasting.runtime import console, orchestrator
 from tests.conftest import synthetic_frame, write_config
 from tests.flows.test_cli import assert_one_line_error
 
@@ -336,7 +335,7 @@ def test_commands_name_the_database_they_use(workdir, capsys):
 
 
 def test_password_with_an_at_sign_is_masked_whole():
-    from forecasting.sources.database import masked_url, redact
+    from forecasting.config.credentials import masked_url, redact
 
     assert masked_url(LEAKY_URL) == "postgresql+psycopg://u:***@127.0.0.1:1/db"
     assert masked_url("not a url://u:S3cret@Pw0rdX@host/db") == "not a url://u:***@host/db"

@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from forecasting.sources.database import create_db_engine, masked_url
-from forecasting.sources.upserts import frame_to_rows, upsert, upsert_frame
-from forecasting.sources.tables import FORECAST_KEY
+from forecasting.config.credentials import masked_url
+from forecasting.sources.database import create_db_engine
 from forecasting.sources.schema import migrate
+from forecasting.sources.tables import FORECAST_KEY
+from forecasting.sources.upserts import frame_to_rows, upsert, upsert_frame
 
 
 def forecast_frame(n_series=50, horizon=6, shift=0.0):

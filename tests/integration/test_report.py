@@ -2,6 +2,7 @@
 
 import base64
 import io
+import os
 import re
 
 import pandas as pd
@@ -79,6 +80,7 @@ def test_report_command_writes_the_file_and_bad_input_is_one_line_exit_2(scenari
     settings, engine, full, months, forecasts = scenario
     config = str(tmp_path / "forecasting.toml")
     output = tmp_path / "out" / "tiny.html"
+    output.parent.mkdir()  # a folder the user names must exist (issue 26.1)
     assert main(["--config", config, "report", "--model", "tiny", "--output", str(output), "--top", "2"]) == 0
     printed = capsys.readouterr().out
     assert f"{output} (2 charts, 2 series;" in printed and output.read_text().startswith("<!DOCTYPE html>")
@@ -90,6 +92,106 @@ def test_report_command_writes_the_file_and_bad_input_is_one_line_exit_2(scenari
         assert main(["--config", config, "report", *args]) == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and fragment in lines[0], lines
+
+
+def special_files(folder):
+    """Paths that are not regular files: a FIFO, a character device (as root: a node like /dev/null's,
+    in `folder`), symlinks to each, a dangling symlink; name -> (path, how to tell it is unchanged)."""
+    import stat
+
+    made = {}
+    fifo = folder / "fifo"
+    os.mkfifo(fifo)
+    made["fifo"] = (fifo, lambda: stat.S_ISFIFO(fifo.lstat().st_mode))
+    if os.geteuid() == 0:
+        device = folder / "null-device"
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        made["device"] = (device, lambda: stat.S_ISCHR(device.lstat().st_mode))
+    to_fifo = folder / "to-fifo"
+    to_fifo.symlink_to(fifo)
+    made["symlink to a fifo"] = (to_fifo, lambda: to_fifo.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode))
+    dangling = folder / "dangling"
+    dangling.symlink_to(folder / "nowhere" / "x.html")
+    made["dangling symlink"] = (dangling, lambda: dangling.is_symlink() and not (folder / "nowhere").exists())
+    return made
+
+
+def test_report_output_replaces_only_a_regular_file_and_writes_through_a_symlink(scenario, capsys, tmp_path):
+    """Issue 26.1 and 26.9: a FIFO, a device, a symlink to either, a dangling symlink, a directory or
+    a missing folder are refused (exit 2, one line, nothing changed); a symlink to a regular file is
+    written through (the link stays)."""
+    from forecasting.cli.main import main
+
+    config = str(tmp_path / "forecasting.toml")
+    folder = tmp_path / "targets"
+    folder.mkdir()
+
+    def report(output):
+        code = main(["--config", config, "report", "--model", "tiny", "--output", str(output), "--top", "1"])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err.strip().splitlines()
+
+    for name, (path, unchanged) in special_files(folder).items():
+        code, out, lines = report(path)
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --output: {path} "), (name, lines)
+        assert "not a regular file" in lines[0] or "does not exist" in lines[0], (name, lines)
+        assert unchanged(), name
+    # A directory: says so, and blames neither storage.root nor a temporary file.
+    code, _, lines = report(folder)
+    assert code == 2 and lines == [f"error: --output: {folder} is a directory; name the file to write in it (for example {folder / 'report.html'})"]
+    assert not list(folder.glob(".*tmp"))
+    # A folder that does not exist is not created.
+    code, _, lines = report(tmp_path / "missing" / "r.html")
+    assert code == 2 and len(lines) == 1 and f"the folder {tmp_path / 'missing'} of r.html does not exist" in lines[0]
+    assert not (tmp_path / "missing").exists()
+    # Through a symlink to a regular file: the target gets the report, the link stays a link.
+    target = folder / "real.html"
+    target.write_text("old")
+    link = folder / "link.html"
+    link.symlink_to(target)
+    code, out, lines = report(link)
+    assert code == 0, lines
+    assert link.is_symlink() and target.read_text().startswith("<!DOCTYPE html>")
+    assert not list(folder.glob(".*tmp"))
+
+
+def test_deployments_output_follows_the_same_rule(tmp_path, capsys, monkeypatch):
+    from forecasting.cli.main import main
+    from tests.conftest import write_config
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = str(write_config(tmp_path, "sqlite:///db.sqlite"))
+    folder = tmp_path / "targets"
+    folder.mkdir()
+    for name, (path, unchanged) in special_files(folder).items():
+        assert main(["--config", config, "deployments", "--output", str(path)]) == 2, name
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: --output: {path} "), (name, lines)
+        assert unchanged(), name
+    assert main(["--config", config, "deployments", "--output", str(tmp_path / "missing" / "p.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "missing").exists()
+    target = folder / "prefect.yaml"
+    target.write_text("old")
+    (folder / "link.yaml").symlink_to(target)
+    assert main(["--config", config, "deployments", "--output", str(folder / "link.yaml")]) == 0
+    assert (folder / "link.yaml").is_symlink() and "deployments:" in target.read_text()
+    # The default path is the job's own: its folder is created.
+    assert main(["--config", config, "deployments"]) == 0 and (tmp_path / "deployments" / "prefect.yaml").is_file()
+
+
+def test_a_sqlite_database_that_is_not_a_regular_file_is_refused(tmp_path, capsys, monkeypatch):
+    from forecasting.cli.main import main
+    from tests.conftest import write_config
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    fifo = tmp_path / "db.fifo"
+    os.mkfifo(fifo)
+    config = str(write_config(tmp_path, f"sqlite:///{fifo}"))
+    assert main(["--config", config, "init"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"the SQLite database {fifo} is a FIFO, not a regular file" in lines[0], lines
 
 
 def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, capsys, monkeypatch):

@@ -175,3 +175,31 @@ def test_config_from_a_toml_file_refuses_a_quoted_horizon_with_exit_2(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "models.tiny.horizon: Input should be a valid integer (got '6')" in err
     assert not (tmp_path / "x.db").exists()
+
+
+def test_an_empty_storage_root_is_refused_and_a_tilde_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    """Issue 26.7: `root = ""` silently meant the config's folder; `"~/x"` made a folder named `~`."""
+    from forecasting.cli.main import main
+
+    for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    config = tmp_path / "project" / "forecasting.toml"
+    config.parent.mkdir()
+    for key in ("root", "forecasts"):
+        for empty in ("", "  "):
+            config.write_text(f'[database]\nurl = "sqlite:///db.sqlite"\n[storage]\n{key} = "{empty}"\n')
+            with pytest.raises(ConfigError, match=f"storage.{key}: is empty; name a folder"):
+                load_settings(config)
+            assert main(["--config", str(config), "init"]) == 2
+            lines = capsys.readouterr().err.strip().splitlines()
+            assert len(lines) == 1 and f"storage.{key}: is empty" in lines[0], lines
+    config.write_text('[database]\nurl = "sqlite:///db.sqlite"\n[storage]\nroot = "~/x"\nforecasts = "~/lake"\n')
+    settings = load_settings(config)
+    assert settings.storage_root == home / "x" and settings.forecasts_root == home / "lake"
+    assert main(["--config", str(config), "init"]) == 0
+    assert (home / "x" / "models").is_dir() and not (config.parent / "~").exists()
+    monkeypatch.setenv("FORECASTING_STORAGE_ROOT", "~/from-env")
+    assert load_settings(config).storage_root == home / "from-env"
