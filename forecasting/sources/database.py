@@ -28,8 +28,16 @@ def _url_origin() -> str:
 
 def parse_url(url: str | sa.engine.URL) -> sa.engine.URL:
     """The URL as SQLAlchemy reads it, except that an '@' in the password stays in the password
-    (SQLAlchemy ends the password at the first '@' and leaves the rest in the host)."""
-    parsed = sa.engine.make_url(url)
+    (SQLAlchemy ends the password at the first '@' and leaves the rest in the host). A URL that
+    cannot be parsed is a ConfigError without any part of it after the scheme (SQLAlchemy's own
+    error quotes the text after the password's ':' as the port, the password with it)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (ValueError, sa.exc.ArgumentError):
+        raise ConfigError(
+            f"{_url_origin()}: {_mask_raw(str(url))} cannot be parsed as a database URL; percent-encode special "
+            "characters in the user name and password (@ as %40, : as %3A, / as %2F, # as %23)"
+        ) from None
     if parsed.host and "@" in parsed.host:
         extra, _, host = parsed.host.rpartition("@")
         if parsed.password is not None:

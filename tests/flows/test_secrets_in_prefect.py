@@ -5,13 +5,15 @@ session's Prefect server through the client API, as an operator's UI would show 
 
 import asyncio
 import json
+import shutil
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 
 from flows.forecast_pipeline import forecast_pipeline
-from forecasting.config.settings import SourceConfig
+from forecasting.config.settings import SourceConfig, load_settings
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
@@ -79,21 +81,23 @@ def with_password(url, password):
     return f"{scheme}://{user}:{password}@{host}"
 
 
-def test_no_part_of_the_password_reaches_prefect_or_runs_error(postgres_admin_url, settings_for, prefect_server):
+def test_no_part_of_the_password_reaches_prefect_or_runs_error(postgres_admin_url, settings_for, prefect_server, monkeypatch, tmp_path):
     import pendulum  # lazy: prefect's clock
 
     started = pendulum.now("UTC").subtract(seconds=5)
     # The test server trusts local connections, so the password is not checked; it is in every URL the job holds.
     url = with_password(create_database(postgres_admin_url), quote(PASSWORD, safe=""))
-    settings, path = settings_for(url)
+    # A password belongs in the environment (a config file with one is refused).
+    _, path = settings_for(f"sqlite:///{tmp_path / 'unused.db'}")
+    monkeypatch.setenv("FORECASTING_DATABASE_URL", url)
+    settings = load_settings(path)
     engine = create_db_engine(settings.database.url)
     migrate(engine)
     load_observations(engine, SourceConfig(), synthetic_frame())
     summary = forecast_pipeline(model="tiny", mode="retrain", config=str(path))
     assert summary["rows_sql"] == 48
-    with engine.connect() as connection:  # a run that fails after it started keeps its error in runs.error
-        connection.execute(sa.text("ALTER TABLE forecasts RENAME TO forecasts_moved"))
-        connection.commit()
+    # A run that fails after it started keeps its error in runs.error: the champion's files are gone.
+    shutil.rmtree(Path(settings.storage_root) / "models" / "tiny" / "1")
     with pytest.raises(Exception):
         forecast_pipeline(model="tiny", mode="forecast", config=str(path))
     with engine.connect() as connection:
@@ -103,16 +107,16 @@ def test_no_part_of_the_password_reaches_prefect_or_runs_error(postgres_admin_ur
 
     # Nothing answers on this port: every connection fails (the steps retry, then the run fails).
     down = with_password(f"postgresql+psycopg://job@127.0.0.1:{free_port()}/forecasts", quote(PASSWORD, safe=""))
-    _, down_path = settings_for(down)
+    monkeypatch.setenv("FORECASTING_DATABASE_URL", down)
     with pytest.raises(Exception) as failed:
-        forecast_pipeline(model="tiny", mode="forecast", config=str(down_path))
+        forecast_pipeline(model="tiny", mode="forecast", config=str(path))
     assert_no_fragment([str(failed.value)], FRAGMENTS)
 
     # Not percent-encoded: `x@y:SECRET6w` cannot be parsed as the password it was meant to be.
     unparseable = f"postgresql+psycopg://job:{UNENCODED}@127.0.0.1:{free_port()}/forecasts"
-    _, bad_path = settings_for(unparseable)
+    monkeypatch.setenv("FORECASTING_DATABASE_URL", unparseable)
     with pytest.raises(Exception) as refused:
-        forecast_pipeline(model="tiny", mode="forecast", config=str(bad_path))
+        forecast_pipeline(model="tiny", mode="forecast", config=str(path))
     assert_no_fragment([str(refused.value)], ["SECRET6", UNENCODED])
 
     ids = flow_run_ids_after(started)
