@@ -19,6 +19,7 @@ from forecasting import steps
 from forecasting.config.credentials import masked_error
 from forecasting.config.settings import Settings
 from forecasting.errors import ForecastingError
+from forecasting.runtime.orchestrator import die_with_serve
 from forecasting.sources.locking import model_lock
 
 
@@ -119,6 +120,7 @@ def recorded_runs(settings: Settings, models: list[str], mode: str) -> Iterator[
     deadlock), record a `running` row per model, and on any error mark the runs not yet finished
     as failed before the error goes on. The training time limit is enforced inside training and
     tuning (forecasting.model.training.Deadline), not by a task timeout, which cannot interrupt a thread."""
+    die_with_serve()  # a flow run `forecasting serve` started ends with it
     logger = get_run_logger()
     forward_library_logs()
     context = run_context()

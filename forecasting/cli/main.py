@@ -19,7 +19,7 @@ from forecasting.config.settings import load_settings
 from forecasting.errors import ConfigError, ForecastingError
 from forecasting.publishing.repair import format_repair, repair_parquet
 from forecasting.runtime import console, progress
-from forecasting.runtime.orchestrator import API_URL_ENV, prefect_api
+from forecasting.runtime.orchestrator import API_URL_ENV, SERVE_PID_ENV, prefect_api
 from forecasting.runtime.phases import phase
 from forecasting.sources.datasets import m3_monthly
 from forecasting.sources.loading import load_observations, read_observation_file
@@ -219,6 +219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     with prefect_api(verbose=console.verbose()) as api_url:
         os.environ[API_URL_ENV] = api_url  # the flow runs it starts (child processes) use the same server
+        os.environ[SERVE_PID_ENV] = str(os.getpid())  # ... and die with this process (orchestrator.die_with_serve)
         from prefect.settings import (  # lazy: prefect
             PREFECT_API_URL,
             temporary_settings,

@@ -27,6 +27,7 @@ from forecasting.config.model_settings import EnsembleConfig, ModelConfig, Tunin
 from forecasting.errors import ConfigError, RunError
 from forecasting.model.defaults import resolve_for
 from forecasting.model.network import EpochProgress, build_model, member_targets
+from forecasting.runtime.faults import checkpoint
 from forecasting.runtime.progress import keras_verbose
 from forecasting.model.training import fit_scaler, future_width, set_determinism, split_for_training
 from forecasting.model.deadline import Deadline, TrainingTimeout
@@ -152,19 +153,22 @@ def search(
         tuner.oracle.max_trials = max_trials
     else:
         tuner = TUNERS[tuner_name](hypermodel, max_trials=max_trials, **common)
-    if after_trial is not None:
-        ended = tuner.on_trial_end
+    ended = tuner.on_trial_end
 
-        def on_trial_end(trial: Any) -> None:
-            ended(trial)
+    def on_trial_end(trial: Any) -> None:
+        ended(trial)
+        if after_trial is not None:
             after_trial()
+        checkpoint("tuning-trial")
 
-        tuner.on_trial_end = on_trial_end
+    tuner.on_trial_end = on_trial_end
     before = _completed(tuner)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
     # The whole search shares one deadline (keras-tuner copies the callback into each trial, clock started).
     deadline = Deadline(config.training_timeout_minutes, "tuning", TuningTimeout).start()
-    tuner.search(epochs=tuning.max_epochs, callbacks=[stopper, deadline, EpochProgress("tuning trial epochs")], verbose=keras_verbose(verbose))
+    killable = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training"))
+    callbacks = [stopper, deadline, EpochProgress("tuning trial epochs"), killable]
+    tuner.search(epochs=tuning.max_epochs, callbacks=callbacks, verbose=keras_verbose(verbose))
     completed = _completed(tuner)
     best = [trial for trial in tuner.oracle.get_best_trials(1) if trial.score is not None]
     if not best:

@@ -28,7 +28,7 @@ from forecasting.sources.tables import model_aliases, model_events, model_versio
 from forecasting.errors import ConfigError, RunError
 from forecasting.runtime.faults import checkpoint
 from forecasting.model.forecaster import RecurrentForecaster
-from forecasting.storage.locations import is_remote, local_copy, location, remove_tree, upload_folder
+from forecasting.storage.locations import failing_clearly_when_full, is_remote, local_copy, location, remove_tree, upload_folder
 
 CHAMPION = "champion"
 # The largest version number the `version` columns (INTEGER) hold on every database.
@@ -124,7 +124,7 @@ def _upload_version(engine: Engine, folder: Path, model_name: str, forecaster: R
         for child in folder.iterdir():  # a killed upload (no manifest); the model's run lock is held
             if child.name.isdigit() and not (child / MANIFEST_FILE).exists():
                 remove_tree(child)
-    with tempfile.TemporaryDirectory(prefix="forecasting-save-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="forecasting-save-") as scratch, failing_clearly_when_full(folder):
         manifest = forecaster.save(Path(scratch))
         with engine.connect() as connection:
             version = _next_version(connection, folder, model_name)
@@ -142,12 +142,14 @@ def _place_version(engine: Engine, folder: Path, model_name: str, forecaster: Re
     staging = folder / f".tmp-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        manifest = forecaster.save(staging)
+        with failing_clearly_when_full(folder):  # the versions already there are untouched
+            manifest = forecaster.save(staging)
         with engine.connect() as connection:
             version = _next_version(connection, folder, model_name)
         while True:
             manifest["version"] = version
-            write_manifest(staging, manifest)
+            with failing_clearly_when_full(folder):
+                write_manifest(staging, manifest)
             try:
                 os.rename(staging, folder / str(version))
                 break

@@ -27,6 +27,8 @@ STARTUP_ENV = "FORECASTING_PREFECT_STARTUP_SECONDS"
 DEFAULT_STARTUP_SECONDS = 600.0
 # Set in the server's environment: names the job that owns it (tests find a leftover server by it).
 OWNER_ENV = "FORECASTING_PREFECT_SERVER_OWNER"
+# Set by `forecasting serve` to its pid: the flow runs it starts (its children) die with it.
+SERVE_PID_ENV = "FORECASTING_SERVE_PID"
 _PORT_IN_USE_EXIT = 3  # uvicorn's exit status when it cannot bind its port
 _PR_SET_PDEATHSIG = 1
 
@@ -59,6 +61,26 @@ def _die_with_parent() -> Any:
             os._exit(1)
 
     return preexec
+
+
+def die_with_serve() -> None:
+    """In a flow run that `forecasting serve` started (its child, `$FORECASTING_SERVE_PID` its pid): ask
+    Linux to SIGKILL this process when serve ends, so a killed serve leaves no run going on alone
+    (the run's `runs` row stays `running`, and the next run of the model marks it abandoned). Anywhere
+    else (an in-process run, a worker's run, another OS) it does nothing."""
+    owner = os.environ.get(SERVE_PID_ENV, "")
+    if not owner.isdigit() or not sys.platform.startswith("linux"):
+        return
+    if os.getppid() == int(owner):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == int(owner):
+            return
+    try:
+        os.kill(int(owner), 0)
+    except ProcessLookupError:  # serve died before (or while) this run started: stop as it would have
+        os.kill(os.getpid(), signal.SIGKILL)
+    except PermissionError:
+        pass
 
 
 def answers(api_url: str) -> bool:

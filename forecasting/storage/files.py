@@ -13,7 +13,7 @@ from typing import Any
 
 from forecasting.errors import ConfigError
 from forecasting.runtime.faults import checkpoint
-from forecasting.storage.locations import check_reachable, is_remote, put_file
+from forecasting.storage.locations import check_reachable, failing_clearly_when_full, is_remote, put_file
 
 STAGING = "staging"  # <storage>/staging/<run_id>.parquet: forecasts staged before the writes
 
@@ -24,7 +24,7 @@ def replace_atomically(target: Path, write: Callable[[Path], None], kill_point: 
     (callers hold the lock that makes them the only writer). On an object store, which has no
     rename, the file is written on the local disk and uploaded as one object (see `storage.put_file`)."""
     if is_remote(target):
-        with tempfile.TemporaryDirectory(prefix="forecasting-put-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="forecasting-put-") as scratch, failing_clearly_when_full(target):
             local = Path(scratch) / target.name
             write(local)
             if kill_point:
@@ -36,9 +36,10 @@ def replace_atomically(target: Path, write: Callable[[Path], None], kill_point: 
         stale.unlink(missing_ok=True)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
-        write(temporary)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
+        with failing_clearly_when_full(target):  # the file at `target` is untouched
+            write(temporary)
+            with open(temporary, "rb") as handle:
+                os.fsync(handle.fileno())
         if kill_point:
             checkpoint(kill_point)
         os.replace(temporary, target)

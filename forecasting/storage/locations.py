@@ -13,13 +13,15 @@ filesystem options (an endpoint, a region) but never a key or a secret.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import errno
 import importlib.util
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -150,6 +152,27 @@ def put_file(local: Path, target: Path) -> None:
         os.replace(local, target)
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` says the disk (or the user's quota) is full; pyarrow's write errors included."""
+    return isinstance(error, OSError) and (error.errno in DISK_FULL or "[errno 28]" in str(error).lower())
+
+
+@contextlib.contextmanager
+def failing_clearly_when_full(path: Path) -> Iterator[None]:
+    """Turn a full disk while writing `path` into one RunError naming it (and not retried as transient)."""
+    try:
+        yield
+    except OSError as error:
+        if is_disk_full(error):
+            raise RunError(
+                f"{path}: the disk is full (no space left on device); what was stored before is kept: free space and run again"
+            ) from error
+        raise
+
+
 def arrow_source(path: Path) -> dict[str, Any]:
     """Keyword arguments that point `pyarrow.dataset.dataset` at `path` on its filesystem."""
     return {"source": path.path, "filesystem": path.fs} if is_remote(path) else {"source": str(path)}
@@ -168,13 +191,14 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Write a frame as one Parquet file (one object upload on an object store)."""
-    if not is_remote(path):
-        frame.to_parquet(path, index=False)
-        return
-    with tempfile.TemporaryDirectory(prefix="forecasting-put-") as scratch:
-        local = Path(scratch) / path.name
-        frame.to_parquet(local, index=False)
-        put_file(local, path)
+    with failing_clearly_when_full(path):
+        if not is_remote(path):
+            frame.to_parquet(path, index=False)
+            return
+        with tempfile.TemporaryDirectory(prefix="forecasting-put-") as scratch:
+            local = Path(scratch) / path.name
+            frame.to_parquet(local, index=False)
+            put_file(local, path)
 
 
 def upload_folder(local: Path, target: Path, last: str | None = None, kill_point: str | None = None) -> None:
