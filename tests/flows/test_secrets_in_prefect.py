@@ -23,7 +23,7 @@ from tests.postgres_server import create_database, free_port
 pytestmark = [pytest.mark.slow, pytest.mark.prefect, pytest.mark.postgres]
 PASSWORD = "Zq7@Secr3t:w/rd#Kx9"
 FRAGMENTS = [PASSWORD, quote(PASSWORD, safe=""), "Zq7", "Secr3t", "w/rd", "w%2Frd", "Kx9"]
-UNENCODED = "x@y:SECRET6w"  # not percent-encoded: the URL cannot be parsed as meant
+UNENCODED = "x@y:SECRET6w"  # not percent-encoded: the example of a password that leaked in part
 
 
 async def prefect_texts(flow_run_ids):
@@ -112,7 +112,7 @@ def test_no_part_of_the_password_reaches_prefect_or_runs_error(postgres_admin_ur
         forecast_pipeline(model="tiny", mode="forecast", config=str(path))
     assert_no_fragment([str(failed.value)], FRAGMENTS)
 
-    # Not percent-encoded: `x@y:SECRET6w` cannot be parsed as the password it was meant to be.
+    # Not percent-encoded: `x@y:SECRET6w` is read whole as the password; nothing answers, and no part of it shows.
     unparseable = f"postgresql+psycopg://job:{UNENCODED}@127.0.0.1:{free_port()}/forecasts"
     monkeypatch.setenv("FORECASTING_DATABASE_URL", unparseable)
     with pytest.raises(Exception) as refused:
