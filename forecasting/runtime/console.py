@@ -64,7 +64,7 @@ def import_tensorflow() -> None:
     if "tensorflow" in sys.modules or verbose():
         return
     with _stderr_fd_silenced():
-        pass  # noqa: F401 - lazy: tensorflow
+        import tensorflow  # noqa: F401 - lazy: tensorflow
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from forecasting.sources import arrow_reads as pg_copy
+from forecasting.sources import database
 from forecasting.config.settings import SourceConfig
 from forecasting.sources.database import create_db_engine, read_observations, records
 from tests.postgres_server import create_database
@@ -43,7 +44,7 @@ def test_copy_read_gives_what_the_row_read_gave(postgres_admin_url, monkeypatch,
         copied = read_observations(connection, source)
         # (a text time column cannot be compared with a bound on PostgreSQL, by either read)
         since = read_observations(connection, source, since=pd.Timestamp("2024-01-15"), series=["7"]) if time_type != "TEXT" else None
-    monkeypatch.setattr(pg_copy, "copy_records", lambda connection, query, names, numeric=None: records(connection.execute(query), names))
+    monkeypatch.setattr(database, "copy_records", lambda connection, query, names, numeric=None: records(connection.execute(query), names))
     with engine.connect() as connection:
         fetched = read_observations(connection, source)
         fetched_since = read_observations(connection, source, since=pd.Timestamp("2024-01-15"), series=["7"]) if time_type != "TEXT" else None
@@ -67,7 +68,7 @@ def test_copy_read_is_used_on_postgresql(postgres_admin_url, monkeypatch):
         connection.exec_driver_sql("INSERT INTO obs VALUES ('s', '2024-01-01', 1.5)")
     used = []
     copy_records = pg_copy.copy_records
-    monkeypatch.setattr(pg_copy, "copy_records", lambda *a, **k: used.append(1) or copy_records(*a, **k))
+    monkeypatch.setattr(database, "copy_records", lambda *a, **k: used.append(1) or copy_records(*a, **k))
     with engine.connect() as connection:
         frame = read_observations(connection, SourceConfig(table="obs"))
     assert used == [1] and frame["value"].tolist() == [1.5]

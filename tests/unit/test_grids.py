@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.preparation import grids
+from forecasting.preparation import grids, validation
 from forecasting.preparation.validation import on_grid, regularize
 from forecasting.preparation.windows import to_series_arrays
 
@@ -40,11 +40,11 @@ def test_array_path_matches_series_by_series(frequency: str, monkeypatch: pytest
     frame = messy_frame(frequency)
     results = []
     array_path = grids.regular_frame
-    monkeypatch.setattr(grids, "regular_frame", lambda *args: results.append(array_path(*args)) or results[-1])
+    monkeypatch.setattr(validation, "regular_frame", lambda *args: results.append(array_path(*args)) or results[-1])
     regular, report = regularize(frame, frequency)
     assert len(results) == 1 and results[0] is not None  # the array path gave this result
 
-    monkeypatch.setattr(grids, "regular_frame", lambda *args: None)  # the series-by-series path
+    monkeypatch.setattr(validation, "regular_frame", lambda *args: None)  # the series-by-series path
     expected, expected_report = regularize(frame, frequency)
 
     pd.testing.assert_frame_equal(regular, expected)
@@ -77,7 +77,7 @@ def test_series_ids_keep_their_type(monkeypatch: pytest.MonkeyPatch) -> None:
     for ids in ([3, 3, 3, 1, 1], ["b", "b", "b", "a", "a"]):
         frame = pd.DataFrame({"series_id": ids, "ts": stamps, "value": [1.0, 2, 3, 4, 5]})
         regular, _ = regularize(frame, "MS")
-        monkeypatch.setattr(grids, "regular_frame", lambda *args: None)
+        monkeypatch.setattr(validation, "regular_frame", lambda *args: None)
         expected, _ = regularize(frame, "MS")
         monkeypatch.undo()
         pd.testing.assert_frame_equal(regular, expected)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.preparation import grids
+from forecasting.preparation import grids, validation
 from forecasting.config.settings import SourceConfig
 from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.preparation.windows import build_arrays
@@ -43,7 +43,7 @@ def reference_arrays(frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch):
     shuffled = unsorted(frame)
     is_future = FutureRows(last_observed(shuffled), ()).mask(shuffled)
     with monkeypatch.context() as patched:
-        patched.setattr(grids, "regular_frame", lambda *args: None)
+        patched.setattr(validation, "regular_frame", lambda *args: None)
         return build_arrays(shuffled.loc[~is_future], shuffled.loc[is_future], SourceConfig(frequency="MS"), "MS")
 
 
