@@ -19,6 +19,7 @@ ONE_TRAINING = """
 import json, sys, time
 from forecasting.config.settings import load_settings
 from forecasting.sources.datasets import m3_monthly
+from forecasting.model.defaults import resolve_for
 from forecasting.model.training import train
 from forecasting.preparation.validation import regularize
 from forecasting.preparation.windows import to_series_arrays
@@ -28,7 +29,7 @@ config = config.model_copy(update={"epochs": epochs, "patience": epochs, "determ
 frame, _ = regularize(m3_monthly(series), "MS")
 arrays = to_series_arrays(frame, [])
 started = time.perf_counter()
-result = train(arrays, config, season=12)
+result = train(arrays, resolve_for(config, arrays), season=12)
 print(json.dumps({"seconds": time.perf_counter() - started, "epochs": result.report.epochs_run, "val_loss": result.report.best_val_loss}))
 """
 

@@ -122,27 +122,37 @@ def _run_flow(config_path: str, model: str, mode: str, full_refresh: bool = Fals
     return _orchestrated(call, config_path, model, mode)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _before_flow(args: argparse.Namespace, *argument_errors: str | None) -> str:
+    """What `run`, `tune` and `backtest` do before their flow: the settings, the model named, the
+    command's own argument errors (the first raised; None: no error), the storage root, the
+    connection and the schema, so config and schema problems fail fast, before Prefect and
+    TensorFlow start. Returns the config path."""
     settings = settings_of(args)
     settings.model(args.model)
+    for error in argument_errors:
+        if error is not None:
+            raise ConfigError(error)
     check_storage(settings)
-    # Fail fast on config and schema problems, before starting Prefect and TensorFlow.
     check_schema(connect(settings), settings, args.model)
-    summary = _run_flow(config_path_of(args), args.model, args.mode, args.full_refresh, args.allow_series_drop)
+    return config_path_of(args)
+
+
+def _not_positive(option: str, value: int | None) -> str | None:
+    """The error for a count option given as zero or less (None: fine, or not given)."""
+    return f"{option}: must be a positive number (got {value})" if value is not None and value <= 0 else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _before_flow(args)
+    summary = _run_flow(config, args.model, args.mode, args.full_refresh, args.allow_series_drop)
     print(summary_json(summary) if args.json else format_summary(summary))
     return 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
-    settings.model(args.model)
-    if args.max_trials is not None and args.max_trials <= 0:
-        raise ConfigError(f"--max-trials: must be a positive number (got {args.max_trials})")
-    check_storage(settings)
-    check_schema(connect(settings), settings, args.model)
+    config = _before_flow(args, _not_positive("--max-trials", args.max_trials))
     from flows.tune_model import tune_model  # lazy: prefect
 
-    config = config_path_of(args)
     result = _orchestrated(
         lambda: tune_model(model=args.model, tuner=args.tuner, max_trials=args.max_trials, config=config), config, args.model, "tune"
     )
@@ -152,17 +162,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
-    settings.model(args.model)
-    if args.windows <= 0:
-        raise ConfigError(f"--windows: must be a positive number (got {args.windows})")
-    if args.step is not None and args.step <= 0:
-        raise ConfigError(f"--step: must be a positive number (got {args.step})")
-    check_storage(settings)
-    check_schema(connect(settings), settings, args.model)
+    config = _before_flow(args, _not_positive("--windows", args.windows), _not_positive("--step", args.step))
     from flows.backtest_model import backtest_model  # lazy: prefect
 
-    config = config_path_of(args)
     result = _orchestrated(
         lambda: backtest_model(model=args.model, windows=args.windows, step=args.step, config=config), config, args.model, "backtest"
     )

@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from forecasting.errors import ConfigError
-from forecasting.model.artifacts import read_manifest, series_table
+from forecasting.model.artifacts import manifest_for_people, read_manifest, series_table
 from forecasting.publishing.registry import MAX_VERSION, list_versions, promote, rollback
 from forecasting.storage.locations import local_copy
 
@@ -62,14 +62,7 @@ def models_command(engine: Engine, args: argparse.Namespace, database: str) -> i
         with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
             print(series_table(folder, manifest).to_string(index=False))
         return 0
-    if "series_file" not in manifest:  # format 1 holds the per-series state inline: summarise it
-        scaler = manifest["scaler"]
-        manifest["scaler"] = {
-            "method": scaler["method"], "target": scaler.get("target", "series"), "series_count": len(scaler["series"]),
-            "seasonal_series": len((scaler.get("seasonal") or {}).get("factors", {})),
-        }
-        manifest["series_train_end"] = f"{len(manifest.get('series_train_end', {}))} series (see --series)"
-    manifest.get("training", {}).pop("history", None)
+    manifest = manifest_for_people(manifest)
     print(json.dumps({"status": row["status"], "artifact_path": row["artifact_path"], "database": database, **manifest}, indent=2, sort_keys=True))
     return 0
 

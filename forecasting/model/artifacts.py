@@ -2,7 +2,8 @@
 
 Format 2 keeps per-series state (scaler levels, seasonal factors, training ends) in `series.parquet`
 beside a small `manifest.json`; format 1 artifacts (state inside the manifest) still load.
-`forecasting.model.forecaster` decides what goes into these files; this module only reads and writes them.
+`forecasting.model.forecaster` decides what goes into these files; this module only reads and writes them,
+and `upgrade_manifest` is the one place that knows what older artifacts lack.
 """
 
 from __future__ import annotations
@@ -29,6 +30,47 @@ MANIFEST_FILE = "manifest.json"
 SERIES_FILE = "series.parquet"
 HOLDOUT_MODEL_FILE = "holdout.keras"
 HOLDOUT_SCALER_FILE = "holdout-series.parquet"
+
+# What these config keys defaulted to before the derived defaults: a version saved then without the
+# key was trained (and is fine-tuned) with these values.
+PREVIOUS_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-3, "loss": "mse", "epochs": 50, "batch_size": 256, "patience": 5, "min_epochs": 0, "series_weighting": 0.0,
+}
+
+
+def upgrade_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A readable manifest (`read_manifest`) in the current layout, whatever its format and age: the
+    one place that knows what older artifacts lack. Idempotent; the manifest given is not changed.
+
+    - format 1 keeps the per-series state inline (`scaler` with every series, `series_train_end`):
+      `series_file` None;
+    - saved before the derived defaults: the config keys it lacks take `PREVIOUS_DEFAULTS` (a config
+      without `season` trains and scores with its frequency's, see `defaults.effective_season`);
+    - saved before source features, future features or intervals: none (`features`, `future_features`, `intervals`);
+    - saved before holdout networks were kept: `holdout` None (its deployed network may have seen its holdout).
+    """
+    upgraded = {**manifest, "config": {**PREVIOUS_DEFAULTS, **manifest["config"]}}
+    for key, empty in (("features", []), ("future_features", []), ("intervals", {}), ("holdout", None)):
+        upgraded.setdefault(key, empty)
+    if "series_file" not in manifest or manifest["series_file"] is None:
+        upgraded.update(series_file=None, series_train_end=manifest.get("series_train_end", {}))
+    return upgraded
+
+
+def manifest_for_people(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as `models show` prints it: as stored, per-series state summarised (format 1
+    holds it inline) and the training history left out."""
+    shown = dict(manifest)
+    if upgrade_manifest(manifest)["series_file"] is None:
+        scaler = manifest["scaler"]
+        shown["scaler"] = {
+            "method": scaler["method"], "target": scaler.get("target", "series"), "series_count": len(scaler["series"]),
+            "seasonal_series": len((scaler.get("seasonal") or {}).get("factors", {})),
+        }
+        shown["series_train_end"] = f"{len(manifest.get('series_train_end', {}))} series (see --series)"
+    if isinstance(shown.get("training"), dict):
+        shown["training"] = {key: value for key, value in shown["training"].items() if key != "history"}
+    return shown
 
 
 def sha256_file(path: Path) -> str:
@@ -102,8 +144,9 @@ def read_series_table(path: Path, header: dict[str, Any], expected_sha256: str) 
 
 def read_series_state(folder: Path, manifest: dict[str, Any]) -> tuple[SeriesScaler, dict[str, str]]:
     """The scaler and per-series training ends of an artifact (either format), checksum checked."""
-    if "series_file" not in manifest:  # format 1: in the manifest
-        return SeriesScaler.from_dict(manifest["scaler"]), dict(manifest.get("series_train_end", {}))
+    manifest = upgrade_manifest(manifest)
+    if manifest["series_file"] is None:  # in the manifest
+        return SeriesScaler.from_dict(manifest["scaler"]), dict(manifest["series_train_end"])
     return read_series_table(Path(folder) / SERIES_FILE, manifest["scaler"], manifest["series_file"]["sha256"])
 
 

@@ -69,9 +69,11 @@ def cut(arrays: SeriesArrays, origin: pd.Timestamp, horizon: int, frequency: str
 
 
 def backtest(
-    arrays: SeriesArrays, config: ModelConfig, frequency: str, season: int, windows: int, step: int | None = None, verbose: int = 0
+    arrays: SeriesArrays, config: ModelConfig, frequency: str, windows: int, step: int | None = None, verbose: int = 0,
+    season: int | None = None,
 ) -> BacktestResult:
-    """Train and forecast at each rolling origin; scores per window and step, and over all windows."""
+    """Train and forecast at each rolling origin; scores per window and step, and over all windows.
+    The baselines and MASE's scale use `season` (default: each window's forecaster's, `InputSpec.season`)."""
     step = step or config.horizon
     origins = rolling_origins(arrays, frequency, config.horizon, windows, step)
     tables, forecasts_by_method, actual_frames, seconds = [], {m: [] for m in METHODS}, [], []
@@ -85,13 +87,14 @@ def backtest(
             raise RunError(f"backtest window {number} (origin {origin:%Y-%m-%d %H:%M}): {error}") from None
         seconds.append(outcome.report.seconds)
         model = outcome.forecaster.predict(known)
+        season_used = season or outcome.forecaster.season
         histories = {sid: values[:, 0] for sid, values in known.values.items()}
-        scales = {sid: seasonal_naive_scale(history, season) for sid, history in histories.items()}
+        scales = {sid: seasonal_naive_scale(history, season_used) for sid, history in histories.items()}
         origins_by_series = {sid: index[-1] for sid, index in known.timestamps.items()}
         # Baselines for the series the model forecast, from the same origins.
         forecast_ids = set(model.forecasts["series_id"])
         baselines = baseline_forecasts(
-            {sid: h for sid, h in histories.items() if sid in forecast_ids}, origins_by_series, config.horizon, season, frequency
+            {sid: h for sid, h in histories.items() if sid in forecast_ids}, origins_by_series, config.horizon, season_used, frequency
         )
         frames = {"model": model.forecasts, **baselines}
         for method, frame in frames.items():

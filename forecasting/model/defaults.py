@@ -13,7 +13,8 @@ The rules are pure functions of the frequency, the horizon and the series' lengt
 - min_epochs: 15% of `epochs` (rounded down), so early stopping does not end on a lucky early dip.
 
 `resolve_config` fills the missing keys of a config from the data; a trained forecaster keeps the
-resolved config, so its artifact records what it was trained with.
+resolved config, so its artifact records what it was trained with, and the inputs it reads
+(`inputs.InputSpec.resolve`, once per fit).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def resolve_config(config: ModelConfig, frequency: str | None, lengths: Iterable
     lengths; a config with nothing left out is returned as it is."""
     lengths = list(lengths)
     update: dict[str, Any] = {}
-    season = config.season if config.season is not None else default_season(frequency)
+    season = effective_season(config, frequency)
     if config.season is None:
         update["season"] = season
     lookback = config.lookback
@@ -117,17 +118,6 @@ INHERITED_KEYS = ("season", "lookback", "batch_size")
 
 
 def effective_season(config: ModelConfig, frequency: str | None) -> int:
-    """The season length a config trains, deseasonalises and scores seasonal naive with."""
+    """The season length a config trains, deseasonalises and scores seasonal naive with: the one rule
+    (a trained forecaster keeps it in its `inputs.InputSpec`; live scoring of a configured model reads it here)."""
     return config.season if config.season is not None else default_season(frequency)
-
-
-# What these keys defaulted to before the derived defaults: a version saved then without the key was
-# trained (and is fine-tuned) with these values.
-PREVIOUS_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 1e-3, "loss": "mse", "epochs": 50, "batch_size": 256, "patience": 5, "min_epochs": 0, "series_weighting": 0.0,
-}
-
-
-def stored_config(data: Mapping[str, Any]) -> ModelConfig:
-    """The config saved in a version's manifest; keys it lacks take the defaults of the code that saved it."""
-    return ModelConfig.model_validate({**PREVIOUS_DEFAULTS, **data})

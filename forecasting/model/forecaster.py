@@ -1,11 +1,13 @@
 """The trained forecaster: one object owning everything a version needs to forecast, score and be saved.
 
 A `RecurrentForecaster` holds the model config, the Keras network, the per-series scaler (levels and
-seasonal factors), the frequency, the source features, the interval half-widths, each series' training
-end, the network kept for out-of-sample scores (the holdout forecaster) and where the version came from.
-`fit` and `fine_tune` return a `TrainingOutcome`; `predict` and `score_holdout` never change the
-forecaster; `save(folder)` and `load(folder)` write and read the artifact format of
-`forecasting.model.artifacts` (format 2; format 1 still loads).
+seasonal factors), its inputs (`inputs.InputSpec`: frequency, features, future features, calendar,
+lookback, horizon, season, resolved once when it is fitted), the interval half-widths, each series'
+training end, the network kept for out-of-sample scores (the holdout forecaster) and where the
+version came from. `prepare` builds the arrays it reads from pulled rows; `fit` and `fine_tune`
+return a `TrainingOutcome`; `predict` and `score_holdout` never change the forecaster; `save(folder)`
+and `load(folder)` write and read the artifact format of `forecasting.model.artifacts` (format 2;
+format 1 still loads, through `artifacts.upgrade_manifest`).
 """
 
 from __future__ import annotations
@@ -32,15 +34,12 @@ from forecasting.model.artifacts import (
     read_series_table,
     sha256_file,
     timestamp_text,
+    upgrade_manifest,
     write_manifest,
     write_series_table,
 )
-from forecasting.model.defaults import (
-    effective_season,
-    fill_from,
-    resolve_for,
-    stored_config,
-)
+from forecasting.model.defaults import fill_from
+from forecasting.model.inputs import InputSpec
 from forecasting.preparation.scaling import SeriesScaler
 from forecasting.preparation.windows import SeriesArrays
 from forecasting.runtime.clock import utc_now
@@ -61,34 +60,56 @@ class RecurrentForecaster:
     config: ModelConfig
     network: Any
     scaler: SeriesScaler
-    frequency: str
-    features: tuple[str, ...] = ()
+    inputs: InputSpec  # what it reads, resolved once (`InputSpec.resolve` at fit, `from_manifest` at load)
     interval_halfwidths: Mapping[int, list[float]] = field(default_factory=dict)
     train_end: Mapping[str, str] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     holdout: "RecurrentForecaster | None" = None  # in memory; see `holdout_forecaster`
     folder: Path | None = None  # where it was loaded from (its holdout network is read from there)
-    future_features: tuple[str, ...] = ()  # source columns known ahead, fed for the forecast periods (none: one-input network)
+
+    @property
+    def frequency(self) -> str:
+        """The series frequency it was trained on (a pandas alias)."""
+        return self.inputs.frequency
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Source columns it reads in the lookback window."""
+        return self.inputs.features
+
+    @property
+    def future_features(self) -> tuple[str, ...]:
+        """Source columns known ahead, fed for the forecast periods (none: a one-input network)."""
+        return self.inputs.future_features
 
     @property
     def lookback(self) -> int:
         """Input window length (the longest of an ensemble's members)."""
-        return self.config.lookback
+        return self.inputs.lookback
 
     @property
     def horizon(self) -> int:
         """Steps forecast after each series' last observation."""
-        return self.config.horizon
+        return self.inputs.horizon
 
     @property
     def calendar(self) -> bool:
         """Whether the network reads calendar inputs (versions from before the option: no)."""
-        return self.config.calendar
+        return self.inputs.calendar
+
+    @property
+    def season(self) -> int:
+        """The season length it deseasonalises, weights and scores seasonal naive with."""
+        return self.inputs.season
 
     @property
     def version(self) -> int | None:
         """The registry version number, once registered."""
         return self.provenance.get("version")
+
+    def prepare(self, observed: Any, ahead: Any, source: Any, frequency: str | None = None) -> SeriesArrays:
+        """The arrays this forecaster reads, from pulled rows (see `InputSpec.prepare`)."""
+        return self.inputs.prepare(observed, ahead, source, frequency)
 
     @classmethod
     def fit(
@@ -96,8 +117,9 @@ class RecurrentForecaster:
     ) -> "TrainingOutcome":
         """Train from scratch on `arrays` (their frequency is the forecaster's; see `training.train`);
         returns the deployed forecaster, the holdout forecaster and the report. Keys the config leaves
-        out are derived from the data first (`defaults.resolve_for`); the forecaster keeps the result.
-        `future_features` defaults to the names of the arrays' future columns."""
+        out are derived from the data first, and the inputs resolved with them, once
+        (`InputSpec.resolve`); the forecaster keeps both. `future_features` defaults to the names of
+        the arrays' future columns."""
         from forecasting.model.training import train  # lazy: keras, tensorflow
 
         future_features = tuple(future_features) or tuple(getattr(arrays, "future_names", ()))
@@ -106,10 +128,9 @@ class RecurrentForecaster:
                 f"future_features {list(future_features)} given, but the arrays carry {arrays.future_count} future feature columns "
                 f"({list(getattr(arrays, 'future_names', ()))}); build them with the same future features"
             )
-        frequency = arrays.frequency or ""
-        config = resolve_for(config, arrays)
-        trained = train(arrays, config, season=config.season, verbose=verbose)
-        return _outcome(trained, config, frequency, tuple(features), tuple(future_features))
+        config, inputs = InputSpec.resolve(config, arrays, tuple(features), tuple(future_features))
+        trained = train(arrays, config, season=inputs.season, verbose=verbose)
+        return _outcome(trained, config, inputs)
 
     def fine_tune(self, arrays: SeriesArrays, config: ModelConfig | None = None, verbose: int = 0) -> "TrainingOutcome":
         """Continue training a copy of this forecaster's network on the windows that became trainable
@@ -120,9 +141,10 @@ class RecurrentForecaster:
 
         check_future_inputs(self, arrays, "fine-tune")
         config = fill_from(config or self.config, self.config)
-        season = effective_season(config, arrays.frequency or self.frequency)
+        inputs = InputSpec.of(config, self.frequency, self.features, self.future_features)  # the parent's, season as the config has it
+        season = inputs.season
         trained = fine_tune(arrays, config, (copy_network(self.network), self.scaler, dict(self.train_end)), season, verbose)
-        outcome = _outcome(trained, config, self.frequency, self.features, self.future_features)
+        outcome = _outcome(trained, config, inputs)
         held_out = self.holdout_forecaster()
         if held_out is None or held_out.network is self.network:  # no holdout network kept, or the deployed one is it
             return outcome
@@ -152,8 +174,7 @@ class RecurrentForecaster:
         from forecasting.model.prediction import score_holdout  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "score_holdout")
-        season = effective_season(self.config, arrays.frequency or self.frequency)
-        return score_holdout(self.network, self.scaler, arrays, self.lookback, self.horizon, season, metric)
+        return score_holdout(self.network, self.scaler, arrays, self.lookback, self.horizon, self.season, metric)
 
     def holdout_forecaster(self) -> "RecurrentForecaster | None":
         """The forecaster whose network never saw any series' last `horizon` rows at training time (this
@@ -162,7 +183,7 @@ class RecurrentForecaster:
         checksums checked, for a loaded forecaster."""
         if self.holdout is not None or self.folder is None:
             return self.holdout
-        entry = read_manifest(self.folder).get("holdout")
+        entry = upgrade_manifest(read_manifest(self.folder))["holdout"]
         if entry is None:
             return None
         if entry["model"] == MODEL_FILE:
@@ -178,11 +199,7 @@ class RecurrentForecaster:
         return {
             **self.provenance,
             "config": self.config.model_dump(mode="json"),
-            "lookback": self.lookback,
-            "horizon": self.horizon,
-            "features": list(self.features),
-            "future_features": list(self.future_features),
-            "frequency": self.frequency,
+            **self.inputs.manifest_entries(),
             "scaler": self.scaler.to_dict(),
             "intervals": {str(level): widths for level, widths in self.interval_halfwidths.items()},
             "series_train_end": dict(self.train_end),
@@ -220,7 +237,7 @@ class RecurrentForecaster:
         """The forecaster saved in `folder` (either format), after checking its format version and the
         checksums (the manifest's and, when given, the registered `expected_sha256`)."""
         folder = Path(folder)
-        manifest = read_manifest(folder)
+        manifest = upgrade_manifest(read_manifest(folder))
         check_checksum(folder / MODEL_FILE, None)  # a missing file is named before a checksum is taken
         actual = sha256_file(folder / MODEL_FILE)
         for expected in (manifest.get("sha256"), expected_sha256):
@@ -229,14 +246,13 @@ class RecurrentForecaster:
         scaler, train_end = read_series_state(folder, manifest)
         import keras  # lazy: keras
 
+        config = ModelConfig.model_validate(manifest["config"])
         return cls(
-            config=stored_config(manifest["config"]),
+            config=config,
             network=keras.models.load_model(folder / MODEL_FILE, compile=False),
             scaler=scaler,
-            frequency=manifest["frequency"],
-            features=tuple(manifest.get("features", [])),
-            future_features=tuple(manifest.get("future_features", [])),  # versions from before it: none
-            interval_halfwidths={int(level): widths for level, widths in manifest.get("intervals", {}).items()},
+            inputs=InputSpec.from_manifest(manifest, config),
+            interval_halfwidths={int(level): widths for level, widths in manifest["intervals"].items()},
             train_end=train_end,
             provenance={key: value for key, value in manifest.items() if key not in STATE_KEYS},
             folder=folder,
@@ -267,13 +283,12 @@ def check_future_inputs(forecaster: RecurrentForecaster, arrays: SeriesArrays, a
         )
 
 
-def _outcome(trained: Any, config: ModelConfig, frequency: str, features: tuple[str, ...], future_features: tuple[str, ...] = ()) -> TrainingOutcome:
+def _outcome(trained: Any, config: ModelConfig, inputs: InputSpec) -> TrainingOutcome:
     """Forecasters from `training.Trained`, with the report's facts as provenance."""
     report = trained.report
     provenance = {"created_at": utc_now().isoformat(), **report_provenance(report)}
     deployed = RecurrentForecaster(
-        config, trained.network, trained.scaler, frequency, features, trained.interval_halfwidths, trained.series_train_end, provenance,
-        future_features=future_features,
+        config, trained.network, trained.scaler, inputs, trained.interval_halfwidths, trained.series_train_end, provenance
     )
     holdout = deployed
     if trained.holdout_network is not trained.network or trained.holdout_scaler is not trained.scaler:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.evaluation.metrics import score, seasonal_naive_forecast, seasonal_naive_scale
-from forecasting.preparation.batch_scaling import encode_in_order, encode_windows
+from forecasting.preparation.batch_scaling import encode_windows
 from forecasting.preparation.future_inputs import encode_future, horizon_blocks, network_inputs
 from forecasting.sources.tables import interval_columns
 from forecasting.model.network import forecast_array
@@ -38,24 +38,35 @@ def constant_value(values: np.ndarray, lookback: int, window_scaling: bool) -> t
     return None
 
 
-def predict(
-    model: keras.Model,
-    scaler: SeriesScaler,
-    arrays: SeriesArrays,
-    lookback: int,
-    horizon: int,
-    frequency: str,
-    interval_halfwidths: dict[int, list[float]] | None = None,
-) -> ForecastResult:
-    """One forecast per series from its last `lookback` rows; series too short or with gaps there are skipped.
+@dataclass
+class LastWindows:
+    """Each series' last `lookback` rows before a cut, scaled for the network, in the arrays' order:
+    the series the network forecasts (`ids`, their scaled `inputs` and `levels`), those forecast as
+    a constant (`constant`: value and why), those left out (`skipped`: why), and the scaler that
+    scaled them (a copy holding the series it had not seen, where there were any)."""
 
-    Series the scaler has not seen (new since training) are scaled by their own history.
-    Returns a long frame: series_id, forecast_origin, target_ts, step, yhat, interval columns.
-    """
+    ids: list[str]
+    inputs: np.ndarray | None
+    levels: WindowLevels
+    scaler: SeriesScaler
+    constant: dict[str, tuple[float, str]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def last_windows(scaler: SeriesScaler, arrays: SeriesArrays, lookback: int, cut: int = 0, series: list[str] | None = None) -> LastWindows:
+    """The one window selection and scaling of forecasts and holdout scores: for each series (of
+    `series`, default all), its history is every row but the last `cut` (0: a forecast from the
+    last observation; the horizon: a holdout score), its window the last `lookback` rows of that
+    history. Series too short or with gaps in the window are skipped, constant ones (`constant_value`)
+    set apart, and series the scaler has not seen are scaled by their own history in a copy of the
+    scaler (the scaler given is left as it is); every other window is scaled in one batch."""
     skipped: dict[str, str] = {}
     constant: dict[str, tuple[float, str]] = {}
     ids, windows, ticks = [], [], []
-    for series_id, values in arrays.values.items():
+    for series_id in arrays.values if series is None else series:
+        values, timestamps = arrays.values[series_id], arrays.timestamps[series_id]
+        if cut:
+            values, timestamps = values[:-cut], timestamps[:-cut]
         if len(values) < lookback:
             skipped[series_id] = f"{len(values)} observations, fewer than lookback {lookback}"
             continue
@@ -68,26 +79,47 @@ def predict(
             constant[series_id] = found
             continue
         if series_id not in scaler:
+            if not any(sid not in scaler for sid in ids):
+                scaler = scaler.copy()  # the first series it has not seen: the caller's scaler stays as it is
             scaler.add(series_id, values)
         ids.append(series_id)
         windows.append(window)
-        ticks.append(scaler.ticks(arrays.timestamps[series_id][-lookback:])[:1])
-    if ids:  # every window scaled in one batch, kept as one array (not a view and a WindowLevels per series)
-        inputs, _, window_levels = encode_windows(scaler, np.asarray(ids, dtype=object), np.stack(windows), first_ticks=np.concatenate(ticks))
-    del windows, ticks
-    future = prediction_blocks(scaler, arrays, ids, horizon, frequency)
+        ticks.append(scaler.ticks(timestamps[-lookback:])[:1])
+    if not ids:
+        return LastWindows([], None, WindowLevels.empty(), scaler, constant, skipped)
+    # Every window scaled in one batch, kept as one array (not a view and a WindowLevels per series).
+    inputs, _, levels = encode_windows(scaler, np.asarray(ids, dtype=object), np.stack(windows), first_ticks=np.concatenate(ticks))
+    return LastWindows(ids, inputs, levels, scaler, constant, skipped)
+
+
+def predict(
+    model: keras.Model,
+    scaler: SeriesScaler,
+    arrays: SeriesArrays,
+    lookback: int,
+    horizon: int,
+    frequency: str,
+    interval_halfwidths: dict[int, list[float]] | None = None,
+) -> ForecastResult:
+    """One forecast per series from its last `lookback` rows (`last_windows`); series too short or
+    with gaps there are skipped, series the scaler has not seen are scaled by their own history.
+    Returns a long frame: series_id, forecast_origin, target_ts, step, yhat, interval columns."""
+    selected = last_windows(scaler, arrays, lookback)
+    ids, skipped, constant = selected.ids, selected.skipped, selected.constant
+    future = prediction_blocks(selected.scaler, arrays, ids, horizon, frequency)
     columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
     for level in sorted(interval_halfwidths or {}):
         columns += list(interval_columns(level))
     frames = []
     if ids:
-        scaled = forecast_array(model, network_inputs(inputs, future), "forecast", "series")
-        frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, window_levels, frequency, interval_halfwidths)
+        scaled = forecast_array(model, network_inputs(selected.inputs, future), "forecast", "series")
+        frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, selected.levels, frequency, interval_halfwidths)
         values = frame[[c for c in frame.columns if c == "yhat" or c.startswith(("yhat_lower_", "yhat_upper_"))]].to_numpy(dtype="float64")
         broken = frame.loc[~np.isfinite(values).all(axis=1), "series_id"].unique()
         for series_id in broken:  # never written: listed with the skipped series instead
             skipped[series_id] = "the network's forecast is not finite"
         frames.append(frame[~frame["series_id"].isin(broken)] if len(broken) else frame)  # no copy of 1.8 M rows for nothing
+    del selected
     if constant:
         # Scale 0 decodes every value, interval bounds included, to the constant: a zero-width interval.
         flat = WindowLevels(np.array([value for value, _ in constant.values()]), np.zeros(len(constant)), np.zeros(len(constant), dtype=bool))
@@ -157,63 +189,41 @@ def target_times(origins: pd.DatetimeIndex, horizon: int, offset: pd.DateOffset)
 
 def score_holdout(
     model: Any,
-    scaler: Any,
-    arrays: Any,
+    scaler: SeriesScaler,
+    arrays: SeriesArrays,
     lookback: int,
     horizon: int,
     season: int,
     metric: str,
 ) -> dict[str, float]:
-    """Score a model on each series' latest `horizon` observations, forecast from just before them,
-    next to the seasonal-naive forecast from the same origin. Series without `lookback + horizon`
-    finite observations at the end are left out (counted)."""
-    inputs, levels, actual, naive, scales, pending, futures = [], [], [], [], [], [], []
-    known = arrays.future_columns  # the future block: those columns at the scored periods, never the target
-    constant: dict[int, float] = {}  # position -> the value forecast for a constant series, as `predict` does
-    for series_id, values in arrays.values.items():
-        if len(values) < lookback + horizon:
-            continue
-        window, future = values[-lookback - horizon : -horizon], values[-horizon:, 0]
-        if not (np.isfinite(window).all() and np.isfinite(future).all() and np.isfinite(values[-horizon:, list(known)]).all()):
-            continue
-        history = values[:-horizon, 0]
-        found = constant_value(values[:-horizon], lookback, scaler.target != "series")
-        if found is not None:
-            constant[len(actual)] = found[0]
-            actual.append(future)
-            naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
-            scales.append(seasonal_naive_scale(history, season))
-            continue
-        first_tick = scaler.ticks(arrays.timestamps[series_id][-lookback - horizon :])[:1]
-        if series_id in scaler:  # scaled below, with every other known series at once
-            pending.append((len(inputs), series_id, window, first_tick))
-            inputs.append(None)
-            levels.append(None)
-            stats = scaler
-        else:  # new since training: scaled by its own history, the scaler left as it is
-            stats = scaler.__class__(target=scaler.target, season=scaler.season, frequency=scaler.frequency)
-            stats.add(series_id, values[:-horizon])
-            scaled, _, level = stats.encode(series_id, window[np.newaxis], first_ticks=first_tick)
-            inputs.append(scaled[0])
-            levels.append(level)
-        if known:
-            futures.append(encode_future(stats, np.array([series_id], dtype=object), values[np.newaxis, -horizon:, list(known)], known)[0])
-        actual.append(future)
-        naive.append(seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0])
-        scales.append(seasonal_naive_scale(history, season))
-    encode_in_order(scaler, pending, inputs, levels)
-    if not actual:
+    """Score a model on each series' latest `horizon` observations, forecast from just before them
+    (`last_windows` with that cut, as `predict` forecasts), next to the seasonal-naive forecast from
+    the same origin. Series without `lookback + horizon` finite observations at the end are left out (counted)."""
+    known = list(arrays.future_columns)  # the future block: those columns at the scored periods, never the target
+    eligible = [
+        series_id for series_id, values in arrays.values.items()
+        if len(values) >= lookback + horizon and np.isfinite(values[-horizon:, 0]).all() and np.isfinite(values[-horizon:, known]).all()
+    ]
+    selected = last_windows(scaler, arrays, lookback, cut=horizon, series=eligible)
+    scored = [series_id for series_id in eligible if series_id not in selected.skipped]
+    if not scored:
         return {"score": float("nan"), "baseline": float("nan"), "series": 0}
-    predicted = np.empty((len(actual), horizon))
-    by_network = [position for position in range(len(actual)) if position not in constant]
-    if inputs:
-        blocks = np.stack(futures) if known else None
-        predicted[by_network] = WindowLevels.concat(levels).decode(forecast_array(model, network_inputs(np.stack(inputs), blocks)))
-    for position, value in constant.items():
-        predicted[position] = value
-    actual_array, naive_array, scale_array = np.stack(actual), np.stack(naive), np.asarray(scales)
+    histories = [arrays.values[series_id][:-horizon, 0] for series_id in scored]
+    actual = np.stack([arrays.values[series_id][-horizon:, 0] for series_id in scored])
+    naive = np.stack([seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0] for history in histories])
+    scales = np.asarray([seasonal_naive_scale(history, season) for history in histories])
+    predicted = np.empty((len(scored), horizon))
+    row = {series_id: position for position, series_id in enumerate(scored)}
+    if selected.ids:
+        blocks = None
+        if known:
+            ids = np.asarray(selected.ids, dtype=object)
+            blocks = encode_future(selected.scaler, ids, np.stack([arrays.values[sid][-horizon:, known] for sid in selected.ids]), arrays.future_columns)
+        predicted[[row[sid] for sid in selected.ids]] = selected.levels.decode(forecast_array(model, network_inputs(selected.inputs, blocks)))
+    for series_id, (value, _) in selected.constant.items():  # forecast as `predict` does
+        predicted[row[series_id]] = value
     return {
-        "score": score(metric, actual_array, predicted, scale_array),
-        "baseline": score(metric, actual_array, naive_array, scale_array),
-        "series": len(actual),
+        "score": score(metric, actual, predicted, scales),
+        "baseline": score(metric, actual, naive, scales),
+        "series": len(scored),
     }

@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from forecasting.config.settings import ModelConfig
 from forecasting.model.deadline import Deadline
-from forecasting.model.defaults import resolve_for
 from forecasting.errors import RunError
 from forecasting.model.fitting import Schedule, best_epoch, fit_windows
 from forecasting.runtime.memory import release_free_memory
@@ -28,6 +27,9 @@ from forecasting.preparation.windows import SeriesArrays, WindowSplit, joined, s
 # would interleave their random streams. Trainings in one process take turns; run models in
 # parallel in separate processes (the Dask task runner does).
 TRAINING_LOCK = threading.Lock()
+
+# The keys `defaults.resolve_config` derives from the data: a config trained has them all.
+DERIVED_KEYS = ("season", "lookback", "batch_size", "min_epochs")
 
 
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:
@@ -120,9 +122,11 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
     series' most recent data, while the validation scores and the interval widths stay those of
     the first network on windows it never saw. Seasonal factors are estimated again for the refit
     from all rows (series with three seasons in all, but not before their last `horizon` rows, get
-    theirs then)."""
+    theirs then). `config` is resolved (no derived key left out: `defaults.resolve_for`)."""
     started = time.perf_counter()
-    config = resolve_for(config, arrays)  # keys the config leaves out, from the data (defaults.py)
+    unresolved = [key for key in DERIVED_KEYS if getattr(config, key) is None]
+    if unresolved:  # RecurrentForecaster.fit resolves them once (inputs.InputSpec.resolve)
+        raise ValueError(f"train: the config leaves {unresolved} out; resolve it from the data first (defaults.resolve_for)")
     scaler = fit_scaler(arrays, config, season)
     split = split_for_training(arrays, scaler, config)
     weights = series_weights(arrays, config.horizon, season, config.series_weighting) if config.series_weighting else None

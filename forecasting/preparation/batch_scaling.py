@@ -73,14 +73,3 @@ def _encode_level(
             y = np.where(log[:, None], np.log(target_ratio), target_ratio - 1.0)
     return x, y, WindowLevels(np.where(log, 0.0, level), level, log)
 
-
-def encode_in_order(scaler: SeriesScaler, pending: list[tuple[int, str, np.ndarray, np.ndarray]], inputs: list, levels: list) -> None:
-    """Fill `inputs[i]` and `levels[i]` (one scaled window and its `WindowLevels` each) for every
-    (i, series id, window, first tick) of `pending`, scaled in one batch by `scaler`."""
-    if not pending:
-        return
-    positions, ids, windows, ticks = zip(*pending)
-    scaled, _, batch = encode_windows(scaler, np.asarray(ids, dtype=object), np.stack(windows), first_ticks=np.concatenate(ticks))
-    for row, position in enumerate(positions):
-        inputs[position] = scaled[row]
-        levels[position] = batch.take(np.array([row]))

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from forecasting.config.settings import Settings
-from forecasting.model.defaults import effective_season
+from forecasting.model.inputs import InputSpec
 from forecasting.publishing.registry import champion_version, latest_tuning_record
 from forecasting.runtime.clock import utc_now
 from forecasting.sources.tables import backtests
@@ -66,8 +66,8 @@ def backtest_step(
         record = latest_tuning_record(connection, model_name)
         champion = champion_version(connection, model_name)
     effective = apply_hyperparameters(config, record[1]) if record is not None else config
-    data = prepare_data(engine, settings, calendar=effective.calendar)
-    result = backtest(data.arrays, effective, data.frequency, effective_season(effective, data.frequency), windows, step, verbose=verbose)
+    data = prepare_data(engine, settings, inputs=InputSpec.requested(settings.source, effective))
+    result = backtest(data.arrays, effective, data.frequency, windows=windows, step=step, verbose=verbose)
     data_key = f"{data.rows_read}:{max(index[-1] for index in data.arrays.timestamps.values())}:{data.frequency}"
     # The input columns are part of the data (named only when set, so plain backtests keep their ids).
     data_key += "".join(f":{key}={sorted(getattr(settings.source, key))}" for key in ("features", "future_features") if getattr(settings.source, key))

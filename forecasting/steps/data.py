@@ -8,17 +8,18 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from forecasting.history import store as history
 from forecasting.config.settings import Settings
-from forecasting.sources.database import create_db_engine
-from forecasting.sources.tables import ingestion_state
 from forecasting.errors import RunError
-from forecasting.runtime.phases import phase
-from forecasting.preparation.windows import build_arrays
+from forecasting.history import store as history
+from forecasting.model.inputs import InputSpec
 from forecasting.preparation.future_rows import observed_only, split_future
-from forecasting.runtime.memory import release_memory
 from forecasting.preparation.validation import infer_frequency
 from forecasting.preparation.windows import SeriesArrays
+from forecasting.runtime.memory import release_memory
+from forecasting.runtime.phases import phase
+from forecasting.sources.database import create_db_engine
+from forecasting.sources.tables import ingestion_state
+
 
 def open_engine(settings: Settings) -> Engine:
     """An engine for the configured database. Connection failures surface as SQLAlchemy errors,
@@ -37,31 +38,22 @@ class PreparedData:
     stale: dict[str, str] = field(default_factory=dict)  # series left out (drop_stale) -> why
 
 
-def prepare_data(
-    engine: Engine,
-    settings: Settings,
-    frequency: str | None = None,
-    calendar: bool = False,
-    drop_stale: bool = False,
-    future: tuple[str, ...] | None = None,
-) -> PreparedData:
-    """The pulled observations (the local history store), each series on a regular grid of the
-    configured, recorded or inferred frequency, gaps handled per `source.gaps`. With `drop_stale`,
-    series whose last observation is `source.stale_after` or more periods before the newest one
-    are left out (and listed). The rows after each series' last observation are future rows: with
-    `future` (default `source.future_features`; a loaded model's own list where one is used), those
-    columns become the arrays' future inputs (`forecasting.preparation.future_inputs`), else they are left out."""
+def prepare_data(engine: Engine, settings: Settings, inputs: InputSpec | None = None, drop_stale: bool = False) -> PreparedData:
+    """The pulled observations (the local history store) as the arrays `inputs` read (a trained
+    forecaster's `inputs`, or `InputSpec.requested` for a model not trained yet; default: the source's
+    features and future features, no calendar), built by `InputSpec.prepare`: each series on a
+    regular grid of the inputs', configured, recorded or inferred frequency, gaps handled per
+    `source.gaps`; the rows after each series' last observation are future rows, read only for the
+    future features (`forecasting.preparation.future_inputs`). With `drop_stale`, series whose last
+    observation is `source.stale_after` or more periods before the newest one are left out (and listed)."""
     with phase("prepare", data=True) as counts:
-        names = list(settings.source.future_features if future is None else future)
-        prepared = _prepare(engine, settings, frequency, calendar, drop_stale, names)
+        prepared = _prepare(engine, settings, inputs or InputSpec.requested(settings.source), drop_stale)
         counts.update(series=len(prepared.arrays.values), rows=prepared.rows_read)
     release_memory()  # the whole store's frames, before the arrays are used
     return prepared
 
 
-def _prepare(
-    engine: Engine, settings: Settings, frequency: str | None, calendar: bool, drop_stale: bool, future: list[str]
-) -> PreparedData:
+def _prepare(engine: Engine, settings: Settings, inputs: InputSpec, drop_stale: bool) -> PreparedData:
     # Future rows take no part in frequency, staleness or gap filling: they are split off first.
     # Shared: the preparation only reads the frame, and the arrays' timestamps stay views of the kept store.
     frame, ahead = split_future(history.read(history.history_root(settings.storage_root, settings.source.table), shared=True))
@@ -70,13 +62,13 @@ def _prepare(
             f"no observations have been pulled from {settings.source.table!r} yet; load some with `forecasting load FILE` "
             "and run the pipeline (it pulls first)"
         )
-    frequency = infer_frequency(frame, frequency or settings.source.frequency or _recorded_frequency(engine, settings))
+    frequency = infer_frequency(frame, inputs.frequency or settings.source.frequency or _recorded_frequency(engine, settings))
     series_read, rows_read = int(frame["series_id"].nunique()), len(frame)
     stale = stale_series(frame, frequency, settings.source.stale_after) if drop_stale else {}
     if stale:
         frame = frame.loc[~frame["series_id"].isin(list(stale)).to_numpy()]
     return PreparedData(
-        arrays=build_arrays(frame, ahead, settings.source, frequency, calendar, future),
+        arrays=inputs.prepare(frame, ahead, settings.source, frequency),
         frequency=frequency,
         series_read=series_read,
         rows_read=rows_read,

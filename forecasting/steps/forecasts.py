@@ -66,7 +66,7 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
             f"source.future_features {settings.source.future_features} differ from those champion v{loaded.version} was trained "
             f"with ({list(loaded.future_features)}); retrain the model"
         )
-    data = prepare_data(engine, settings, frequency=loaded.frequency, calendar=loaded.calendar, drop_stale=True, future=loaded.future_features)
+    data = prepare_data(engine, settings, inputs=loaded.inputs, drop_stale=True)
     with phase("predict") as counts:
         result = loaded.predict(data.arrays, settings.model(model_name).intervals)
         counts.update(series=len(data.arrays.values), rows=len(result.forecasts))

@@ -194,7 +194,7 @@ def decide_mode(settings: Settings, model_name: str, requested: str) -> ModeDeci
             scorer = loaded.holdout_forecaster() or loaded
         except RunError as error:
             return str(error)
-        data = prepare_data(engine, settings, frequency=loaded.frequency, calendar=loaded.calendar, future=loaded.future_features)
+        data = prepare_data(engine, settings, inputs=loaded.inputs)
         return scorer.score_holdout(data.arrays, row["holdout_metric"])["score"]
 
     facts = ModeFacts(

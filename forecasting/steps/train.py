@@ -9,6 +9,7 @@ from typing import Any
 from forecasting.config.settings import ModelConfig, Settings
 from forecasting.errors import ConfigError, RunError
 from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.model.inputs import InputSpec
 from forecasting.publishing.registry import (
     champion_version,
     latest_tuning_record,
@@ -88,7 +89,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
              "intervals": config.intervals, "seed": config.seed}
         )
         tuning_record = champion.provenance.get("tuning_record")
-        data = prepare_data(engine, settings, frequency=champion.frequency, calendar=champion.calendar, future=champion.future_features)
+        data = prepare_data(engine, settings, inputs=champion.inputs)
         outcome = champion.fine_tune(data.arrays, effective, verbose=verbose)
     else:
         effective = config
@@ -97,10 +98,9 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
 
             tuning_record, hyperparameters = record
             effective = apply_hyperparameters(config, hyperparameters)
-        data = prepare_data(engine, settings, calendar=effective.calendar)
-        outcome = RecurrentForecaster.fit(
-            data.arrays, effective, tuple(settings.source.features), verbose=verbose, future_features=tuple(settings.source.future_features)
-        )
+        requested = InputSpec.requested(settings.source, effective)
+        data = prepare_data(engine, settings, inputs=requested)
+        outcome = RecurrentForecaster.fit(data.arrays, effective, requested.features, verbose=verbose, future_features=requested.future_features)
 
     metric = config.promotion.metric
     # Both sides are scored by their holdout networks: trained on nothing at or after the start of
@@ -109,11 +109,9 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
 
     def champion_score() -> float:
         champion_arrays = data.arrays
-        if champion.calendar != effective.calendar or champion.future_features != outcome.forecaster.future_features:
-            # The champion reads other input columns.
-            champion_arrays = prepare_data(
-                engine, settings, frequency=data.frequency, calendar=champion.calendar, future=champion.future_features
-            ).arrays
+        if (champion.calendar, champion.future_features) != (outcome.forecaster.calendar, outcome.forecaster.future_features):
+            # The champion reads other input columns: its own, on the grid of the data scored.
+            champion_arrays = prepare_data(engine, settings, inputs=replace(champion.inputs, frequency=data.frequency)).arrays
         return (held_out or champion).score_holdout(champion_arrays, metric)["score"]
 
     gate = apply_gate(

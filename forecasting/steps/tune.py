@@ -8,6 +8,7 @@ from typing import Any
 from forecasting.config.model_settings import TuningConfig
 from forecasting.config.settings import Settings
 from forecasting.publishing.registry import save_tuning_record
+from forecasting.model.inputs import InputSpec
 from forecasting.steps.data import open_engine, prepare_data
 
 
@@ -48,7 +49,7 @@ def tune_step(
     tuning = config.tuning or TuningConfig()
     tuner = tuner or tuning.tuner
     engine = open_engine(settings)
-    data = prepare_data(engine, settings)
+    data = prepare_data(engine, settings, inputs=InputSpec.requested(settings.source, config))
     data_key = f"{data.rows_read}:{max(index[-1] for index in data.arrays.timestamps.values())}"
     directory = search_directory(settings.storage_root, model_name, tuner, config, tuning, data_key)
     result = search(data.arrays, config, directory, tuner, max_trials, verbose=verbose)

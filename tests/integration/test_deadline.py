@@ -59,7 +59,7 @@ def test_the_callback_stops_fit_after_the_first_batch_past_the_deadline(clock):
 
 
 def test_the_limit_covers_the_refit_and_fine_tuning(clock, monkeypatch):
-    config = ModelConfig(**{**TINY_MODEL, "training_timeout_minutes": 5, "refit": True, "ensemble": {"members": 2}})
+    config = ModelConfig(**{**TINY_MODEL, "season": 12, "training_timeout_minutes": 5, "refit": True, "ensemble": {"members": 2}})
     arrays = to_series_arrays(synthetic_frame(), [], "MS")
     built = []
 

@@ -13,6 +13,7 @@ from forecasting.errors import RunError
 from forecasting.model.network import build_model
 from forecasting.model.artifacts import FORMAT_VERSION, SERIES_FILE, read_series_state
 from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.model.inputs import InputSpec
 from forecasting.publishing.registry import load_version, register_version
 from forecasting.preparation.scaling import SeriesScaler
 from forecasting.sources.schema import migrate
@@ -70,7 +71,7 @@ def test_the_manifest_stays_small_for_many_series(tmp_path):
         train_end[key] = (pd.Timestamp("2024-01-01") + pd.DateOffset(months=index % 7)).isoformat()
     config = ModelConfig(**TINY_MODEL)
     forecaster = RecurrentForecaster(
-        config, build_model(config, n_inputs=3), scaler, "MS", interval_halfwidths={80: [1.0] * 6}, train_end=train_end,
+        config, build_model(config, n_inputs=3), scaler, InputSpec.of(config, "MS"), interval_halfwidths={80: [1.0] * 6}, train_end=train_end,
         provenance={"data_watermark": "2024-12-01T00:00:00"},
     )
     folder = tmp_path / "artifact"

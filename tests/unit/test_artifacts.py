@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecasting.model.artifacts import FORMAT_VERSION, SERIES_FILE, read_manifest
+from forecasting.model.artifacts import FORMAT_VERSION, SERIES_FILE, read_manifest, upgrade_manifest
+from forecasting.model.inputs import InputSpec
 from forecasting.errors import RunError
 from forecasting.model.forecaster import RecurrentForecaster
 
@@ -38,6 +39,17 @@ def test_committed_format_2_artifact_loads_and_predicts_as_when_saved():
     assert manifest["format_version"] == 2 and manifest["series_file"]["path"] == SERIES_FILE
     assert set(forecaster.scaler.loc) == {"S00", "S01", "S02"}
     assert set(forecaster.train_end) == {"S00", "S01", "S02"}
+
+
+@pytest.mark.parametrize("folder", [COMMITTED, COMMITTED_V2], ids=["format-1", "format-2"])
+def test_committed_artifacts_carry_their_inputs(folder):
+    manifest = read_manifest(folder)
+    assert "future_features" not in manifest and manifest["config"].get("season") is None  # saved before both
+    upgraded = upgrade_manifest(manifest)
+    assert upgrade_manifest(upgraded) == upgraded and read_manifest(folder) == manifest  # idempotent, the manifest left as it is
+    forecaster = RecurrentForecaster.load(folder)
+    # Season from the frequency, as then; no future features, no calendar.
+    assert forecaster.inputs == InputSpec("MS", (), (), False, 12, 6, 12)
 
 
 def test_unknown_format_version_names_both_versions(tmp_path):

@@ -2,8 +2,8 @@
 
 import pytest
 
+from forecasting.model.artifacts import PREVIOUS_DEFAULTS, upgrade_manifest
 from forecasting.model.defaults import (
-    PREVIOUS_DEFAULTS,
     default_batch_size,
     default_lookback,
     default_min_epochs,
@@ -11,7 +11,6 @@ from forecasting.model.defaults import (
     effective_season,
     fill_from,
     resolve_config,
-    stored_config,
     window_count,
 )
 from forecasting.config.model_settings import ModelConfig
@@ -88,7 +87,7 @@ def test_a_fine_tune_config_takes_what_it_leaves_out_from_its_parent():
 
 def test_a_config_saved_before_the_derived_defaults_keeps_its_old_defaults():
     old = {"lookback": 12, "horizon": 6, "layers": [{"units": 4}]}
-    config = stored_config(old)
+    config = ModelConfig.model_validate(upgrade_manifest({"config": old})["config"])
     for key, value in PREVIOUS_DEFAULTS.items():
         assert getattr(config, key) == value
     assert config.season is None  # season from the frequency, as then

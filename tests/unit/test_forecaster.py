@@ -5,7 +5,10 @@ import pandas as pd
 import pytest
 
 from forecasting.config.settings import ModelConfig
+from forecasting.model import inputs
 from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.model.inputs import InputSpec
+from forecasting.model.prediction import last_windows
 from forecasting.preparation.windows import to_series_arrays
 from tests.conftest import TINY_MODEL, synthetic_frame
 
@@ -89,3 +92,33 @@ def test_saved_and_loaded_forecaster_forecasts_and_scores_the_same(outcome, tmp_
     assert loaded.score_holdout(arrays, "smape") == result.forecaster.score_holdout(arrays, "smape")
     assert loaded.holdout_forecaster().score_holdout(arrays, "smape") == result.holdout.score_holdout(arrays, "smape")
     assert loaded.config == result.forecaster.config and loaded.provenance["training"]["epochs_run"] == result.report.epochs_run
+
+
+def test_the_inputs_are_resolved_once_per_fit_and_kept(monkeypatch):
+    calls = []
+
+    def counted(config, arrays):
+        calls.append(config)
+        return resolve_for(config, arrays)
+
+    resolve_for = inputs.resolve_for
+    monkeypatch.setattr(inputs, "resolve_for", counted)
+    arrays = to_series_arrays(synthetic_frame(n_series=4), [])
+    config = ModelConfig(**{**TINY_MODEL, "epochs": 1, "lookback": None, "batch_size": None})
+    forecaster = RecurrentForecaster.fit(arrays, config).forecaster
+    assert len(calls) == 1
+    assert forecaster.inputs == InputSpec("MS", (), (), False, forecaster.config.lookback, 6, 12) and forecaster.config.season == 12
+
+
+def test_forecasts_and_holdout_scores_select_and_scale_windows_the_same_way(outcome):
+    arrays, result = outcome
+    scaler = result.forecaster.scaler
+    newcomer = synthetic_frame(n_series=1, seed=5).assign(series_id="NEW")
+    flat = pd.DataFrame({"series_id": "FLAT", "ts": pd.date_range("2020-01-01", periods=48, freq="MS"), "value": 3.0})
+    frame = pd.concat([synthetic_frame(), newcomer, flat], ignore_index=True)
+    wider, cut = to_series_arrays(frame, []), to_series_arrays(frame[frame["ts"] < "2023-07-01"], [])  # all but the last 6 months
+    held_out, forecast = last_windows(scaler, wider, 12, cut=6), last_windows(scaler, cut, 12)
+    assert held_out.ids == forecast.ids and "NEW" in held_out.ids and held_out.constant == forecast.constant == {"FLAT": (3.0, "constant series")}
+    np.testing.assert_array_equal(held_out.inputs, forecast.inputs)
+    np.testing.assert_array_equal(held_out.levels.decode(np.zeros((len(held_out.ids), 6))), forecast.levels.decode(np.zeros((len(held_out.ids), 6))))
+    assert "NEW" in held_out.scaler and "NEW" not in scaler  # a copy holds the series the scaler had not seen

@@ -11,6 +11,7 @@ from forecasting.model.backtesting import cut
 from forecasting.config.settings import ModelConfig, SourceConfig
 from forecasting.errors import InputError
 from forecasting.model.forecaster import RecurrentForecaster
+from forecasting.model.inputs import InputSpec
 from forecasting.preparation.future_inputs import training_blocks
 from forecasting.preparation.windows import build_arrays
 from forecasting.preparation.future_rows import FUTURE_ROW_REASON, FutureRows, last_observed, split_future
@@ -124,6 +125,7 @@ def test_future_features_are_saved_and_loaded_with_the_version(trained, tmp_path
     assert manifest["future_features"] == ["promo"]
     loaded = RecurrentForecaster.load(tmp_path)
     assert loaded.future_features == ("promo",) and future_inputs(loaded.network) == 3
+    assert loaded.inputs == forecaster.inputs == InputSpec("MS", (), ("promo",), True, 12, 6, 12)
     pd.testing.assert_frame_equal(loaded.predict(arrays).forecasts, forecaster.predict(arrays).forecasts)
     assert loaded.score_holdout(arrays, "mae")["series"] == 6
 
@@ -208,3 +210,15 @@ def test_fit_records_the_future_columns_of_its_arrays(trained):
     _, arrays, _ = trained
     config = ModelConfig(**{**TINY_MODEL, "calendar": True, "epochs": 1, "refit": False})
     assert RecurrentForecaster.fit(arrays, config).forecaster.future_features == ("promo",)
+
+
+def test_the_forecaster_prepares_the_arrays_it_reads_from_pulled_rows(trained):
+    frame, arrays, forecaster = trained
+    observed, ahead = split_future(frame)
+    # The source asks for no future features and no calendar: the forecaster's own inputs win.
+    prepared = forecaster.prepare(observed, ahead, SourceConfig(frequency="MS"))
+    assert prepared.future_columns == arrays.future_columns and prepared.future_names == ("promo",)
+    for series_id in arrays.values:
+        np.testing.assert_array_equal(prepared.values[series_id], arrays.values[series_id])
+        np.testing.assert_array_equal(prepared.future[series_id], arrays.future[series_id])
+    pd.testing.assert_frame_equal(forecaster.predict(prepared).forecasts, forecaster.predict(arrays).forecasts)
