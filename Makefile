@@ -1,11 +1,11 @@
-# `make demo` and `make test` each set themselves up from nothing (Python 3.10+ and make).
+# `make demo`, `make check` and `make test` each set themselves up from nothing (Python 3.10+ and make).
 # `make install EXTRAS=s3,dask` installs optional extras too (comma-separated, as in pyproject.toml).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test install install-dev docs clean
+.PHONY: demo test check lint-imports install install-dev docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,18 @@ install-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/forecasting demo
 
-test: $(VENV)/.installed-dev
+# The whole suite, as CI runs it: PostgreSQL, Prefect servers, S3, training, benchmark smoke runs.
+test: lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The quick loop while you change code: unit tests and SQLite integration tests, no servers, no
+# training-heavy or benchmark tests (markers in pyproject.toml).
+check: lint-imports
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not postgres and not prefect and not slow and not benchmark" tests/unit tests/integration
+
+# The package layers and no import cycles (pyproject.toml [tool.importlinter]).
+lint-imports: $(VENV)/.installed-dev
+	$(BIN)/lint-imports --no-cache
 
 # The documentation site (mkdocs-material) into site/; warnings fail the build.
 docs: $(VENV)/.installed-docs

@@ -229,3 +229,15 @@ def insert_promotion_rows(engine, frame: pd.DataFrame) -> None:
     ]
     with engine.begin() as connection:
         connection.execute(sa.text("INSERT INTO observations (series_id, ts, value, promo) VALUES (:s, :t, :v, :p)"), rows)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers for the test tiers (`make check` leaves out postgres, prefect, slow and benchmark):
+    every test under tests/flows runs flows or the CLI end to end, and any test that asks for the
+    session's Prefect server or PostgreSQL server is marked as needing it."""
+    flows = Path(__file__).parent / "flows"
+    for item in items:
+        if flows in Path(item.path).parents or "prefect_server" in item.fixturenames:
+            item.add_marker(pytest.mark.prefect)
+        if "postgres_admin_url" in item.fixturenames:
+            item.add_marker(pytest.mark.postgres)

@@ -28,6 +28,7 @@ def test_cut_keeps_the_past_for_training_and_the_next_horizon_as_actuals():
     assert len(actuals) == 12 and actuals["ts"].min() == pd.Timestamp("2023-07-01") and actuals["ts"].max() == pd.Timestamp("2023-12-01")
 
 
+@pytest.mark.slow
 def test_backtest_scores_model_and_baselines_per_window_and_step():
     arrays = to_series_arrays(synthetic_frame(n_series=6, length=60), [])
     config = ModelConfig.model_validate({**TINY_MODEL, "epochs": 2})
@@ -44,6 +45,7 @@ def test_backtest_scores_model_and_baselines_per_window_and_step():
     assert 0 <= overall.loc["model", "coverage_95"] <= 100 and "coverage_95" in overall.columns
 
 
+@pytest.mark.slow
 def test_backtest_command_stores_scores_and_replaces_them_when_repeated(tmp_path, prefect_server):
     from tests.conftest import write_config
 
@@ -72,6 +74,7 @@ def test_backtest_command_stores_scores_and_replaces_them_when_repeated(tmp_path
         assert connection.execute(sa.text("SELECT count(*) FROM backtests")).scalar_one() == 63
 
 
+@pytest.mark.slow
 def test_backtest_step_stores_the_same_rows_on_each_database(database_url, settings_for):
     from forecasting import steps
     from forecasting.config.settings import SourceConfig
@@ -93,6 +96,7 @@ def test_backtest_step_stores_the_same_rows_on_each_database(database_url, setti
     assert rows == [("run-2", 3 * 7 * 2)]  # replaced, not duplicated: methods x (6 steps + all) x (1 window + all)
 
 
+@pytest.mark.slow
 def test_backtest_feeds_the_future_features_after_each_origin_without_its_targets():
     from forecasting.config.settings import SourceConfig
     from forecasting.preparation.windows import build_arrays
@@ -118,6 +122,7 @@ def test_backtest_feeds_the_future_features_after_each_origin_without_its_target
     assert overall.loc["model", "series"] == 4 and np.isfinite(overall.loc["model", "smape"])
 
 
+@pytest.mark.slow
 def test_backtests_with_and_without_future_features_keep_their_own_rows(settings_for):
     from forecasting import steps
     from forecasting.sources.database import create_db_engine

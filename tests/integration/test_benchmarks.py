@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.benchmark  # smoke runs of the scripts under benchmarks/: `make test`, not `make check`
 
 
 def test_m3_benchmark_prints_one_json_line_with_the_issue_keys():

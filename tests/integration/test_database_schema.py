@@ -64,6 +64,7 @@ def sales_frame():
     return frame.rename(columns={"series_id": "store", "ts": "day", "value": "amount"})
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("kind", ["table", "view"])
 def test_a_run_reads_a_schema_qualified_source_table_or_view(postgres_admin_url, config_file, kind):

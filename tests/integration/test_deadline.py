@@ -58,6 +58,7 @@ def test_the_callback_stops_fit_after_the_first_batch_past_the_deadline(clock):
     assert isinstance(TrainingTimeout("x"), RunError)
 
 
+@pytest.mark.slow
 def test_the_limit_covers_the_refit_and_fine_tuning(clock, monkeypatch):
     config = ModelConfig(**{**TINY_MODEL, "season": 12, "training_timeout_minutes": 5, "refit": True, "ensemble": {"members": 2}})
     arrays = to_series_arrays(synthetic_frame(), [], "MS")
@@ -86,6 +87,7 @@ def test_the_limit_covers_the_refit_and_fine_tuning(clock, monkeypatch):
         fine_tune(to_series_arrays(synthetic_frame(length=50), [], "MS"), config, (parent.network, parent.scaler, parent.series_train_end), 12)
 
 
+@pytest.mark.slow
 def test_the_limit_stops_a_tuning_search(tmp_path):
     config = ModelConfig(**{**TINY_MODEL, "training_timeout_minutes": 1e-9, "tuning": {"max_trials": 2, "max_epochs": 2, "layers": {"min": 1, "max": 1}}})
     arrays = to_series_arrays(synthetic_frame(), [], "MS")
@@ -93,6 +95,7 @@ def test_the_limit_stops_a_tuning_search(tmp_path):
         search(arrays, config, tmp_path / "tuning" / "tiny" / "random-x", "random")
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_a_run_past_the_limit_fails_with_the_message(settings_for):
     from flows.forecast_pipeline import forecast_pipeline

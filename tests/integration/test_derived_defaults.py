@@ -29,6 +29,7 @@ def short_frame(frequency: str, lengths: list[int], season: int, seed: int = 3) 
     return pd.concat(parts, ignore_index=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("frequency", "horizon", "season", "lengths", "lookback"),
     [

@@ -128,6 +128,7 @@ def promoted_horizon_mae(forecasts: pd.DataFrame, truth: pd.DataFrame) -> float:
     return float(np.mean(np.abs(promoted["yhat"] - promoted["value"])))
 
 
+@pytest.mark.slow
 def test_a_promotion_known_in_advance_is_forecast_clearly_better(capsys):
     # Promotions lift the level by 60% in random months (about one in four), inside the horizon too.
     # Without the flag the network cannot know which horizon months are promoted: its error there
@@ -150,6 +151,7 @@ def test_a_promotion_known_in_advance_is_forecast_clearly_better(capsys):
     assert ratio < 0.5
 
 
+@pytest.mark.slow
 def test_train_and_forecast_steps_use_the_future_rows_and_name_missing_ones(settings_for):
     settings, _ = settings_for("sqlite:///future.db", source={"frequency": "MS", "future_features": ["promo"]}, model={"epochs": 1})
     engine = create_db_engine(settings.database.url)
@@ -168,6 +170,7 @@ def test_train_and_forecast_steps_use_the_future_rows_and_name_missing_ones(sett
         steps.forecast_step(settings, "tiny", "forecast-run-2")
 
 
+@pytest.mark.slow
 def test_adding_future_features_to_a_running_deployment_retrains_and_replaces_the_champion(settings_for):
     def settings_with(future):
         return settings_for("sqlite:///running.db", source={"frequency": "MS", "future_features": future}, model={"epochs": 1})[0]

@@ -25,6 +25,7 @@ def store(settings):
     return history.read(history.history_root(settings.storage_root, "observations"))
 
 
+@pytest.mark.slow
 def test_pulls_read_only_new_rows_and_the_watermark_moves_on_commit(project):
     settings, engine = project()
     frame = synthetic_frame()

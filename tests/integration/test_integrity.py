@@ -78,6 +78,7 @@ def test_a_series_of_huge_values_is_set_aside_or_fails_the_pull_clearly(project,
         pull(failing)
 
 
+@pytest.mark.slow
 def test_a_first_version_with_a_non_finite_score_is_a_candidate_and_the_run_fails(project):
     # A history store pulled before the bound existed: screening is bypassed, as it was then.
     settings, engine = project(None)
@@ -90,6 +91,7 @@ def test_a_first_version_with_a_non_finite_score_is_a_candidate_and_the_run_fail
     assert "not finite" in versions.decision[0] and champion(engine) is None
 
 
+@pytest.mark.slow
 def test_a_candidate_with_a_non_finite_score_never_replaces_the_champion(project):
     settings, engine = project(synthetic_frame())
     assert steps.train_step(settings, "tiny", "r1", mode="retrain").promoted
@@ -101,6 +103,7 @@ def test_a_candidate_with_a_non_finite_score_never_replaces_the_champion(project
     assert champion(engine) == 1 and second.holdout["holdout_score"] is None
 
 
+@pytest.mark.slow
 def test_constant_and_all_zero_series_forecast_their_value_and_are_flagged(project):
     frame = pd.concat([synthetic_frame(), flat("ZERO", 0.0), flat("FIVE", 5.0)])
     settings, engine = project(frame)
@@ -132,6 +135,7 @@ def test_an_all_zero_input_window_forecasts_zero():
 # Point 7: both sides of the gate scored by networks that never saw the holdout.
 
 
+@pytest.mark.slow
 def test_retraining_with_the_same_data_config_and_seed_ties_and_is_not_promoted(project):
     settings, engine = project(synthetic_frame())
     first = steps.train_step(settings, "tiny", "r1", mode="retrain")
@@ -165,6 +169,7 @@ def test_retraining_with_the_same_data_config_and_seed_ties_and_is_not_promoted(
     assert third.holdout["champion_score"] != third.holdout["holdout_score"]
 
 
+@pytest.mark.slow
 def test_fine_tuned_versions_are_scored_by_a_network_that_never_saw_the_holdout(project):
     frame = synthetic_frame(length=50)
     settings, engine = project(frame[frame.ts < "2023-12-01"])

@@ -53,6 +53,7 @@ def champion(engine):
         return champion_version(connection, "tiny")
 
 
+@pytest.mark.slow
 def test_gate_keeps_a_worse_candidate_and_promotes_a_better_one(setup):
     settings, engine = setup(**BAD)
     first = steps.train_step(settings, "tiny", "r1", mode="retrain")
@@ -82,6 +83,7 @@ def test_gate_keeps_a_worse_candidate_and_promotes_a_better_one(setup):
     assert staged.version == 2
 
 
+@pytest.mark.slow
 def test_promote_and_rollback_are_recorded(setup):
     for run, model in (("a", BAD), ("b", GOOD)):
         settings, engine = setup(**model)
@@ -106,6 +108,7 @@ def test_promote_and_rollback_are_recorded(setup):
     assert statuses == {1: "champion", 2: "rolled-back", 3: "rolled-back"}
 
 
+@pytest.mark.slow
 def test_auto_policy_branches(setup):
     settings, engine = setup(**GOOD)
     decision = steps.decide_mode(settings, "tiny", "auto")
@@ -127,6 +130,7 @@ def test_auto_policy_branches(setup):
     assert decision.mode == "retrain" and "worse than" in decision.reason and "at promotion (tolerance 20%)" in decision.reason
 
 
+@pytest.mark.slow
 def test_fine_tune_continues_from_the_parent(setup):
     settings, engine = setup(**GOOD)
     parent = steps.train_step(settings, "tiny", "r1", mode="retrain")
@@ -143,6 +147,7 @@ def test_fine_tune_continues_from_the_parent(setup):
     assert parent.train_windows > manifest["training"]["new_windows"]
 
 
+@pytest.mark.slow
 def test_fine_tune_first_epoch_loss_is_near_the_parents_final_loss():
     # Deseasonalised, these synthetic series are nearly flat and even a fresh network starts near
     # its final loss: with the season left in, a first epoch that starts low shows the weights carried over.
@@ -162,6 +167,7 @@ def test_fine_tune_without_champion_is_a_clear_error(setup):
         steps.train_step(settings, "tiny", "r", mode="fine-tune")
 
 
+@pytest.mark.slow
 def test_auto_and_fine_tune_measure_new_data_from_the_newest_version_not_only_the_champion(setup):
     settings, engine = setup(**GOOD)
     steps.train_step(settings, "tiny", "r1", mode="retrain")  # champion v1, data to 2024-06-01
@@ -183,6 +189,7 @@ def test_auto_and_fine_tune_measure_new_data_from_the_newest_version_not_only_th
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["model", "manifest"])
 def test_a_damaged_champion_does_not_block_a_retrain(setup, damage):
     from forecasting.publishing.registry import load_version

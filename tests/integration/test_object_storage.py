@@ -60,6 +60,7 @@ def test_a_reader_sees_the_old_partition_or_the_new_one_never_half(s3_root, tmp_
     assert len(after) == 12 and set(after.yhat) == {2.0}
 
 
+@pytest.mark.slow
 def test_history_store_on_the_bucket_merges_rebuilds_and_reads_like_a_local_one(s3_root, tmp_path):
     remote = history.history_root(location(s3_root), "observations")
     local = history.history_root(tmp_path, "observations")

@@ -29,6 +29,7 @@ def register(engine, tmp_path, config, result, run_id="run"):
     return register_version(engine, tmp_path, "tiny", result, run_id)
 
 
+@pytest.mark.slow
 def test_registered_version_forecasts_the_same_in_a_new_process(trained, tmp_path):
     config, arrays, result = trained
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")

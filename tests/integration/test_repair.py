@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
+import pytest
 
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.upserts import upsert_frame
@@ -88,6 +89,7 @@ def test_a_truncated_partition_does_not_block_the_next_write(tmp_path):
     assert set(read_forecasts(tmp_path, "m").series_id) == {"b"}
 
 
+@pytest.mark.slow
 def test_repair_command_reports_what_it_fixed(tmp_path):
     database = tmp_path / "repair.db"
     engine, _ = sql_and_parquet(f"sqlite:///{database}", tmp_path / "store")
@@ -118,6 +120,7 @@ def test_repair_command_reports_what_it_fixed(tmp_path):
     assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_runs_rebuild_every_origin_after_the_dataset_is_removed_or_a_partition_truncated(database_url, settings_for, prefect_server):
     from flows.forecast_pipeline import forecast_pipeline
     from forecasting.config.settings import SourceConfig

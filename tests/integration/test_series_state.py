@@ -30,6 +30,7 @@ def trained():
     return config, arrays, result
 
 
+@pytest.mark.slow
 def test_saved_and_loaded_versions_forecast_identically(trained, tmp_path):
     config, arrays, result = trained
     engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")

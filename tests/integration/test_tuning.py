@@ -32,6 +32,7 @@ SPACE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tuner", ["hyperband", "random", "bayesian"])
 def test_each_tuner_runs_two_trials_and_retrain_uses_the_winner(tuner, settings_for):
     settings, _ = settings_for("sqlite:///tune.db", model={"tuning": {**SPACE, "tuner": tuner}})
@@ -84,6 +85,7 @@ def _oracle_moved_past(directory: Path, trial_file: Path) -> bool:
     return bool(ongoing) and trial_id not in ongoing.values()
 
 
+@pytest.mark.slow
 def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
     space = {**SPACE, "max_epochs": 40, "lookback": [12]}
     directory = tmp_path / "tuning" / "tiny" / "random-test"
@@ -120,6 +122,7 @@ def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path):
     assert first_trial.read_text() == before  # the finished trial was not run again
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_tune_model_flow_records_the_run_and_the_winner(settings_for):
     from flows.tune_model import tune_model
@@ -141,6 +144,7 @@ def test_tune_model_flow_records_the_run_and_the_winner(settings_for):
     assert record[0] == "random" and record[1] == 1 and json.loads(record[2]) == result["hyperparameters"]
 
 
+@pytest.mark.slow
 def test_a_search_with_future_features_builds_and_fits_the_two_input_network(tmp_path):
     from forecasting.preparation.windows import build_arrays
     from forecasting.preparation.future_rows import split_future

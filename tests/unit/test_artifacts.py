@@ -84,6 +84,7 @@ print(json.dumps({"weights": weights, "yhat": forecasts.yhat.round(10).tolist()}
 """
 
 
+@pytest.mark.slow
 def test_same_data_config_and_seed_give_the_same_weights_in_new_processes():
     root = Path(__file__).parents[2]
     runs = [

@@ -19,6 +19,7 @@ def outcome():
     return arrays, RecurrentForecaster.fit(arrays, ModelConfig(**TINY_MODEL))
 
 
+@pytest.mark.slow
 def test_same_seed_same_data_same_forecasts(outcome):
     arrays, first = outcome
     second = RecurrentForecaster.fit(arrays, ModelConfig(**TINY_MODEL))
@@ -43,6 +44,7 @@ def test_training_report_is_sane(outcome):
     assert result.holdout.network is not forecaster.network and forecaster.holdout_forecaster().network is result.holdout.network
 
 
+@pytest.mark.slow
 def test_fine_tune_reports_the_epoch_early_stopping_kept(outcome):
     """A fine-tune's schedule has no min_epochs: its report names the best of all its epochs, even when the
     config's own min_epochs (derived: 15% of epochs) is longer than the fine-tune."""
@@ -72,6 +74,7 @@ def test_predict_and_score_leave_the_forecaster_as_it_was(outcome):
     pd.testing.assert_frame_equal(forecasts, forecaster.predict(wider).forecasts)
 
 
+@pytest.mark.slow
 def test_fine_tune_trains_a_copy_and_leaves_the_parent_as_it_was(outcome):
     _, result = outcome
     parent = result.forecaster

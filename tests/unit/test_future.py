@@ -88,6 +88,7 @@ def test_one_input_network_without_future_features_two_inputs_with():
     assert [tensor.shape[1:] for tensor in two.inputs] == [(12, 3), (6, 2)] and future_inputs(two) == 2
 
 
+@pytest.mark.slow
 def test_rewriting_targets_after_the_origin_changes_nothing(trained):
     frame, arrays, forecaster = trained
     origin = pd.Timestamp("2020-10-01")  # 6 periods before the last observation

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import forecasting
+import pytest
 
 
+@pytest.mark.slow
 def test_library_modules_never_import_prefect():
     modules = [m.name for m in pkgutil.walk_packages(forecasting.__path__, "forecasting.") if m.name not in ("forecasting.cli.main", "forecasting.__main__")]
     script = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print('prefect' in sys.modules)"

@@ -53,6 +53,7 @@ def test_ensemble_members_read_their_own_lookback_and_combine_by_median():
     assert member_targets(model, np.ones((5, 3))).shape == (5, 3, 3)
 
 
+@pytest.mark.slow
 def test_min_epochs_keeps_early_stopping_from_ending_on_an_early_dip():
     import numpy as np
 
@@ -97,6 +98,7 @@ def test_series_weights_are_level_over_seasonal_naive_scale_clipped_across_serie
     np.testing.assert_allclose(scaled, np.array([weights["a"], weights["a"], weights["c"]]) / np.mean([weights["a"], weights["a"], weights["c"]]), rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("members", [1, 3])
 def test_series_weights_weigh_each_windows_loss(members):
     import numpy as np

@@ -93,6 +93,7 @@ def test_a_window_encodes_alike_whatever_row_the_history_starts_at():
         scaler.encode("seasonal", window[np.newaxis])
 
 
+@pytest.mark.slow
 def test_the_refit_estimates_factors_from_all_rows_and_the_holdout_network_keeps_its_own():
     from forecasting.config.settings import ModelConfig
     from forecasting.model.forecaster import RecurrentForecaster

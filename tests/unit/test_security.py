@@ -9,6 +9,7 @@ from tests.flows.test_cli import forecasting
 PASSWORD = "Pw-s3cret-9431"
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_database_password_never_appears_in_outputs(postgres_admin_url, tmp_path):
     # Runs its own ephemeral Prefect server under tmp_path, so Prefect's stored logs are searched too.

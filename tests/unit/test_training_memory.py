@@ -118,6 +118,7 @@ def plain_arrays() -> SeriesArrays:
     return to_series_arrays(synthetic_frame(n_series=6, length=48, seed=2), [], "MS")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [plain_arrays, promo_arrays], ids=["one-input", "future-block"])
 def test_training_gives_the_weights_of_training_on_concatenated_window_copies(make):
     arrays = make()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from forecasting.config.settings import ModelConfig
 from forecasting.model.network import build_model
@@ -11,6 +12,7 @@ from forecasting.model.fitting import Schedule, fit_windows
 from forecasting.preparation.windows import WindowSplit
 
 
+@pytest.mark.slow
 def test_validation_windows_are_evaluated_in_training_size_batches() -> None:
     config = ModelConfig(lookback=4, horizon=2, layers=[{"units": 2}])
     rng = np.random.default_rng(0)

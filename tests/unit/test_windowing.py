@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from forecasting.preparation.scaling import SeriesScaler
 from forecasting.preparation.windows import make_windows, split_windows, to_series_arrays
@@ -88,6 +89,7 @@ def test_window_inputs_hold_no_row_after_their_origin():
         assert targets[i, 0] == i + 5
 
 
+@pytest.mark.slow
 def test_past_only_features_after_an_origin_do_not_change_its_forecast():
     """Leakage check: a backtest trains and forecasts from each origin; rewriting every feature value
     after the origin (what was not yet known there) must leave its forecasts exactly as they were."""

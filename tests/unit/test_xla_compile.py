@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from forecasting.config.settings import ModelConfig
 from forecasting.model.network import build_model
@@ -22,6 +23,7 @@ def _trained_weights(config: ModelConfig) -> tuple[bool, list[np.ndarray]]:
     return bool(model.jit_compile), model.get_weights()
 
 
+@pytest.mark.slow
 def test_jit_compile_is_used_with_op_determinism_on_and_trains_reproducibly() -> None:
     config = ModelConfig(lookback=6, horizon=2, layers=[{"units": 4}], jit_compile=True, deterministic=True)
     first_jit, first = _trained_weights(config)
