@@ -2,6 +2,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from forecasting.errors import ConfigError
+
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.schema import head_revision, migrate
 
@@ -130,11 +132,9 @@ def test_only_a_lost_connection_is_reported_as_the_database_stopping(tmp_path):
         unreachable.connect()
     line, code = error_line(caught.value)
     assert code == 1 and line.startswith("the database stopped answering (")
-    (tmp_path / "folder.db").mkdir()
-    unusable = create_db_engine(f"sqlite:///{tmp_path / 'folder.db'}")  # a folder where the file should be
-    with pytest.raises(sa.exc.OperationalError) as caught:
-        unusable.connect()
-    assert error_line(caught.value)[0].startswith("the database stopped answering (unable to open database file)")
+    (tmp_path / "folder.db").mkdir()  # a folder where the file should be: a config error, not an outage
+    with pytest.raises(ConfigError, match="the SQLite database .*folder.db is a directory, not a regular file"):
+        create_db_engine(f"sqlite:///{tmp_path / 'folder.db'}")
 
 
 def test_forecast_latest_leaves_out_series_the_source_no_longer_holds(project):
