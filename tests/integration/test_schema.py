@@ -3,7 +3,6 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from forecasting.errors import ConfigError
-
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.schema import head_revision, migrate
 
