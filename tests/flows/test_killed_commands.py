@@ -21,6 +21,7 @@ from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
 from tests.conftest import synthetic_frame
+from tests.postgres_server import create_database
 from tests.flows.test_crash_safety import MARK_ENV, assert_no_orphans, processes_marked, run_killed
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
@@ -33,13 +34,26 @@ BACKTEST = "from flows.backtest_model import backtest_model; import sys; backtes
 TUNING = {"tuning": {"max_epochs": 2, "lookback": [12], "max_trials": 2}}
 
 
-@pytest.fixture
-def tiny_project(tmp_path, settings_for):
-    settings, path = settings_for(f"sqlite:///{tmp_path / 'killed.db'}", model=TUNING)
+def _project(url, settings_for):
+    settings, path = settings_for(url, model=TUNING)
     engine = create_db_engine(settings.database.url)
     migrate(engine)
     load_observations(engine, SourceConfig(), synthetic_frame())
     return settings, str(path), engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def tiny_project(request, tmp_path, settings_for):
+    """The tiny model's project on SQLite and on PostgreSQL: tune and backtest are killed on both."""
+    if request.param == "sqlite":
+        return _project(f"sqlite:///{tmp_path / 'killed.db'}", settings_for)
+    return _project(create_database(request.getfixturevalue("postgres_admin_url")), settings_for)
+
+
+@pytest.fixture
+def sqlite_project(tmp_path, settings_for):
+    """`serve`'s processes do not depend on the database: SQLite only."""
+    return _project(f"sqlite:///{tmp_path / 'killed.db'}", settings_for)
 
 
 def statuses(engine, mode):
@@ -104,10 +118,10 @@ def wait_serving(process, log, timeout=240):
     raise AssertionError(f"serve did not start within {timeout} s: {log.read_text()[-3000:]}")
 
 
-def test_killed_serve_leaves_no_process_and_the_next_serve_starts(tiny_project, tmp_path):
+def test_killed_serve_leaves_no_process_and_the_next_serve_starts(sqlite_project, tmp_path):
     """Killed while its own temporary Prefect server runs: neither stays; then killed while a
     deployment's flow run (a child process) trains: the run does not go on without it."""
-    settings, config, engine = tiny_project
+    settings, config, engine = sqlite_project
     mark = uuid.uuid4().hex
     serving, log = start_serve(tmp_path, mark)  # no PREFECT_API_URL: serve starts its own server
     try:
@@ -127,9 +141,9 @@ def test_killed_serve_leaves_no_process_and_the_next_serve_starts(tiny_project, 
     assert_no_orphans(again)
 
 
-def test_serve_killed_during_a_flow_run_leaves_no_process(tiny_project, tmp_path, prefect_server):
+def test_serve_killed_during_a_flow_run_leaves_no_process(sqlite_project, tmp_path, prefect_server):
     """The flow run a deployment started is a child of `serve`: killed with it, not left training alone."""
-    settings, config, engine = tiny_project
+    settings, config, engine = sqlite_project
     mark, paused = uuid.uuid4().hex, tmp_path / "paused"
     serving, log = start_serve(
         tmp_path, mark, api_url=prefect_server,
