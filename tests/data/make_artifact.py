@@ -15,7 +15,7 @@ from forecasting.config.settings import ModelConfig
 from forecasting.model.artifacts import FORMAT_VERSION
 from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.support.data import TINY_MODEL, synthetic_frame
 
 FOLDER = Path(__file__).parent / f"artifact-v{FORMAT_VERSION}"
 

@@ -12,7 +12,7 @@ from forecasting.sources.database import create_db_engine
 from forecasting.sources.datasets import m3_monthly
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
-from tests.integration.test_accuracy import by_hand
+from tests.support.scoring import by_hand
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 CUT = pd.Timestamp("2025-06-01")  # six months before the end of M3's training parts

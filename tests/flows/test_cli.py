@@ -1,40 +1,10 @@
 """The CLI as a person meets it: subprocesses, exit codes, one-line errors."""
 
-import os
-import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import synthetic_frame, write_config
-
-
-def forecasting(*args, cwd, env=None, timeout=600, api_url=None):
-    """Run the CLI in a subprocess; with `api_url` it uses that Prefect server instead of starting one."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("FORECASTING_", "PREFECT_API_URL"))}
-    # A CLI run without `api_url` starts its own ephemeral Prefect server: on a loaded machine its
-    # start can take longer than Prefect's 20 s default.
-    environment.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    environment.update({"PREFECT_HOME": str(cwd / ".prefect"), **(env or {})})
-    if api_url:
-        environment["PREFECT_API_URL"] = api_url
-    return subprocess.run(
-        [sys.executable, "-m", "forecasting", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
-    )
-
-
-PROGRESS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S")  # plain progress lines: stderr is not a terminal
-
-
-def assert_one_line_error(result, code, *fragments):
-    """One line for the error, the last, after any plain progress lines of the work done before it."""
-    assert result.returncode == code, result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
-    assert len(lines) == 1 and result.stderr.strip().splitlines()[-1] == lines[0], result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from tests.support.data import synthetic_frame, write_config
+from tests.support.cli import assert_one_line_error, forecasting
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,8 @@ everything consistent: no duplicate forecast keys, SQL rows = Parquet rows per o
 registered version complete, no unregistered version folder, no staged or temporary file, and no
 process the killed run started still alive."""
 
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -25,16 +20,11 @@ from forecasting.sources.loading import load_observations
 from forecasting.publishing.registry import load_version
 from forecasting.sources.schema import migrate
 from forecasting.publishing.forecast_dataset import read_forecasts
-from tests.conftest import s3_keys, synthetic_frame
+from tests.support.s3 import s3_keys
+from tests.support.data import synthetic_frame
+from tests.support.processes import assert_no_orphans, run_killed
 
 ROOT = Path(__file__).parents[2]
-RUN = (
-    "from flows.forecast_pipeline import forecast_pipeline; import sys; "
-    "forecast_pipeline(model='tiny', mode=sys.argv[2], config=sys.argv[1], full_refresh=sys.argv[3] == 'refresh')"
-)
-# Set in a killed run's environment, inherited by every process it starts: one found after the kill is an orphan.
-MARK_ENV = "FORECASTING_TEST_PROCESS_MARK"
-
 # Every kill point of a run (forecasting/runtime/faults.py), in the order a run reaches them.
 POINTS = ["pull", "training", "before-sql-write", "after-sql-write", "parquet-write", "artifact-registration"]
 # Reached only with an object store: the first object of a version uploaded, the others not yet.
@@ -70,38 +60,6 @@ def test_the_matrix_covers_every_kill_point():
         assert point in doc and f"`{point}`" in data_safety, point
 
 
-def processes_marked(mark: str) -> list[str]:
-    """`pid command` of each live process whose environment holds `MARK_ENV=mark`."""
-    found = []
-    needle = f"{MARK_ENV}={mark}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                found.append(f"{entry.name} {command}")
-        except OSError:
-            continue  # gone meanwhile, or a zombie
-    return found
-
-
-def assert_no_orphans(mark: str, grace: float = 15.0) -> None:
-    """No process the killed run started is alive (a child told to die with its parent gets a moment)."""
-    deadline = time.monotonic() + grace
-    while processes_marked(mark) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert processes_marked(mark) == []
-
-
-def run_killed(config, api_url, kill_at, mode="retrain", full_refresh=False, code=RUN, arguments=None):
-    """Run `code` in a subprocess killed at `kill_at`; returns the completed process and its mark."""
-    mark = uuid.uuid4().hex
-    env = {**os.environ, "PREFECT_API_URL": api_url, "FORECASTING_KILL_AT": kill_at, "PYTHONPATH": str(ROOT), MARK_ENV: mark}
-    arguments = arguments or [config, mode, "refresh" if full_refresh else "incremental"]
-    return subprocess.run([sys.executable, "-c", code, *arguments], env=env, capture_output=True, text=True, timeout=300), mark
-
-
 def run_in_subprocess(config, api_url, kill_at, mode="retrain", full_refresh=False):
     killed, mark = run_killed(config, api_url, kill_at, mode, full_refresh)
     assert_no_orphans(mark)
@@ -112,7 +70,7 @@ def project(backend, request, settings_for):
     tmp_path = Path(request.getfixturevalue("tmp_path"))
     url = f"sqlite:///{tmp_path / 'crash.db'}" if backend == "sqlite" else None
     if url is None:
-        from tests.postgres_server import create_database
+        from tests.support.postgres_server import create_database
 
         url = create_database(request.getfixturevalue("postgres_admin_url"))
     settings, path = settings_for(url)  # clears FORECASTING_STORAGE_ROOT: set after

@@ -1,11 +1,7 @@
 """End to end against a real Prefect server: scheduled and manual runs, no overlap, deploy from YAML."""
 
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -18,68 +14,11 @@ from forecasting.config.deployments import render_prefect_yaml
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
 from forecasting.publishing.forecast_dataset import read_forecasts
-from tests.conftest import synthetic_frame, write_config
-from tests.postgres_server import free_port
+from tests.support.data import synthetic_frame, write_config
+from tests.support.processes import stop, wait_for
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
-
-
-def wait_for(condition, timeout, what, interval=1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def stop(process, grace=30):
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture(scope="module")
-def prefect_env(tmp_path_factory):
-    """A `prefect server start` on a free loopback port with its own PREFECT_HOME and SQLite."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FORECASTING_"))}
-    env.update(
-        {
-            "PREFECT_HOME": str(home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        }
-    )
-    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
-    log = open(home / "server.log", "w")
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-    def healthy():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(healthy, 120, "the Prefect server to answer")
-        yield env
-    finally:
-        stop(server)
-        log.close()
 
 
 @pytest.fixture

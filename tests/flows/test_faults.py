@@ -16,8 +16,8 @@ from forecasting.sources.loading import load_observations
 from forecasting.publishing.registry import load_version
 from forecasting.sources.schema import migrate
 from forecasting.publishing.forecast_dataset import read_forecasts
-from tests.conftest import synthetic_frame
-from tests.postgres_server import PostgresServer, create_database, find_binaries
+from tests.support.data import synthetic_frame
+from tests.support.postgres_server import PostgresServer, create_database, find_binaries
 
 ROOT = Path(__file__).parents[2]
 

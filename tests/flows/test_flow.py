@@ -11,7 +11,7 @@ from forecasting.errors import RunError
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
 from forecasting.publishing.forecast_dataset import read_forecasts
-from tests.conftest import synthetic_frame
+from tests.support.data import synthetic_frame
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -23,8 +23,8 @@ from forecasting.publishing.registry import load_version
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
-from tests.conftest import synthetic_frame
-from tests.flows.test_crash_safety import MARK_ENV, assert_no_orphans
+from tests.support.data import synthetic_frame
+from tests.support.processes import MARK_ENV, assert_no_orphans
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 ROOT = Path(__file__).parents[2]

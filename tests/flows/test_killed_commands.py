@@ -20,9 +20,9 @@ from forecasting.config.settings import SourceConfig
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
-from tests.conftest import synthetic_frame
-from tests.postgres_server import create_database
-from tests.flows.test_crash_safety import MARK_ENV, assert_no_orphans, processes_marked, run_killed
+from tests.support.data import synthetic_frame
+from tests.support.postgres_server import create_database
+from tests.support.processes import MARK_ENV, assert_no_orphans, processes_marked, run_killed
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
 ROOT = Path(__file__).parents[2]

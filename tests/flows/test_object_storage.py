@@ -19,7 +19,8 @@ from forecasting.sources.loading import load_observations
 from forecasting.publishing.registry import load_version, promote, rollback
 from forecasting.sources.schema import migrate
 from forecasting.publishing.forecast_dataset import read_forecasts
-from tests.conftest import s3_keys, synthetic_frame
+from tests.support.s3 import s3_keys
+from tests.support.data import synthetic_frame
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("prefect_server")]
 ROOT = Path(__file__).parents[2]
@@ -33,7 +34,7 @@ RUN = (
 def on_s3(postgres_admin_url, s3_root, settings_for, monkeypatch, tmp_path):
     """A project whose storage root is a fresh bucket (FORECASTING_STORAGE_ROOT) and whose database is a
     fresh PostgreSQL database, run from an empty working folder; observations loaded."""
-    from tests.postgres_server import create_database
+    from tests.support.postgres_server import create_database
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FORECASTING_STORAGE_ROOT", s3_root)

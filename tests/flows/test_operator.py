@@ -4,7 +4,6 @@ which database is used, one-line errors, masked secrets, and nothing left behind
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,67 +11,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from forecasting.cli import main as cli
 from forecasting.errors import ConfigError
 from forecasting.runtime import console, orchestrator
-from tests.conftest import synthetic_frame, write_config
-from tests.flows.test_cli import assert_one_line_error
+from tests.support.data import synthetic_frame, write_config
+from tests.support.cli import NOISE, assert_one_line_error, cli_subprocess, loaded, one_line, run_cli
 
 LEAKY_URL = "postgresql+psycopg://u:S3cret@Pw0rdX@127.0.0.1:1/db"
-NOISE = ("absl::InitializeLog", "cudart_stub", "node_def_util", "cuInit", "Timeout of", "Finished in state", "Traceback")
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """tmp_path as the current folder, with no FORECASTING_* or PREFECT_API_URL from outside."""
-    for name in [n for n in os.environ if n.startswith("FORECASTING_")] + ["PREFECT_API_URL"]:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run_cli(capsys, *args):
-    """`forecasting ARGS` in this process: (exit status, stdout, stderr)."""
-    code = cli.main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_line(err, *fragments):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-def cli_env(tmp_path, api_url=None, **extra):
-    """The environment of a CLI subprocess: no outside FORECASTING_*, TF_CPP_* or Prefect API."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FORECASTING_", "PREFECT_API_URL", "TF_CPP_"))}
-    env["PREFECT_HOME"] = str(tmp_path / ".prefect")
-    if api_url:
-        env["PREFECT_API_URL"] = api_url
-    env.update(extra)
-    return env
-
-
-def cli_subprocess(tmp_path, *args, api_url=None, **extra):
-    """Output goes to files, not pipes: a server the job leaves behind would hold pipes open."""
-    with open(tmp_path / "cli.out", "w+") as out, open(tmp_path / "cli.err", "w+") as err:
-        process = subprocess.run(
-            [sys.executable, "-m", "forecasting", *args], cwd=tmp_path, env=cli_env(tmp_path, api_url, **extra),
-            stdout=out, stderr=err, text=True, timeout=600,
-        )  # fmt: skip
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(process.args, process.returncode, out.read(), err.read())
-
-
-def loaded(tmp_path, capsys, url="sqlite:///db.sqlite"):
-    write_config(tmp_path, url)
-    synthetic_frame().to_csv(tmp_path / "obs.csv", index=False)
-    assert run_cli(capsys, "init")[0] == 0
-    assert run_cli(capsys, "load", "obs.csv")[0] == 0
 
 
 # Issue 11.1: the orchestrator's start-up
@@ -356,7 +300,7 @@ def test_cli_error_with_an_at_sign_password_leaks_no_part_of_it(workdir, capsys,
 def test_at_sign_password_connects_and_stays_out_of_outputs_and_run_records(postgres_admin_url, workdir, capsys, monkeypatch):
     from forecasting import steps
     from forecasting.config.settings import load_settings
-    from tests.postgres_server import create_database
+    from tests.support.postgres_server import create_database
 
     # The throwaway server trusts local connections, so any password is accepted; it must reach the right host.
     url = create_database(postgres_admin_url).replace("postgresql+psycopg://postgres@", "postgresql+psycopg://postgres:S3cret@Pw0rdX@")

@@ -14,7 +14,7 @@ from forecasting.config.settings import SourceConfig
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
-from tests.conftest import synthetic_frame
+from tests.support.data import synthetic_frame
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

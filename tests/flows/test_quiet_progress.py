@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from tests.flows.test_operator import NOISE, cli_env, loaded
+from tests.support.cli import NOISE, cli_env, loaded
 
 
 def cli_piped(tmp_path, *args, api_url=None):
@@ -48,7 +48,7 @@ def test_a_quiet_run_with_stderr_a_pipe_shows_plain_progress_lines(tmp_path, cap
 def test_progress_none_silences_the_plain_lines_of_a_piped_cli(tmp_path):
     """Cron mails any output: FORECASTING_PROGRESS=none keeps the progress lines off stderr; `off` only
     switches the live bar off (the lines still show without one)."""
-    from tests.conftest import synthetic_frame, write_config
+    from tests.support.data import synthetic_frame, write_config
 
     write_config(tmp_path, "sqlite:///db.sqlite")
     synthetic_frame().to_csv(tmp_path / "obs.csv", index=False)

@@ -12,7 +12,7 @@ from forecasting.config.settings import SourceConfig, load_settings
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
-from tests.conftest import TINY_MODEL, synthetic_frame, toml_value
+from tests.support.data import TINY_MODEL, synthetic_frame, toml_value
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -17,8 +17,8 @@ from forecasting.config.settings import SourceConfig, load_settings
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
-from tests.conftest import synthetic_frame
-from tests.postgres_server import create_database, free_port
+from tests.support.data import synthetic_frame
+from tests.support.postgres_server import create_database, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect, pytest.mark.postgres]
 PASSWORD = "Zq7@Secr3t:w/rd#Kx9"

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from tests.flows.test_operator import cli_env, loaded, workdir  # noqa: F401 - workdir is a fixture
+from tests.support.cli import cli_env, loaded
 
 WATCH_THE_SPAWN = """
 import sys

@@ -16,8 +16,9 @@ from forecasting.config.deployments import render_prefect_yaml
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
 from forecasting.publishing.forecast_dataset import read_forecasts
-from tests.conftest import s3_keys, synthetic_frame, write_config
-from tests.flows.test_e2e import prefect_env, stop, wait_for  # noqa: F401 - prefect_env is a fixture
+from tests.support.s3 import s3_keys
+from tests.support.data import synthetic_frame, write_config
+from tests.support.processes import stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 BIN = Path(sys.executable).parent
@@ -39,7 +40,7 @@ def start_worker(folder, env, name):
 
 
 def test_two_workers_share_only_postgresql_and_the_bucket(prefect_env, postgres_admin_url, s3_root, tmp_path, monkeypatch):  # noqa: F811
-    from tests.postgres_server import create_database
+    from tests.support.postgres_server import create_database
 
     database = create_database(postgres_admin_url)
     env = {**prefect_env, "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "2", "FORECASTING_STORAGE_ROOT": s3_root}

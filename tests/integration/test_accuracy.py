@@ -12,45 +12,10 @@ from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
 from forecasting.steps.scoring import champion_live_accuracy, score_forecasts
 from forecasting.sources.tables import FORECAST_KEY
-from tests.conftest import pull, synthetic_frame
-
-ORIGIN_INDEX = 29  # the forecasts are made from each series' 30th month
-
-
-def forecast_frame(full: pd.DataFrame, origin_index: int, horizon: int = 6, version: int = 1, bias: float = 5.0) -> pd.DataFrame:
-    """Forecasts as a run writes them: truth plus a bias, with 80/95 bands of +-8 and +-20."""
-    rows = []
-    for series_id, group in full.groupby("series_id"):
-        values, ts = group["value"].to_numpy(), group["ts"].to_numpy()
-        for step in range(1, horizon + 1):
-            yhat = values[origin_index + step] + bias * (1 if step % 2 else -1)
-            rows.append({
-                "model_name": "tiny", "model_version": version, "series_id": series_id, "forecast_origin": ts[origin_index],
-                "target_ts": ts[origin_index + step], "step": step, "yhat": yhat, "yhat_lower_80": yhat - 8, "yhat_upper_80": yhat + 8,
-                "yhat_lower_95": yhat - 20, "yhat_upper_95": yhat + 20, "run_id": f"run-v{version}", "created_at": pd.Timestamp("2026-01-01"),
-            })
-    return pd.DataFrame(rows)
+from tests.support.data import pull, synthetic_frame
+from tests.support.scoring import ORIGIN_INDEX, by_hand, forecast_frame
 
 
-def by_hand(full: pd.DataFrame, forecasts: pd.DataFrame, season: int = 12) -> pd.DataFrame:
-    """Each forecast row's errors, computed from scratch with the textbook formulas (monthly data)."""
-    rows = []
-    for row in forecasts.itertuples():
-        series = full[full.series_id == row.series_id].set_index("ts")["value"]
-        if row.target_ts not in series.index:
-            continue
-        actual = series[row.target_ts]
-        insample = series[series.index <= row.forecast_origin].to_numpy()
-        scale = np.mean(np.abs(insample[season:] - insample[:-season]))
-        naive = series[row.target_ts - pd.DateOffset(months=season * int(np.ceil(row.step / season)))]
-        rows.append({
-            "series_id": row.series_id, "target_ts": row.target_ts, "actual": actual, "error": actual - row.yhat,
-            "abs_error": abs(actual - row.yhat), "smape_term": 200 * abs(actual - row.yhat) / (abs(actual) + abs(row.yhat)),
-            "scale": scale, "scaled_error": abs(actual - row.yhat) / scale,
-            "inside_80": row.yhat_lower_80 <= actual <= row.yhat_upper_80, "inside_95": row.yhat_lower_95 <= actual <= row.yhat_upper_95,
-            "naive_yhat": naive, "naive_abs_error": abs(actual - naive), "naive_scaled_error": abs(actual - naive) / scale,
-        })
-    return pd.DataFrame(rows).sort_values(["series_id", "target_ts"], ignore_index=True)
 
 
 def stored(engine) -> pd.DataFrame:
@@ -58,22 +23,6 @@ def stored(engine) -> pd.DataFrame:
         frame = pd.read_sql(sa.text("SELECT * FROM forecast_errors"), connection)
     frame["target_ts"] = pd.to_datetime(frame["target_ts"])
     return frame.sort_values(["series_id", "target_ts"], ignore_index=True)
-
-
-@pytest.fixture
-def scenario(database_url, settings_for):
-    """Three monthly series loaded up to month 30 (the forecast origin), forecasts for months 31-36 stored."""
-    settings, _ = settings_for(database_url)
-    engine = create_db_engine(database_url)
-    migrate(engine)
-    full = synthetic_frame(n_series=3, length=36, seed=3)
-    months = full.groupby("series_id").cumcount()
-    load_observations(engine, settings.source, full[months <= ORIGIN_INDEX])
-    pull(settings)
-    forecasts = forecast_frame(full, ORIGIN_INDEX)
-    with engine.begin() as connection:
-        upsert_frame(connection, sa.Table("forecasts", sa.MetaData(), autoload_with=connection), forecasts, key=FORECAST_KEY)
-    return settings, engine, full, months, forecasts
 
 
 def test_actuals_are_scored_as_they_arrive_once_and_revisions_rescore_exactly_their_rows(scenario):

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from forecasting.model.backtesting import backtest, cut, rolling_origins
 from forecasting.config.settings import ModelConfig
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
-from tests.flows.test_cli import assert_one_line_error, forecasting
+from tests.support.data import TINY_MODEL, synthetic_frame
+from tests.support.cli import assert_one_line_error, forecasting
 
 
 def test_origins_step_back_from_the_latest_observation():
@@ -47,7 +47,7 @@ def test_backtest_scores_model_and_baselines_per_window_and_step():
 
 @pytest.mark.slow
 def test_backtest_command_stores_scores_and_replaces_them_when_repeated(tmp_path, prefect_server):
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     write_config(tmp_path, "sqlite:///db.sqlite", model={"epochs": 2})
     assert forecasting("init", cwd=tmp_path).returncode == 0
@@ -81,7 +81,7 @@ def test_backtest_step_stores_the_same_rows_on_each_database(database_url, setti
     from forecasting.sources.database import create_db_engine
     from forecasting.sources.loading import load_observations
     from forecasting.sources.schema import migrate
-    from tests.conftest import pull
+    from tests.support.data import pull
 
     settings, _ = settings_for(database_url, model={"epochs": 2})
     engine = create_db_engine(settings.database.url)
@@ -101,7 +101,7 @@ def test_backtest_feeds_the_future_features_after_each_origin_without_its_target
     from forecasting.config.settings import SourceConfig
     from forecasting.preparation.windows import build_arrays
     from forecasting.preparation.future_rows import split_future
-    from tests.conftest import promotion_frame
+    from tests.support.data import promotion_frame
 
     frame = promotion_frame(n_series=4, length=48, ahead=0)
     observed, ahead = split_future(frame)
@@ -127,8 +127,8 @@ def test_backtests_with_and_without_future_features_keep_their_own_rows(settings
     from forecasting import steps
     from forecasting.sources.database import create_db_engine
     from forecasting.sources.schema import migrate
-    from tests.conftest import insert_promotion_rows, promotion_frame, pull
-    from tests.integration.test_future_features import execute
+    from tests.support.data import insert_promotion_rows, promotion_frame, pull
+    from tests.support.data import execute
 
     def settings_with(future):
         return settings_for("sqlite:///backtests.db", source={"frequency": "MS", "future_features": future}, model={"epochs": 1})[0]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from forecasting.cli import main as cli
 from forecasting.config.settings import load_settings
 from forecasting.errors import ConfigError
-from tests.conftest import synthetic_frame, write_config
+from tests.support.data import synthetic_frame, write_config
 
 PASSWORD = "p@ss:w/rd"  # what a new user's PostgreSQL had (issue 27.1)
 PIECES = ("p@ss", "w/rd", "p%40ss", "w%2Frd", "ss:w")
@@ -197,7 +197,7 @@ def scram_role(postgres_admin_url):
     a server from FORECASTING_TEST_POSTGRES_URL is skipped."""
     if os.environ.get("FORECASTING_TEST_POSTGRES_URL"):
         pytest.skip("needs to add a pg_hba.conf line to the throwaway server")
-    from tests.postgres_server import create_database
+    from tests.support.postgres_server import create_database
 
     role = f"forecaster_{uuid.uuid4().hex[:8]}"
     database_url = create_database(postgres_admin_url)

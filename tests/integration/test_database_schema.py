@@ -12,8 +12,8 @@ from forecasting.config.settings import load_settings, parse_settings
 from forecasting.sources.database import create_db_engine
 from forecasting.errors import ConfigError
 from forecasting.sources.schema import head_revision
-from tests.conftest import synthetic_frame, write_config
-from tests.postgres_server import create_database
+from tests.support.data import synthetic_frame, write_config
+from tests.support.postgres_server import create_database
 
 JOB_TABLES = {
     "observations", "forecasts", "model_versions", "model_events", "tuning_records", "model_aliases", "runs",

@@ -16,7 +16,7 @@ from forecasting.model.training import fine_tune, train
 from forecasting.model.deadline import Deadline, TrainingTimeout
 from forecasting.model.tuning import search
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.support.data import TINY_MODEL, synthetic_frame
 
 MESSAGE = r"training stopped: it ran longer than the limit of .* minutes \(models\.<name>\.training_timeout_minutes\)"
 

@@ -11,7 +11,7 @@ from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.publishing.registry import load_version
 from forecasting.sources.schema import migrate
-from tests.conftest import pull
+from tests.support.data import pull
 
 
 def short_frame(frequency: str, lengths: list[int], season: int, seed: int = 3) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.preparation.windows import build_arrays
 from forecasting.preparation.future_rows import split_future
 from forecasting.sources.schema import migrate
-from tests.conftest import TINY_MODEL, insert_promotion_rows, promotion_frame
+from tests.support.data import TINY_MODEL, execute, insert_promotion_rows, promotion_frame
 
 
 @pytest.fixture
@@ -29,11 +29,6 @@ def project(database_url, settings_for):
         return settings, engine
 
     return build
-
-
-def execute(engine, sql, **params):
-    with engine.begin() as connection:
-        connection.execute(sa.text(sql), params)
 
 
 def pulled(settings, run_id):

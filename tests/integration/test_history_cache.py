@@ -6,7 +6,7 @@ import pandas as pd
 
 from forecasting.history import store as history
 from forecasting.history import cache as history_cache
-from tests.conftest import synthetic_frame
+from tests.support.data import synthetic_frame
 
 
 def cold(root):

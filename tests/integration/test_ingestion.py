@@ -13,7 +13,7 @@ from forecasting.config.settings import SourceConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.sources.loading import load_observations
 from forecasting.preparation.validation import fill_gaps
-from tests.conftest import synthetic_frame
+from tests.support.data import synthetic_frame
 
 
 def watermark(engine):

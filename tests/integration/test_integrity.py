@@ -17,7 +17,7 @@ from forecasting.sources.loading import load_observations
 from forecasting.publishing.registry import champion_version, list_versions, load_version
 from forecasting.preparation.scaling import MAX_ABS_VALUE
 from forecasting.sources.schema import migrate
-from tests.conftest import pull, synthetic_frame
+from tests.support.data import pull, synthetic_frame
 
 GOOD = {"epochs": 25, "patience": 5}
 

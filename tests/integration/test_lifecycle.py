@@ -2,7 +2,6 @@
 
 import json
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -15,7 +14,7 @@ from forecasting.publishing.registry import champion_version, list_versions, pro
 from forecasting.sources.schema import migrate
 from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, pull, synthetic_frame
+from tests.support.data import TINY_MODEL, pull, synthetic_frame
 
 GOOD = {"epochs": 25, "patience": 5}
 BAD = {"epochs": 1, "learning_rate": 1e-5}

@@ -120,7 +120,7 @@ def test_load_into_integer_boolean_and_text_time_columns_on_postgresql(postgres_
     """A user's source table with an integer target, a boolean flag feature and the time as text: `load`
     stores what the row-by-row upsert stored (integers, true/false, "2024-01-01 00:00:00"), and a reload
     of the same file replaces those rows instead of adding new ones."""
-    from tests.postgres_server import create_database
+    from tests.support.postgres_server import create_database
 
     engine = create_db_engine(create_database(postgres_admin_url))
     with engine.begin() as connection:
@@ -146,7 +146,7 @@ def test_load_refuses_padded_and_overlong_series_ids_naming_the_rows(database_ur
     VARCHAR(200)), no leading or trailing whitespace. `load` refuses the file (exit 2, one line naming the
     rows; no raw StringDataRightTruncation, no SQL), and padded ids are not merged into the plain one."""
     from forecasting.cli.main import main
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)

@@ -3,7 +3,6 @@
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -57,7 +56,7 @@ def test_a_killed_holder_releases_the_lock(database_url, tmp_path):
 
 @pytest.mark.postgres
 def test_deployments_in_other_schemas_of_one_database_do_not_share_a_models_lock(postgres_admin_url, tmp_path):
-    from tests.postgres_server import create_database
+    from tests.support.postgres_server import create_database
 
     url = create_database(postgres_admin_url)
     with create_db_engine(url).begin() as connection:

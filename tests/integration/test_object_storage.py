@@ -17,8 +17,9 @@ from forecasting.sources.schema import migrate
 from forecasting.storage.locations import is_remote, location
 from forecasting.publishing.forecast_dataset import read_forecasts, write_forecasts
 from forecasting.sources.tables import FORECAST_KEY
-from tests.conftest import s3_keys, synthetic_frame
-from tests.unit.test_store import forecast_rows
+from tests.support.s3 import s3_keys
+from tests.support.data import synthetic_frame
+from tests.support.data import forecast_rows
 
 
 def two_origins(yhat=1.0, run_id="r1"):
@@ -137,7 +138,7 @@ def test_readme_duckdb_example(dataset_on_s3):
 def test_lock_on_an_object_store_is_the_postgresql_advisory_lock_never_a_file(s3_root, postgres_admin_url, tmp_path):
     from forecasting.errors import ConfigError
     from forecasting.sources.locking import model_lock
-    from tests.postgres_server import create_database
+    from tests.support.postgres_server import create_database
 
     root = location(s3_root)
     engine = create_db_engine(create_database(postgres_admin_url))

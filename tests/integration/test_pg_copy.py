@@ -14,7 +14,7 @@ from forecasting.sources import arrow_reads as pg_copy
 from forecasting.sources import database
 from forecasting.config.settings import SourceConfig
 from forecasting.sources.database import create_db_engine, read_observations, records
-from tests.postgres_server import create_database
+from tests.support.postgres_server import create_database
 
 pytestmark = pytest.mark.postgres
 

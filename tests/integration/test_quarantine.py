@@ -17,7 +17,7 @@ from forecasting.history.quarantine import row_key
 from forecasting.report.contents import quarantine_counts
 from forecasting.sources.schema import _alembic_config, head_revision, migrate
 from forecasting.sources.tables import quarantine
-from tests.conftest import insert_promotion_rows, promotion_frame, synthetic_frame
+from tests.support.data import insert_promotion_rows, promotion_frame, synthetic_frame
 
 COLUMNS = ("series_id", "ts", "reason", "run_id", "last_run_id", "seen_count", "resolved_run_id")
 

@@ -17,8 +17,8 @@ from forecasting.sources.schema import migrate
 from forecasting.steps.scoring import score_forecasts
 from forecasting.publishing.forecast_dataset import write_forecasts
 from forecasting.sources.tables import FORECAST_KEY
-from tests.conftest import pull, synthetic_frame
-from tests.integration.test_accuracy import forecast_frame
+from tests.support.data import pull, synthetic_frame
+from tests.support.scoring import forecast_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 # The pages holding the marked examples (they were in README.md before the docs site).

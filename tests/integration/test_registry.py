@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -15,7 +14,7 @@ from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.publishing.registry import list_versions, load_version, register_version
 from forecasting.sources.schema import migrate
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.support.data import TINY_MODEL, synthetic_frame
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +88,7 @@ def test_no_champion_is_a_clear_error(tmp_path):
 
 
 def _migrated_config(tmp_path, database_url, monkeypatch):
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)

@@ -15,7 +15,7 @@ from forecasting.sources.tables import FORECAST_KEY
 from forecasting.publishing.repair import format_repair, repair_parquet
 from forecasting.sources.schema import migrate
 from forecasting.publishing.forecast_dataset import forecasts_root, read_forecasts, write_forecasts
-from tests.unit.test_store import forecast_rows
+from tests.support.data import forecast_rows
 
 
 def sql_and_parquet(database_url, tmp_path, origins=("2025-10-01", "2025-11-01", "2025-12-01")):
@@ -94,7 +94,7 @@ def test_repair_command_reports_what_it_fixed(tmp_path):
     database = tmp_path / "repair.db"
     engine, _ = sql_and_parquet(f"sqlite:///{database}", tmp_path / "store")
     config = tmp_path / "forecasting.toml"
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     write_config(tmp_path, f"sqlite:///{database}")
     shutil.rmtree(forecasts_root(tmp_path / "store") / "model_name=tiny" / "origin_date=2025-11-01")
@@ -126,7 +126,7 @@ def test_runs_rebuild_every_origin_after_the_dataset_is_removed_or_a_partition_t
     from forecasting.config.settings import SourceConfig
     from forecasting.sources.loading import load_observations
     from forecasting.steps import format_summary
-    from tests.conftest import synthetic_frame
+    from tests.support.data import synthetic_frame
 
     settings, path = settings_for(database_url)
     engine = create_db_engine(settings.database.url)

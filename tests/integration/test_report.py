@@ -17,8 +17,7 @@ from forecasting.publishing.registry import set_alias
 from forecasting.report.render import build_report, run_report
 from forecasting.sources.schema import migrate
 from forecasting.steps.scoring import score_forecasts
-from tests.conftest import pull
-from tests.integration.test_accuracy import scenario  # noqa: F401  (the fixture)
+from tests.support.data import pull
 
 
 def images(html):
@@ -157,7 +156,7 @@ def test_report_output_replaces_only_a_regular_file_and_writes_through_a_symlink
 
 def test_deployments_output_follows_the_same_rule(tmp_path, capsys, monkeypatch):
     from forecasting.cli.main import main
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)
@@ -182,7 +181,7 @@ def test_deployments_output_follows_the_same_rule(tmp_path, capsys, monkeypatch)
 
 def test_a_sqlite_database_that_is_not_a_regular_file_is_refused(tmp_path, capsys, monkeypatch):
     from forecasting.cli.main import main
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)
@@ -197,7 +196,7 @@ def test_a_sqlite_database_that_is_not_a_regular_file_is_refused(tmp_path, capsy
 def test_demo_advance_appends_the_next_real_months_until_m3_runs_out(tmp_path, capsys, monkeypatch):
     from forecasting.cli.main import main
     from forecasting.sources.datasets import m3_monthly
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)
@@ -230,7 +229,7 @@ def test_demo_advance_moves_every_series_the_demo_loaded(tmp_path, capsys, monke
     from forecasting.cli.main import main
     from forecasting.config.settings import load_settings
     from forecasting.sources.datasets import m3_monthly
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)
@@ -251,7 +250,7 @@ def test_demo_advance_moves_every_series_the_demo_loaded(tmp_path, capsys, monke
 @pytest.mark.parametrize("args", [["demo", "--advance", "1", "--series", "0"], ["demo", "--series", "-2"]])
 def test_demo_refuses_a_series_count_below_one_with_exit_2(tmp_path, capsys, monkeypatch, args):
     from forecasting.cli.main import main
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)

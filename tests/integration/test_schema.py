@@ -53,7 +53,7 @@ def test_forecast_latest_shows_newest_origin_per_series(database_url):
 
 
 def _init_config(tmp_path, monkeypatch, database_url, source=None):
-    from tests.conftest import write_config
+    from tests.support.data import write_config
 
     for name in ("FORECASTING_DATABASE_URL", "FORECASTING_STORAGE_ROOT", "FORECASTING_CONFIG"):
         monkeypatch.delenv(name, raising=False)
@@ -65,7 +65,7 @@ def test_init_uses_a_source_table_the_user_made_under_the_default_name_as_it_is(
     job columns added) and the job reads it; it is not reported as a database outage."""
     from forecasting.cli.main import main
     from forecasting.config.settings import load_settings
-    from tests.conftest import pull
+    from tests.support.data import pull
 
     engine = create_db_engine(database_url)
     with engine.begin() as connection:
@@ -143,7 +143,7 @@ def test_forecast_latest_leaves_out_series_the_source_no_longer_holds(project):
     from forecasting.runtime.clock import utc_now
     from forecasting.config.settings import SourceConfig
     from forecasting.sources.loading import load_observations
-    from tests.conftest import pull, synthetic_frame
+    from tests.support.data import pull, synthetic_frame
 
     settings, engine = project(max_series_drop=1.0)
     frame = synthetic_frame(n_series=3, length=24)  # S00, S01, S02

@@ -18,7 +18,7 @@ from forecasting.publishing.registry import load_version, register_version
 from forecasting.preparation.scaling import SeriesScaler
 from forecasting.sources.schema import migrate
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame, write_config
+from tests.support.data import TINY_MODEL, synthetic_frame, write_config
 
 
 @pytest.fixture(scope="module")

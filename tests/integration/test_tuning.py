@@ -17,7 +17,7 @@ from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
 from forecasting.model.tuning import apply_hyperparameters, search
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, pull, synthetic_frame
+from tests.support.data import TINY_MODEL, pull, synthetic_frame
 
 SPACE = {
     "layers": {"min": 1, "max": 2},
@@ -63,7 +63,7 @@ import keras
 from forecasting.config.settings import ModelConfig
 from forecasting.model.tuning import search
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, pull, synthetic_frame
+from tests.support.data import TINY_MODEL, pull, synthetic_frame
 config = ModelConfig(**{**TINY_MODEL, "tuning": %s})
 search(to_series_arrays(synthetic_frame(), []), config, __import__("pathlib").Path(sys.argv[1]), "random", 3)
 """
@@ -149,7 +149,7 @@ def test_a_search_with_future_features_builds_and_fits_the_two_input_network(tmp
     from forecasting.preparation.windows import build_arrays
     from forecasting.preparation.future_rows import split_future
     from forecasting.model.network import future_inputs
-    from tests.conftest import promotion_frame
+    from tests.support.data import promotion_frame
 
     observed, ahead = split_future(promotion_frame(n_series=4, length=36, ahead=6))
     arrays = build_arrays(observed, ahead, SourceConfig(future_features=["promo"], frequency="MS"), "MS")

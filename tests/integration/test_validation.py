@@ -14,7 +14,7 @@ from forecasting.errors import InputError
 from forecasting.sources.loading import load_observations, read_observation_file
 from forecasting.sources.schema import migrate
 from forecasting.preparation.validation import on_grid, regularize, screen, to_utc_naive
-from tests.conftest import synthetic_frame
+from tests.support.data import synthetic_frame
 
 
 def off_grid_first_row() -> pd.DataFrame:

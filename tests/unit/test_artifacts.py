@@ -1,6 +1,5 @@
 """Artifacts that survive upgrades, refuse tampering, and reproduce across processes."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -75,7 +74,7 @@ import numpy as np
 from forecasting.config.settings import ModelConfig
 from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.support.data import TINY_MODEL, synthetic_frame
 arrays = to_series_arrays(synthetic_frame(), [])
 result = RecurrentForecaster.fit(arrays, ModelConfig(**TINY_MODEL)).forecaster
 weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in result.network.get_weights())).hexdigest()

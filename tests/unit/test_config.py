@@ -2,7 +2,7 @@ import pytest
 
 from forecasting.config.settings import load_settings, parse_settings
 from forecasting.errors import ConfigError
-from tests.conftest import TINY_MODEL, write_config
+from tests.support.data import TINY_MODEL, write_config
 
 BASE = {"models": {"m": dict(TINY_MODEL)}}
 

@@ -6,7 +6,7 @@ import yaml
 
 from forecasting.config.settings import load_settings, parse_settings
 from forecasting.config.deployments import deployment_specs, render_prefect_yaml
-from tests.conftest import TINY_MODEL
+from tests.support.data import TINY_MODEL
 
 ROOT = Path(__file__).parents[2]
 

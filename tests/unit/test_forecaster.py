@@ -10,7 +10,7 @@ from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.model.inputs import InputSpec
 from forecasting.model.prediction import last_windows
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, synthetic_frame
+from tests.support.data import TINY_MODEL, synthetic_frame
 
 
 @pytest.fixture(scope="module")

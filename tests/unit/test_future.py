@@ -18,7 +18,7 @@ from forecasting.preparation.future_rows import FUTURE_ROW_REASON, FutureRows, l
 from forecasting.model.network import build_model, future_inputs
 from forecasting.preparation.validation import screen
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import TINY_MODEL, promotion_frame, synthetic_frame
+from tests.support.data import TINY_MODEL, promotion_frame, synthetic_frame
 
 COMMITTED_V2 = Path(__file__).parents[1] / "data" / "artifact-v2"
 SOURCE = SourceConfig(future_features=["promo"], frequency="MS")

@@ -17,7 +17,7 @@ from forecasting.preparation.windows import build_arrays
 from forecasting.preparation.future_rows import FutureRows, future_mask, last_observed, observed_only, split_future
 from forecasting.preparation.validation import regularize
 from forecasting.preparation.windows import to_series_arrays
-from tests.conftest import promotion_frame, synthetic_frame
+from tests.support.data import promotion_frame, synthetic_frame
 
 COMMITTED_V2 = Path(__file__).parents[1] / "data" / "artifact-v2"
 

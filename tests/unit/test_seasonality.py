@@ -97,7 +97,7 @@ def test_a_window_encodes_alike_whatever_row_the_history_starts_at():
 def test_the_refit_estimates_factors_from_all_rows_and_the_holdout_network_keeps_its_own():
     from forecasting.config.settings import ModelConfig
     from forecasting.model.forecaster import RecurrentForecaster
-    from tests.conftest import TINY_MODEL
+    from tests.support.data import TINY_MODEL
 
     # 48 months pass the seasonality test; the 42 before the last horizon (6) do not.
     assert is_seasonal(_seasonal_frame(rows=48).query("series_id == 'seasonal'").value.to_numpy(), 12)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.conftest import synthetic_frame, write_config
-from tests.postgres_server import create_database
-from tests.flows.test_cli import forecasting
+from tests.support.data import synthetic_frame, write_config
+from tests.support.postgres_server import create_database
+from tests.support.cli import forecasting
 
 PASSWORD = "Pw-s3cret-9431"
 

@@ -8,7 +8,7 @@ from forecasting.config.settings import load_settings, parse_settings
 from forecasting.errors import ConfigError
 from forecasting.storage.locations import is_remote, location, secret_option_keys, url_problem
 from forecasting.publishing.forecast_dataset import read_forecasts, write_forecasts
-from tests.unit.test_store import forecast_rows
+from tests.support.data import forecast_rows
 
 
 @pytest.mark.parametrize("url", ["s3://bucket/prefix", "gs://bucket", "az://container/prefix", "abfs://container/x", "file:///srv/store"])

@@ -2,25 +2,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from forecasting.publishing.forecast_dataset import forecasts_root, read_forecasts, write_forecasts
-
-
-def forecast_rows(series, origin, run_id, yhat=1.0, model="m", horizon=3):
-    origin = pd.Timestamp(origin)
-    return pd.DataFrame(
-        {
-            "model_name": model,
-            "model_version": 1,
-            "series_id": series,
-            "forecast_origin": origin,
-            "target_ts": [origin + pd.DateOffset(months=step) for step in range(1, horizon + 1)],
-            "step": range(1, horizon + 1),
-            "yhat": yhat,
-            "yhat_lower_80": yhat - 1,
-            "yhat_upper_80": yhat + 1,
-            "run_id": run_id,
-            "created_at": pd.Timestamp("2026-01-01"),
-        }
-    )
+from tests.support.data import forecast_rows
 
 
 def test_rewriting_an_origin_replaces_rows_and_keeps_other_series_and_origins(tmp_path):

@@ -5,7 +5,6 @@ and the same trained weights as training on concatenated copies of the windows."
 import tracemalloc
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from forecasting.preparation import windows as windowing
@@ -18,7 +17,7 @@ from forecasting.model.training import all_inputs, fit_scaler, future_width, set
 from forecasting.model.fitting import best_epoch, fit_windows
 from forecasting.model.weighting import series_weights
 from forecasting.preparation.windows import SeriesArrays, WindowSplit, joined, split_windows, to_series_arrays
-from tests.conftest import TINY_MODEL, promotion_frame, synthetic_frame
+from tests.support.data import TINY_MODEL, promotion_frame, synthetic_frame
 
 
 def concatenated_split(arrays: SeriesArrays, scaler, lookback: int, horizon: int, validation_steps: int) -> WindowSplit:

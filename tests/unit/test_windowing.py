@@ -74,7 +74,7 @@ def test_calendar_features_fit_the_frequency():
 
 
 def _frame_with_feature(n_series: int = 6, length: int = 60) -> pd.DataFrame:
-    from tests.conftest import synthetic_frame
+    from tests.support.data import synthetic_frame
 
     frame = synthetic_frame(n_series=n_series, length=length)
     frame["promo"] = np.random.default_rng(3).normal(size=len(frame))
@@ -95,7 +95,7 @@ def test_past_only_features_after_an_origin_do_not_change_its_forecast():
     after the origin (what was not yet known there) must leave its forecasts exactly as they were."""
     from forecasting.model.backtesting import backtest
     from forecasting.config.settings import ModelConfig
-    from tests.conftest import TINY_MODEL
+    from tests.support.data import TINY_MODEL
 
     frame = _frame_with_feature()
     config = ModelConfig.model_validate({**TINY_MODEL, "epochs": 2, "calendar": True})
