@@ -109,7 +109,7 @@ def _series_train_end(arrays: SeriesArrays, horizon: int) -> dict[str, str]:
     }
 
 
-def _schedule(config: ModelConfig, verbose: int, epochs: int | None = None) -> Schedule:
+def training_schedule(config: ModelConfig, verbose: int, epochs: int | None = None) -> Schedule:
     return Schedule(epochs or config.epochs, config.batch_size, config.patience, config.seed, verbose, config.min_epochs)
 
 
@@ -136,7 +136,7 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
         deadline = Deadline(config.training_timeout_minutes).start()
         set_determinism(config.seed, config.deterministic)
         model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
-        history = fit_windows(model, split, split.train_inputs(), split.y_train, _schedule(config, verbose), weights, split.train_series, deadline)
+        history = fit_windows(model, split, split.train_inputs(), split.y_train, training_schedule(config, verbose), weights, split.train_series, deadline)
         release_free_memory()
         if config.refit:
             epochs = best_epoch(history, config.min_epochs)
@@ -157,7 +157,7 @@ def train(arrays: SeriesArrays, config: ModelConfig, season: int = 1, verbose: i
                 # The input pipeline copies the windows into TensorFlow anyway: copy them now and let the
                 # refit's own arrays go, so they are not held beside that copy while it trains.
                 inputs, every = tf.nest.map_structure(tf.constant, inputs), None
-            fit_windows(final_model, None, inputs, targets, _schedule(config, verbose, epochs), weights, refit_series, deadline)
+            fit_windows(final_model, None, inputs, targets, training_schedule(config, verbose, epochs), weights, refit_series, deadline)
     report, halfwidths = training_report(model, split, history, arrays, config, season, None, started)
     if final_model is not None:
         refit = {"epochs": report.best_epoch, "windows": refit_windows}

@@ -45,7 +45,7 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _not_in(existing: pd.DataFrame, rows: pd.DataFrame, key: list[str]) -> np.ndarray:
+def rows_not_in(existing: pd.DataFrame, rows: pd.DataFrame, key: list[str]) -> np.ndarray:
     """Which rows of `existing` have a key `rows` does not hold (what a left anti-join keeps; keys unique
     in each), found on one integer per key (each column's codes combined) instead of a merged frame."""
     sizes, combined = 1, np.zeros(len(existing) + len(rows), dtype="int64")
@@ -80,15 +80,15 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
         target = folder / PARTITION_FILE
         # The stored keys first: the stored rows are read only when some are kept (not when all are replaced).
         existing = _read_partition(target, key)
-        keep = _not_in(existing, rows, key) if existing is not None else None
+        keep = rows_not_in(existing, rows, key) if existing is not None else None
         existing = _read_partition(target) if keep is not None and keep.any() else None
         if existing is not None:
             if len(existing) != len(keep):  # the file changed between the two reads: decide on the rows read last
-                keep = _not_in(existing, rows, key)
+                keep = rows_not_in(existing, rows, key)
             rows = pd.concat([existing.loc[keep], rows], ignore_index=True)
         order = ["series_id", "forecast_origin", "target_ts"]
         # Staged forecasts come in this order already: no sorted copy of them (1.8 M rows at 100,000 series).
-        rows = rows.reset_index(drop=True) if _is_sorted(rows, order) else rows.sort_values(order).reset_index(drop=True)
+        rows = rows.reset_index(drop=True) if is_sorted_by(rows, order) else rows.sort_values(order).reset_index(drop=True)
         table = _to_arrow(rows)
         replace_atomically(target, lambda path: pq.write_table(table, path), kill_point="parquet-write")
         progress.advance(count, f"partition {model_name}/{origin_date}")
@@ -96,7 +96,7 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
     return len(forecasts)
 
 
-def _is_sorted(frame: pd.DataFrame, columns: list[str]) -> bool:
+def is_sorted_by(frame: pd.DataFrame, columns: list[str]) -> bool:
     """Whether `frame` is in the order `sort_values(columns)` gives (no missing values; found on integer codes)."""
     keys = [pd.factorize(frame[column], sort=True)[0] for column in columns]
     if any((codes < 0).any() for codes in keys):

@@ -20,7 +20,7 @@ from forecasting.sources.tables import interval_columns
 VIEWS = ("forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period")
 
 
-def _alembic_config(connection: Connection, script_location: str, schema: str | None = None) -> Config:
+def alembic_config(connection: Connection, script_location: str, schema: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", script_location)
     config.attributes["connection"] = connection
@@ -65,7 +65,7 @@ def migrate(
         _check_existing_source(engine, source)
     with as_file(files("forecasting.sql").joinpath("migrations")) as location:
         with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection, str(location), schema), "head")
+            command.upgrade(alembic_config(connection, str(location), schema), "head")
     added = ensure_interval_columns(engine, interval_levels)
     return {"from_revision": before, "to_revision": current_revision(engine, schema), "added_columns": added}
 

@@ -158,13 +158,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     accuracy = summary.get("accuracy")
     if accuracy:
-        lines.append(_accuracy_line(accuracy))
+        lines.append(accuracy_line(accuracy))
     if summary.get("origins"):
         lines.append(f"  forecast origins: {', '.join(summary['origins'])}")
     return "\n".join(lines)
 
 
-def _accuracy_line(accuracy: dict[str, Any]) -> str:
+def accuracy_line(accuracy: dict[str, Any]) -> str:
     scoring = accuracy["scoring"]
     line = (
         f"  forecasts scored against arrived actuals: {scoring['scored']} new, {scoring['rescored']} re-scored, "

@@ -116,7 +116,7 @@ def test_a_schema_from_before_forecast_errors_is_named_and_init_migrates_it(data
     from alembic import command
 
     from forecasting.errors import ConfigError
-    from forecasting.sources.schema import _alembic_config, head_revision
+    from forecasting.sources.schema import alembic_config, head_revision
     from forecasting.steps import check_schema
 
     settings, _ = settings_for(database_url)
@@ -125,7 +125,7 @@ def test_a_schema_from_before_forecast_errors_is_named_and_init_migrates_it(data
         from importlib.resources import as_file, files
 
         with as_file(files("forecasting.sql").joinpath("migrations")) as location:
-            command.upgrade(_alembic_config(connection, str(location)), "0006")
+            command.upgrade(alembic_config(connection, str(location)), "0006")
     with pytest.raises(ConfigError, match="older version \\(no table forecast_errors\\); run `forecasting init` to migrate it"):
         check_schema(engine, settings, "tiny")
     assert migrate(engine)["to_revision"] == head_revision() == "0009"

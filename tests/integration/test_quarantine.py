@@ -15,7 +15,7 @@ from forecasting.errors import ConfigError
 from forecasting.sources.loading import load_observations
 from forecasting.history.quarantine import row_key
 from forecasting.report.contents import quarantine_counts
-from forecasting.sources.schema import _alembic_config, head_revision, migrate
+from forecasting.sources.schema import alembic_config, head_revision, migrate
 from forecasting.sources.tables import quarantine
 from tests.support.data import insert_promotion_rows, promotion_frame, synthetic_frame
 
@@ -113,7 +113,7 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
     settings, _ = settings_for(database_url, source={"frequency": "MS", "late_arrival": "40D"})
     engine = create_db_engine(database_url)
     with engine.begin() as connection, as_file(files("forecasting.sql").joinpath("migrations")) as location:
-        command.upgrade(_alembic_config(connection, str(location)), "0007")
+        command.upgrade(alembic_config(connection, str(location)), "0007")
     old = sa.text("INSERT INTO quarantine (run_id, source, series_id, ts, value, reason, created_at) VALUES (:r, :src, :s, :t, :v, :reason, :c)")
     december = datetime(2023, 12, 1)
     rows = [  # what pulls under 0007 left: one NULL row thrice (not inserted in time order), a row without series and time twice
@@ -192,7 +192,7 @@ def test_migration_0008_downgrades_to_the_0007_table(database_url):
     execute(engine, "INSERT INTO quarantine (run_id, source, series_id, ts, value, reason, created_at, row_key, last_run_id, "
             "last_seen_at, seen_count) VALUES ('r1', 'observations', NULL, NULL, '1.0', 'no key', :c, 'k', 'r2', :c, 2)", c=datetime(2026, 1, 1))
     with engine.begin() as connection, as_file(files("forecasting.sql").joinpath("migrations")) as location:
-        command.downgrade(_alembic_config(connection, str(location)), "0007")
+        command.downgrade(alembic_config(connection, str(location)), "0007")
     with engine.connect() as connection:
         names = {column["name"] for column in sa.inspect(connection).get_columns("quarantine")}
         rows = connection.execute(sa.text("SELECT run_id, series_id, ts, reason FROM quarantine")).fetchall()

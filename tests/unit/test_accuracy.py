@@ -86,7 +86,7 @@ def test_live_accuracy_reads_the_latest_window_and_summary_figures_the_coverage(
 
 def test_the_run_summary_and_the_live_artifact_name_the_figures_and_the_report():
     from forecasting.steps.scoring import live_markdown
-    from forecasting.steps.summaries import _accuracy_line
+    from forecasting.steps.summaries import accuracy_line
 
     live = {
         "version": 1, "periods": 2, "rows": 600, "first_target": "2026-01-01", "last_target": "2026-02-01", "smape": 12.31,
@@ -95,6 +95,6 @@ def test_the_run_summary_and_the_live_artifact_name_the_figures_and_the_report()
     summary = {"model": "monthly", "accuracy": {"scoring": {"scored": 300, "rescored": 0, "removed": 0, "total": 600}, "live": live, "report": "r.html"}}
     markdown = live_markdown(summary)
     assert "report `r.html`" in markdown and "| sMAPE | 12.310 | 16.690 |" in markdown and "| coverage 95% | n/a | nominal 95 |" in markdown
-    line = _accuracy_line(summary["accuracy"])
+    line = accuracy_line(summary["accuracy"])
     assert "over 2 target periods (2026-01-01 to 2026-02-01, 600 rows): sMAPE 12.31 (seasonal naive 16.69)" in line and "95% n/a" in line
     assert live_markdown({"model": "m", "accuracy": None}) is None

@@ -98,3 +98,28 @@ def test_module_names_are_unique_and_modules_and_signatures_stay_small():
                     too_wide.append(f"{path.relative_to(ROOT)}:{node.name}")
     assert not {name: paths for name, paths in names.items() if len(paths) > 1}
     assert not too_long and not too_wide, (too_long, too_wide)
+
+
+def _test_imports(path: Path) -> list[tuple[str, str]]:
+    """(module, name) of every `from X import name` and (module, "") of every `import X` in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names]
+    return found
+
+
+def test_tests_import_neither_other_tests_nor_private_names():
+    """Shared helpers live in tests/support and fixtures in conftest files; tests use the code's
+    public names only, so a rename inside a module never breaks a test of another module."""
+    problems = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for module, name in _test_imports(path):
+            top = module.split(".")[0]
+            if top == "tests" and not module.startswith("tests.support"):
+                problems.append(f"{path.relative_to(ROOT)} imports {module}")
+            if top in LIBRARY and (name.startswith("_") or any(part.startswith("_") for part in module.split(".")[1:] if part != "__main__")):
+                problems.append(f"{path.relative_to(ROOT)} imports {module}.{name}")
+    assert problems == []

@@ -36,7 +36,7 @@ def test_rows_kept_by_an_upsert_are_those_a_left_anti_join_keeps():
     """Issue 15: the keys compared as one integer each (the columns' codes combined), not a merged frame."""
     import numpy as np
 
-    from forecasting.publishing.forecast_dataset import _not_in
+    from forecasting.publishing.forecast_dataset import rows_not_in
 
     rng = np.random.default_rng(0)
     stamps = pd.date_range("2025-01-01", periods=6, freq="MS")
@@ -48,7 +48,7 @@ def test_rows_kept_by_an_upsert_are_those_a_left_anti_join_keeps():
     key = ["series_id", "forecast_origin", "target_ts"]
     for existing, rows in [(frame(60), frame(40)), (frame(30), frame(0)), (frame(50), frame(50))]:
         merged = existing.merge(rows[key], on=key, how="left", indicator=True)
-        np.testing.assert_array_equal(_not_in(existing, rows, key), (merged["_merge"] == "left_only").to_numpy())
+        np.testing.assert_array_equal(rows_not_in(existing, rows, key), (merged["_merge"] == "left_only").to_numpy())
 
 
 def test_an_upsert_leaves_the_written_frame_unchanged(tmp_path):
@@ -81,14 +81,14 @@ def test_a_partition_whose_rows_are_all_replaced_is_read_for_its_keys_only(tmp_p
 def test_rows_in_key_order_are_written_as_sorting_would_write_them():
     import numpy as np
 
-    from forecasting.publishing.forecast_dataset import _is_sorted
+    from forecasting.publishing.forecast_dataset import is_sorted_by
 
     rows = pd.concat([forecast_rows(s, o, "r") for s in ("a", "b", "c") for o in ("2025-01-01", "2025-02-01")], ignore_index=True)
     order = ["series_id", "forecast_origin", "target_ts"]
-    assert _is_sorted(rows, order)
+    assert is_sorted_by(rows, order)
     shuffled = rows.sample(frac=1, random_state=0)
-    assert not _is_sorted(shuffled, order)
-    assert not _is_sorted(rows.iloc[np.r_[1, 0, 2 : len(rows)]], order)
+    assert not is_sorted_by(shuffled, order)
+    assert not is_sorted_by(rows.iloc[np.r_[1, 0, 2 : len(rows)]], order)
     pd.testing.assert_frame_equal(shuffled.sort_values(order).reset_index(drop=True), rows)
 
 

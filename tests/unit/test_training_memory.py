@@ -13,7 +13,7 @@ from forecasting.preparation.windows import build_arrays
 from forecasting.preparation.future_rows import split_future
 from forecasting.model.network import build_model
 from forecasting.preparation.scaling import WindowLevels
-from forecasting.model.training import all_inputs, fit_scaler, future_width, set_determinism, split_for_training, train, _schedule
+from forecasting.model.training import all_inputs, fit_scaler, future_width, set_determinism, split_for_training, train, training_schedule
 from forecasting.model.fitting import best_epoch, fit_windows
 from forecasting.model.weighting import series_weights
 from forecasting.preparation.windows import SeriesArrays, WindowSplit, joined, split_windows, to_series_arrays
@@ -132,7 +132,7 @@ def test_training_gives_the_weights_of_training_on_concatenated_window_copies(ma
     weights = series_weights(arrays, config.horizon, 12, config.series_weighting)
     set_determinism(config.seed, config.deterministic)
     model = build_model(config, n_inputs=split.x_train.shape[2], n_future=future_width(split))
-    history = fit_windows(model, split, split.train_inputs(), split.y_train.copy(), _schedule(config, 0), weights, split.train_series)
+    history = fit_windows(model, split, split.train_inputs(), split.y_train.copy(), training_schedule(config, 0), weights, split.train_series)
     final_scaler = scaler.copy()
     final_scaler.factors = {}
     final_scaler.fit_seasonal(arrays.values, arrays.timestamps, {}, scaler.frequency, scaler.season)
@@ -143,7 +143,7 @@ def test_training_gives_the_weights_of_training_on_concatenated_window_copies(ma
     inputs = windows if every.f_train is None else [windows, np.concatenate([every.f_train, every.f_val])]
     fit_windows(
         final, None, inputs, np.concatenate([every.y_train, every.y_val]),
-        _schedule(config, 0, best_epoch(history, config.min_epochs)), weights, np.concatenate([every.train_series, every.val_series]),
+        training_schedule(config, 0, best_epoch(history, config.min_epochs)), weights, np.concatenate([every.train_series, every.val_series]),
     )
     for got, expected in zip(trained.holdout_network.get_weights(), model.get_weights()):
         assert got.tobytes() == expected.tobytes()
