@@ -111,9 +111,17 @@ def write_html(path: Path, html: str) -> None:
 
 
 def run_report(engine: Engine, settings: Settings, model: str) -> str:
-    """The report a run writes: `<storage>/reports/<model>/latest.html` and the day's dated copy; returns the latest's path."""
+    """The report a run writes: `<storage>/reports/<model>/latest.html`, the day's dated copy and, with
+    `report.local_copy`, `<local_copy>/<model>.html`; returns the latest's path."""
     report = build_report(engine, settings, model)
     folder = settings.storage_root / REPORTS / model
     write_html(folder / f"{utc_now():%Y-%m-%d}.html", report.html)
     write_html(folder / "latest.html", report.html)
+    if settings.report.local_copy:
+        write_html(local_copy_path(settings, model), report.html)
     return str(folder / "latest.html")
+
+
+def local_copy_path(settings: Settings, model: str) -> Path:
+    """Where `report.local_copy` puts the model's report: `<local_copy>/<model>.html`."""
+    return Path(str(settings.report.local_copy)) / f"{model}.html"
