@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from flows.logs import forward_library_logs
 from flows.tasks import commit_source_pull, db_task, plain_task, pull_source, recorded_runs, transient_failure
 from forecasting import steps
 from forecasting.config.settings import Settings, load_settings
+from forecasting.errors import RunError
 from forecasting.steps import Mode
 from forecasting.steps.mode import TRAINING_MODES
 
@@ -70,13 +71,21 @@ def repair_parquet_dataset(settings: Settings, model: str) -> dict[str, Any]:
     return steps.repair_parquet_step(settings, model)
 
 
-def publish(model: str, summary: dict[str, Any]) -> None:
-    """Markdown summary and a table of scores as Prefect artifacts."""
+def publish(settings: Settings, model: str, summary: dict[str, Any]) -> None:
+    """Markdown summary, live accuracy with a link to the report (a presigned URL on an object store),
+    and a table of scores as Prefect artifacts."""
     key = model.lower().replace("_", "-")
     create_markdown_artifact(
         key=f"{key}-run-summary", markdown="```\n" + steps.format_summary(summary) + "\n```", description=f"Forecast pipeline run for model {model}"
     )
-    live = steps.live_markdown(summary)
+    try:
+        link = steps.report_link(settings, (summary.get("accuracy") or {}).get("report"))
+    except RunError as error:
+        get_run_logger().warning(f"{model}: no link to the report: {error}")
+        link = None
+    if link:
+        create_link_artifact(key=f"{key}-report", link=link, link_text=f"Report of model {model}", description=f"The HTML report of model {model}")
+    live = steps.live_markdown(summary, link)
     if live:
         create_markdown_artifact(key=f"{key}-live-accuracy", markdown=live, description=f"Live accuracy of model {model} and its report")
     scores = steps.scores_table(summary)
@@ -122,7 +131,7 @@ def run_models(
             records.finish(model, summaries[model], staged[model].staged)
         commit_source_pull(settings, run_ids[models[0]], pulled)
     for model, summary in summaries.items():
-        publish(model, summary)
+        publish(settings, model, summary)
     return summaries
 
 

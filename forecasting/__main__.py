@@ -1,3 +1,3 @@
-from forecasting.cli.main import main
+from forecasting.cli.launch import main
 
 raise SystemExit(main())

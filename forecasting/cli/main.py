@@ -190,9 +190,9 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 def cmd_deployments(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    text = render_prefect_yaml(settings)
     # Like every relative path in the config, relative to the config file's folder.
     output = Path(config_path_of(args)).parent / (os.path.expanduser(args.output) if args.output else DEPLOYMENTS_FILE)
+    text = render_prefect_yaml(settings, config_path_of(args), output)
     if args.check:
         if not output.exists():
             raise ConfigError(f"{output} is missing; run `forecasting deployments` to write it")

@@ -25,6 +25,7 @@ from forecasting.config.credentials import (
     with_password,
 )
 from forecasting.config.model_settings import ModelConfig, StrictModel
+from forecasting.config.report_settings import ReportConfig
 from forecasting.errors import ConfigError
 from forecasting.storage.locations import (
     REMOTE_SCHEMES,
@@ -223,6 +224,7 @@ class Settings(StrictModel):
     database: DatabaseConfig = DatabaseConfig()
     storage: StorageConfig = StorageConfig()
     source: SourceConfig = SourceConfig()
+    report: ReportConfig = ReportConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
     @field_validator("models")
@@ -314,6 +316,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if isinstance(root, str) and root.strip() and not URL_SCHEME.match(root):
             root = os.path.expanduser(root)  # "~/x": the home folder's x, as in a shell
             storage[key] = root if Path(root).is_absolute() else str(base / root)
+    report = data.get("report")
+    copy = report.get("local_copy") if isinstance(report, dict) else None
+    if isinstance(copy, str) and copy.strip() and not URL_SCHEME.match(copy):
+        data["report"] = {**data["report"], "local_copy": str(base / os.path.expanduser(copy))}
     database = data.setdefault("database", {})
     url = database.get("url", DatabaseConfig().url)
     if isinstance(url, str):

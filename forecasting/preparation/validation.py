@@ -140,6 +140,23 @@ def series_id_problems(series_ids: pd.Series) -> np.ndarray:
     return reasons[codes]
 
 
+def duplicated_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows of a pulled frame give way to another row of the same (series, ts): a row with a target
+    wins over rows without one (an observation arriving as a new row beside its plan row), and among
+    rows alike in that the last read wins (the source's order; SQL does not order such ties)."""
+    keys = ["series_id", "ts"]
+    duplicated = frame.duplicated(keys, keep="last").to_numpy()
+    if not duplicated.any() or "value" not in frame.columns:
+        return duplicated
+    involved = np.flatnonzero(frame.duplicated(keys, keep=False).to_numpy())
+    group = frame.iloc[involved][keys].assign(_has=frame["value"].iloc[involved].notna().to_numpy(), _at=involved)
+    kept = group.sort_values(["_has", "_at"], kind="stable").drop_duplicates(keys, keep="last")["_at"].to_numpy()
+    duplicated = duplicated.copy()  # pandas may hand out a read-only view
+    duplicated[involved] = True
+    duplicated[kept] = False
+    return duplicated
+
+
 def screen(
     frame: pd.DataFrame,
     frequency: str,
@@ -150,14 +167,14 @@ def screen(
     future: FutureRows | None = None,
 ) -> Screening:
     """Set aside rows that cannot be used (missing or non-finite values, timestamps off the grid or
-    later than `latest_allowed`), keep the last of duplicated (series, ts) rows, and judge each
+    later than `latest_allowed`), keep one of duplicated (series, ts) rows (`duplicated_keys`), and judge each
     series: when more than `max_fraction` of its rows (the pulled ones plus `stored_rows`, the rows
     of its history kept from earlier pulls) are unusable, the run fails before anything is stored
     (`on_bad="fail"`) or the whole series' pulled rows are set aside and it is listed (`"skip"`).
     With `future`, a row whose target is empty after its series' last observed target is a future
     row: only its future columns must be finite (an empty target before that is still unusable), and
     instead of `latest_allowed` it must lie within `future.max_periods` periods of that observation."""
-    duplicated = frame.duplicated(["series_id", "ts"], keep="last").to_numpy()
+    duplicated = duplicated_keys(frame)
     frame = frame.loc[~duplicated]
     value_columns = [c for c in frame.columns if c not in ("series_id", "ts")]
     values = frame[value_columns].to_numpy(dtype="float64")

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 MODEL_COLOR, NAIVE_COLOR, ACTUAL_COLOR = "#1f5fa8", "#b0561c", "#222222"
+PLAN_COLOR = "#2e9e4f"  # the periods where a future feature (a promotion) is set
 WIDTH, HEIGHT, DPI = 9.0, 3.3, 100
 
 
@@ -83,10 +84,14 @@ def _period(value: pd.Timestamp) -> str:
     return stamp.strftime("%Y-%m") if stamp.day == 1 else stamp.strftime("%Y-%m-%d")
 
 
-def series_chart(series_id: str, history: pd.DataFrame, forecasts: pd.DataFrame, levels: tuple[int, ...], context: int = 36) -> str:
+def series_chart(
+    series_id: str, history: pd.DataFrame, forecasts: pd.DataFrame, levels: tuple[int, ...], context: int = 36,
+    planned: pd.Series | None = None, planned_label: str = "",
+) -> str:
     """One series: its recent history, every stored origin's forecast (older origins as thinner, fainter
-    lines; the newest with its interval bands, so overlapping bands do not hide each other) and the
-    actuals that arrived after the first origin, marked."""
+    lines; the newest with its interval bands, so overlapping bands do not hide each other), the
+    actuals that arrived after the first origin, marked, and the periods where a future feature is set
+    (`planned`: their timestamps), shaded."""
     figure, axes = _figure(1)
     axis = axes[0]
     history = history.assign(ts=pd.to_datetime(history["ts"])).sort_values("ts")
@@ -113,6 +118,18 @@ def series_chart(series_id: str, history: pd.DataFrame, forecasts: pd.DataFrame,
                                   label=f"{level}% interval")
         axis.plot(rows["target_ts"], rows["yhat"], color=MODEL_COLOR, alpha=alpha, linewidth=1.6 if newest else 1.0,
                   label=f"forecast from {pd.Timestamp(origin).date()}" if newest else ("older origins" if number == 0 else None))
+    if planned is not None and len(planned):
+        _shade_periods(axis, pd.to_datetime(pd.Series(planned)), before["ts"].min() if len(before) else None, history["ts"], planned_label)
     axis.set_title(f"Series {series_id}: {len(origins)} stored forecast origin{'s' if len(origins) != 1 else ''}", loc="left", fontsize=11)
     axis.legend(loc="best", fontsize=8, frameon=False, ncols=2)
     return _png(figure)
+
+
+def _shade_periods(axis, periods: pd.Series, start, times: pd.Series, label: str) -> None:
+    """Shade each period (a timestamp, half the typical spacing either side) from `start` on; one legend entry."""
+    spacing = times.sort_values().diff().median() if len(times) > 1 else pd.Timedelta(days=1)
+    half = (spacing if pd.notna(spacing) else pd.Timedelta(days=1)) / 2
+    shown = periods[periods >= start] if start is not None else periods
+    for number, ts in enumerate(sorted(shown.unique())):
+        axis.axvspan(ts - half, ts + half, color=PLAN_COLOR, alpha=0.18, linewidth=0, label=f"{label or 'future feature'} set" if number == 0 else None)
+

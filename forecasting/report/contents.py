@@ -38,6 +38,9 @@ class ReportData:
     series_scores: pd.DataFrame
     quarantine: pd.DataFrame
     levels: tuple[int, ...] = (80, 95)
+    # The charted series' periods where a future feature is set (non-zero), past and planned: series_id, ts.
+    planned: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["series_id", "ts"]))
+    planned_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -115,12 +118,24 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         columns += [f[name] for level in levels for name in (f"yhat_lower_{level}", f"yhat_upper_{level}") if name in f]
         forecasts = _frame(connection, sa.select(*columns).where(f.model_name == model, f.series_id.in_(chosen))) if chosen else pd.DataFrame()
         quarantined = quarantine_counts(connection, settings.source.table)
-    histories = observed_only(history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value"], series=chosen))
+    features = list(settings.source.future_features)
+    rows = history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value", *features], series=chosen)
+    histories = observed_only(rows[["series_id", "ts", "value"]])
     return ReportData(
         model=model, champion=champion, watermark=str(watermark) if watermark is not None else None, runs=run_rows,
         versions=versions, by_step=by_step, by_period=by_period, series=chosen, series_note=note, histories=histories,
         forecasts=forecasts, series_scores=scores, quarantine=quarantined, levels=levels,
+        planned=planned_periods(rows, features), planned_label=" or ".join(features),
     )
+
+
+def planned_periods(rows: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The (series_id, ts) of the rows (observed or planned) where any future feature is set: finite and not zero."""
+    if not features or rows.empty:
+        return pd.DataFrame(columns=["series_id", "ts"])
+    values = rows[features].to_numpy(dtype="float64")
+    is_set = (pd.notna(values) & (values != 0)).any(axis=1)
+    return rows.loc[is_set, ["series_id", "ts"]].reset_index(drop=True)
 
 
 def quarantine_counts(connection: Connection, source: str) -> pd.DataFrame:

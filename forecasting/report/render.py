@@ -70,13 +70,17 @@ def render(data: ReportData, live: dict[str, Any] | None, generated: datetime | 
         charts["over_time"] = report_charts.accuracy_over_time(data.by_period, data.levels)
     scores = data.series_scores.set_index("series_id") if len(data.series_scores) else None
     histories = data.histories.assign(series_id=data.histories["series_id"].astype(str)) if len(data.histories) else data.histories
+    planned = data.planned.assign(series_id=data.planned["series_id"].astype(str)) if len(data.planned) else data.planned
     for series_id in data.series:
         history = histories[histories["series_id"] == series_id] if len(histories) else pd.DataFrame(columns=["ts", "value"])
         forecasts = data.forecasts[data.forecasts["series_id"].astype(str) == series_id]
         score = scores.loc[series_id] if scores is not None and series_id in scores.index else None
         charts["series"].append({
             "series_id": series_id,
-            "png": report_charts.series_chart(series_id, history, forecasts, data.levels),
+            "png": report_charts.series_chart(
+                series_id, history, forecasts, data.levels, planned=planned.loc[planned["series_id"] == series_id, "ts"] if len(planned) else None,
+                planned_label=data.planned_label,
+            ),
             "scored": int(score["scored"]) if score is not None else 0,
             "mase": float(score["mase"]) if score is not None and pd.notna(score["mase"]) else None,
             "naive_mase": float(score["naive_mase"]) if score is not None and pd.notna(score["naive_mase"]) else None,
@@ -111,9 +115,17 @@ def write_html(path: Path, html: str) -> None:
 
 
 def run_report(engine: Engine, settings: Settings, model: str) -> str:
-    """The report a run writes: `<storage>/reports/<model>/latest.html` and the day's dated copy; returns the latest's path."""
+    """The report a run writes: `<storage>/reports/<model>/latest.html`, the day's dated copy and, with
+    `report.local_copy`, `<local_copy>/<model>.html`; returns the latest's path."""
     report = build_report(engine, settings, model)
     folder = settings.storage_root / REPORTS / model
     write_html(folder / f"{utc_now():%Y-%m-%d}.html", report.html)
     write_html(folder / "latest.html", report.html)
+    if settings.report.local_copy:
+        write_html(local_copy_path(settings, model), report.html)
     return str(folder / "latest.html")
+
+
+def local_copy_path(settings: Settings, model: str) -> Path:
+    """Where `report.local_copy` puts the model's report: `<local_copy>/<model>.html`."""
+    return Path(str(settings.report.local_copy)) / f"{model}.html"

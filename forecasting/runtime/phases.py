@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import resource
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -18,7 +19,9 @@ from forecasting.runtime import memory
 from forecasting.runtime.progress import Heartbeat, live_tracker, stop_bar_since
 
 PHASES_ENV = "FORECASTING_PHASES_FILE"
+STARTUP = "startup"  # phases whose names start so are shown on stderr by `echo_startup_phases`
 logger = logging.getLogger("forecasting.phases")
+_startup_echo: list[str] = []  # the prefix of the start-up lines, once the CLI asked for them
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -27,10 +30,21 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def echo_startup_phases(prefix: str) -> None:
+    """From now on, each start-up phase says on stderr when it begins and how long it took (`forecasting.cli.launch`)."""
+    _startup_echo[:] = [prefix]
+
+
+def _echo(name: str, text: str) -> None:
+    if _startup_echo and name.startswith(STARTUP):
+        print(f"{_startup_echo[0]} {name}{text}", file=sys.stderr, flush=True)
+
+
 def record(name: str, started: float, seconds: float, counts: dict[str, Any], cpu_seconds: float | None = None) -> None:
     """Log one phase line and append it to `$FORECASTING_PHASES_FILE` when set (with the process's CPU
     seconds in the phase, all threads: a busy machine stretches wall time far more than CPU time)."""
     shown = ", ".join(f"{key} {value}" for key, value in counts.items())
+    _echo(name, f": {seconds:.1f} s")
     logger.info(f"phase {name}: {seconds:.2f} s" + (f" ({shown})" if shown else ""))
     path = os.environ.get(PHASES_ENV, "").strip()
     if path:
@@ -49,6 +63,7 @@ def phase(name: str, data: bool = False) -> Iterator[dict[str, Any]]:
     counts: dict[str, Any] = {}
     started_wall, started, started_cpu = time.time(), time.perf_counter(), time.process_time()
     bar = live_tracker()
+    _echo(name, " ...")
     try:
         with Heartbeat(name), memory.paused_gc() if data else contextlib.nullcontext():  # Heartbeat: a line when the phase has logged nothing for a while
             yield counts

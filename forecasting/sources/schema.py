@@ -17,15 +17,27 @@ from forecasting.sources.database import check_source, table_columns
 from forecasting.errors import ConfigError
 from forecasting.sources.tables import interval_columns
 
+DEFAULT_SOURCE_TABLE = "observations"  # created by the first migration when it is the configured source
 VIEWS = ("forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period")
 
 
-def alembic_config(connection: Connection, script_location: str, schema: str | None = None) -> Config:
+def alembic_config(connection: Connection, script_location: str, schema: str | None = None, source: SourceConfig | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", script_location)
     config.attributes["connection"] = connection
     config.attributes["version_table_schema"] = schema
+    config.attributes["create_default_source"] = default_source_wanted(source, schema)
     return config
+
+
+def default_source_wanted(source: SourceConfig | None, schema: str | None = None) -> bool:
+    """Whether the first migration creates the default source table `observations` in the job's schema:
+    only when the configured source is that table (or no source is given). A source elsewhere
+    (`analytics.sales`, or another name) gets no empty `observations` beside the job's tables; a
+    database migrated before keeps the one it has (the job never reads it: drop it when empty)."""
+    if source is None:
+        return True
+    return source.table_name == DEFAULT_SOURCE_TABLE and source.table_schema in (None, schema)
 
 
 def head_revision() -> str:
@@ -65,7 +77,7 @@ def migrate(
         _check_existing_source(engine, source)
     with as_file(files("forecasting.sql").joinpath("migrations")) as location:
         with engine.begin() as connection:
-            command.upgrade(alembic_config(connection, str(location), schema), "head")
+            command.upgrade(alembic_config(connection, str(location), schema, source), "head")
     added = ensure_interval_columns(engine, interval_levels)
     return {"from_revision": before, "to_revision": current_revision(engine, schema), "added_columns": added}
 

@@ -17,7 +17,7 @@ dataclasses, turned into plain data (`as_dict()`) only at the flow's boundary.
 """
 
 from forecasting.history.pull_result import PullResult
-from forecasting.steps.scoring import ScoringSummary, live_markdown, report_step, score_step, with_accuracy
+from forecasting.steps.scoring import ScoringSummary, live_markdown, report_link, report_step, score_step, with_accuracy
 from forecasting.steps.backtest import BacktestSummary, backtest_step
 from forecasting.steps.data import PreparedData, open_engine, prepare_data
 from forecasting.steps.forecasts import ForecastSummary, forecast_step, repair_parquet_step, write_parquet_step, write_sql_step
@@ -33,7 +33,7 @@ __all__ = [
     "MODES", "BacktestSummary", "ForecastSummary", "GateFacts", "GateResult", "Mode", "ModeDecision", "ModeFacts", "PreparedData",
     "PullResult", "RunSummary", "ScoringSummary", "TrainSummary", "TuneSummary", "Writes", "apply_gate", "backtest_step",
     "check_schema", "choose_mode", "commit_pull", "decide_mode", "fail_run", "finish_run", "forecast_step", "format_summary",
-    "format_tuning", "live_markdown", "open_engine", "prepare_data", "pull_step", "repair_parquet_step", "report_step",
+    "format_tuning", "live_markdown", "open_engine", "prepare_data", "pull_step", "repair_parquet_step", "report_link", "report_step",
     "score_step", "scores_table", "start_run", "summarise", "summary_json", "train_step", "tune_step", "with_accuracy",
     "write_parquet_step", "write_sql_step",
 ]

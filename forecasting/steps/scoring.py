@@ -30,6 +30,7 @@ from forecasting.runtime.clock import utc_now
 from forecasting.runtime.phases import timed
 from forecasting.sources.tables import forecast_errors
 from forecasting.sources.upserts import upsert_frame
+from forecasting.storage.locations import share_link
 from forecasting.steps.data import _recorded_frequency, open_engine
 
 FORECAST_COLUMNS = [*KEY[:1], "model_version", *KEY[1:], "step", "yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
@@ -144,13 +145,24 @@ def report_step(settings: Settings, model_name: str) -> str:
         return f"not written ({redact(f'{type(error).__name__}: {error}', settings.database.url)})"
 
 
-def live_markdown(summary: dict[str, Any]) -> str | None:
-    """The run's live figures and report path as a markdown table (the flow's `<model>-live-accuracy` artifact)."""
+def report_link(settings: Settings, report: str | None) -> str | None:
+    """A link people can open to the report the run wrote (`report_step`'s path): a presigned URL living
+    `report.link_expiry_hours` on an object store, a file:// URL on the local disk; None when no report
+    was written. Kept out of the runs row and the logs: only the run's Prefect artifact shows it."""
+    if not report or report.startswith("not written"):
+        return None
+    return share_link(settings.locate(report), settings.report.link_expiry_hours * 3600)
+
+
+def live_markdown(summary: dict[str, Any], link: str | None = None) -> str | None:
+    """The run's live figures and report (a link to it when there is one) as markdown (the flow's
+    `<model>-live-accuracy` artifact)."""
     accuracy = summary.get("accuracy") or {}
     live, report = accuracy.get("live"), accuracy.get("report")
     if not live and not report:
         return None
-    lines = [f"**Model {summary['model']}**: report `{report}`", ""]
+    shown = f"[open the report]({link}) (`{report}`)" if link else f"`{report}`"
+    lines = [f"**Model {summary['model']}**: report {shown}", ""]
     if live:
         lines += [
             f"Live accuracy of v{live['version']} over {live['periods']} target period{'s' if live['periods'] != 1 else ''} ({live['first_target']} to "

@@ -158,13 +158,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     accuracy = summary.get("accuracy")
     if accuracy:
-        lines.append(accuracy_line(accuracy))
+        lines.append(accuracy_line(accuracy, summary))
     if summary.get("origins"):
         lines.append(f"  forecast origins: {', '.join(summary['origins'])}")
     return "\n".join(lines)
 
 
-def accuracy_line(accuracy: dict[str, Any]) -> str:
+def accuracy_line(accuracy: dict[str, Any], summary: dict[str, Any] | None = None) -> str:
     scoring = accuracy["scoring"]
     line = (
         f"  forecasts scored against arrived actuals: {scoring['scored']} new, {scoring['rescored']} re-scored, "
@@ -178,9 +178,22 @@ def accuracy_line(accuracy: dict[str, Any]) -> str:
             f"sMAPE {live['smape']:.2f} (seasonal naive {live['naive_smape']:.2f}), MASE {live['mase']:.3f} "
             f"(seasonal naive {live['naive_mase']:.3f}), coverage 80% {_percent(live['coverage_80'])}, 95% {_percent(live['coverage_95'])}"
         )
+    elif summary is not None and summary.get("champion_version") is not None:
+        line += "\n  " + _no_live_figures(summary)
     if accuracy.get("report"):
         line += f"\n  report: {accuracy['report']}"
     return line
+
+
+def _no_live_figures(summary: dict[str, Any]) -> str:
+    """Why the run has no live figures to show: the forecasting version has no forecast scored yet."""
+    version = summary["champion_version"]
+    trained = summary.get("training") or {}
+    if trained.get("promoted") and trained.get("version") == version:
+        why = "it became the champion in this run, so no forecast of it has met an actual"
+    else:
+        why = "none of its forecasts has met its actual yet"
+    return f"live accuracy of v{version}: none yet ({why}); its figures appear once the periods it forecast arrive"
 
 
 def _percent(value: float | None) -> str:

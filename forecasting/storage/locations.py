@@ -258,3 +258,16 @@ def check_reachable(root: Path, where: str = "storage.root") -> None:
     except Exception as error:  # noqa: BLE001 - any failure to reach the store is one line, before any work
         detail = " ".join(str(error).split()) or type(error).__name__
         raise RunError(f"{where}: cannot reach {root} ({type(error).__name__}: {detail[:200]}); check the URL, the network and the credentials in the environment") from None
+
+
+def share_link(path: Path, seconds: int) -> str:
+    """A URL people can open for the object or file at `path`: on an object store a presigned URL that
+    lives `seconds` (s3fs, gcsfs and adlfs sign with the credentials in the environment), a `file://`
+    URL on the local disk. Raises `RunError` (one line, no credential) when the store cannot sign."""
+    if not is_remote(path):
+        return Path(path).resolve().as_uri()
+    try:
+        return str(path.fs.sign(path.path, expiration=seconds))
+    except Exception as error:  # noqa: BLE001 - unsigned is said, never fatal to the caller
+        raise RunError(f"{path}: the store cannot sign a link ({type(error).__name__}); open it with the store's own tools") from None
+

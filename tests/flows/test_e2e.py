@@ -88,8 +88,13 @@ def test_serve_runs_scheduled_and_manual_runs_one_at_a_time(prefect_env, project
 
 
 def test_generated_prefect_yaml_deploys_and_redeploying_keeps_one_schedule(prefect_env, project):
+    # Issue 27.5: the config in its own folder outside the clone, `prefect deploy` run from yet another folder.
     folder, settings, _ = project
-    (folder / "prefect.yaml").write_text(render_prefect_yaml(settings))
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    prefect_file = folder / "deployments" / "prefect.yaml"
+    prefect_file.parent.mkdir()
+    prefect_file.write_text(render_prefect_yaml(settings, folder / "forecasting.toml", prefect_file))
     pool = subprocess.run(
         [str(BIN / "prefect"), "work-pool", "create", "forecasting", "--type", "process", "--overwrite"],
         env=prefect_env, capture_output=True, text=True, timeout=60,
@@ -97,9 +102,11 @@ def test_generated_prefect_yaml_deploys_and_redeploying_keeps_one_schedule(prefe
     assert pool.returncode == 0, pool.stderr
     for _ in range(2):
         deploy = subprocess.run(
-            [str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=folder, env=prefect_env, capture_output=True, text=True, timeout=180
+            [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)],
+            cwd=elsewhere, env=prefect_env, capture_output=True, text=True, timeout=180,
         )
         assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+        assert "FutureWarning" not in deploy.stdout + deploy.stderr  # none about `schedules: []`
     script = """
 import asyncio
 from prefect.client.orchestration import get_client
@@ -109,11 +116,13 @@ async def main():
             d = await client.read_deployment_by_name(("tune-model" if name.endswith("tune") else "forecast-pipeline") + "/" + name)
             print(name, len(d.schedules), [s.slug for s in d.schedules], d.enforce_parameter_schema,
                   d.global_concurrency_limit.limit, d.concurrency_options.collision_strategy.value, d.work_pool_name, d.entrypoint, d.parameters.get("mode"))
+        print("pull", d.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"], d.parameters["config"])
 asyncio.run(main())
 """
     listing = subprocess.run([sys.executable, "-c", script], env=prefect_env, capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0, listing.stderr
     lines = dict(line.split(" ", 1) for line in listing.stdout.strip().splitlines())
+    assert lines["pull"] == f"{folder} {folder / 'forecasting.toml'}"  # the config's folder, not where deploy ran
     assert lines["tiny-retrain"].startswith("1 ['tiny-retrain-schedule'] True 1 ENQUEUE forecasting flows.forecast_pipeline.forecast_pipeline retrain")
     assert lines["tiny-forecast"].startswith("0 [] True 1 ENQUEUE forecasting flows.forecast_pipeline.forecast_pipeline forecast")
     assert lines["tiny-tune"].startswith("0 [] True 1 ENQUEUE forecasting flows.tune_model.tune_model")

@@ -54,7 +54,7 @@ def test_two_workers_share_only_postgresql_and_the_bucket(prefect_env, postgres_
     engine = create_db_engine(database)
     migrate(engine)
     load_observations(engine, SourceConfig(), synthetic_frame())
-    (deployer / "prefect.yaml").write_text(render_prefect_yaml(settings))
+    (deployer / "prefect.yaml").write_text(render_prefect_yaml(settings, deployer / "forecasting.toml"))
     for command in (["work-pool", "create", "forecasting", "--type", "process", "--overwrite"], ["--no-prompt", "deploy", "--all"]):
         done = subprocess.run([str(BIN / "prefect"), *command], cwd=deployer, env=env, capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

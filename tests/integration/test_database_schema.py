@@ -59,6 +59,20 @@ def test_init_puts_the_job_tables_into_their_schema_and_nothing_into_public(post
         assert connection.execute(sa.text("SELECT version_num FROM forecasting_job.alembic_version")).scalar() == head_revision()
 
 
+@pytest.mark.postgres
+def test_a_source_in_another_schema_gets_no_empty_observations_table_beside_the_job(postgres_admin_url, config_file):
+    """Issue 27.8c: `init` creates the default source table only where it is the configured source."""
+    url = create_database(postgres_admin_url)
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA analytics"))
+        connection.execute(sa.text("CREATE TABLE analytics.sales (store TEXT, day TIMESTAMP, amount DOUBLE PRECISION)"))
+    assert main(["--config", config_file(url, source=SOURCE), "init"]) == 0
+    tables, views = relations(engine, "forecasting_job")
+    assert JOB_TABLES - {"observations"} <= tables and "observations" not in tables and views == JOB_VIEWS
+    assert relations(engine, "analytics")[0] == {"sales"}
+
+
 def sales_frame():
     frame = synthetic_frame(n_series=8, length=48)
     return frame.rename(columns={"series_id": "store", "ts": "day", "value": "amount"})

@@ -98,3 +98,16 @@ def test_the_run_summary_and_the_live_artifact_name_the_figures_and_the_report()
     line = accuracy_line(summary["accuracy"])
     assert "over 2 target periods (2026-01-01 to 2026-02-01, 600 rows): sMAPE 12.31 (seasonal naive 16.69)" in line and "95% n/a" in line
     assert live_markdown({"model": "m", "accuracy": None}) is None
+
+
+def test_the_summary_says_why_there_are_no_live_figures_when_the_champion_just_changed():
+    """Issue 27.8e: the second run promoted a new version; its live figures are not there yet: said, not left out."""
+    from forecasting.steps.summaries import accuracy_line
+
+    accuracy = {"scoring": {"scored": 14, "rescored": 0, "removed": 0, "total": 28}, "live": None, "report": "r.html"}
+    promoted = {"champion_version": 2, "training": {"version": 2, "promoted": True}}
+    line = accuracy_line(accuracy, promoted)
+    assert "live accuracy of v2: none yet (it became the champion in this run" in line and line.endswith("report: r.html")
+    kept = accuracy_line(accuracy, {"champion_version": 1, "training": {"version": 2, "promoted": False}})
+    assert "live accuracy of v1: none yet (none of its forecasts has met its actual yet)" in kept
+

@@ -6,16 +6,38 @@ import yaml
 
 from forecasting.config.settings import load_settings, parse_settings
 from forecasting.config.deployments import deployment_specs, render_prefect_yaml
-from tests.support.data import TINY_MODEL
+from tests.support.data import TINY_MODEL, write_config
 
 ROOT = Path(__file__).parents[2]
 
 
-def test_committed_prefect_yaml_matches_the_committed_config():
-    settings = load_settings(ROOT / "forecasting.toml")
-    assert (ROOT / "deployments" / "prefect.yaml").read_text() == render_prefect_yaml(settings), (
-        "deployments/prefect.yaml is stale: run `forecasting deployments`"
-    )
+def test_generated_prefect_yaml_works_from_the_configs_own_folder_outside_the_clone(tmp_path, monkeypatch, capsys):
+    """Issue 27.5: a config in its own folder, the command run from elsewhere: the file's paths are absolute
+    and resolve (the run's working folder and its config), and no deployment says `schedules: []`."""
+    from forecasting.cli.main import main
+
+    folder, elsewhere = tmp_path / "shop", tmp_path / "elsewhere"
+    folder.mkdir(), elsewhere.mkdir()
+    assert not folder.is_relative_to(ROOT)
+    schedule = {"timezone": "UTC", "retrain": "0 4 * * 0"}
+    config = write_config(folder, "sqlite:///shop.db", model={"schedule": schedule})
+    monkeypatch.chdir(elsewhere)
+    assert main(["--config", str(config), "deployments"]) == 0
+    written = folder / "deployments" / "prefect.yaml"
+    text = written.read_text()
+    document = yaml.safe_load(text)
+    (step,) = document["pull"]
+    directory = Path(step["prefect.deployments.steps.set_working_directory"]["directory"])
+    assert directory.is_absolute() and directory == folder.resolve()
+    for deployment in document["deployments"]:
+        named = Path(deployment["parameters"]["config"])
+        assert named.is_absolute() and named.is_file() and load_settings(named).models.keys() == {"tiny"}
+    assert f"--prefect-file {written}" in text and "schedules: []" not in text
+    by_name = {d["name"]: d for d in document["deployments"]}
+    assert by_name["tiny-retrain"]["schedules"][0]["cron"] == "0 4 * * 0" and by_name["tiny-forecast"]["schedules"] is None
+    monkeypatch.chdir(folder)  # the same file whichever folder the command runs from
+    assert main(["--config", "forecasting.toml", "deployments", "--check"]) == 0
+    assert written.read_text() == render_prefect_yaml(load_settings(config), config, written)
 
 
 def test_each_model_gets_five_deployments_with_schedules_only_where_configured():
@@ -28,7 +50,7 @@ def test_each_model_gets_five_deployments_with_schedules_only_where_configured()
     assert specs["a-retrain"]["parameters"] == {"model": "a", "mode": "retrain"}
     assert specs["a-auto"]["schedules"][0]["cron"] == "0 6 * * *" and specs["a-forecast"]["schedules"] == []
     assert specs["b-tune"]["flow_name"] == "tune-model" and specs["b-tune"]["entrypoint"] == "flows.tune_model.tune_model"
-    document = yaml.safe_load(render_prefect_yaml(settings))
+    document = yaml.safe_load(render_prefect_yaml(settings, ROOT / "forecasting.toml"))
     for deployment in document["deployments"]:
         assert deployment["enforce_parameter_schema"] is True
         assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}

@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 """
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision = "0001"
 down_revision = None
@@ -31,8 +31,10 @@ JOIN (
 
 def upgrade() -> None:
     # A table (or view) the user made under the default source table's name before `init` is their
-    # source, used as it is (`forecasting.sources.schema.migrate` checked its columns first).
-    if not sa.inspect(op.get_bind()).has_table("observations"):
+    # source, used as it is (`forecasting.sources.schema.migrate` checked its columns first). Where the
+    # configured source is another table, the default one is not created at all (it would stay empty).
+    wanted = context.config.attributes.get("create_default_source", True)
+    if wanted and not sa.inspect(op.get_bind()).has_table("observations"):
         op.create_table(
             "observations",
             sa.Column("series_id", sa.String(200), primary_key=True),
@@ -111,4 +113,5 @@ def downgrade() -> None:
     op.drop_table("model_versions")
     op.drop_index("ix_forecasts_model_origin", table_name="forecasts")
     op.drop_table("forecasts")
-    op.drop_table("observations")
+    if sa.inspect(op.get_bind()).has_table("observations"):
+        op.drop_table("observations")
