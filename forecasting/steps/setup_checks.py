@@ -113,6 +113,12 @@ def check_rows(engine: Engine, settings: Settings) -> tuple[SourceRows | None, C
     except ForecastingError as error:
         return None, failed("data", error, exit_code=2, url=settings.database.url)
     observed, ahead = split_future(screened.clean)
+    reasons = _reasons(screened.quarantined)
+    if observed.empty:
+        return None, failed("data", InputError(
+            f"source table {source.table!r}: none of its {len(frame):,} rows is usable; all would be quarantined "
+            f"(most: {reasons.index[0]}, {int(reasons.iloc[0]):,})" if len(reasons) else f"source table {source.table!r} holds no usable observations"
+        ))  # fmt: skip
     text = (
         f"{observed['series_id'].nunique():,} series, {len(observed):,} observations from {_when(observed['ts'].min())} to {_when(observed['ts'].max())}, "
         f"frequency {frequency} ({origin})"
@@ -120,13 +126,20 @@ def check_rows(engine: Engine, settings: Settings) -> tuple[SourceRows | None, C
     if len(ahead):
         text += f", {len(ahead):,} future rows"
     if len(screened.quarantined):
-        reasons = screened.quarantined["reason"].value_counts()
         text += f"; {len(screened.quarantined):,} rows would be quarantined (most: {reasons.index[0]}, {int(reasons.iloc[0]):,})"
     if screened.skipped:
         text += f"; {len(screened.skipped):,} series set aside (source.on_bad_series = \"skip\")"
     if screened.duplicates:
         text += f"; {screened.duplicates:,} duplicated rows (the last kept)"
     return SourceRows(observed, ahead, frequency), Check("data", text)
+
+
+def _reasons(quarantined: pd.DataFrame) -> pd.Series:
+    """How many rows would be quarantined for each reason, most first; a row's own reason before the
+    one it has only because its series was set aside."""
+    counts = quarantined["reason"].value_counts()
+    aside = counts.index.str.startswith("series set aside")
+    return pd.concat([counts[~aside], counts[aside]])
 
 
 def _when(stamp: pd.Timestamp) -> str:
@@ -155,11 +168,11 @@ def check_storage_places(settings: Settings) -> Iterator[Check]:
             root = where()
             if is_remote(root):
                 check_reachable(root, key)
-                yield Check(key, f"{root} is reachable (a probe object was written, read and removed)")
+                yield Check("storage", f"{key} {root} is reachable (a probe object was written, read and removed)")
             else:
-                yield Check(key, _local_folder(Path(root), key))
+                yield Check("storage", f"{key} {_local_folder(Path(root), key)}")
         except ForecastingError as error:
-            yield failed(key, error)
+            yield failed("storage", error)
 
 
 def _local_folder(root: Path, key: str) -> str:
