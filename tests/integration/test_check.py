@@ -14,6 +14,7 @@ import uuid
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from forecasting.cli import main as cli
 from forecasting.config.settings import SourceConfig, load_settings
@@ -22,7 +23,7 @@ from forecasting.model.inputs import InputSpec
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
-from tests.conftest import s3_keys, synthetic_frame, toml_value
+from tests.conftest import insert_promotion_rows, promotion_frame, s3_keys, synthetic_frame, toml_value
 from tests.postgres_server import create_database
 
 # Derived: lookback, batch size and season. min_epochs 4 of 5 with patience 1: early stopping cannot end
@@ -93,11 +94,18 @@ def seconds(text):
     return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(rest or 0)
 
 
-def test_a_misconfigured_project_names_each_problem_in_one_line(workdir, capsys, s3_endpoint, postgres_admin_url, monkeypatch):
-    """PostgreSQL and S3, as in the issue: a wrong target column, a bucket that is not there, a Prefect
-    server that does not answer: one line each, all three (not only the first), exit 2 (a config
-    problem is among them); nothing after the source is checked for the models."""
+@pytest.mark.parametrize("store", ["missing bucket", "closed port"])
+def test_a_misconfigured_project_names_each_problem_in_one_line(workdir, capsys, s3_endpoint, postgres_admin_url, monkeypatch, request, store):
+    """PostgreSQL and S3, as in the issue: a wrong target column, a bucket that is not there (or an S3
+    endpoint whose port is closed), a Prefect server that does not answer: one line each, all three
+    (not only the first), exit 2 (a config problem is among them); the models are not checked."""
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{closed_port()}/api")
+    if store == "closed port":
+        from s3fs import S3FileSystem
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+        S3FileSystem.clear_instance_cache()  # fsspec keeps filesystems by their options, the endpoint from the environment not among them
+        request.addfinalizer(S3FileSystem.clear_instance_cache)
     bucket = f"missing-{uuid.uuid4().hex[:12]}"
     database = create_database(postgres_admin_url)
     project(workdir, synthetic_frame(), source={"target": "amount"}, storage=f"s3://{bucket}/forecasting", database=database)
@@ -107,6 +115,7 @@ def test_a_misconfigured_project_names_each_problem_in_one_line(workdir, capsys,
     assert len(found) == 3, lines
     assert found[0].startswith("problem  source: source.target: column 'amount' not found in table 'observations'")
     assert found[1].startswith(f"problem  storage: storage.root: cannot reach s3://{bucket}/forecasting (")
+    assert ("The specified bucket does not exist" if store == "missing bucket" else "Could not connect to the endpoint URL") in found[1]
     assert found[2].startswith("problem  prefect: PREFECT_API_URL: the Prefect API at http://127.0.0.1:") and "does not answer" in found[2]
     assert lines[0].startswith("ok       database: connected to postgresql+psycopg://") and lines[-1] == "3 problems found (a dry run: nothing was written)"
     assert not any(line.startswith(("ok       model", "problem  model")) for line in lines)
@@ -213,3 +222,18 @@ def test_the_estimate_is_within_2x_of_the_real_training(workdir, capsys):
     assert outcome.report.epochs_run == 5 and outcome.report.details["refit"]["epochs"] == 5
     print(f"\nestimated {estimated:.1f} s, real {real:.1f} s: {estimate}")
     assert real / 2 <= estimated <= real * 2, (estimated, real, estimate)
+
+
+def test_a_future_feature_is_checked_and_calibrated_with_its_future_rows(workdir, capsys):
+    """Promotions planned ahead (issue 27's walkthrough): the column's type, the future rows counted,
+    the network's second input in the calibration."""
+    project(workdir, source={"future_features": ["promo"]})
+    engine = create_db_engine(load_settings(workdir / "forecasting.toml").database.url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE observations ADD COLUMN promo DOUBLE PRECISION"))
+    insert_promotion_rows(engine, promotion_frame(n_series=6, length=48, ahead=6))
+    code, lines, _ = check(capsys)
+    assert code == 0, lines
+    assert "ok       source: table observations: series series_id (VARCHAR(200)), time ts (DATETIME), target value (FLOAT), future feature promo (REAL)" in lines  # SQLite reads DOUBLE PRECISION as REAL
+    assert any(line.startswith("ok       data: 6 series, 288 observations from 2018-01-01 to 2021-12-01") and line.endswith(", 36 future rows") for line in lines)
+    assert any(line.startswith("ok       model daily: training takes about ") for line in lines)
