@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from forecasting.cli.check_command import add_check_command, cmd_check
 from forecasting.cli.common import DATABASE, config_path_of, connect, settings_of
 from forecasting.cli.models_commands import add_models_command, models_command
 from forecasting.cli.report_commands import add_report_command, advance_demo, cmd_report
@@ -281,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--value-column", help="file column holding the value (default: source.target, value)")
     load.add_argument("--format", choices=["csv", "parquet"], help="file format (default: from the extension)")
     load.set_defaults(handler=cmd_load)
+
+    add_check_command(commands, cmd_check)
 
     run = commands.add_parser("run", help="run the forecast-pipeline flow once")
     run.add_argument("--model", required=True)

@@ -12,6 +12,9 @@ The rules are pure functions of the frequency, the horizon and the series' lengt
   epoch, whatever the data set's size), between 32 and 1024;
 - min_epochs: 15% of `epochs` (rounded down), so early stopping does not end on a lucky early dip.
 
+`likely_epochs` says where early stopping is likely to end a training (the training-time estimate
+of `forecasting check` and the progress lines while training).
+
 `resolve_config` fills the missing keys of a config from the data; a trained forecaster keeps the
 resolved config, so its artifact records what it was trained with, and the inputs it reads
 (`inputs.InputSpec.resolve`, once per fit).
@@ -28,11 +31,16 @@ import numpy as np
 from forecasting.evaluation.metrics import season_length
 from forecasting.config.model_settings import ModelConfig
 
+# The keys `resolve_config` derives from the data when the config leaves them out: a config trained has them all.
+DERIVED_KEYS = ("season", "lookback", "batch_size", "min_epochs")
 MIN_LOOKBACK = 2
 SHORT_SERIES_QUANTILE = 0.05
 UPDATES_PER_EPOCH = 100
 MIN_BATCH, MAX_BATCH = 32, 1024
 MIN_EPOCHS_SHARE = 0.15
+# Where the validation loss is usually lowest, as a share of `epochs`: the M3 monthly runs of
+# benchmarks/results/2026-11-26-m3-monthly.md (100 epochs, patience 8) kept epochs 5 to 32, median 21.
+LIKELY_BEST_SHARE = 0.2
 
 
 def default_season(frequency: str | None) -> int:
@@ -73,6 +81,14 @@ def default_batch_size(windows: int) -> int:
 def default_min_epochs(epochs: int) -> int:
     """15% of the epochs, rounded down."""
     return int(epochs * MIN_EPOCHS_SHARE)
+
+
+def likely_epochs(epochs: int, min_epochs: int | None, patience: int) -> tuple[int, int]:
+    """(epochs run, epoch kept) that early stopping likely gives: the best epoch about a fifth of the
+    way through `epochs` (`LIKELY_BEST_SHARE`), not before `min_epochs` + 1, then `patience` more
+    epochs without improvement; never more than `epochs`. A guess from experience, not a bound."""
+    best = min(epochs, max((min_epochs or 0) + 1, math.ceil(LIKELY_BEST_SHARE * epochs)))
+    return min(epochs, best + patience), best
 
 
 def resolve_config(config: ModelConfig, frequency: str | None, lengths: Iterable[int]) -> ModelConfig:

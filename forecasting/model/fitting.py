@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from forecasting.runtime.faults import checkpoint
+from forecasting.model.defaults import likely_epochs
 from forecasting.model.input_pipeline import shuffled_batches, validation_batch_size
 from forecasting.model.network import member_count, member_targets
 from forecasting.runtime.progress import keras_verbose
@@ -33,7 +34,7 @@ class Schedule:
     min_epochs: int = 0
 
 
-def _member_weights(model: keras.Model, weights: np.ndarray) -> np.ndarray:
+def member_weights(model: keras.Model, weights: np.ndarray) -> np.ndarray:
     """Window weights shaped like the model's per-window losses: one per member for an ensemble."""
     count = member_count(model)
     return weights if count == 1 else np.repeat(weights[:, np.newaxis], count, axis=1)
@@ -52,7 +53,10 @@ def fit_windows(
     """Fit on the windows given; with a split, early-stop on its validation windows (best weights kept),
     without one, run all `schedule.epochs`. With `weights` (per series, see `series_weights`), each window's
     loss counts by its series' weight, `train_series` naming the series of each training window."""
-    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training")), EpochProgress()]
+    # Early stopping ends a fit with a split, likely near `likely_epochs`; without one every epoch runs.
+    likely = likely_epochs(schedule.epochs, schedule.min_epochs, schedule.patience)[0] if split is not None else None
+    progress = EpochProgress(likely_epochs=likely, early_stopping=split is not None)
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: checkpoint("training")), progress]
     if deadline is not None:
         callbacks.append(deadline.start())
     validation = None
@@ -65,10 +69,10 @@ def fit_windows(
         )
         validation = (split.val_inputs(), member_targets(model, split.y_val))
         if weights is not None:
-            validation = (*validation, _member_weights(model, window_weights(weights, split.val_series)))
+            validation = (*validation, member_weights(model, window_weights(weights, split.val_series)))
     tensors = (x_train, member_targets(model, y_train))
     if weights is not None:
-        tensors = (*tensors, _member_weights(model, window_weights(weights, train_series)))
+        tensors = (*tensors, member_weights(model, window_weights(weights, train_series)))
     batches = shuffled_batches(tensors, schedule.batch_size, schedule.seed)
     with phase("train epochs") as counts:
         history = model.fit(

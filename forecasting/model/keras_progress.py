@@ -1,6 +1,7 @@
 """Keras callbacks that report training and prediction through `forecasting.runtime.progress.Progress`: batches
-of all epochs (the time left is an upper bound, as early stopping may end training sooner) with the
-epoch, its loss and the last validation loss; and the series predicted, batch by batch."""
+of all epochs (with early stopping the time left is an upper bound, said after the time to where early
+stopping likely ends it) with the epoch, its loss and the last validation loss; and the series
+predicted, batch by batch."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from typing import Any
 
 import keras
 
-from forecasting.runtime.progress import Progress
+from forecasting.runtime.progress import Likely, Progress
 
 
 class EpochProgress(keras.callbacks.Callback):
     """Progress of `fit`: batches done of epochs x batches per epoch, updated per batch (per execution
-    with `steps_per_execution`), with the epoch and the losses in each line."""
+    with `steps_per_execution`), with the epoch and the losses in each line. With `early_stopping` the
+    total is an upper bound; `likely_epochs` (`defaults.likely_epochs`) says where it likely ends."""
 
-    def __init__(self, what: str = "train epochs", **options: Any) -> None:
+    def __init__(self, what: str = "train epochs", likely_epochs: int | None = None, early_stopping: bool = True, **options: Any) -> None:
         super().__init__()
         self.what, self.options = what, options
+        self.likely_epochs, self.early_stopping = likely_epochs, early_stopping
         self.tracker: Progress | None = None
         self.epoch, self.steps, self.epochs = 0, None, 1
         self.val_loss: float | None = None
@@ -33,8 +36,13 @@ class EpochProgress(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.epochs = int(self.params.get("epochs") or 1)
         self.steps = self.params.get("steps") or None
+        per_epoch = self.steps or 1
         total, unit = (self.epochs * self.steps, "batches") if self.steps else (self.epochs, "epochs")
-        self.tracker = Progress(self.what, total, unit, bound=self.epochs > 1, **self.options).start()
+        likely = None
+        if self.likely_epochs is not None and self.likely_epochs < self.epochs:
+            likely = Likely(self.likely_epochs * per_epoch, f"early stopping likely ends it near epoch {self.likely_epochs} of {self.epochs}")
+        bound = self.early_stopping and self.epochs > 1
+        self.tracker = Progress(self.what, total, unit, bound=bound, likely=likely, **self.options).start()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from forecasting.config.settings import ModelConfig
 from forecasting.model.deadline import Deadline
+from forecasting.model.defaults import DERIVED_KEYS
 from forecasting.errors import RunError
 from forecasting.model.fitting import Schedule, best_epoch, fit_windows
 from forecasting.runtime.memory import release_free_memory
@@ -28,8 +29,6 @@ from forecasting.preparation.windows import SeriesArrays, WindowSplit, joined, s
 # parallel in separate processes (the Dask task runner does).
 TRAINING_LOCK = threading.Lock()
 
-# The keys `defaults.resolve_config` derives from the data: a config trained has them all.
-DERIVED_KEYS = ("season", "lookback", "batch_size", "min_epochs")
 
 
 def set_determinism(seed: int, deterministic_ops: bool = True) -> None:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 PROGRESS_ENV = "FORECASTING_PROGRESS"
@@ -112,13 +113,23 @@ def _keep_terminal_handlers_quiet() -> None:
         current = current.parent if current.propagate else None
 
 
+@dataclass(frozen=True)
+class Likely:
+    """Where a phase whose total is an upper bound likely ends: after `total` units, `why` saying so
+    (training: "early stopping likely near epoch 28 of 100", see `model.defaults.likely_epochs`)."""
+
+    total: int
+    why: str
+
+
 class Progress:
     """Progress of one phase towards a known `total` of `unit` (rows, series, batches, epochs).
 
     `update(done)` or `advance(count)` per batch or chunk; a log line at the start, at most every
     `interval` seconds (default `interval_seconds()`) and at `finish()`. With `bound`, the total is an
-    upper bound (training that early stopping may end sooner) and the time left is said to be at most.
-    `clock` is a seam for tests; `bar` forces the live bar on or off (default: `bar_wanted()`).
+    upper bound (training that early stopping may end sooner) and the time left is said to be at most;
+    with `likely` too, the time left to its likely end comes first, the bound after it, until that end
+    is passed. `clock` is a seam for tests; `bar` forces the live bar on or off (default: `bar_wanted()`).
     """
 
     def __init__(
@@ -130,8 +141,10 @@ class Progress:
         clock: Callable[[], float] = time.monotonic,
         bar: bool | None = None,
         bound: bool = False,
+        likely: Likely | None = None,
     ) -> None:
         self.what, self.total, self.unit, self.bound = what, max(0, int(total)), unit, bound
+        self.likely = likely if bound else None
         self.interval = interval_seconds() if interval is None else interval
         self.clock, self.want_bar = clock, bar
         self.done, self.note = 0, ""
@@ -179,11 +192,19 @@ class Progress:
         if self.total:
             text += f" ({100 * self.done / self.total:.0f}%)"
         if self.done > 0 and elapsed > 0:
-            left = (self.total - self.done) * elapsed / self.done
-            text += f", {_rate(self.done, elapsed, self.unit)}, " + (f"at most {duration(left)} left (early stopping may end it sooner)" if self.bound else f"about {duration(left)} left")
+            text += f", {_rate(self.done, elapsed, self.unit)}, {self._left(elapsed / self.done)}"
         else:
             text += ", time left not known yet"
         return text + (f"; {self.note}" if self.note else "")
+
+    def _left(self, each: float) -> str:
+        """The time left at `each` seconds per unit: about, at most, or likely and at most."""
+        left = (self.total - self.done) * each
+        if not self.bound:
+            return f"about {duration(left)} left"
+        if self.likely is not None and self.done < self.likely.total:
+            return f"about {duration((self.likely.total - self.done) * each)} left ({self.likely.why}; at most {duration(left)})"
+        return f"at most {duration(left)} left (early stopping may end it sooner)"
 
     def finish(self, note: str | None = None, failed: bool = False) -> None:
         """Log the end line (done, time taken, rate) and take the bar down; once."""

@@ -119,6 +119,29 @@ def check_source(connection: Connection, source: SourceConfig) -> sa.Table:
     return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
 
 
+def check_column_types(connection: Connection, source: SourceConfig) -> dict[str, str]:
+    """The configured source columns and their types as the database names them (series, time, target,
+    features, future features), after `check_source`; a ConfigError for the first column whose type the
+    job cannot read as it reads it: the time a date, a timestamp or text (ISO 8601), the target and
+    the features numbers (a feature may be a boolean too). A type the database does not declare
+    (a SQLite column without one, some views) passes: its values are read as they come."""
+    check_source(connection, source)
+    columns = table_columns(connection, source.table) or {}
+    roles = [("source.series", source.series, None), ("source.time", source.time, (sa.DateTime, sa.Date, sa.String)),
+             ("source.target", source.target, (sa.Integer, sa.Numeric, sa.Float))] + [
+        (f"source.features[{i}]", name, (sa.Integer, sa.Numeric, sa.Float, sa.Boolean)) for i, name in enumerate(source.features)
+    ] + [(f"source.future_features[{i}]", name, (sa.Integer, sa.Numeric, sa.Float, sa.Boolean)) for i, name in enumerate(source.future_features)]
+    found = {}
+    for key, name, usable in roles:
+        kind = columns[name]
+        found[name] = "untyped" if isinstance(kind, sa.types.NullType) else str(kind)
+        if usable is None or isinstance(kind, sa.types.NullType) or isinstance(kind, usable):
+            continue
+        wanted = "a date, a timestamp or ISO 8601 text" if key == "source.time" else "a number" if key == "source.target" else "a number or a boolean"
+        raise ConfigError(f"{key}: column {name!r} of table {source.table!r} is {kind}, which cannot be read as {wanted}")
+    return found
+
+
 def _time_column(connection: Connection, table: sa.Table, source: SourceConfig) -> Any:
     """The source's time column as selected: raw text on SQLite (it stores timestamps as text, in
     whatever form they were written, `Z` and offsets included), so one parser reads them all."""

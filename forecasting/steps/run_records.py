@@ -87,6 +87,12 @@ def remove_stale_staging(settings: Settings, engine: Engine) -> list[str]:
 
 def check_schema(engine: Engine, settings: Settings, model_name: str) -> None:
     """Raise `ConfigError` unless the job's tables, the source table and columns, and the model's interval columns exist."""
+    check_tables(engine, settings, model_name, source=True)
+
+
+def check_tables(engine: Engine, settings: Settings, model_name: str, source: bool = False) -> None:
+    """Raise `ConfigError` unless the job's tables and the model's interval columns exist (and, with
+    `source`, the source table and its configured columns)."""
     with engine.connect() as connection:
         forecast_columns = table_columns(connection, "forecasts")
         if forecast_columns is None or table_columns(connection, "runs") is None:
@@ -101,7 +107,8 @@ def check_schema(engine: Engine, settings: Settings, model_name: str) -> None:
                 f"database.url: {masked_url(engine)} has the forecasting schema of an older version (quarantine without row_key); "
                 "run `forecasting init` to migrate it"
             )
-        check_source(connection, settings.source)
+        if source:
+            check_source(connection, settings.source)
     for level in settings.model(model_name).intervals:
         for column in interval_columns(level):
             if column not in forecast_columns:

@@ -4,6 +4,7 @@ import pytest
 
 from forecasting.model.artifacts import PREVIOUS_DEFAULTS, upgrade_manifest
 from forecasting.model.defaults import (
+    likely_epochs,
     default_batch_size,
     default_lookback,
     default_min_epochs,
@@ -53,6 +54,21 @@ def test_batch_size_gives_about_a_hundred_updates_an_epoch():
 def test_min_epochs_is_fifteen_percent():
     assert default_min_epochs(100) == 15
     assert default_min_epochs(4) == 0
+
+
+@pytest.mark.parametrize(
+    "epochs, min_epochs, patience, expected",
+    [
+        (100, 15, 8, (28, 20)),  # the defaults: best near a fifth of the epochs (the M3 runs' median, 21), then patience
+        (100, 40, 8, (49, 41)),  # not before min_epochs
+        (30, 4, 8, (14, 6)),
+        (5, 4, 1, (5, 5)),  # min_epochs + patience leave no earlier end
+        (3, 0, 2, (3, 1)),
+        (10, None, 0, (2, 2)),
+    ],
+)
+def test_likely_epochs_are_a_fifth_of_the_epochs_then_patience_never_past_epochs(epochs, min_epochs, patience, expected):
+    assert likely_epochs(epochs, min_epochs, patience) == expected
 
 
 def test_a_config_with_only_a_horizon_is_completed_from_the_data():

@@ -59,6 +59,23 @@ def test_an_upper_bound_says_at_most_and_a_note_goes_with_the_line(caplog) -> No
     ]
 
 
+def test_a_likely_end_comes_first_with_the_bound_after_it_until_it_is_passed(caplog) -> None:
+    """Issue 27: the first line said "at most 10 h 47 min left"; it says where early stopping likely ends it first."""
+    clock = Clock()
+    likely = progress.Likely(28, "early stopping likely ends it near epoch 28 of 100")
+    with caplog.at_level(logging.INFO, logger="forecasting.progress"):
+        tracker = Progress("train epochs", 100, "epochs", interval=0, clock=clock, bar=False, bound=True, likely=likely).start()
+        clock.now += 60
+        tracker.update(2)
+        clock.now += 840
+        tracker.update(30)
+    assert lines(caplog)[1:] == [
+        "train epochs: 2/100 epochs (2%), 30 s each, about 13 min 00 s left (early stopping likely ends it near epoch 28 of 100; at most 49 min 00 s)",
+        "train epochs: 30/100 epochs (30%), 30 s each, at most 35 min 00 s left (early stopping may end it sooner)",
+    ]
+    assert Progress("forecast", 10, "series", likely=likely).likely is None  # only a bound has a likely end
+
+
 def test_nothing_done_yet_has_no_estimate_and_a_failure_says_stopped(caplog) -> None:
     clock = Clock()
     with caplog.at_level(logging.INFO, logger="forecasting.progress"):

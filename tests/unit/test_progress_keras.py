@@ -69,6 +69,18 @@ def test_an_early_stop_is_said_and_prediction_counts_windows_per_batch(caplog) -
     assert forecast[-1].startswith("forecast: done, 64/64 series in ")
 
 
+def test_the_likely_end_of_early_stopping_is_said_and_a_fit_without_it_says_about(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="forecasting.progress"):
+        fitted([EpochProgress(likely_epochs=2, interval=0, clock=Clock(), bar=False)])
+        fitted([EpochProgress("refit", early_stopping=False, interval=0, clock=Clock(), bar=False)])
+    lines = [r.getMessage() for r in caplog.records if r.name == "forecasting.progress"]
+    assert lines[1].startswith(
+        "train epochs: 1/12 batches (8%), 1 batches/s, about 7.0 s left (early stopping likely ends it near epoch 2 of 3; at most 11 s); epoch 1/3, loss "
+    )
+    assert any(line.startswith("train epochs: 9/12 batches (75%), ") and ", at most 3.7 s left (early stopping may end it sooner); epoch 3/3" in line for line in lines)
+    assert any(line.startswith("refit: 1/12 batches (8%), 1 batches/s, about 11 s left; epoch 1/3") for line in lines)
+
+
 def test_progress_none_silences_keras_own_epoch_lines(capsys, monkeypatch) -> None:
     """The flow trains with Keras's `verbose = 2` (a line per epoch); with FORECASTING_PROGRESS=none (cron
     mails any output) those lines are off too, like the job's own progress lines. Training is unchanged."""
