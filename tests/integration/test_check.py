@@ -23,8 +23,9 @@ from forecasting.model.inputs import InputSpec
 from forecasting.sources.database import create_db_engine
 from forecasting.sources.loading import load_observations
 from forecasting.sources.schema import migrate
-from tests.conftest import insert_promotion_rows, promotion_frame, s3_keys, synthetic_frame, toml_value
-from tests.postgres_server import create_database
+from tests.support.data import insert_promotion_rows, promotion_frame, synthetic_frame, toml_value
+from tests.support.s3 import s3_keys
+from tests.support.postgres_server import create_database
 
 # Derived: lookback, batch size and season. min_epochs 4 of 5 with patience 1: early stopping cannot end
 # the training before its last epoch, so the likely estimate and the real training run the same epochs.
