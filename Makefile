@@ -38,12 +38,12 @@ demo: $(VENV)/.installed
 
 # The whole suite, as CI runs it: PostgreSQL, Prefect servers, S3, training, benchmark smoke runs.
 test: lint-imports
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The quick loop while you change code: unit tests and SQLite integration tests, no servers, no
 # training-heavy or benchmark tests (markers in pyproject.toml).
 check: lint-imports
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not postgres and not prefect and not slow and not benchmark" tests/unit tests/integration
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not postgres and not prefect and not slow and not benchmark" tests/unit tests/integration
 
 # The package layers and no import cycles (pyproject.toml [tool.importlinter]).
 lint-imports: $(VENV)/.installed-dev

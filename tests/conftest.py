@@ -124,13 +124,21 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the `xdist_group` marks added here
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Markers for the test tiers (`make check` leaves out postgres, prefect, slow and benchmark):
     every test under tests/flows runs flows or the CLI end to end, and any test that asks for the
-    session's Prefect server or PostgreSQL server is marked as needing it."""
+    session's Prefect server or PostgreSQL server is marked as needing it.
+
+    The suite runs with `--dist loadgroup`: tests are spread over the workers one by one, except
+    the tests of a module that share a module-scoped fixture (a model trained once, a Prefect
+    server), which stay on one worker so that fixture is built once."""
     flows = Path(__file__).parent / "flows"
     for item in items:
         if flows in Path(item.path).parents or "prefect_server" in item.fixturenames:
             item.add_marker(pytest.mark.prefect)
         if "postgres_admin_url" in item.fixturenames:
             item.add_marker(pytest.mark.postgres)
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions and any(d.scope == "module" for defs in definitions.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
