@@ -23,6 +23,14 @@ def smape(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.nanmean(terms))
 
 
+def mape(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean absolute percentage error: mean of 100*|y - yhat| / |y| over the actual values that are not 0."""
+    actual, predicted = np.asarray(actual, dtype="float64"), np.asarray(predicted, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(actual == 0, np.nan, 100.0 * np.abs(actual - predicted) / np.abs(actual))
+    return float(np.nanmean(terms)) if np.isfinite(terms).any() else float("nan")
+
+
 def naive_forecast(inputs: np.ndarray, horizon: int) -> np.ndarray:
     """Repeat the last observed target value (column 0 of each window) `horizon` times."""
     return np.repeat(inputs[:, -1, 0:1], horizon, axis=1)
@@ -105,7 +113,8 @@ def accuracy_by_step(
     forecasts: pd.DataFrame, actuals: pd.DataFrame, scales: dict[str, float], levels: list[int] | tuple[int, ...] = ()
 ) -> pd.DataFrame:
     """Score a long forecast frame against actuals (series_id, ts, value): one row per step and a
-    last row with step 0 for all steps together; columns series, mae, rmse, smape, mase and, per
+    last row with step 0 for all steps together; columns series, points (the forecasts scored), mae,
+    rmse, smape, mase, mape (actual values of 0 left out) and, per
     interval level present, coverage_<level> (percent) and width_<level> (mean width divided by the
     series' MASE scale, so series of any size count alike). Forecasts without an actual are left out.
     A `mase_scale` column in `forecasts` overrides `scales` row by row (backtests: one scale per origin)."""
@@ -124,6 +133,7 @@ def accuracy_by_step(
             "abs_error": error,
             "sq_error": error**2,
             "smape_term": np.where(denominator == 0, 0.0, 200.0 * error / denominator),
+            "ape_term": np.where(actual == 0, np.nan, 100.0 * error / np.abs(actual)),
             "scaled_error": np.where(scale > 0, error / scale, np.nan),
         }
         for level in levels:
@@ -135,10 +145,12 @@ def accuracy_by_step(
     def summarise(group: pd.DataFrame) -> dict[str, float]:
         row = {
             "series": float(group["series_id"].nunique()),
+            "points": float(len(group)),
             "mae": float(group["abs_error"].mean()),
             "rmse": float(np.sqrt(group["sq_error"].mean())),
             "smape": float(group["smape_term"].mean()),
             "mase": float(group["scaled_error"].mean()),
+            "mape": float(group["ape_term"].mean()),
         }
         for level in levels:
             row[f"coverage_{level}"] = float(group[f"inside_{level}"].mean())

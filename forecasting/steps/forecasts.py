@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from forecasting.config.settings import Settings
 from forecasting.errors import ConfigError, RunError
+from forecasting.evaluation.sanity import FACTOR, out_of_range
 from forecasting.publishing.forecast_dataset import write_forecasts
 from forecasting.publishing.registry import load_version
 from forecasting.publishing.repair import repair_parquet
@@ -23,13 +24,15 @@ from forecasting.steps.data import open_engine, prepare_data
 from forecasting.storage.files import STAGING
 from forecasting.storage.locations import make_dirs, read_parquet, write_parquet
 
-EXAMPLES = 5  # series listed per kind (skipped, constant, stale) in a summary
+EXAMPLES = 5  # series listed per kind (skipped, constant, stale, out of range) in a summary
 
 
 @dataclass(frozen=True)
 class ForecastSummary:
     """What `forecast_step` did: the staged file, the champion version used, what was read, forecast,
-    skipped (with up to five examples each), the origins, frequency and horizon."""
+    skipped (with up to five examples each), the origins, frequency and horizon, and the series whose
+    forecast goes more than `range_factor` times their observed range outside it (flagged, still
+    written: `forecasting.evaluation.sanity`)."""
 
     staged: str
     version: int
@@ -45,6 +48,9 @@ class ForecastSummary:
     origins: list[str]
     frequency: str
     horizon: int
+    series_out_of_range: int = 0
+    out_of_range_examples: dict[str, str] = field(default_factory=dict)
+    range_factor: float = FACTOR
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain data."""
@@ -71,6 +77,8 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
         result = loaded.predict(data.arrays, settings.model(model_name).intervals)
         counts.update(series=len(data.arrays.values), rows=len(result.forecasts))
     forecasts = result.forecasts
+    # Flagged in the summary, never changed: forecasts far outside what their series has done.
+    far_out = out_of_range({sid: values[:, 0] for sid, values in data.arrays.values.items()}, forecasts)
     # The arrays and the network are done with: let them go before the staged rows are built and written.
     version, horizon, read, stale, frequency = loaded.version, loaded.horizon, (data.series_read, data.rows_read), data.stale, data.frequency
     del loaded, data
@@ -98,6 +106,8 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
         origins=sorted({str(ts.date()) for ts in forecasts["forecast_origin"].unique()})[:EXAMPLES] if len(forecasts) else [],
         frequency=frequency,
         horizon=horizon,
+        series_out_of_range=len(far_out),
+        out_of_range_examples=dict(list(far_out.items())[:EXAMPLES]),
     )
 
 

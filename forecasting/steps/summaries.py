@@ -115,6 +115,14 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  stale series (not forecast): {summary['series_stale']}")
         for series_id, reason in summary.get("stale_examples", {}).items():
             lines.append(f"    stale {series_id}: {reason}")
+    if summary.get("series_out_of_range"):
+        factor = f"{summary.get('range_factor', 10):g}"
+        lines.append(
+            f"  forecasts far out of range: {summary['series_out_of_range']} series forecast more than {factor}x their observed "
+            f"range beyond it (written unchanged; check them)"
+        )
+        for series_id, what in summary.get("out_of_range_examples", {}).items():
+            lines.append(f"    out of range {series_id}: {what}")
     trained = summary.get("training")
     if trained:
         layers = ", ".join(

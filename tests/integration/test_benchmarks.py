@@ -19,7 +19,7 @@ def test_m3_benchmark_prints_one_json_line_with_the_issue_keys():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     line = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("dataset", "series", "smape", "mase", "snaive_smape", "coverage_80", "coverage_95", "train_seconds", "config"):
+    for key in ("dataset", "series", "smape", "mase", "mape", "snaive_smape", "snaive_mape", "coverage_80", "coverage_95", "train_seconds", "config"):
         assert key in line
     assert line["dataset"] == "m3-monthly" and line["series"] == 30
     assert line["config"]["seed"] == 5 and line["config"]["ensemble"]["members"] == 1 and line["config"]["epochs"] == 1
@@ -70,6 +70,22 @@ def test_m3_subset_benchmark_runs_derived_defaults_beside_seasonal_naive():
     assert config["horizon"] == 8 and config["season"] == 4 and config["batch_size"] == 32 and config["min_epochs"] == 0
     assert config["lookback"] == default_lookback(8, 4, lengths) == 10
     assert 0 < line["snaive_smape"] < 200 and 0 < line["smape"] < 200 and "theta_smape" not in line
+
+
+def test_m3_all_subsets_print_each_subset_then_the_point_average_beside_the_series_weighted_mean():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.m3", "--subset", "all", "--series", "3", "--set", "epochs=1", "--set", "min_epochs=0", "--no-statsforecast"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    *subsets, total = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["dataset"] for line in subsets] == ["m3-yearly", "m3-quarterly", "m3-monthly", "m3-other"]
+    for line in subsets:
+        assert {"smape", "mase", "mape", "snaive_mape", "naive_mase", "naive_mape"} <= set(line) and line["scored"]["model"]["series"] == 3
+    assert total["dataset"] == "m3-all" and total["series"] == 12 and total["points"] == 3 * (6 + 8 + 18 + 8)
+    points = sum(line["smape"] * line["scored"]["model"]["points"] for line in subsets) / total["points"]
+    assert total["point_average"]["smape"] == pytest.approx(points, abs=2e-3)
+    assert total["series_weighted"]["smape"] == pytest.approx(sum(line["smape"] for line in subsets) / 4, abs=2e-3)
 
 
 def test_classical_baselines_score_like_the_model():

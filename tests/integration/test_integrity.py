@@ -121,6 +121,37 @@ def test_constant_and_all_zero_series_forecast_their_value_and_are_flagged(proje
     text = steps.format_summary(summary.as_dict())
     assert "constant series: 2 forecast as their last value with zero-width intervals" in text
     assert "    constant ZERO: 0 (constant series)" in text
+    assert staged.series_out_of_range == 0 and "out of range" not in text  # ordinary forecasts are not flagged
+
+
+@pytest.mark.slow
+def test_forecasts_far_outside_a_series_range_are_flagged_and_written_unchanged(project, monkeypatch):
+    from forecasting.model.forecaster import RecurrentForecaster
+
+    settings, _ = project(synthetic_frame())
+    steps.train_step(settings, "tiny", "r1", mode="retrain")
+    history_of = synthetic_frame().groupby("series_id")["value"]
+    low, high = history_of.min(), history_of.max()
+    wild = {"S01": float(high["S01"] + 11 * (high["S01"] - low["S01"])), "S05": float(low["S05"] - 10.5 * (high["S05"] - low["S05"]))}
+    original = RecurrentForecaster.predict
+
+    def predict_wild(self, arrays, levels=None):  # a network that extrapolates wildly for two series, at step 2
+        result = original(self, arrays, levels)
+        for series_id, value in wild.items():
+            result.forecasts.loc[(result.forecasts["series_id"] == series_id) & (result.forecasts["step"] == 2), "yhat"] = value
+        return result
+
+    monkeypatch.setattr(RecurrentForecaster, "predict", predict_wild)
+    staged = steps.forecast_step(settings, "tiny", "r2")
+    assert staged.series_out_of_range == 2 and staged.series_forecast == 8
+    assert list(staged.out_of_range_examples) == ["S01", "S05"]
+    assert staged.out_of_range_examples["S01"].startswith(f"yhat {wild['S01']:.6g} at step 2 (observed {low['S01']:.6g} to")
+    written = pd.read_parquet(staged.staged).set_index(["series_id", "step"])["yhat"]
+    assert written[("S01", 2)] == wild["S01"] and written[("S05", 2)] == wild["S05"] and len(written) == 8 * 6  # nothing dropped
+    summary = steps.summarise(settings, "tiny", "r2", steps.ModeDecision("forecast", "forecast"), staged, steps.Writes(48, 48))
+    text = steps.format_summary(summary.as_dict())
+    assert "forecasts far out of range: 2 series forecast more than 10x their observed range beyond it" in text
+    assert "    out of range S05: yhat" in text
 
 
 def test_an_all_zero_input_window_forecasts_zero():

@@ -61,6 +61,15 @@ def test_accuracy_by_step_scores_each_step_and_all_steps():
     assert table.loc[1, "coverage_80"] == 100.0 and table.loc[2, "coverage_80"] == 50.0
     assert table.loc[1, "width_80"] == pytest.approx((20 / 10 + 2 / 5) / 2)
     assert table.loc[0, "mae"] == pytest.approx(7.5) and table.loc[0, "coverage_80"] == 75.0 and table.loc[0, "series"] == 2
+    assert table.loc[1, "mape"] == pytest.approx((10 + 0) / 2) and table.loc[2, "mape"] == pytest.approx((10 + 50) / 2)
+    assert table.loc[0, "points"] == 4 and table.loc[1, "points"] == 2
+
+
+def test_mape_leaves_out_zero_actuals():
+    from forecasting.evaluation.metrics import mape
+
+    assert mape(np.array([100.0, 200.0, 0.0]), np.array([110.0, 150.0, 5.0])) == pytest.approx((10 + 25) / 2)
+    assert np.isnan(mape(np.array([0.0]), np.array([1.0])))
 
 
 def test_baselines_as_forecast_frames():
