@@ -85,6 +85,9 @@ def compile_model(model: keras.Model, learning_rate: float, loss: str, jit_compi
             loss=loss_fn() if isinstance(loss_fn, type) else loss_fn,
             jit_compile=jit_compile,
         )
+    # Built now, the optimizer's slots exist before the first step: Keras then traces its training
+    # step once per fit instead of twice (a first trace only to create them), the same weights either way.
+    model.optimizer.build(model.trainable_variables)
 
 
 @contextmanager
