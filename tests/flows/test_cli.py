@@ -1,47 +1,10 @@
-"""The CLI as a person meets it: subprocesses, exit codes, one-line errors."""
+"""The CLI as a person meets it, end to end in subprocesses (its error paths: tests/integration/test_cli_errors.py)."""
 
 
 import pytest
 
 from tests.support.data import synthetic_frame, write_config
 from tests.support.cli import assert_one_line_error, forecasting
-
-
-@pytest.mark.parametrize(
-    "model, fragments",
-    [
-        ({"cell": "transformer"}, ["models.tiny.cell", "'rnn', 'lstm' or 'gru'"]),
-        ({"horizon": 0}, ["models.tiny.horizon", "greater than 0"]),
-        ({"layers": [{"dropout": 0.1}]}, ["models.tiny.layers[0].units", "Field required"]),
-    ],
-)
-def test_bad_config_exits_2_with_one_line(tmp_path, model, fragments):
-    write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", model=model)
-    assert_one_line_error(forecasting("init", cwd=tmp_path), 2, *fragments)
-
-
-def test_unreachable_database_exits_2_without_the_password(tmp_path):
-    write_config(tmp_path, "sqlite:///unused.db")
-    result = forecasting("init", cwd=tmp_path, env={"FORECASTING_DATABASE_URL": "postgresql+psycopg://job:s3cret-pw@127.0.0.1:1/forecasts"})
-    assert_one_line_error(result, 2, "FORECASTING_DATABASE_URL: cannot connect to postgresql+psycopg://job:***@127.0.0.1:1/forecasts")
-    assert "s3cret-pw" not in result.stderr + result.stdout
-
-
-def test_missing_source_table_or_column_exits_2(tmp_path):
-    write_config(tmp_path, "sqlite:///db.sqlite", source={"table": "sales", "frequency": "MS"})
-    assert forecasting("init", cwd=tmp_path).returncode == 0
-    assert_one_line_error(forecasting("run", "--model", "tiny", cwd=tmp_path), 2, "source.table: table 'sales' not found")
-    write_config(tmp_path, "sqlite:///db.sqlite", source={"target": "amount", "frequency": "MS"})
-    assert_one_line_error(forecasting("run", "--model", "tiny", cwd=tmp_path), 2, "source.target: column 'amount' not found in table 'observations'")
-    assert_one_line_error(forecasting("run", "--model", "nope", cwd=tmp_path), 2, "models.nope: no such model")
-
-
-def test_missing_config_and_bad_file(tmp_path):
-    assert_one_line_error(forecasting("init", cwd=tmp_path), 2, "forecasting.toml (default location) not found")
-    write_config(tmp_path, "sqlite:///db.sqlite")
-    assert forecasting("init", cwd=tmp_path).returncode == 0
-    (tmp_path / "bad.csv").write_text("series_id,ts,value\nA,2024-01-01,1\nA,yesterday,2\n")
-    assert_one_line_error(forecasting("load", "bad.csv", cwd=tmp_path), 2, "1 of 2 rows are invalid, nothing was loaded", "row 2")
 
 
 def test_init_load_run_list_and_forecast_again(tmp_path, prefect_server):

@@ -82,3 +82,17 @@ def loaded(tmp_path, capsys, url="sqlite:///db.sqlite"):
     synthetic_frame().to_csv(tmp_path / "obs.csv", index=False)
     assert run_cli(capsys, "init")[0] == 0
     assert run_cli(capsys, "load", "obs.csv")[0] == 0
+
+
+def in_process(monkeypatch, capsys, cwd, *args, env=None) -> subprocess.CompletedProcess:
+    """`forecasting ARGS` run in this process from `cwd`, with no FORECASTING_* or Prefect API from
+    outside (plus `env`), as a CompletedProcess: what a subprocess gives, without its start-up."""
+    for name in [n for n in os.environ if n.startswith("FORECASTING_")] + ["PREFECT_API_URL"]:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["forecasting", *args], code, captured.out, captured.err)
