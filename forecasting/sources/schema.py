@@ -78,8 +78,23 @@ def migrate(
     with as_file(files("forecasting.sql").joinpath("migrations")) as location:
         with engine.begin() as connection:
             command.upgrade(alembic_config(connection, str(location), schema, source), "head")
+    if source is not None and default_source_wanted(source, schema):
+        _ensure_default_source(engine)
     added = ensure_interval_columns(engine, interval_levels)
     return {"from_revision": before, "to_revision": current_revision(engine, schema), "added_columns": added}
+
+
+def _ensure_default_source(engine: Engine) -> None:
+    """The default source table, for a database first migrated while the source was elsewhere and
+    now configured to read `observations` (the columns of migration 0001's table)."""
+    with engine.begin() as connection:
+        if not sa.inspect(connection).has_table(DEFAULT_SOURCE_TABLE):
+            sa.Table(
+                DEFAULT_SOURCE_TABLE, sa.MetaData(),
+                sa.Column("series_id", sa.String(200), primary_key=True),
+                sa.Column("ts", sa.DateTime(), primary_key=True),
+                sa.Column("value", sa.Float(), nullable=True),
+            ).create(connection)
 
 
 def _check_existing_source(engine: Engine, source: SourceConfig) -> None:
