@@ -185,6 +185,7 @@ class ModelConfig(StrictModel):
     seed: int = Field(default=42, ge=0, le=MAX_SEED)
     normalization: Literal["series", "window", "window_log"] = "window_log"  # how the target is scaled (scaling.py)
     refit: bool = True  # after early stopping, retrain on all windows (validation ones too) for the best epoch count
+    ignore_anomalies: bool = False  # a retrain or fine-tune leaves the actuals flagged in forecast_errors.anomaly out (as missing values)
     calendar: bool = False  # add calendar inputs (month of year, day of week, hour of day as fits the frequency)
     # Divide each series' target by its multiplicative seasonal factors (classical decomposition of its
     # training part, when its autocorrelation at the seasonal lag is significant) before scaling.

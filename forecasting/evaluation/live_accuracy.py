@@ -19,8 +19,9 @@ LEVELS = (80, 95)  # the interval levels whose inside flags forecast_errors keep
 SCORE_COLUMNS = [
     "model_name", "model_version", "series_id", "forecast_origin", "target_ts", "step", "yhat", "actual", "error",
     "abs_error", "smape_term", "scale", "scaled_error", "inside_80", "inside_95", "naive_yhat", "naive_error",
-    "naive_abs_error", "naive_smape_term", "naive_scaled_error",
+    "naive_abs_error", "naive_smape_term", "naive_scaled_error", "interval_distance",
 ]
+ANOMALY_LEVEL = 95  # an arriving actual outside this interval of its newest forecast is an anomaly
 METRIC_COLUMNS = {"smape": "smape_term", "mase": "scaled_error", "mae": "abs_error"}
 
 
@@ -129,7 +130,23 @@ def score_rows(forecasts: pd.DataFrame, history: pd.DataFrame, frequency: str, s
         lower, upper = lower.to_numpy(dtype="float64"), upper.to_numpy(dtype="float64")
         inside = (actual >= lower) & (actual <= upper)
         rows[f"inside_{level}"] = pd.array(np.where(np.isfinite(lower) & np.isfinite(upper), inside, pd.NA), dtype="boolean")
+    lower, upper = rows.get(f"yhat_lower_{ANOMALY_LEVEL}"), rows.get(f"yhat_upper_{ANOMALY_LEVEL}")
+    rows["interval_distance"] = (
+        np.nan if lower is None or upper is None
+        else interval_distance(actual, lower.to_numpy(dtype="float64"), upper.to_numpy(dtype="float64"))
+    )
     return rows[SCORE_COLUMNS]
+
+
+def interval_distance(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """How far each actual lies outside its interval, in half-widths of the interval: 0 inside it (bounds
+    included), (actual - upper) / half-width above it, (lower - actual) / half-width below it; NaN where
+    the interval is missing or has no width (a constant series' zero-width band)."""
+    half = (upper - lower) / 2.0
+    outside = np.maximum(actual - upper, lower - actual)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        distance = np.where(outside <= 0, 0.0, np.where(half > 0, outside / half, np.nan))
+    return np.where(np.isfinite(lower) & np.isfinite(upper), distance, np.nan)
 
 
 def needs_scoring(candidates: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

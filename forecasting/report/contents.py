@@ -16,6 +16,8 @@ from forecasting.errors import ConfigError
 from forecasting.sources.tables import forecast_errors, ingestion_state, model_aliases, model_versions, quarantine, runs
 
 RUNS_SHOWN = 10
+ANOMALIES_SHOWN = 10
+ANOMALY_COLUMNS = ("series_id", "target_ts", "actual", "yhat", "lower_95", "upper_95", "interval_distance", "direction", "model_version", "forecast_origin")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class ReportData:
     planned: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["series_id", "ts"]))
     planned_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The newest anomalies (view `anomalies`, at most ANOMALIES_SHOWN), newest period first.
+    anomalies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ANOMALY_COLUMNS)))
 
     @property
     def has_actuals(self) -> bool:
@@ -57,6 +61,14 @@ def _frame(connection: Connection, query: Any) -> pd.DataFrame:
 def _view(connection: Connection, view: str, model: str, order: str) -> pd.DataFrame:
     table = sa.table(view, sa.column("model_name"), sa.column(order))
     return _frame(connection, sa.select(sa.text("*")).select_from(table).where(table.c.model_name == model).order_by(table.c[order]))
+
+
+def newest_anomalies(connection: Connection, model: str, limit: int = ANOMALIES_SHOWN) -> pd.DataFrame:
+    """The model's newest anomalies (view `anomalies`): latest period first, farthest out first within one."""
+    view = sa.table("anomalies", sa.column("model_name"), *(sa.column(name) for name in ANOMALY_COLUMNS))
+    query = (sa.select(*(view.c[name] for name in ANOMALY_COLUMNS)).where(view.c.model_name == model)
+             .order_by(view.c.target_ts.desc(), view.c.interval_distance.desc(), view.c.series_id).limit(limit))
+    return _frame(connection, query)
 
 
 def _series_scores(connection: Connection, model: str) -> pd.DataFrame:
@@ -118,6 +130,7 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         columns += [f[name] for level in levels for name in (f"yhat_lower_{level}", f"yhat_upper_{level}") if name in f]
         forecasts = _frame(connection, sa.select(*columns).where(f.model_name == model, f.series_id.in_(chosen))) if chosen else pd.DataFrame()
         quarantined = quarantine_counts(connection, settings.source.table)
+        anomalies = newest_anomalies(connection, model)
     features = list(settings.source.future_features)
     rows = history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value", *features], series=chosen)
     histories = observed_only(rows[["series_id", "ts", "value"]])
@@ -125,7 +138,7 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         model=model, champion=champion, watermark=str(watermark) if watermark is not None else None, runs=run_rows,
         versions=versions, by_step=by_step, by_period=by_period, series=chosen, series_note=note, histories=histories,
         forecasts=forecasts, series_scores=scores, quarantine=quarantined, levels=levels,
-        planned=planned_periods(rows, features), planned_label=" or ".join(features),
+        planned=planned_periods(rows, features), planned_label=" or ".join(features), anomalies=anomalies,
     )
 
 

@@ -18,7 +18,7 @@ from forecasting.errors import ConfigError
 from forecasting.sources.tables import interval_columns
 
 DEFAULT_SOURCE_TABLE = "observations"  # created by the first migration when it is the configured source
-VIEWS = ("forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period")
+VIEWS = ("forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period", "anomalies")
 
 
 def alembic_config(connection: Connection, script_location: str, schema: str | None = None, source: SourceConfig | None = None) -> Config:

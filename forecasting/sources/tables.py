@@ -213,4 +213,9 @@ forecast_errors = sa.Table(
     sa.Column("naive_scaled_error", sa.Float()),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("scored_at", sa.DateTime(), nullable=False),
+    # How far the actual lies outside the 95% interval in half-widths of it (0 inside; NULL without a band or with
+    # a zero-width one), and whether it is an anomaly: outside that band of the newest origin's forecast for the
+    # period (true/false on that row only, NULL on older origins' rows and where the 95% interval is missing).
+    sa.Column("interval_distance", sa.Float()),
+    sa.Column("anomaly", sa.Boolean()),
 )

@@ -12,13 +12,14 @@ from forecasting.config.settings import Settings
 from forecasting.errors import RunError
 from forecasting.history import store as history
 from forecasting.model.inputs import InputSpec
+from forecasting.preparation.exclusions import without_points
 from forecasting.preparation.future_rows import observed_only, split_future
 from forecasting.preparation.validation import infer_frequency
 from forecasting.preparation.windows import SeriesArrays
 from forecasting.runtime.memory import release_memory
 from forecasting.runtime.phases import phase
 from forecasting.sources.database import create_db_engine
-from forecasting.sources.tables import ingestion_state
+from forecasting.sources.tables import forecast_errors, ingestion_state
 
 
 def open_engine(settings: Settings) -> Engine:
@@ -36,24 +37,29 @@ class PreparedData:
     series_read: int
     rows_read: int
     stale: dict[str, str] = field(default_factory=dict)  # series left out (drop_stale) -> why
+    anomalies_left_out: int = 0  # flagged actuals set to missing (prepare_data's anomalies_of)
 
 
-def prepare_data(engine: Engine, settings: Settings, inputs: InputSpec | None = None, drop_stale: bool = False) -> PreparedData:
+def prepare_data(
+    engine: Engine, settings: Settings, inputs: InputSpec | None = None, drop_stale: bool = False, anomalies_of: str | None = None
+) -> PreparedData:
     """The pulled observations (the local history store) as the arrays `inputs` read (a trained
     forecaster's `inputs`, or `InputSpec.requested` for a model not trained yet; default: the source's
     features and future features, no calendar), built by `InputSpec.prepare`: each series on a
     regular grid of the inputs', configured, recorded or inferred frequency, gaps handled per
     `source.gaps`; the rows after each series' last observation are future rows, read only for the
     future features (`forecasting.preparation.future_inputs`). With `drop_stale`, series whose last
-    observation is `source.stale_after` or more periods before the newest one are left out (and listed)."""
+    observation is `source.stale_after` or more periods before the newest one are left out (and listed).
+    With `anomalies_of` (a model's name, where it sets `ignore_anomalies`), the actuals flagged as that
+    model's anomalies in `forecast_errors` are missing values (`preparation.exclusions`)."""
     with phase("prepare", data=True) as counts:
-        prepared = _prepare(engine, settings, inputs or InputSpec.requested(settings.source), drop_stale)
+        prepared = _prepare(engine, settings, inputs or InputSpec.requested(settings.source), drop_stale, anomalies_of)
         counts.update(series=len(prepared.arrays.values), rows=prepared.rows_read)
     release_memory()  # the whole store's frames, before the arrays are used
     return prepared
 
 
-def _prepare(engine: Engine, settings: Settings, inputs: InputSpec, drop_stale: bool) -> PreparedData:
+def _prepare(engine: Engine, settings: Settings, inputs: InputSpec, drop_stale: bool, anomalies_of: str | None) -> PreparedData:
     # Future rows take no part in frequency, staleness or gap filling: they are split off first.
     # Shared: the preparation only reads the frame, and the arrays' timestamps stay views of the kept store.
     frame, ahead = split_future(history.read(history.history_root(settings.storage_root, settings.source.table), shared=True))
@@ -67,13 +73,26 @@ def _prepare(engine: Engine, settings: Settings, inputs: InputSpec, drop_stale: 
     stale = stale_series(frame, frequency, settings.source.stale_after) if drop_stale else {}
     if stale:
         frame = frame.loc[~frame["series_id"].isin(list(stale)).to_numpy()]
+    left_out = 0
+    if anomalies_of is not None:
+        # After split_future: a flagged newest observation stays an observation (missing), not a future row.
+        frame, left_out = without_points(frame, flagged_actuals(engine, anomalies_of))
     return PreparedData(
         arrays=inputs.prepare(frame, ahead, settings.source, frequency),
         frequency=frequency,
         series_read=series_read,
         rows_read=rows_read,
         stale=stale,
+        anomalies_left_out=left_out,
     )
+
+
+def flagged_actuals(engine: Engine, model_name: str) -> pd.DataFrame:
+    """The (series_id, ts) of the actuals flagged as the model's anomalies (`forecast_errors.anomaly`)."""
+    e = forecast_errors.c
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(e.series_id, e.target_ts).where(e.model_name == model_name, e.anomaly.is_(True)).distinct()).all()
+    return pd.DataFrame(rows, columns=["series_id", "ts"])
 
 
 def stale_series(frame: pd.DataFrame, frequency: str, periods: int) -> dict[str, str]:

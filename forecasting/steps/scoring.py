@@ -4,7 +4,7 @@ scored into `forecast_errors`; and the champion's live accuracy the mode policy 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -18,6 +18,7 @@ from forecasting.evaluation.live_accuracy import (
     LiveAccuracy,
     live_accuracy,
     needs_scoring,
+    period_label,
     score_rows,
 )
 from forecasting.evaluation.live_figures import latest_scored_rows, live_figures
@@ -33,6 +34,7 @@ from forecasting.sources.upserts import upsert_frame
 from forecasting.storage.locations import share_link
 from forecasting.steps.data import _recorded_frequency, open_engine
 
+ANOMALIES_SHOWN = 5
 FORECAST_COLUMNS = [*KEY[:1], "model_version", *KEY[1:], "step", "yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
 
 
@@ -45,6 +47,8 @@ class ScoringSummary:
     rescored: int
     removed: int
     total: int
+    anomalies: int = 0  # actuals this run scored outside the 95% interval of their newest forecast
+    anomaly_examples: list[dict[str, Any]] = field(default_factory=list)  # the newest of them (ANOMALIES_SHOWN)
 
     def as_dict(self) -> dict[str, Any]:
         """The counts as plain data."""
@@ -95,6 +99,7 @@ def score_forecasts(engine: Engine, settings: Settings, model_name: str, run_id:
             scored["scored_at"] = pd.Timestamp(utc_now())
             scored["inside_80"] = scored["inside_80"].astype(object)
             scored["inside_95"] = scored["inside_95"].astype(object)
+            scored["interval_distance"] = scored["interval_distance"].astype("float64")
             upsert_frame(connection, forecast_errors, scored, key=KEY)
         else:
             scored = todo
@@ -102,7 +107,52 @@ def score_forecasts(engine: Engine, settings: Settings, model_name: str, run_id:
             connection.execute(
                 sa.delete(forecast_errors).where(*(forecast_errors.c[name] == _plain(getattr(row, name)) for name in KEY))
             )
-        return ScoringSummary(len(scored) - rescored, rescored, len(gone), _count(connection, model_name))
+        touched = pd.concat([pd.to_datetime(scored["target_ts"]), pd.to_datetime(gone["target_ts"])]) if len(scored) or len(gone) else None
+        if touched is not None:
+            flag_anomalies(connection, model_name, pd.Timestamp(touched.min()))
+        count, examples = run_anomalies(connection, model_name, run_id)
+        return ScoringSummary(len(scored) - rescored, rescored, len(gone), _count(connection, model_name), count, examples)
+
+
+def flag_anomalies(connection: Connection, model_name: str, since: pd.Timestamp) -> None:
+    """Set `anomaly` on the model's scored rows whose target is at or after `since`: on the row of the
+    newest origin that forecast the period (the smallest step), `NOT inside_95` (NULL without a 95%
+    interval); NULL on older origins' rows, so each actual is judged once, by its latest forecast."""
+    e = forecast_errors
+    older = forecast_errors.alias("newer")
+    newest = (
+        sa.select(sa.func.max(older.c.forecast_origin))
+        .where(older.c.model_name == e.c.model_name, older.c.series_id == e.c.series_id, older.c.target_ts == e.c.target_ts)
+        .scalar_subquery()
+    )
+    flag = sa.case((e.c.forecast_origin == newest, sa.not_(e.c.inside_95)), else_=sa.null())
+    connection.execute(sa.update(e).where(e.c.model_name == model_name, e.c.target_ts >= since.to_pydatetime()).values(anomaly=flag))
+
+
+def run_anomalies(connection: Connection, model_name: str, run_id: str, limit: int = ANOMALIES_SHOWN) -> tuple[int, list[dict[str, Any]]]:
+    """How many anomalies the run scored (view `anomalies`), and the newest `limit` of them, farthest out first
+    within a period, as plain data (period and origin as text)."""
+    view = sa.table("anomalies", *(sa.column(name) for name in ANOMALY_COLUMNS))
+    where = (view.c.model_name == model_name, view.c.run_id == run_id)
+    count = int(connection.execute(sa.select(sa.func.count()).select_from(view).where(*where)).scalar() or 0)
+    if not count:
+        return 0, []
+    rows = connection.execute(
+        sa.select(*(view.c[name] for name in ANOMALY_COLUMNS)).where(*where)
+        .order_by(view.c.target_ts.desc(), view.c.interval_distance.desc(), view.c.series_id).limit(limit)
+    ).mappings().all()
+    return count, [_anomaly(row) for row in rows]
+
+
+ANOMALY_COLUMNS = ["model_name", "series_id", "target_ts", "actual", "yhat", "lower_95", "upper_95", "interval_distance", "direction",
+                   "model_version", "forecast_origin", "step", "run_id"]
+
+
+def _anomaly(row: Any) -> dict[str, Any]:
+    plain = {name: row[name] for name in ("series_id", "actual", "yhat", "lower_95", "upper_95", "interval_distance", "direction", "model_version", "step")}
+    distance = plain["interval_distance"]
+    plain["interval_distance"] = None if distance is None else float(distance)
+    return {**plain, "period": period_label(row["target_ts"]), "origin": period_label(row["forecast_origin"])}
 
 
 def _plain(value: Any) -> Any:

@@ -178,6 +178,8 @@ def accuracy_line(accuracy: dict[str, Any], summary: dict[str, Any] | None = Non
         f"  forecasts scored against arrived actuals: {scoring['scored']} new, {scoring['rescored']} re-scored, "
         f"{scoring['removed']} removed; {scoring['total']} in table forecast_errors"
     )
+    if scoring.get("anomalies"):
+        line += "\n" + anomalies_line(scoring)
     live = accuracy.get("live")
     if live:
         line += (
@@ -191,6 +193,23 @@ def accuracy_line(accuracy: dict[str, Any], summary: dict[str, Any] | None = Non
     if accuracy.get("report"):
         line += f"\n  report: {accuracy['report']}"
     return line
+
+
+def anomalies_line(scoring: dict[str, Any]) -> str:
+    """The anomalies this run's scoring found (`ScoringSummary.anomalies`), with the newest few."""
+    count = scoring["anomalies"]
+    shown = scoring.get("anomaly_examples") or []
+    listed = "; ".join(
+        f"{a['series_id']} {a['period']} actual {a['actual']:g} {a['direction']} 95% [{a['lower_95']:g}, {a['upper_95']:g}]"
+        + (f" by {a['interval_distance']:.2f} half-widths" if a["interval_distance"] is not None else "")
+        + f" (v{a['model_version']}, origin {a['origin']})"
+        for a in shown
+    )
+    more = f"; and {count - len(shown)} more" if count > len(shown) else ""
+    return (
+        f"  anomalies: {count} arriving actual{'s' if count != 1 else ''} outside the 95% interval of the newest forecast "
+        f"(view anomalies): {listed}{more}"
+    )
 
 
 def _no_live_figures(summary: dict[str, Any]) -> str:

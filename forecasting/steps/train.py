@@ -81,6 +81,8 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
             # A retrain does not need the champion's network: gate against seasonal naive alone.
             unusable = f"champion v{champion_number} could not be loaded ({error})"
     tuning_record = None
+    # With ignore_anomalies, the flagged actuals are missing in everything this training reads: its windows and the gate's holdout.
+    left_out = model_name if config.ignore_anomalies else None
     if mode == "fine-tune":
         if champion is None:
             raise RunError(f"fine-tune: model {model_name!r} has no champion to continue from; run with --mode retrain first")
@@ -89,7 +91,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
              "intervals": config.intervals, "seed": config.seed}
         )
         tuning_record = champion.provenance.get("tuning_record")
-        data = prepare_data(engine, settings, inputs=champion.inputs)
+        data = prepare_data(engine, settings, inputs=champion.inputs, anomalies_of=left_out)
         outcome = champion.fine_tune(data.arrays, effective, verbose=verbose)
     else:
         effective = config
@@ -99,7 +101,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
             tuning_record, hyperparameters = record
             effective = apply_hyperparameters(config, hyperparameters)
         requested = InputSpec.requested(settings.source, effective)
-        data = prepare_data(engine, settings, inputs=requested)
+        data = prepare_data(engine, settings, inputs=requested, anomalies_of=left_out)
         outcome = RecurrentForecaster.fit(data.arrays, effective, requested.features, verbose=verbose, future_features=requested.future_features)
 
     metric = config.promotion.metric
@@ -111,7 +113,7 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         champion_arrays = data.arrays
         if (champion.calendar, champion.future_features) != (outcome.forecaster.calendar, outcome.forecaster.future_features):
             # The champion reads other input columns: its own, on the grid of the data scored.
-            champion_arrays = prepare_data(engine, settings, inputs=replace(champion.inputs, frequency=data.frequency)).arrays
+            champion_arrays = prepare_data(engine, settings, inputs=replace(champion.inputs, frequency=data.frequency), anomalies_of=left_out).arrays
         return (held_out or champion).score_holdout(champion_arrays, metric)["score"]
 
     gate = apply_gate(
