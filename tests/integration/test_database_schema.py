@@ -19,7 +19,7 @@ JOB_TABLES = {
     "observations", "forecasts", "model_versions", "model_events", "tuning_records", "model_aliases", "runs",
     "ingestion_state", "backtests", "quarantine", "alembic_version", "forecast_errors",
 }
-JOB_VIEWS = {"forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period"}
+JOB_VIEWS = {"forecast_latest", "forecast_vs_actual", "accuracy_by_version_step", "accuracy_by_period", "anomalies"}
 SOURCE = {"table": "analytics.sales", "series": "store", "time": "day", "target": "amount", "frequency": "MS"}
 
 

@@ -54,7 +54,7 @@ def demo_outputs(database_url, settings_for, tmp_path, monkeypatch):
 
 
 def test_the_docs_mark_their_reading_examples():
-    assert len(examples("python")) == 2 and len(examples("sql")) == 3
+    assert len(examples("python")) == 2 and len(examples("sql")) == 4
 
 
 def test_parquet_examples_run_as_printed(demo_outputs):
@@ -73,8 +73,11 @@ def test_accuracy_view_queries_run_as_printed(demo_outputs):
     engine, forecasts = demo_outputs
     with engine.connect() as connection:
         results = [pd.read_sql(sa.text(code.strip().rstrip(";")), connection) for code in examples("sql")]
-    by_version, by_period, worst = results
+    by_version, by_period, worst, anomalies = results
     assert list(by_version.model_version) == [1] and by_version.scored.iloc[0] == 4 * 2 + 4 * 1
     assert by_version.naive_mase.iloc[0] > 0 and 0 <= by_version.coverage_80.iloc[0] <= 100
     assert len(by_period) == 2 and list(by_period.scored) == [4, 8]
     assert len(worst) == 10 and worst.scaled_error.is_monotonic_decreasing
+    assert list(anomalies.columns[:8]) == ["series_id", "target_ts", "actual", "yhat", "lower_95", "upper_95", "interval_distance", "direction"]
+    outside = (anomalies.actual > anomalies.upper_95) | (anomalies.actual < anomalies.lower_95)
+    assert outside.all() and len(anomalies) <= 20
