@@ -282,10 +282,11 @@ def check_future_inputs(forecaster: RecurrentForecaster, arrays: SeriesArrays, a
     if expected != given:
         calendar = " and calendar" if forecaster.calendar and (forecaster.future_features or forecaster.holidays) else ""
         holidays = f", holidays {list(forecaster.holidays)}" if forecaster.holidays else ""
+        given_holidays = f", holidays {list(arrays.holidays)}" if arrays.holidays else ""
         raise ConfigError(
             f"{action}: the network reads {expected} future input columns (future_features {list(forecaster.future_features)}{calendar}{holidays}), "
-            f"the data carries {given} (future features {list(arrays.future_names)}, holidays {list(arrays.holidays)}); prepare the data "
-            "with the model's future_features, holidays and calendar, or retrain"
+            f"the data carries {given} (future features {list(arrays.future_names)}{given_holidays}); prepare the data with the model's "
+            "future_features, holidays and calendar, or retrain"
         )
 
 
