@@ -24,6 +24,7 @@ from forecasting.config.credentials import (
     parse_url,
     with_password,
 )
+from forecasting.config.holiday_codes import HolidayCodes
 from forecasting.config.model_settings import ModelConfig, StrictModel
 from forecasting.config.report_settings import ReportConfig
 from forecasting.errors import ConfigError
@@ -130,6 +131,7 @@ class SourceConfig(StrictModel):
     # Columns known ahead: stored as rows past a series' last observed target, with the target empty.
     future_features: list[str] = Field(default_factory=list)
     future_fill: Literal["error", "last", "zero"] = "error"  # a future value missing in the horizon
+    holidays: HolidayCodes = Field(default_factory=list)  # holiday calendars ("US", "US-CA"): inputs known ahead
     frequency: str | None = None
     late_arrival: str = "0D"  # pulls re-read this far before the watermark, to pick up corrections
     gaps: Literal["leave", "interpolate", "ffill", "zero"] = "leave"  # missing grid points

@@ -46,11 +46,12 @@ def upgrade_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
       `series_file` None;
     - saved before the derived defaults: the config keys it lacks take `PREVIOUS_DEFAULTS` (a config
       without `season` trains and scores with its frequency's, see `defaults.effective_season`);
-    - saved before source features, future features or intervals: none (`features`, `future_features`, `intervals`);
+    - saved before source features, future features, holidays or intervals: none (`features`, `future_features`,
+      `holidays`, `intervals`);
     - saved before holdout networks were kept: `holdout` None (its deployed network may have seen its holdout).
     """
     upgraded = {**manifest, "config": {**PREVIOUS_DEFAULTS, **manifest["config"]}}
-    for key, empty in (("features", []), ("future_features", []), ("intervals", {}), ("holdout", None)):
+    for key, empty in (("features", []), ("future_features", []), ("holidays", []), ("intervals", {}), ("holdout", None)):
         upgraded.setdefault(key, empty)
     if "series_file" not in manifest or manifest["series_file"] is None:
         upgraded.update(series_file=None, series_train_end=manifest.get("series_train_end", {}))

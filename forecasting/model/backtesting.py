@@ -63,7 +63,7 @@ def cut(arrays: SeriesArrays, origin: pd.Timestamp, horizon: int, frequency: str
     known_arrays = SeriesArrays(
         timestamps=timestamps, values=values, frequency=arrays.frequency, future_columns=arrays.future_columns,
         future_count=arrays.future_count, future=future, future_timestamps=future_timestamps, future_fill=arrays.future_fill,
-        future_names=arrays.future_names,
+        future_names=arrays.future_names, calendar=arrays.calendar, holidays=arrays.holidays,
     )
     return known_arrays, frame
 

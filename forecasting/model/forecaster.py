@@ -46,7 +46,7 @@ from forecasting.runtime.clock import utc_now
 
 # Manifest keys that hold the forecaster's state; every other key is provenance (where it came from).
 STATE_KEYS = frozenset(
-    {"config", "lookback", "horizon", "features", "future_features", "frequency", "scaler", "intervals", "series_train_end", "series_file",
+    {"config", "lookback", "horizon", "features", "future_features", "holidays", "frequency", "scaler", "intervals", "series_train_end", "series_file",
      "holdout", "sha256", "format_version", "libraries"}
 )
 
@@ -81,6 +81,11 @@ class RecurrentForecaster:
     def future_features(self) -> tuple[str, ...]:
         """Source columns known ahead, fed for the forecast periods (none: a one-input network)."""
         return self.inputs.future_features
+
+    @property
+    def holidays(self) -> tuple[str, ...]:
+        """Holiday calendars whose inputs it reads, computed from the timestamps (versions from before the option: none)."""
+        return self.inputs.holidays
 
     @property
     def lookback(self) -> int:
@@ -275,11 +280,13 @@ def check_future_inputs(forecaster: RecurrentForecaster, arrays: SeriesArrays, a
 
     expected, given = future_inputs(forecaster.network), len(arrays.future_columns)
     if expected != given:
-        calendar = " and calendar" if forecaster.calendar and forecaster.future_features else ""
+        calendar = " and calendar" if forecaster.calendar and (forecaster.future_features or forecaster.holidays) else ""
+        holidays = f", holidays {list(forecaster.holidays)}" if forecaster.holidays else ""
+        given_holidays = f", holidays {list(arrays.holidays)}" if arrays.holidays else ""
         raise ConfigError(
-            f"{action}: the network reads {expected} future input columns (future_features {list(forecaster.future_features)}{calendar}), "
-            f"the data carries {given} (future features {list(arrays.future_names)}); prepare the data with the model's future_features "
-            "and calendar, or retrain"
+            f"{action}: the network reads {expected} future input columns (future_features {list(forecaster.future_features)}{calendar}{holidays}), "
+            f"the data carries {given} (future features {list(arrays.future_names)}{given_holidays}); prepare the data with the model's "
+            "future_features, holidays and calendar, or retrain"
         )
 
 

@@ -1,9 +1,26 @@
-"""Calendar inputs: the position of each timestamp in the cycles its frequency has, as sine/cosine pairs."""
+"""Calendar inputs: the position of each timestamp in the cycles its frequency has, as sine/cosine
+pairs; and all the inputs computed from the timestamps alone (calendar, then holidays)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from forecasting.preparation.holiday_inputs import holiday_features, holiday_width
+
+
+def timestamp_features(timestamps: pd.DatetimeIndex, frequency: str, calendar: bool, holidays: tuple[str, ...] = ()) -> np.ndarray:
+    """The inputs computed from `timestamps` alone (rows x columns): the calendar columns with
+    `calendar`, then the holiday columns of `holidays` (`holiday_inputs`)."""
+    parts = [calendar_features(timestamps, frequency)] if calendar else []
+    if holidays:
+        parts.append(holiday_features(timestamps, frequency, tuple(holidays)))
+    return np.hstack(parts) if parts else np.zeros((len(timestamps), 0))
+
+
+def timestamp_width(frequency: str, calendar: bool, holidays: tuple[str, ...] = ()) -> int:
+    """How many columns `timestamp_features` gives."""
+    return (calendar_features(pd.DatetimeIndex([]), frequency).shape[1] if calendar else 0) + holiday_width(frequency, tuple(holidays))
 
 
 def calendar_features(timestamps: pd.DatetimeIndex, frequency: str) -> np.ndarray:

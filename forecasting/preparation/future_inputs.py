@@ -1,6 +1,7 @@
 """Covariates known in advance as network inputs: the future block (horizon x future columns) that
-goes to the network beside the lookback window. Its columns are the future features and, with
-calendar inputs, the calendar columns, read at the periods the forecast is for. The target never
+goes to the network beside the lookback window. Its columns are the future features and the
+columns computed from the timestamps (calendar inputs, holiday inputs), read at the periods the
+forecast is for. The target never
 enters it, so nothing after a forecast origin leaks into the inputs."""
 
 from __future__ import annotations
@@ -11,25 +12,25 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import InputError
-from forecasting.preparation.calendar import calendar_features
+from forecasting.preparation.calendar import timestamp_features
 from forecasting.preparation.validation import MAX_LISTED
 
 MAX_LISTED_PERIODS = 5
 
 
-def future_columns(n_past: int, n_future: int, n_columns: int, calendar: bool) -> tuple[int, ...]:
+def future_columns(n_past: int, n_future: int, n_columns: int, holidays: bool = False) -> tuple[int, ...]:
     """The columns of a series' value array known ahead: future features (after the target and the
-    `n_past` past-only features), then the calendar columns when there are future features."""
-    if not n_future:
+    `n_past` past-only features), then the columns computed from the timestamps (calendar, holidays),
+    when there are future features or holiday inputs (else none: a one-input network)."""
+    if not n_future and not holidays:
         return ()
-    first = 1 + n_past
-    return tuple(range(first, first + n_future)) + (tuple(range(first + n_future, n_columns)) if calendar else ())
+    return tuple(range(1 + n_past, n_columns))
 
 
 def attach_future(arrays: Any, rows: pd.DataFrame, names: list[str], columns: tuple[int, ...], fill: str = "error") -> Any:
     """`arrays` with their future block inputs: `columns` (see `future_columns`) and, per series, the
     rows after its last observation on the regular grid (`rows`: series_id, ts, the future `names`),
-    missing periods as NaN, calendar columns computed for those periods."""
+    missing periods as NaN, calendar and holiday columns computed for those periods."""
     arrays.future_columns, arrays.future_fill, arrays.future_count, arrays.future_names = columns, fill, len(names), tuple(names)
     if not columns:
         return arrays
@@ -42,7 +43,7 @@ def attach_future(arrays: Any, rows: pd.DataFrame, names: list[str], columns: tu
         grid = pd.date_range(index[-1] + offset, group["ts"].max(), freq=offset)
         block = group.set_index("ts")[names].reindex(grid).to_numpy(dtype="float64")
         if len(columns) > len(names):
-            block = np.hstack([block, calendar_features(grid, arrays.frequency)])
+            block = np.hstack([block, timestamp_features(grid, arrays.frequency, arrays.calendar, arrays.holidays)])
         arrays.future[series_id], arrays.future_timestamps[series_id] = block, grid
     return arrays
 
@@ -97,8 +98,8 @@ def _filled_block(arrays: Any, series_id: str, horizon: int, periods: pd.Datetim
     stored = arrays.future.get(series_id)
     if stored is not None:
         block[: min(horizon, len(stored))] = stored[:horizon]
-    if len(arrays.future_columns) > arrays.future_count:  # calendar columns are known for any period
-            block[:, arrays.future_count :] = calendar_features(periods, arrays.frequency)
+    if len(arrays.future_columns) > arrays.future_count:  # calendar and holiday columns are known for any period
+        block[:, arrays.future_count :] = timestamp_features(periods, arrays.frequency, arrays.calendar, arrays.holidays)
     missing = ~np.isfinite(block).all(axis=1)
     if not missing.any():
         return block, missing

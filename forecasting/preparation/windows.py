@@ -10,7 +10,7 @@ import pandas as pd
 
 from forecasting.errors import RunError
 from forecasting.preparation.batch_scaling import encode_windows
-from forecasting.preparation.calendar import calendar_features
+from forecasting.preparation.calendar import timestamp_features, timestamp_width
 from forecasting.preparation.future_inputs import (
     attach_future,
     encode_future,
@@ -44,18 +44,23 @@ class SeriesArrays:
     future_timestamps: dict[str, pd.DatetimeIndex] = field(default_factory=dict)
     future_fill: str = "error"
     future_names: tuple[str, ...] = ()  # the future features' source columns
+    # The columns computed from the timestamps, after the features: calendar, then holidays (`calendar.timestamp_features`).
+    calendar: bool = False
+    holidays: tuple[str, ...] = ()
 
     @property
     def ids(self) -> list[str]:
         return list(self.values)
 
 
-def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | None = None, calendar: bool = False) -> SeriesArrays:
+def to_series_arrays(
+    frame: pd.DataFrame, features: list[str], frequency: str | None = None, calendar: bool = False, holidays: tuple[str, ...] = ()
+) -> SeriesArrays:
     """Split a long frame (series_id, ts, value, features...) sorted by series and time into arrays;
-    with `calendar`, calendar inputs for `frequency` follow the feature columns. Without a
-    `frequency`, the one pandas infers is kept (None where it cannot tell)."""
-    if calendar and not frequency:
-        raise ValueError("calendar features need the series frequency")
+    with `calendar`, calendar inputs for `frequency` follow the feature columns, then the holiday
+    inputs of `holidays`. Without a `frequency`, the one pandas infers is kept (None where it cannot tell)."""
+    if (calendar or holidays) and not frequency:
+        raise ValueError("calendar and holiday features need the series frequency")
     if frequency is None and len(frame):
         try:
             frequency = infer_frequency(frame)
@@ -73,14 +78,14 @@ def to_series_arrays(frame: pd.DataFrame, features: list[str], frequency: str | 
             codes = pd.factorize(frame["series_id"])[0]
     index = pd.DatetimeIndex(frame["ts"])
     block = frame[columns].to_numpy(dtype="float64")
-    if calendar:
-        block = np.hstack([block, calendar_features(index, frequency)])
+    if calendar or holidays:
+        block = np.hstack([block, timestamp_features(index, frequency, calendar, tuple(holidays))])
     starts, ends = series_slices(codes)  # integer codes, not one Python string per row
     ids = frame["series_id"].array.take(starts)
     for series_id, start, end in zip(ids, starts, ends):
         timestamps[str(series_id)] = index[start:end]
         values[str(series_id)] = block[start:end]
-    return SeriesArrays(timestamps=timestamps, values=values, frequency=frequency)
+    return SeriesArrays(timestamps=timestamps, values=values, frequency=frequency, calendar=bool(calendar), holidays=tuple(holidays))
 
 
 def make_windows(values: np.ndarray, lookback: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,16 +262,19 @@ def _split_batch(
 
 
 def build_arrays(
-    observed: pd.DataFrame, ahead: pd.DataFrame, source: Any, frequency: str, calendar: bool = False, future: list[str] | None = None
+    observed: pd.DataFrame, ahead: pd.DataFrame, source: Any, frequency: str, calendar: bool = False, future: list[str] | None = None,
+    holidays: tuple[str, ...] | None = None,
 ) -> SeriesArrays:
     """`SeriesArrays` from the observations (on the regular grid, gaps per `source.gaps`; the inputs:
-    target, `source.features`, the `future` columns (default `source.future_features`), calendar)
-    and the future rows `ahead` (see `future_rows.split_future`), which only the future inputs read."""
+    target, `source.features`, the `future` columns (default `source.future_features`), calendar,
+    the holiday inputs of `holidays` (default `source.holidays`)) and the future rows `ahead` (see
+    `future_rows.split_future`), which only the future features read."""
     future = list(source.future_features if future is None else future)
+    holidays = tuple(getattr(source, "holidays", ()) if holidays is None else holidays)
     regular, _ = regularize(observed[["series_id", "ts", "value", *source.features, *future]], frequency)
-    arrays = to_series_arrays(fill_gaps(regular, source.gaps), [*source.features, *future], frequency, calendar)
-    if not future:
+    arrays = to_series_arrays(fill_gaps(regular, source.gaps), [*source.features, *future], frequency, calendar, holidays)
+    if not future and not holidays:
         return arrays
-    width = 1 + len(source.features) + len(future) + (calendar_features(pd.DatetimeIndex([]), frequency).shape[1] if calendar else 0)
+    width = 1 + len(source.features) + len(future) + timestamp_width(frequency, calendar, holidays)
     ahead = ahead.loc[on_grid(ahead["ts"], frequency), ["series_id", "ts", *future]]
-    return attach_future(arrays, ahead, future, future_columns(len(source.features), len(future), width, calendar), source.future_fill)
+    return attach_future(arrays, ahead, future, future_columns(len(source.features), len(future), width, bool(holidays)), source.future_fill)

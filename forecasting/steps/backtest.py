@@ -70,7 +70,7 @@ def backtest_step(
     result = backtest(data.arrays, effective, data.frequency, windows=windows, step=step, verbose=verbose)
     data_key = f"{data.rows_read}:{max(index[-1] for index in data.arrays.timestamps.values())}:{data.frequency}"
     # The input columns are part of the data (named only when set, so plain backtests keep their ids).
-    data_key += "".join(f":{key}={sorted(getattr(settings.source, key))}" for key in ("features", "future_features") if getattr(settings.source, key))
+    data_key += "".join(f":{key}={sorted(getattr(settings.source, key))}" for key in ("features", "future_features", "holidays") if getattr(settings.source, key))
     identifier = backtest_id(model_name, effective, data_key, windows, step)
     created = utc_now()
     rows = [

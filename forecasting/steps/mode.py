@@ -64,7 +64,8 @@ class ModeFacts:
 
 def changed_inputs(champion: Any, source: SourceConfig, calendar: bool | None = None) -> str | None:
     """What differs between the inputs a loaded version reads and the configured ones (source.features,
-    source.future_features and, given `calendar`, the model's calendar option), or None."""
+    source.future_features and, given `calendar`, the model's calendar option and source.holidays; the
+    forecast step accepts a champion with other holidays, as it builds its own), or None."""
     changes = [
         f"source.{key} {list(getattr(source, key))} (champion v{champion.version}: {list(getattr(champion, key))})"
         for key in ("features", "future_features")
@@ -72,6 +73,8 @@ def changed_inputs(champion: Any, source: SourceConfig, calendar: bool | None = 
     ]
     if calendar is not None and bool(champion.calendar) != calendar:
         changes.append(f"calendar {str(calendar).lower()} (champion v{champion.version}: {str(bool(champion.calendar)).lower()})")
+    if calendar is not None and list(getattr(champion, "holidays", ())) != list(source.holidays):
+        changes.append(f"source.holidays {list(source.holidays)} (champion v{champion.version}: {list(getattr(champion, 'holidays', ()))})")
     return "; ".join(changes) or None
 
 

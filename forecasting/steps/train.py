@@ -111,7 +111,9 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
 
     def champion_score() -> float:
         champion_arrays = data.arrays
-        if (champion.calendar, champion.future_features) != (outcome.forecaster.calendar, outcome.forecaster.future_features):
+        if (champion.calendar, champion.future_features, champion.holidays) != (
+            outcome.forecaster.calendar, outcome.forecaster.future_features, outcome.forecaster.holidays
+        ):
             # The champion reads other input columns: its own, on the grid of the data scored.
             champion_arrays = prepare_data(engine, settings, inputs=replace(champion.inputs, frequency=data.frequency), anomalies_of=left_out).arrays
         return (held_out or champion).score_holdout(champion_arrays, metric)["score"]

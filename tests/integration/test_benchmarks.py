@@ -224,3 +224,14 @@ def test_collection_benchmark_prints_each_collector_setting_and_size():
         (setting, size) for setting in ("on", "off", "frozen") for size in (50, 100)
     ]
     assert all(line["us_per_slice"] > 0 for line in lines)
+
+
+def test_holidays_benchmark_prints_both_models_and_the_ratios():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.holidays", "--series", "2", "--years", "1", "--epochs", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines() if line.startswith("{")]
+    assert [line.get("holidays") for line in lines[:2]] == [["US"], []] and lines[0]["holiday_points"] == 2
+    assert lines[-1]["summary"] and lines[-1]["mae_ratio"] > 0 and lines[-1]["horizon"] == "2024-12-18..2024-12-31"
