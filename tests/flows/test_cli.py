@@ -1,7 +1,6 @@
 """The CLI as a person meets it, end to end in subprocesses (its error paths: tests/integration/test_cli_errors.py)."""
 
 
-import pytest
 
 from tests.support.data import synthetic_frame, write_config
 from tests.support.cli import assert_one_line_error, forecasting
