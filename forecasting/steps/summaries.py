@@ -141,6 +141,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"best validation loss {trained['best_val_loss']:.4f} ({trained['train_windows']} training / {trained['val_windows']} validation windows"
             f"{refit}, {trained['train_seconds']} s)"
         )
+        if trained.get("anomalies_left_out"):
+            lines.append(f"  anomalies left out of training: {trained['anomalies_left_out']} flagged actuals read as missing (ignore_anomalies)")
         lines.append(
             f"  validation sMAPE: model {metrics['val_smape_model']:.2f}, naive {metrics['val_smape_naive']:.2f}, "
             f"seasonal naive {metrics['val_smape_seasonal_naive']:.2f}"

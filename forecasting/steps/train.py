@@ -51,6 +51,7 @@ class TrainSummary:
     metrics: dict[str, float]
     holdout: dict[str, Any]
     process: int
+    anomalies_left_out: int = 0  # flagged actuals read as missing (`ignore_anomalies`)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain data (the flow's result and the run summary's `training`)."""
@@ -169,4 +170,5 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         metrics=report.metrics,
         holdout=gate.scores,
         process=os.getpid(),
+        anomalies_left_out=data.anomalies_left_out,
     )

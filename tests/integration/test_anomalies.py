@@ -107,6 +107,23 @@ def test_ignore_anomalies_leaves_the_flagged_actuals_out_of_the_prepared_trainin
     np.testing.assert_array_equal(np.isnan(left.arrays.values["S01"][:, 0]), np.arange(ORIGIN_INDEX + 3) == ORIGIN_INDEX + 1)
 
 
+@pytest.mark.slow
+def test_a_retrain_with_ignore_anomalies_says_how_many_actuals_it_left_out(scenario, database_url, settings_for):
+    from forecasting.steps import ForecastSummary, ModeDecision, RunSummary, Writes, format_summary, train_step
+
+    scored_with_spikes(scenario)
+    settings, _ = settings_for(database_url, model={"ignore_anomalies": True, "lookback": 6, "horizon": 3, "epochs": 2})
+    trained = train_step(settings, "tiny", "r2", mode="retrain")
+    assert trained.anomalies_left_out == 2
+    forecast = ForecastSummary(
+        staged="s.parquet", version=trained.version, series_read=3, rows_read=96, series_forecast=3, series_skipped=0, skipped_examples={},
+        series_constant=0, constant_examples={}, series_stale=0, stale_examples={}, origins=[], frequency="MS", horizon=3,
+    )
+    summary = RunSummary("r2", "tiny", ModeDecision("retrain", "retrain: requested"), forecast, Writes(9, 9), trained=trained)
+    text = format_summary(summary.as_dict())
+    assert "anomalies left out of training: 2 flagged actuals read as missing (ignore_anomalies)" in text
+
+
 def test_migration_fills_the_flags_of_rows_scored_before_it(database_url, settings_for):
     from importlib.resources import as_file, files
 
