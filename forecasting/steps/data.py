@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from forecasting.config.settings import Settings
 from forecasting.errors import RunError
@@ -68,7 +68,7 @@ def _prepare(engine: Engine, settings: Settings, inputs: InputSpec, drop_stale: 
             f"no observations have been pulled from {settings.source.table!r} yet; load some with `forecasting load FILE` "
             "and run the pipeline (it pulls first)"
         )
-    frequency = infer_frequency(frame, inputs.frequency or settings.source.frequency or _recorded_frequency(engine, settings))
+    frequency = infer_frequency(frame, inputs.frequency or settings.source.frequency or _frequency_of_last_pull(engine, settings))
     series_read, rows_read = int(frame["series_id"].nunique()), len(frame)
     stale = stale_series(frame, frequency, settings.source.stale_after) if drop_stale else {}
     if stale:
@@ -112,8 +112,15 @@ def newer_observations(settings: Settings, watermark: object) -> tuple[int, int]
     return int(len(newer)), int(newer["series_id"].nunique()) if len(newer) else 0
 
 
-def _recorded_frequency(engine: Engine, settings: Settings) -> str | None:
+def recorded_frequency(connection: Connection, table: str) -> str | None:
+    """The frequency the last pull of `table` recorded (None before the first pull, or without the job's tables)."""
+    try:
+        return connection.execute(sa.select(ingestion_state.c.frequency).where(ingestion_state.c.source == table)).scalar()
+    except sa.exc.SQLAlchemyError:
+        connection.rollback()
+        return None
+
+
+def _frequency_of_last_pull(engine: Engine, settings: Settings) -> str | None:
     with engine.connect() as connection:
-        return connection.execute(
-            sa.select(ingestion_state.c.frequency).where(ingestion_state.c.source == settings.source.table)
-        ).scalar()
+        return recorded_frequency(connection, settings.source.table)

@@ -32,7 +32,7 @@ from forecasting.runtime.phases import timed
 from forecasting.sources.tables import forecast_errors
 from forecasting.sources.upserts import upsert_frame
 from forecasting.storage.locations import share_link
-from forecasting.steps.data import _recorded_frequency, open_engine
+from forecasting.steps.data import open_engine, recorded_frequency
 
 ANOMALIES_SHOWN = 5
 FORECAST_COLUMNS = [*KEY[:1], "model_version", *KEY[1:], "step", "yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
@@ -88,7 +88,7 @@ def score_forecasts(engine: Engine, settings: Settings, model_name: str, run_id:
         todo, gone = needs_scoring(candidates, observed)
         rescored = 0
         if not todo.empty:
-            frequency = infer_frequency(observed, settings.source.frequency or _recorded_frequency(engine, settings))
+            frequency = infer_frequency(observed, settings.source.frequency or recorded_frequency(connection, settings.source.table))
             # The season the model's gate used; a model no longer configured keeps the frequency's.
             config = settings.models.get(model_name)
             season = effective_season(config, frequency) if config is not None else default_season(frequency)

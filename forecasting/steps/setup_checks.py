@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from forecasting.config.credentials import masked_url, parse_url, redact, url_origin
@@ -27,7 +26,7 @@ from forecasting.preparation.validation import infer_frequency, screen
 from forecasting.runtime.clock import utc_now
 from forecasting.runtime.orchestrator import API_URL_ENV, answers
 from forecasting.sources.database import check_column_types, connect_checked, read_observations
-from forecasting.sources.tables import ingestion_state
+from forecasting.steps.data import recorded_frequency
 from forecasting.steps.run_records import check_tables
 from forecasting.storage.locations import check_reachable, is_remote
 
@@ -102,7 +101,7 @@ def check_rows(engine: Engine, settings: Settings) -> tuple[SourceRows | None, C
     try:
         with engine.connect() as connection:
             frame = read_observations(connection, source)
-            recorded = _recorded_frequency(connection, source.table)
+            recorded = recorded_frequency(connection, source.table)
         if not frame["value"].notna().any():
             raise InputError(f"source table {source.table!r} holds no observations (no row with a {source.target}); load some with `forecasting load FILE`")
         origin = "source.frequency" if source.frequency else "recorded by the last pull" if recorded else "inferred from the data"
@@ -145,15 +144,6 @@ def _reasons(quarantined: pd.DataFrame) -> pd.Series:
 def _when(stamp: pd.Timestamp) -> str:
     """A timestamp as a person reads it: the date alone at midnight."""
     return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
-
-
-def _recorded_frequency(connection: Any, table: str) -> str | None:
-    """The frequency the last pull recorded (None before the first pull, or without the job's tables)."""
-    try:
-        return connection.execute(sa.select(ingestion_state.c.frequency).where(ingestion_state.c.source == table)).scalar()
-    except sa.exc.SQLAlchemyError:
-        connection.rollback()
-        return None
 
 
 def check_storage_places(settings: Settings) -> Iterator[Check]:
