@@ -42,8 +42,14 @@ def accuracy_by_step(by_step: pd.DataFrame, version: int) -> str:
         axis.set_ylim(bottom=0)
         axis.legend(loc="best", fontsize=8, frameon=False)
     axes[1].set_xlabel("forecast step (periods after the origin)")
+    steps = rows["step"]
     for axis in axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(steps):  # whole steps on the axis, also when one step alone is scored yet
+            first, last = int(steps.min()), int(steps.max())
+            axis.set_xlim(first - 0.5, last + 0.5)
+            if last - first < 24:
+                axis.set_xticks(np.arange(first, last + 1))
     axes[0].set_title(f"Live accuracy of v{version} by forecast step", loc="left", fontsize=11)
     return _png(figure)
 

@@ -118,6 +118,8 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         r = runs.c
         run_rows = _frame(connection, sa.select(r.started_at, r.mode, r.reason, r.duration_seconds, r.status, r.produced_version, r.error)
                           .where(r.model_name == model).order_by(r.started_at.desc()).limit(RUNS_SHOWN))
+        # A running run has no reason or error yet: empty, not pandas' "nan", in the table.
+        run_rows[["reason", "error"]] = run_rows[["reason", "error"]].astype(object).where(run_rows[["reason", "error"]].notna(), None)
         v = model_versions.c
         versions = _frame(connection, sa.select(v.version, v.status, v.mode, v.created_at, v.data_watermark, v.holdout_metric,
                                                 v.holdout_score, v.champion_score, v.baseline_score, v.decision)
