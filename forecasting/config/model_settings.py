@@ -194,6 +194,9 @@ class ModelConfig(StrictModel):
     # 0 weighs every window alike (the loss aims at relative error, like sMAPE), 1 aims it at MASE.
     series_weighting: float = Field(default=0.5, ge=0.0, le=2.0)
     ensemble: EnsembleConfig = EnsembleConfig()
+    # The Theta method's share in the forecast, (1 - w) * network + w * Theta (model/blending.py); None:
+    # chosen on each series' holdout at training (0 for a model reading future features or holidays).
+    theta_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     deterministic: bool = True  # TensorFlow deterministic ops: same data + config + seed -> same weights
     jit_compile: bool = False
     training_timeout_minutes: float = Field(default=360, gt=0, le=MAX_MINUTES)  # a training task running longer fails the run

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from forecasting.config.settings import ModelConfig
 from forecasting.errors import ConfigError, RunError
 from forecasting.model.artifacts import (
@@ -47,7 +49,7 @@ from forecasting.runtime.clock import utc_now
 # Manifest keys that hold the forecaster's state; every other key is provenance (where it came from).
 STATE_KEYS = frozenset(
     {"config", "lookback", "horizon", "features", "future_features", "holidays", "frequency", "scaler", "intervals", "series_train_end", "series_file",
-     "holdout", "sha256", "format_version", "libraries"}
+     "holdout", "sha256", "format_version", "libraries", "theta_weight"}
 )
 
 
@@ -66,6 +68,7 @@ class RecurrentForecaster:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     holdout: "RecurrentForecaster | None" = None  # in memory; see `holdout_forecaster`
     folder: Path | None = None  # where it was loaded from (its holdout network is read from there)
+    theta_weight: float = 0.0  # the Theta method's share in its forecasts (`blending`; versions from before it: 0)
 
     @property
     def frequency(self) -> str:
@@ -135,7 +138,7 @@ class RecurrentForecaster:
             )
         config, inputs = InputSpec.resolve(config, arrays, tuple(features), tuple(future_features))
         trained = train(arrays, config, season=inputs.season, verbose=verbose)
-        return _outcome(trained, config, inputs)
+        return with_theta_weight(_outcome(trained, config, inputs), arrays)
 
     def fine_tune(self, arrays: SeriesArrays, config: ModelConfig | None = None, verbose: int = 0) -> "TrainingOutcome":
         """Continue training a copy of this forecaster's network on the windows that became trainable
@@ -152,7 +155,7 @@ class RecurrentForecaster:
         outcome = _outcome(trained, config, inputs)
         held_out = self.holdout_forecaster()
         if held_out is None or held_out.network is self.network:  # no holdout network kept, or the deployed one is it
-            return outcome
+            return with_theta_weight(outcome, arrays)
         # The parent's deployed network may have seen the current holdout (after a refit): fine-tune its
         # holdout network too. Its validation scores and interval widths are out of sample, so they count.
         honest = fine_tune(arrays, config, (copy_network(held_out.network), held_out.scaler, dict(self.train_end)), season, verbose)
@@ -161,7 +164,7 @@ class RecurrentForecaster:
         provenance = {**outcome.forecaster.provenance, **report_provenance(report)}
         deployed = replace(outcome.forecaster, interval_halfwidths=honest.interval_halfwidths, provenance=provenance)
         holdout = replace(deployed, network=honest.network, scaler=honest.scaler, holdout=None)
-        return TrainingOutcome(replace(deployed, holdout=holdout), holdout, report)
+        return with_theta_weight(TrainingOutcome(replace(deployed, holdout=holdout), holdout, report), arrays)
 
     def predict(self, arrays: SeriesArrays, levels: list[int] | None = None) -> Any:
         """A `prediction.ForecastResult`: the next `horizon` steps after each series' last observation,
@@ -171,15 +174,37 @@ class RecurrentForecaster:
 
         check_future_inputs(self, arrays, "predict")
         widths = {level: w for level, w in self.interval_halfwidths.items() if levels is None or level in levels}
-        return predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, arrays.frequency or self.frequency, widths)
+        frequency = arrays.frequency or self.frequency
+        result = predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, frequency, widths)
+        if self.theta_weight > 0 and len(result.forecasts):
+            from forecasting.model.blending import blend_frame, theta_for  # lazy: keras, tensorflow (through prediction)
+
+            ids = list(result.forecasts["series_id"].unique())
+            histories = [arrays.values[sid][:, 0] for sid in ids]
+            theta = theta_for(histories, [arrays.timestamps[sid] for sid in ids], self.horizon, self.season, frequency)
+            floor = {sid for sid, history in zip(ids, histories) if np.nanmin(history, initial=0.0) >= 0}
+            result.forecasts = blend_frame(result.forecasts, dict(zip(ids, theta)), self.theta_weight, list(widths), floor)
+        return result
 
     def score_holdout(self, arrays: SeriesArrays, metric: str) -> dict[str, float]:
         """`metric` on each series' latest `horizon` observations forecast from just before them, and
         seasonal naive's from the same origin: {"score", "baseline", "series"} (see `prediction.score_holdout`)."""
         from forecasting.model.prediction import score_holdout  # lazy: keras, tensorflow
 
+        return score_holdout(self.holdout_forecasts(arrays, blend=True), metric)
+
+    def holdout_forecasts(self, arrays: SeriesArrays, blend: bool = True) -> Any:
+        """This forecaster's `prediction.HoldoutForecasts` on `arrays` (blended with Theta by its
+        `theta_weight` unless `blend` is False; None when no series can be scored)."""
+        from forecasting.model.blending import blended, theta_for  # lazy: keras, tensorflow
+        from forecasting.model.prediction import holdout_forecasts
+
         check_future_inputs(self, arrays, "score_holdout")
-        return score_holdout(self.network, self.scaler, arrays, self.lookback, self.horizon, self.season, metric)
+        holdout = holdout_forecasts(self.network, self.scaler, arrays, self.lookback, self.horizon, self.season)
+        if holdout is None or not blend or self.theta_weight == 0:
+            return holdout
+        theta = theta_for(holdout.histories, holdout.timestamps, self.horizon, self.season, arrays.frequency or self.frequency)
+        return replace(holdout, predicted=blended(holdout.predicted, theta, self.theta_weight))
 
     def holdout_forecaster(self) -> "RecurrentForecaster | None":
         """The forecaster whose network never saw any series' last `horizon` rows at training time (this
@@ -207,6 +232,7 @@ class RecurrentForecaster:
             **self.inputs.manifest_entries(),
             "scaler": self.scaler.to_dict(),
             "intervals": {str(level): widths for level, widths in self.interval_halfwidths.items()},
+            "theta_weight": self.theta_weight,
             "series_train_end": dict(self.train_end),
         }
 
@@ -258,6 +284,7 @@ class RecurrentForecaster:
             scaler=scaler,
             inputs=InputSpec.from_manifest(manifest, config),
             interval_halfwidths={int(level): widths for level, widths in manifest["intervals"].items()},
+            theta_weight=float(manifest.get("theta_weight", 0.0)),
             train_end=train_end,
             provenance={key: value for key, value in manifest.items() if key not in STATE_KEYS},
             folder=folder,
@@ -301,6 +328,30 @@ def _outcome(trained: Any, config: ModelConfig, inputs: InputSpec) -> TrainingOu
     if trained.holdout_network is not trained.network or trained.holdout_scaler is not trained.scaler:
         holdout = replace(deployed, network=trained.holdout_network, scaler=trained.holdout_scaler)
     return TrainingOutcome(replace(deployed, holdout=replace(holdout, holdout=None)), holdout, report)
+
+
+def with_theta_weight(outcome: TrainingOutcome, arrays: SeriesArrays) -> TrainingOutcome:
+    """The outcome's forecasters with the Theta weight of `blending`: the config's `theta_weight`, or
+    (unset) the one chosen on the holdout forecaster's holdout; 0 unset for a model reading future
+    features or holidays (Theta cannot see them). The holdout's scores join the report's metrics."""
+    from forecasting.model.blending import choose_theta_weight, theta_for  # lazy: keras, tensorflow
+
+    forecaster, config = outcome.forecaster, outcome.forecaster.config
+    weight = config.theta_weight
+    if weight is None and (forecaster.future_features or forecaster.holidays):
+        weight = 0.0
+    holdout = outcome.holdout.holdout_forecasts(arrays, blend=False)
+    metrics: dict[str, float] = {}
+    if holdout is not None:
+        theta = theta_for(holdout.histories, holdout.timestamps, forecaster.horizon, forecaster.season, arrays.frequency or forecaster.frequency)
+        chosen, metrics = choose_theta_weight(holdout, theta)
+        weight = chosen if weight is None else weight
+    weight = float(weight or 0.0)
+    report = replace(outcome.report, metrics={**outcome.report.metrics, **metrics}, details={**outcome.report.details, "theta_weight": weight})
+    provenance = {**forecaster.provenance, **report_provenance(report)}
+    kept = forecaster.holdout and replace(forecaster.holdout, theta_weight=weight, provenance=provenance)
+    deployed = replace(forecaster, theta_weight=weight, provenance=provenance, holdout=kept)
+    return TrainingOutcome(deployed, replace(outcome.holdout, theta_weight=weight, provenance=provenance), report)
 
 
 def report_provenance(report: Any) -> dict[str, Any]:

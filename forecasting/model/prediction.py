@@ -187,18 +187,25 @@ def target_times(origins: pd.DatetimeIndex, horizon: int, offset: pd.DateOffset)
     return pd.DatetimeIndex(table[inverse.ravel()].ravel())
 
 
-def score_holdout(
-    model: Any,
-    scaler: SeriesScaler,
-    arrays: SeriesArrays,
-    lookback: int,
-    horizon: int,
-    season: int,
-    metric: str,
-) -> dict[str, float]:
-    """Score a model on each series' latest `horizon` observations, forecast from just before them
-    (`last_windows` with that cut, as `predict` forecasts), next to the seasonal-naive forecast from
-    the same origin. Series without `lookback + horizon` finite observations at the end are left out (counted)."""
+@dataclass
+class HoldoutForecasts:
+    """Each scored series' latest `horizon` observations (`actual`) forecast from just before them by
+    the network (`predicted`), with the histories before them and those histories' seasonal-naive
+    forecasts and MASE scales (rows: `ids`)."""
+
+    ids: list[str]
+    actual: np.ndarray
+    predicted: np.ndarray
+    naive: np.ndarray
+    scales: np.ndarray
+    histories: list[np.ndarray]
+    timestamps: list[pd.DatetimeIndex]
+
+
+def holdout_forecasts(model: Any, scaler: SeriesScaler, arrays: SeriesArrays, lookback: int, horizon: int, season: int) -> HoldoutForecasts | None:
+    """The network's forecasts of each series' latest `horizon` observations from just before them
+    (`last_windows` with that cut, as `predict` forecasts). Series without `lookback + horizon` finite
+    observations at the end are left out; None when no series is left."""
     known = list(arrays.future_columns)  # the future block: those columns at the scored periods, never the target
     eligible = [
         series_id for series_id, values in arrays.values.items()
@@ -207,7 +214,7 @@ def score_holdout(
     selected = last_windows(scaler, arrays, lookback, cut=horizon, series=eligible)
     scored = [series_id for series_id in eligible if series_id not in selected.skipped]
     if not scored:
-        return {"score": float("nan"), "baseline": float("nan"), "series": 0}
+        return None
     histories = [arrays.values[series_id][:-horizon, 0] for series_id in scored]
     actual = np.stack([arrays.values[series_id][-horizon:, 0] for series_id in scored])
     naive = np.stack([seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0] for history in histories])
@@ -222,8 +229,17 @@ def score_holdout(
         predicted[[row[sid] for sid in selected.ids]] = selected.levels.decode(forecast_array(model, network_inputs(selected.inputs, blocks)))
     for series_id, (value, _) in selected.constant.items():  # forecast as `predict` does
         predicted[row[series_id]] = value
+    timestamps = [arrays.timestamps[series_id][:-horizon] for series_id in scored]
+    return HoldoutForecasts(scored, actual, predicted, naive, scales, histories, timestamps)
+
+
+def score_holdout(holdout: HoldoutForecasts | None, metric: str) -> dict[str, float]:
+    """`metric` of the holdout forecasts and of seasonal naive's from the same origin:
+    {"score", "baseline", "series"} (NaN scores and 0 series without any)."""
+    if holdout is None:
+        return {"score": float("nan"), "baseline": float("nan"), "series": 0}
     return {
-        "score": score(metric, actual, predicted, scales),
-        "baseline": score(metric, actual, naive, scales),
-        "series": len(scored),
+        "score": score(metric, holdout.actual, holdout.predicted, holdout.scales),
+        "baseline": score(metric, holdout.actual, holdout.naive, holdout.scales),
+        "series": len(holdout.ids),
     }

@@ -1,0 +1,66 @@
+"""The Theta method: its forecasts on series whose answer is known, and the padded all-series fit
+against the same method written one series at a time."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.evaluation.theta import ALPHAS, theta_forecasts
+from forecasting.preparation.seasonality import season_ticks, seasonal_factors
+
+
+def one_series_theta(values: np.ndarray, horizon: int) -> np.ndarray:
+    """Theta for one non-seasonal series, written out plainly: the reference for the padded version."""
+    best = None
+    for alpha in ALPHAS:
+        level, squared = values[0], 0.0
+        for value in values[1:]:
+            squared += (value - level) ** 2
+            level += alpha * (value - level)
+        if best is None or squared < best[0]:
+            best = (squared, alpha, level)
+    _, alpha, level = best
+    slope = np.polyfit(np.arange(len(values)), values, 1)[0]
+    steps = np.arange(1, horizon + 1)
+    return level + 0.5 * slope * (steps - 1 + (1 - (1 - alpha) ** len(values)) / alpha)
+
+
+def test_a_straight_line_is_continued_at_half_its_slope():
+    line = 10.0 + 2.0 * np.arange(30)
+    forecast = theta_forecasts([line], horizon=4)[0]
+    # The smoothing follows the line exactly (weight 1) and Theta adds half the trend: one per step.
+    np.testing.assert_allclose(forecast, line[-1] + np.arange(1, 5), rtol=1e-9)
+
+
+def test_padded_fit_of_many_series_equals_the_fit_of_each_alone():
+    rng = np.random.default_rng(3)
+    histories = [100 + np.cumsum(rng.normal(0.5, 3, size=length)) for length in (5, 17, 40, 40, 63, 120)]
+    together = theta_forecasts(histories, horizon=6)
+    for history, forecast in zip(histories, together):
+        np.testing.assert_allclose(forecast, one_series_theta(history, 6), rtol=1e-9)
+
+
+def test_leading_gaps_are_cut_and_tiny_histories_repeat_their_last_value():
+    history = np.array([np.nan, 5.0, np.nan, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    np.testing.assert_allclose(theta_forecasts([history], 3)[0], theta_forecasts([history[3:]], 3)[0])
+    forecasts = theta_forecasts([np.array([7.0, 9.0]), np.array([np.nan]), np.array([])], 2)
+    np.testing.assert_allclose(forecasts[0], [9.0, 9.0])
+    assert np.isnan(forecasts[1:]).all()
+
+
+def test_a_seasonal_series_keeps_its_season_in_the_forecast():
+    index = pd.date_range("2015-01-01", periods=72, freq="MS")
+    pattern = np.array([0.7, 0.8, 1.0, 1.1, 1.3, 1.4, 1.3, 1.1, 1.0, 0.9, 0.7, 0.7])
+    values = 200 * pattern[index.month - 1]
+    ticks = season_ticks(index, "MS")
+    forecast = theta_forecasts([values], horizon=12, season=12, ticks=[ticks])[0]
+    assert seasonal_factors(values, ticks, 12) is not None
+    np.testing.assert_allclose(forecast, values[-12:], rtol=1e-6)  # next year's months, in order
+
+
+@pytest.mark.parametrize("count", [1, 5000])
+def test_every_series_gets_a_finite_forecast_of_the_horizon(count):
+    rng = np.random.default_rng(0)
+    histories = [rng.gamma(2.0, 10.0, size=int(rng.integers(3, 80))) for _ in range(count)]
+    forecasts = theta_forecasts(histories, horizon=8, season=4, ticks=[np.arange(len(h)) for h in histories])
+    assert forecasts.shape == (count, 8) and np.isfinite(forecasts).all()
