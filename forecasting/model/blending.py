@@ -30,10 +30,10 @@ def theta_for(
 ) -> np.ndarray:
     """The Theta forecasts after each history (series x horizon), seasonal positions from the
     timestamps; a series never below zero is not forecast below zero."""
-    ticks = None
-    if season > 1 and frequency:
-        ticks = [season_ticks(index, frequency) for index in timestamps]
-    forecast = theta_forecasts(histories, horizon, season, ticks)
+    last_ticks = None
+    if season > 1 and frequency and len(timestamps):
+        last_ticks = season_ticks(pd.DatetimeIndex(np.array([index.values[-1] for index in timestamps])), frequency)
+    forecast = theta_forecasts(histories, horizon, season if last_ticks is not None else 1, last_ticks)
     never_negative = np.array([bool(np.nanmin(history, initial=0.0) >= 0) for history in histories], dtype=bool)
     if len(forecast):
         forecast[never_negative] = np.maximum(forecast[never_negative], 0.0)
@@ -47,10 +47,10 @@ def blended(network: np.ndarray, theta: np.ndarray, weight: float) -> np.ndarray
     return np.where(np.isfinite(theta), (1 - weight) * network + weight * theta, network)
 
 
-def choose_theta_weight(holdout: HoldoutForecasts, theta: np.ndarray) -> tuple[float, dict[str, float]]:
+def choose_theta_weight(holdout: HoldoutForecasts, theta: np.ndarray, fixed: float | None = None) -> tuple[float, dict[str, float]]:
     """The weight of `WEIGHTS` whose blend scores best on the holdout: the lowest sum of its sMAPE and
-    its MASE, each relative to the network's alone (the smaller weight on a tie). Returns it and the
-    holdout's sMAPE and MASE for the network, Theta and the chosen blend."""
+    its MASE, each relative to the network's alone (the smaller weight on a tie), or `fixed` where
+    given. Returns it and the holdout's sMAPE and MASE for the network, Theta and the blend with it."""
     scales = np.where(holdout.scales > 0, holdout.scales, np.nan)[:, np.newaxis]
 
     def scores(forecast: np.ndarray) -> tuple[float, float]:
@@ -63,6 +63,7 @@ def choose_theta_weight(holdout: HoldoutForecasts, theta: np.ndarray) -> tuple[f
         cost = smape_of / network_smape + mase_of / network_mase if network_smape > 0 and network_mase > 0 else np.inf
         if cost < best_cost - 1e-9:
             best, best_cost = weight, cost
+    best = best if fixed is None else fixed
     theta_scores = scores(blended(holdout.predicted, theta, 1.0))
     blend_scores = scores(blended(holdout.predicted, theta, best))
     return best, {

@@ -197,7 +197,7 @@ class RecurrentForecaster:
         """This forecaster's `prediction.HoldoutForecasts` on `arrays` (blended with Theta by its
         `theta_weight` unless `blend` is False; None when no series can be scored)."""
         from forecasting.model.blending import blended, theta_for  # lazy: keras, tensorflow
-        from forecasting.model.prediction import holdout_forecasts
+        from forecasting.model.prediction import holdout_forecasts  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "score_holdout")
         holdout = holdout_forecasts(self.network, self.scaler, arrays, self.lookback, self.horizon, self.season)
@@ -344,8 +344,7 @@ def with_theta_weight(outcome: TrainingOutcome, arrays: SeriesArrays) -> Trainin
     metrics: dict[str, float] = {}
     if holdout is not None:
         theta = theta_for(holdout.histories, holdout.timestamps, forecaster.horizon, forecaster.season, arrays.frequency or forecaster.frequency)
-        chosen, metrics = choose_theta_weight(holdout, theta)
-        weight = chosen if weight is None else weight
+        weight, metrics = choose_theta_weight(holdout, theta, weight)
     weight = float(weight or 0.0)
     report = replace(outcome.report, metrics={**outcome.report.metrics, **metrics}, details={**outcome.report.details, "theta_weight": weight})
     provenance = {**forecaster.provenance, **report_provenance(report)}

@@ -77,3 +77,48 @@ def seasonal_factors(values: np.ndarray, ticks: np.ndarray, season: int) -> np.n
     positions = np.asarray(ticks[offset : offset + len(trend)]) % season
     factors = np.array([ratios[positions == p].mean() if (positions == p).any() else 1.0 for p in range(season)])
     return factors / factors.mean()
+
+
+def seasonal_factors_matrix(padded: np.ndarray, positions: np.ndarray, season: int) -> np.ndarray:
+    """`seasonal_factors` for many series at once (the same test and factors; a test checks they
+    agree): `padded` holds one series per row, right-aligned, NaN before its first value;
+    `positions` the seasonal position of every cell (`ticks % season`). Returns the factors by
+    position (rows x season), NaN rows for the series that are not seasonal, not positive, or
+    too short to tell."""
+    rows, width = padded.shape
+    result = np.full((rows, season), np.nan)
+    present = np.isfinite(padded)
+    lengths = present.sum(axis=1)
+    candidate = (lengths >= 3 * season) & np.where(present, padded > 0, True).all(axis=1)
+    if season < 2 or width < 3 * season or not candidate.any():
+        return result
+    values, present, positions = padded[candidate], present[candidate], positions[candidate]
+    lengths = lengths[candidate]
+    # The seasonality test: autocorrelations at lags 1..season (padding counts as zero), Bartlett's limit.
+    mean = np.where(present, values, 0.0).sum(axis=1) / lengths
+    centred = np.where(present, values - mean[:, np.newaxis], 0.0)
+    denominator = (centred * centred).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlations = np.stack([(centred[:, :-lag] * centred[:, lag:]).sum(axis=1) for lag in range(1, season + 1)], axis=1)
+        correlations = np.where(denominator[:, np.newaxis] > 0, correlations / denominator[:, np.newaxis], 0.0)
+    limit = _TEST_QUANTILE * np.sqrt((1 + 2 * np.sum(correlations[:, :-1] ** 2, axis=1)) / lengths)
+    seasonal = np.abs(correlations[:, -1]) > limit
+    # Centred moving average over one season (2 x season for an even season): NaN where it reaches the padding.
+    weights = np.ones(season + 1 - season % 2)
+    if season % 2 == 0:
+        weights[0] = weights[-1] = 0.5
+    span = width - len(weights) + 1
+    trend = sum(weight / season * values[:, shift : shift + span] for shift, weight in enumerate(weights))
+    offset = (len(weights) - 1) // 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = values[:, offset : offset + span] / trend
+    cells = np.isfinite(ratios)
+    slots = (np.arange(len(values))[:, np.newaxis] * season + positions[:, offset : offset + span] % season)[cells]
+    sums = np.bincount(slots, weights=ratios[cells], minlength=len(values) * season).reshape(-1, season)
+    counts = np.bincount(slots, minlength=len(values) * season).reshape(-1, season)
+    factors = np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
+    factors = factors / factors.mean(axis=1, keepdims=True)
+    found = np.full((len(values), season), np.nan)
+    found[seasonal] = factors[seasonal]
+    result[candidate] = found
+    return result

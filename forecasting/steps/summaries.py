@@ -147,6 +147,11 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  validation sMAPE: model {metrics['val_smape_model']:.2f}, naive {metrics['val_smape_naive']:.2f}, "
             f"seasonal naive {metrics['val_smape_seasonal_naive']:.2f}"
         )
+        if "holdout_smape_blend" in metrics:
+            lines.append(
+                f"  blend with Theta: weight {trained.get('theta_weight', 0.0):g} (holdout sMAPE network {metrics['holdout_smape_network']:.2f}, "
+                f"Theta {metrics['holdout_smape_theta']:.2f}, blend {metrics['holdout_smape_blend']:.2f})"
+            )
         status = "champion" if trained["promoted"] else "candidate"
         parent = f", fine-tuned from v{trained['parent_version']}" if trained.get("parent_version") else ""
         tuned = f", tuning record {trained['tuning_record']}" if trained.get("tuning_record") else ""

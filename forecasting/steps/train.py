@@ -52,6 +52,7 @@ class TrainSummary:
     holdout: dict[str, Any]
     process: int
     anomalies_left_out: int = 0  # flagged actuals read as missing (`ignore_anomalies`)
+    theta_weight: float = 0.0  # the Theta method's share in the forecasts (`model.blending`)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain data (the flow's result and the run summary's `training`)."""
@@ -171,4 +172,5 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         holdout=gate.scores,
         process=os.getpid(),
         anomalies_left_out=data.anomalies_left_out,
+        theta_weight=forecaster.theta_weight,
     )

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from forecasting.evaluation.theta import ALPHAS, theta_forecasts
-from forecasting.preparation.seasonality import season_ticks, seasonal_factors
+from forecasting.preparation.seasonality import season_ticks, seasonal_factors, seasonal_factors_matrix
 
 
 def one_series_theta(values: np.ndarray, horizon: int) -> np.ndarray:
@@ -53,7 +53,7 @@ def test_a_seasonal_series_keeps_its_season_in_the_forecast():
     pattern = np.array([0.7, 0.8, 1.0, 1.1, 1.3, 1.4, 1.3, 1.1, 1.0, 0.9, 0.7, 0.7])
     values = 200 * pattern[index.month - 1]
     ticks = season_ticks(index, "MS")
-    forecast = theta_forecasts([values], horizon=12, season=12, ticks=[ticks])[0]
+    forecast = theta_forecasts([values], horizon=12, season=12, last_ticks=ticks[-1:])[0]
     assert seasonal_factors(values, ticks, 12) is not None
     np.testing.assert_allclose(forecast, values[-12:], rtol=1e-6)  # next year's months, in order
 
@@ -62,5 +62,30 @@ def test_a_seasonal_series_keeps_its_season_in_the_forecast():
 def test_every_series_gets_a_finite_forecast_of_the_horizon(count):
     rng = np.random.default_rng(0)
     histories = [rng.gamma(2.0, 10.0, size=int(rng.integers(3, 80))) for _ in range(count)]
-    forecasts = theta_forecasts(histories, horizon=8, season=4, ticks=[np.arange(len(h)) for h in histories])
+    forecasts = theta_forecasts(histories, horizon=8, season=4, last_ticks=np.array([len(h) + 1 for h in histories]))
     assert forecasts.shape == (count, 8) and np.isfinite(forecasts).all()
+
+
+def test_the_seasonal_factors_of_many_series_at_once_are_those_of_each_alone():
+    rng = np.random.default_rng(7)
+    season, histories = 12, []
+    for length in (30, 36, 37, 50, 72, 100, 144):
+        shape = 1 + rng.uniform(0.0, 0.5) * np.sin(2 * np.pi * np.arange(length) / season + rng.uniform(0, 6))
+        histories.append(50 * shape + rng.normal(0, rng.choice([0.5, 30.0]), size=length))
+    histories.append(-histories[-1])  # not positive: never seasonal
+    width = max(len(h) for h in histories)
+    padded = np.full((len(histories), width), np.nan)
+    positions = np.zeros((len(histories), width), dtype="int64")
+    for row, history in enumerate(histories):
+        padded[row, width - len(history):] = history
+        positions[row] = (np.arange(width) - (width - len(history)) + 5 * row) % season  # each series its own phase
+    together = seasonal_factors_matrix(padded, positions, season)
+    decided = []
+    for row, history in enumerate(histories):
+        alone = seasonal_factors(history, (np.arange(len(history)) + 5 * row), season)
+        decided.append(alone is not None)
+        if alone is None:
+            assert np.isnan(together[row]).all()
+        else:
+            np.testing.assert_allclose(together[row], alone, rtol=1e-9)
+    assert any(decided) and not all(decided)  # both outcomes of the test are covered
