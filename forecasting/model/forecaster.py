@@ -166,12 +166,13 @@ class RecurrentForecaster:
     def predict(self, arrays: SeriesArrays, levels: list[int] | None = None) -> Any:
         """A `prediction.ForecastResult`: the next `horizon` steps after each series' last observation,
         with the interval `levels` given (default: all it has). Series it has not seen are scaled
-        by their own history in a copy of the scaler."""
+        by their own history in a copy of the scaler; series shorter than the lookback are forecast
+        from a padded window (method `short_history`)."""
         from forecasting.model.prediction import predict  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "predict")
         widths = {level: w for level, w in self.interval_halfwidths.items() if levels is None or level in levels}
-        return predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, arrays.frequency or self.frequency, widths)
+        return predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, arrays.frequency or self.frequency, widths, self.season)
 
     def score_holdout(self, arrays: SeriesArrays, metric: str) -> dict[str, float]:
         """`metric` on each series' latest `horizon` observations forecast from just before them, and
