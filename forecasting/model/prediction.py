@@ -91,6 +91,8 @@ def last_windows(
             if not any(sid not in scaler for sid in ids):
                 scaler = scaler.copy()  # the first series it has not seen: the caller's scaler stays as it is
             scaler.add(series_id, values)
+            if padded and scaler.mostly_seasonal():
+                scaler.add_short_seasonal(series_id, values, timestamps)
         ids.append(series_id)
         windows.append(window)
         if padded:

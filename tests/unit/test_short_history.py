@@ -62,3 +62,15 @@ def test_series_shorter_than_the_lookback_are_forecast_with_their_method_recorde
     assert result.short == {"NEW": "5 observations, fewer than lookback 12: padded"}
     # Holdout scores still read full windows only: the new series is not scored.
     assert forecaster.score_holdout(arrays, "smape")["series"] == len(set(frame["series_id"]))
+
+
+def test_a_new_series_of_a_seasonal_data_set_keeps_its_own_weekly_shape():
+    from forecasting.preparation.scaling import SeriesScaler
+
+    week = np.array([1.0, 1.0, 1.0, 1.0, 1.2, 1.5, 0.8])
+    long_ts, short_ts = pd.date_range("2024-01-01", periods=70, freq="D"), pd.date_range("2024-02-26", periods=15, freq="D")
+    series = {"OLD": (100 * week[long_ts.dayofweek]).reshape(-1, 1), "NEW": (50 * week[short_ts.dayofweek]).reshape(-1, 1)}
+    scaler = SeriesScaler.fit(series)
+    scaler.fit_seasonal(series, {"OLD": long_ts, "NEW": short_ts}, {}, "D", 7)
+    assert set(scaler.factors) == {"OLD", "NEW"}  # two weeks: too short for the test, given its own factors
+    np.testing.assert_allclose(scaler.factors["NEW"], scaler.factors["OLD"], rtol=1e-9)
