@@ -45,7 +45,7 @@ def store_frame(established: int, new: int, seed: int) -> pd.DataFrame:
         days = 365 if index < established else int(rng.integers(14, 22))
         ts = pd.date_range(end=ORIGIN + pd.Timedelta(days=HORIZON), periods=days + HORIZON, freq="D")
         step = np.arange(len(ts))
-        weekly = 1 + rng.uniform(0.6, 1.4) * (WEEKLY[ts.dayofweek] - 1)
+        weekly = 1 + rng.uniform(0.6, 1.4) * (WEEKLY[ts.day_of_week] - 1)
         trend = 1 + rng.uniform(-0.1, 0.2) * step / 365
         values = rng.uniform(50, 500) * weekly * trend * (1 + rng.normal(0, 0.05, len(ts)))
         kind = "E" if index < established else "N"
