@@ -7,7 +7,12 @@ The rules are pure functions of the frequency, the horizon and the series' lengt
   52 weekly, 7 daily, 5 business daily, 24 hourly, 1 otherwise, yearly included);
 - lookback: max(ceil(1.25 x season), ceil(1.25 x horizon)), but no longer than the short series
   allow (the 5th percentile of the series' lengths minus the horizon, so nearly every series keeps
-  at least one full window for validation), and at least 2;
+  at least one full window for validation), and at least 2. New series (shorter than that lookback
+  plus the horizon: no validation window at it) are left out of the percentile while they are at most
+  a quarter of the series (`NEW_SERIES_SHARE`): a few new stores among established ones do not
+  shorten every series' lookback; they are forecast through the short-history path
+  (`prediction.last_windows`). Where more are that short, the data set is short as a whole and the
+  lookback fits it as before;
 - batch size: the power of two nearest to the number of windows / 100 (about 100 updates an
   epoch, whatever the data set's size), between 32 and 1024;
 - min_epochs: 15% of `epochs` (rounded down), so early stopping does not end on a lucky early dip.
@@ -35,6 +40,9 @@ from forecasting.config.model_settings import ModelConfig
 DERIVED_KEYS = ("season", "lookback", "batch_size", "min_epochs")
 MIN_LOOKBACK = 2
 SHORT_SERIES_QUANTILE = 0.05
+# New series (too short for one validation window at the preferred lookback) are left out of the lookback's
+# percentile while they are at most this share of the series (issue 29: 2 new stores in 14 took everyone's lookback to 2).
+NEW_SERIES_SHARE = 0.25
 UPDATES_PER_EPOCH = 100
 MIN_BATCH, MAX_BATCH = 32, 1024
 MIN_EPOCHS_SHARE = 0.15
@@ -56,9 +64,26 @@ def short_length(lengths: Iterable[int]) -> int | None:
     return int(np.quantile(values, SHORT_SERIES_QUANTILE, method="lower"))
 
 
+def preferred_lookback(horizon: int, season: int) -> int:
+    """max(1.25 seasons, 1.25 horizons), at least 2: the lookback before the series' lengths cap it."""
+    return max(math.ceil(1.25 * season), math.ceil(1.25 * horizon), MIN_LOOKBACK)
+
+
+def new_series(horizon: int, season: int, lengths: Iterable[int]) -> int:
+    """How many series are new: shorter than the preferred lookback + horizon (no validation window at
+    it), counted only while they are at most `NEW_SERIES_SHARE` of the series (else 0: the data set is short as a whole)."""
+    values = [int(length) for length in lengths if length > 0]
+    short = sum(1 for length in values if length < preferred_lookback(horizon, season) + horizon)
+    return short if values and short <= NEW_SERIES_SHARE * len(values) else 0
+
+
 def default_lookback(horizon: int, season: int, lengths: Iterable[int]) -> int:
-    """max(1.25 seasons, 1.25 horizons), capped so the short series keep a validation window; at least 2."""
-    preferred = max(math.ceil(1.25 * season), math.ceil(1.25 * horizon), MIN_LOOKBACK)
+    """max(1.25 seasons, 1.25 horizons), capped so the short series keep a validation window; at least 2.
+    New series (`new_series`) do not cap it."""
+    preferred = preferred_lookback(horizon, season)
+    lengths = [int(length) for length in lengths]
+    if new_series(horizon, season, lengths):
+        lengths = [length for length in lengths if length >= preferred + horizon]
     short = short_length(lengths)
     if short is None:
         return preferred

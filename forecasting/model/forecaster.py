@@ -169,13 +169,14 @@ class RecurrentForecaster:
     def predict(self, arrays: SeriesArrays, levels: list[int] | None = None) -> Any:
         """A `prediction.ForecastResult`: the next `horizon` steps after each series' last observation,
         with the interval `levels` given (default: all it has). Series it has not seen are scaled
-        by their own history in a copy of the scaler."""
+        by their own history in a copy of the scaler; series shorter than the lookback are forecast
+        from a padded window (method `short_history`)."""
         from forecasting.model.prediction import predict  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "predict")
         widths = {level: w for level, w in self.interval_halfwidths.items() if levels is None or level in levels}
         frequency = arrays.frequency or self.frequency
-        result = predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, frequency, widths)
+        result = predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, frequency, widths, self.season)
         if self.theta_weight > 0 and len(result.forecasts):
             from forecasting.model.blending import blend_frame, theta_for  # lazy: keras, tensorflow (through prediction)
 

@@ -15,6 +15,7 @@ from forecasting.preparation.future_inputs import encode_future, horizon_blocks,
 from forecasting.sources.tables import interval_columns
 from forecasting.model.network import forecast_array
 from forecasting.preparation.scaling import SeriesScaler, WindowLevels
+from forecasting.preparation.short_history import CONSTANT, NETWORK, SHORT_HISTORY, pad_window, window_start
 from forecasting.preparation.windows import SeriesArrays
 
 
@@ -23,6 +24,7 @@ class ForecastResult:
     forecasts: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)  # series id -> reason
     constant: dict[str, str] = field(default_factory=dict)  # series id -> value forecast and why
+    short: dict[str, str] = field(default_factory=dict)  # series id -> its observations, forecast from a padded window
 
 
 def constant_value(values: np.ndarray, lookback: int, window_scaling: bool) -> tuple[float, str] | None:
@@ -42,8 +44,9 @@ def constant_value(values: np.ndarray, lookback: int, window_scaling: bool) -> t
 class LastWindows:
     """Each series' last `lookback` rows before a cut, scaled for the network, in the arrays' order:
     the series the network forecasts (`ids`, their scaled `inputs` and `levels`), those forecast as
-    a constant (`constant`: value and why), those left out (`skipped`: why), and the scaler that
-    scaled them (a copy holding the series it had not seen, where there were any)."""
+    a constant (`constant`: value and why), those left out (`skipped`: why), those of `ids` whose
+    window was padded (`short`: how many observations they have), and the scaler that scaled them (a
+    copy holding the series it had not seen, where there were any)."""
 
     ids: list[str]
     inputs: np.ndarray | None
@@ -51,26 +54,32 @@ class LastWindows:
     scaler: SeriesScaler
     constant: dict[str, tuple[float, str]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    short: dict[str, int] = field(default_factory=dict)
 
 
-def last_windows(scaler: SeriesScaler, arrays: SeriesArrays, lookback: int, cut: int = 0, series: list[str] | None = None) -> LastWindows:
+def last_windows(
+    scaler: SeriesScaler, arrays: SeriesArrays, lookback: int, cut: int = 0, series: list[str] | None = None, pad_season: int | None = None
+) -> LastWindows:
     """The one window selection and scaling of forecasts and holdout scores: for each series (of
     `series`, default all), its history is every row but the last `cut` (0: a forecast from the
     last observation; the horizon: a holdout score), its window the last `lookback` rows of that
-    history. Series too short or with gaps in the window are skipped, constant ones (`constant_value`)
-    set apart, and series the scaler has not seen are scaled by their own history in a copy of the
-    scaler (the scaler given is left as it is); every other window is scaled in one batch."""
+    history. A series shorter than `lookback` is skipped, or with `pad_season` (a forecast) its window is
+    padded (`short_history.pad_window`, cold start); series with gaps in the window are skipped, constant
+    ones (`constant_value`) set apart, and series the scaler has not seen are scaled by their own history
+    in a copy of the scaler (the scaler given is left as it is); every other window is scaled in one batch."""
     skipped: dict[str, str] = {}
     constant: dict[str, tuple[float, str]] = {}
+    short: dict[str, int] = {}
     ids, windows, ticks = [], [], []
     for series_id in arrays.values if series is None else series:
         values, timestamps = arrays.values[series_id], arrays.timestamps[series_id]
         if cut:
             values, timestamps = values[:-cut], timestamps[:-cut]
-        if len(values) < lookback:
+        padded = pad_season is not None and 0 < len(values) < lookback
+        if len(values) < lookback and not padded:
             skipped[series_id] = f"{len(values)} observations, fewer than lookback {lookback}"
             continue
-        window = values[-lookback:]
+        window = pad_window(values, lookback, pad_season) if padded else values[-lookback:]
         if not np.isfinite(window).all():
             skipped[series_id] = f"missing values in the last {lookback} observations"
             continue
@@ -82,14 +91,21 @@ def last_windows(scaler: SeriesScaler, arrays: SeriesArrays, lookback: int, cut:
             if not any(sid not in scaler for sid in ids):
                 scaler = scaler.copy()  # the first series it has not seen: the caller's scaler stays as it is
             scaler.add(series_id, values)
+            if padded and scaler.mostly_seasonal():
+                scaler.add_short_seasonal(series_id, values, timestamps)
         ids.append(series_id)
         windows.append(window)
-        ticks.append(scaler.ticks(timestamps[-lookback:])[:1])
+        if padded:
+            short[series_id] = len(values)
+            start = window_start(timestamps[-1], lookback, scaler.frequency) if scaler.seasonal else timestamps[:1]
+            ticks.append(scaler.ticks(start))
+        else:
+            ticks.append(scaler.ticks(timestamps[-lookback:])[:1])
     if not ids:
-        return LastWindows([], None, WindowLevels.empty(), scaler, constant, skipped)
+        return LastWindows([], None, WindowLevels.empty(), scaler, constant, skipped, short)
     # Every window scaled in one batch, kept as one array (not a view and a WindowLevels per series).
     inputs, _, levels = encode_windows(scaler, np.asarray(ids, dtype=object), np.stack(windows), first_ticks=np.concatenate(ticks))
-    return LastWindows(ids, inputs, levels, scaler, constant, skipped)
+    return LastWindows(ids, inputs, levels, scaler, constant, skipped, short)
 
 
 def predict(
@@ -100,39 +116,48 @@ def predict(
     horizon: int,
     frequency: str,
     interval_halfwidths: dict[int, list[float]] | None = None,
+    season: int = 1,
 ) -> ForecastResult:
-    """One forecast per series from its last `lookback` rows (`last_windows`); series too short or
-    with gaps there are skipped, series the scaler has not seen are scaled by their own history.
-    Returns a long frame: series_id, forecast_origin, target_ts, step, yhat, interval columns."""
-    selected = last_windows(scaler, arrays, lookback)
+    """One forecast per series from its last `lookback` rows (`last_windows`); a series shorter than
+    that from its window padded with its own rows, one `season` later (cold start, method `short_history`);
+    series with gaps there are skipped, series the scaler has not seen are scaled by their own history.
+    Returns a long frame: series_id, forecast_origin, target_ts, step, yhat, interval columns, method
+    (`network`, `short_history` or `constant`). A padded window's intervals take the same per-step
+    widths, in its own scale, as every other window's."""
+    selected = last_windows(scaler, arrays, lookback, pad_season=season)
     ids, skipped, constant = selected.ids, selected.skipped, selected.constant
     future = prediction_blocks(selected.scaler, arrays, ids, horizon, frequency)
     columns = ["series_id", "forecast_origin", "target_ts", "step", "yhat"]
     for level in sorted(interval_halfwidths or {}):
         columns += list(interval_columns(level))
+    columns.append("method")
+    short = {sid: f"{count} observations, fewer than lookback {lookback}: padded" for sid, count in selected.short.items()}
     frames = []
     if ids:
         scaled = forecast_array(model, network_inputs(selected.inputs, future), "forecast", "series")
         frame = forecast_frame(ids, [arrays.timestamps[sid][-1] for sid in ids], scaled, selected.levels, frequency, interval_halfwidths)
+        methods = np.array([SHORT_HISTORY if sid in selected.short else NETWORK for sid in ids], dtype=object)
+        frame["method"] = np.repeat(methods, horizon)
         values = frame[[c for c in frame.columns if c == "yhat" or c.startswith(("yhat_lower_", "yhat_upper_"))]].to_numpy(dtype="float64")
         broken = frame.loc[~np.isfinite(values).all(axis=1), "series_id"].unique()
         for series_id in broken:  # never written: listed with the skipped series instead
             skipped[series_id] = "the network's forecast is not finite"
+            short.pop(series_id, None)
         frames.append(frame[~frame["series_id"].isin(broken)] if len(broken) else frame)  # no copy of 1.8 M rows for nothing
     del selected
     if constant:
         # Scale 0 decodes every value, interval bounds included, to the constant: a zero-width interval.
         flat = WindowLevels(np.array([value for value, _ in constant.values()]), np.zeros(len(constant)), np.zeros(len(constant), dtype=bool))
-        frames.append(
-            forecast_frame(list(constant), [arrays.timestamps[sid][-1] for sid in constant], np.zeros((len(constant), horizon)), flat,
-                           frequency, interval_halfwidths)
-        )
+        frame = forecast_frame(list(constant), [arrays.timestamps[sid][-1] for sid in constant], np.zeros((len(constant), horizon)), flat,
+                               frequency, interval_halfwidths)
+        frame["method"] = CONSTANT
+        frames.append(frame)
     described = {sid: f"{value:g} ({why})" for sid, (value, why) in constant.items()}
     if not frames:
-        return ForecastResult(pd.DataFrame(columns=columns), skipped, described)
+        return ForecastResult(pd.DataFrame(columns=columns), skipped, described, short)
     if len(frames) == 1 and list(frames[0].columns) == columns and frames[0].index.equals(pd.RangeIndex(len(frames[0]))):
-        return ForecastResult(frames[0], skipped, described)  # what the concatenation would give, without a copy of it
-    return ForecastResult(pd.concat(frames, ignore_index=True)[columns], skipped, described)
+        return ForecastResult(frames[0], skipped, described, short)  # what the concatenation would give, without a copy of it
+    return ForecastResult(pd.concat(frames, ignore_index=True)[columns], skipped, described, short)
 
 
 def prediction_blocks(scaler: SeriesScaler, arrays: SeriesArrays, ids: list[str], horizon: int, frequency: str) -> np.ndarray | None:

@@ -70,15 +70,23 @@ def all_inputs(split: WindowSplit) -> np.ndarray | list[np.ndarray]:
 
 
 def fit_scaler(arrays: SeriesArrays, config: ModelConfig, season: int = 1) -> SeriesScaler:
-    """Per-series statistics from each series' training part (all but its last `horizon` rows); with
-    `config.deseasonalize` and a season, seasonal factors too (for the series that pass the test)."""
-    train_lengths = {sid: len(values) - config.horizon for sid, values in arrays.values.items()}
+    """Per-series statistics from each series' training part (all but its last `horizon` rows; all rows
+    of a series too short for any window, which no training or validation reads: `scaling_length`);
+    with `config.deseasonalize` and a season, seasonal factors too (for the series that pass the test)."""
+    train_lengths = {sid: scaling_length(len(values), config) for sid, values in arrays.values.items()}
     scaler = SeriesScaler.fit(arrays.values, train_lengths, target=config.normalization)
     if config.deseasonalize and season > 1:
         if not arrays.frequency:
             raise ValueError("deseasonalising needs the series frequency")
         scaler.fit_seasonal(arrays.values, arrays.timestamps, train_lengths, arrays.frequency, season)
     return scaler
+
+
+def scaling_length(length: int, config: ModelConfig) -> int:
+    """The rows a series' statistics come from: all but the last `horizon` (the validation targets), or
+    all of a new series shorter than lookback + horizon (no window reads it; its forecast is scaled by
+    all it has, not by its first few days)."""
+    return length if length < config.lookback + config.horizon else length - config.horizon
 
 
 def split_for_training(arrays: SeriesArrays, scaler: SeriesScaler, config: ModelConfig) -> WindowSplit:
@@ -183,7 +191,7 @@ def fine_tune(
     scaler = parent_scaler.copy()
     for series_id, values in arrays.values.items():
         if series_id not in scaler:
-            scaler.add(series_id, values[: max(len(values) - config.horizon, 2)])
+            scaler.add(series_id, values[: max(scaling_length(len(values), config), 2)])
     split = split_for_training(arrays, scaler, config)
     cutoffs = np.array(
         [np.datetime64(pd.Timestamp(parent_train_end[sid])) if sid in parent_train_end else np.datetime64("NaT") for sid in split.train_series],

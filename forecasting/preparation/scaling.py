@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from forecasting.preparation.seasonality import season_ticks, seasonal_factors
+from forecasting.preparation.seasonality import season_ticks, seasonal_factors, short_factors
 
 TargetNormalization = Literal["series", "window", "window_log"]
 
@@ -141,14 +141,34 @@ class SeriesScaler:
         self, series: Mapping[str, np.ndarray], timestamps: Mapping[str, pd.DatetimeIndex], train_lengths: Mapping[str, int], frequency: str, season: int
     ) -> None:
         """Seasonal factors of each series' target from its first `train_lengths[id]` rows; series that
-        fail the seasonality test (or are not positive) get none and are left as they are."""
+        fail the seasonality test (or are not positive) get none and are left as they are. Where most
+        series long enough for the test pass it, the new ones too short for it get `short_factors`."""
         self.season, self.frequency = season, frequency
+        tested, short = 0, []
         for series_id, values in series.items():
             length = train_lengths.get(series_id, len(values))
+            if length < 3 * season:
+                short.append(series_id)
+                continue
+            tested += 1
             ticks = season_ticks(timestamps[series_id][:length], frequency)
             found = seasonal_factors(np.asarray(values)[:length, 0], ticks, season)
             if found is not None:
                 self.factors[series_id] = found
+        if tested and len(self.factors) >= tested / 2:
+            for series_id in short:
+                self.add_short_seasonal(series_id, series[series_id][: train_lengths.get(series_id, len(series[series_id]))], timestamps[series_id])
+
+    def add_short_seasonal(self, series_id: str, values: np.ndarray, timestamps: pd.DatetimeIndex) -> None:
+        """`seasonality.short_factors` for a new series (its first `len(values)` rows), where they can be estimated."""
+        if self.seasonal:
+            found = short_factors(np.asarray(values)[:, 0], season_ticks(timestamps[: len(values)], self.frequency), self.season)
+            if found is not None:
+                self.factors[series_id] = found
+
+    def mostly_seasonal(self) -> bool:
+        """Whether at least half the series it holds have seasonal factors (new series then get theirs: `add_short_seasonal`)."""
+        return self.seasonal and len(self.factors) >= len(self.loc) / 2
 
     @property
     def seasonal(self) -> bool:

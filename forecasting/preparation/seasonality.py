@@ -122,3 +122,20 @@ def seasonal_factors_matrix(padded: np.ndarray, positions: np.ndarray, season: i
     found[seasonal] = factors[seasonal]
     result[candidate] = found
     return result
+
+
+def short_factors(values: np.ndarray, ticks: np.ndarray, season: int) -> np.ndarray | None:
+    """Factors for a new series too short for the test (two full seasons, fewer than three): each value
+    over the mean of its last whole seasons, averaged by position, mean 1. None otherwise, or when not
+    positive. Given only where most series of the data set are seasonal (`SeriesScaler.fit_seasonal`):
+    a new store then keeps its own weekly shape instead of being read as flat."""
+    values = np.asarray(values, dtype="float64")
+    whole = len(values) // season
+    if season < 2 or whole < 2 or len(values) >= 3 * season:
+        return None
+    recent, positions = values[-whole * season :], np.asarray(ticks)[-whole * season :] % season
+    if not (np.isfinite(recent).all() and (recent > 0).all()):
+        return None
+    ratios = recent / recent.mean()
+    factors = np.array([ratios[positions == p].mean() for p in range(season)])
+    return factors / factors.mean()

@@ -86,6 +86,8 @@ def write_forecasts(storage_root: Path, forecasts: pd.DataFrame, dataset: Path |
             if len(existing) != len(keep):  # the file changed between the two reads: decide on the rows read last
                 keep = rows_not_in(existing, rows, key)
             rows = pd.concat([existing.loc[keep], rows], ignore_index=True)
+            if "method" in rows:  # rows kept from a partition written before the column
+                rows = legacy_methods(rows)
         order = ["series_id", "forecast_origin", "target_ts"]
         # Staged forecasts come in this order already: no sorted copy of them (1.8 M rows at 100,000 series).
         rows = rows.reset_index(drop=True) if is_sorted_by(rows, order) else rows.sort_values(order).reset_index(drop=True)
@@ -161,10 +163,33 @@ def replace_partition(storage_root: Path, model_name: str, origin_date: str, row
 
 
 def read_forecasts(storage_root: Path, model_name: str | None = None, dataset: Path | None = None) -> pd.DataFrame:
-    """The forecasts dataset as a frame (optionally one model, pruned by partition)."""
+    """The forecasts dataset as a frame (optionally one model, pruned by partition). Partitions written
+    before a column existed read with it empty (the columns of every partition, not only the first's);
+    their `method` is filled as migration 0011 fills the table's (`legacy_methods`)."""
     root = forecasts_root(storage_root, dataset)
     if not root.exists():
         return pd.DataFrame()
-    dataset = ds.dataset(**arrow_source(root), format="parquet", partitioning=PARTITIONING)
+    found = ds.dataset(**arrow_source(root), format="parquet", partitioning=PARTITIONING)
     expression = ds.field("model_name") == model_name if model_name else None
-    return dataset.to_table(filter=expression).to_pandas()
+    schemas = [fragment.physical_schema for fragment in found.get_fragments(filter=expression)]
+    if schemas:
+        schema = pa.unify_schemas([*schemas, PARTITIONING.schema])
+        found = ds.dataset(**arrow_source(root), format="parquet", partitioning=PARTITIONING, schema=schema)
+    return legacy_methods(found.to_table(filter=expression).to_pandas())
+
+
+def legacy_methods(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with a `method` where rows written before it have none: `constant` where the 95% interval
+    has zero width at the forecast, else `network` (migration 0011's rule for the table)."""
+    if frame.empty:
+        return frame
+    missing = frame["method"].isna().to_numpy() if "method" in frame else np.ones(len(frame), dtype=bool)
+    if not missing.any():
+        return frame
+    constant = np.zeros(len(frame), dtype=bool)
+    if {"yhat_lower_95", "yhat_upper_95"} <= set(frame.columns):
+        yhat = frame["yhat"].to_numpy(dtype="float64")
+        constant = (frame["yhat_lower_95"].to_numpy(dtype="float64") == yhat) & (frame["yhat_upper_95"].to_numpy(dtype="float64") == yhat)
+    filled = np.where(constant, "constant", "network").astype(object)
+    current = frame["method"].to_numpy(dtype=object) if "method" in frame else filled
+    return frame.assign(method=np.where(missing, filled, current))

@@ -2,7 +2,7 @@
 
 First what no model changes (`setup_checks`: the database, the job's tables, the source's columns and
 types, its rows and frequency, the storage, the Prefect API), then per model: the series' lengths
-against its lookback and horizon (how many would take no part in training, or get no forecast), the
+against its lookback and horizon (how many would take no part in training, or are forecast from a padded window), the
 settings it would train with (the derived defaults, `model.defaults`, and the newest tuning record,
 as a retrain uses them) and how long training would take (`model.calibration`: the real network
 timed on a few batches of the real windows). Nothing is written to the job's tables or storage.
@@ -120,7 +120,7 @@ def _series(label: str, lengths: np.ndarray, config: ModelConfig, frequency: str
     short, unforecast = int((lengths < lookback + horizon).sum()), int((lengths < lookback).sum())
     if short:
         text += f"{short:,} shorter than lookback {lookback} + horizon {horizon} = {lookback + horizon} take no part in training"
-        text += f", {unforecast:,} of them shorter than lookback {lookback} get no forecast" if unforecast else ""
+        text += f", {unforecast:,} of them shorter than lookback {lookback} forecast from a padded window (short_history)" if unforecast else ""
     else:
         text += f"all long enough for lookback {lookback} + horizon {horizon} = {lookback + horizon}"
     return Check(label, text + f"; {training:,} training and {validation:,} validation windows"), True

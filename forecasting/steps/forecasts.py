@@ -51,6 +51,9 @@ class ForecastSummary:
     series_out_of_range: int = 0
     out_of_range_examples: dict[str, str] = field(default_factory=dict)
     range_factor: float = FACTOR
+    methods: dict[str, int] = field(default_factory=dict)  # series forecast per `method` (network, short_history, constant)
+    series_short_history: int = 0  # series shorter than the lookback, forecast from a padded window (cold start)
+    short_history_examples: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain data."""
@@ -108,7 +111,17 @@ def forecast_step(settings: Settings, model_name: str, run_id: str) -> ForecastS
         horizon=horizon,
         series_out_of_range=len(far_out),
         out_of_range_examples=dict(list(far_out.items())[:EXAMPLES]),
+        methods=series_per_method(forecasts),
+        series_short_history=len(result.short),
+        short_history_examples=dict(list(result.short.items())[:EXAMPLES]),
     )
+
+
+def series_per_method(forecasts: pd.DataFrame) -> dict[str, int]:
+    """How many series each `method` forecast."""
+    if not len(forecasts) or "method" not in forecasts:
+        return {}
+    return {str(method): int(count) for method, count in forecasts.groupby("method")["series_id"].nunique().sort_index().items()}
 
 
 @timed("sql write", data=True)

@@ -107,6 +107,11 @@ def check_tables(engine: Engine, settings: Settings, model_name: str, source: bo
                 f"database.url: {masked_url(engine)} has the forecasting schema of an older version (quarantine without row_key); "
                 "run `forecasting init` to migrate it"
             )
+        if "method" not in forecast_columns:
+            raise ConfigError(
+                f"database.url: {masked_url(engine)} has the forecasting schema of an older version (forecasts without method); "
+                "run `forecasting init` to migrate it"
+            )
         if source:
             check_source(connection, settings.source)
     for level in settings.model(model_name).intervals:

@@ -105,6 +105,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     for series_id, reason in summary.get("skipped_examples", {}).items():
         lines.append(f"    skipped {series_id}: {reason}")
+    if summary.get("methods"):
+        lines.append("  series per method: " + ", ".join(f"{method} {count}" for method, count in summary["methods"].items()))
+    if summary.get("series_short_history"):
+        lines.append(
+            f"  short series: {summary['series_short_history']} shorter than the lookback, forecast from their window padded "
+            "with their own rows (method short_history)"
+        )
+        for series_id, what in summary.get("short_history_examples", {}).items():
+            lines.append(f"    short {series_id}: {what}")
     if summary.get("series_constant"):
         lines.append(
             f"  constant series: {summary['series_constant']} forecast as their last value with zero-width intervals, not by the network"
@@ -141,6 +150,11 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"best validation loss {trained['best_val_loss']:.4f} ({trained['train_windows']} training / {trained['val_windows']} validation windows"
             f"{refit}, {trained['train_seconds']} s)"
         )
+        if trained.get("series_too_short"):
+            lines.append(
+                f"  series too short to train on: {trained['series_too_short']} (fewer than lookback {trained['lookback']} + horizon "
+                f"{summary.get('horizon', 'horizon')} observations: no window to train on; forecast all the same)"
+            )
         if trained.get("anomalies_left_out"):
             lines.append(f"  anomalies left out of training: {trained['anomalies_left_out']} flagged actuals read as missing (ignore_anomalies)")
         lines.append(

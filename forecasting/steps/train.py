@@ -53,6 +53,7 @@ class TrainSummary:
     process: int
     anomalies_left_out: int = 0  # flagged actuals read as missing (`ignore_anomalies`)
     theta_weight: float = 0.0  # the Theta method's share in the forecasts (`model.blending`)
+    series_too_short: int = 0  # series shorter than lookback + horizon: no window to train or validate on (new series)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain data (the flow's result and the run summary's `training`)."""
@@ -173,4 +174,5 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         process=os.getpid(),
         anomalies_left_out=data.anomalies_left_out,
         theta_weight=forecaster.theta_weight,
+        series_too_short=sum(1 for values in data.arrays.values.values() if len(values) < trained.lookback + trained.horizon),
     )

@@ -128,7 +128,7 @@ def test_a_schema_from_before_forecast_errors_is_named_and_init_migrates_it(data
             command.upgrade(alembic_config(connection, str(location)), "0006")
     with pytest.raises(ConfigError, match="older version \\(no table forecast_errors\\); run `forecasting init` to migrate it"):
         check_schema(engine, settings, "tiny")
-    assert migrate(engine)["to_revision"] == head_revision() == "0010"
+    assert migrate(engine)["to_revision"] == head_revision() == "0011"
     load_observations(engine, settings.source, synthetic_frame(n_series=1, length=24))
     check_schema(engine, settings, "tiny")
     with engine.connect() as connection:

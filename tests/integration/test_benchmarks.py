@@ -235,3 +235,17 @@ def test_holidays_benchmark_prints_both_models_and_the_ratios():
     lines = [json.loads(line) for line in result.stdout.strip().splitlines() if line.startswith("{")]
     assert [line.get("holidays") for line in lines[:2]] == [["US"], []] and lines[0]["holiday_points"] == 2
     assert lines[-1]["summary"] and lines[-1]["mae_ratio"] > 0 and lines[-1]["horizon"] == "2024-12-18..2024-12-31"
+
+
+def test_cold_start_benchmark_prints_the_new_and_established_ratios():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cold_start", "--established", "6", "--new", "2", "--epochs", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    summary = lines[-1]
+    assert summary["summary"] and summary["new"] == 2 and summary["established"] == 6
+    for key in ("new_mae_ratio_to_best_baseline", "established_ratio_mae", "rule_before_established_ratio_mae"):
+        assert summary[key] > 0
+    assert lines[0]["training"] == "with_new" and lines[0]["skipped"] == 0 and lines[0]["new"]["series"] == 2

@@ -138,7 +138,7 @@ def test_migration_0008_collapses_duplicates_keeping_the_first_seen(database_url
             connection.execute(old, {"r": r, "src": src, "s": s, "t": t, "v": v, "reason": reason, "c": c})
     with pytest.raises(ConfigError, match=r"older version \(quarantine without row_key\); run `forecasting init` to migrate it"):
         steps.check_schema(engine, settings, "tiny")
-    assert migrate(engine)["to_revision"] == head_revision() == "0010"
+    assert migrate(engine)["to_revision"] == head_revision() == "0011"
     with engine.connect() as connection:
         q = quarantine.c
         names = ("source", "series_id", "run_id", "created_at", "last_run_id", "last_seen_at", "seen_count", "value", "resolved_at")
@@ -198,7 +198,7 @@ def test_migration_0008_downgrades_to_the_0007_table(database_url):
         rows = connection.execute(sa.text("SELECT run_id, series_id, ts, reason FROM quarantine")).fetchall()
     assert names == {"id", "run_id", "source", "series_id", "ts", "value", "reason", "created_at"}
     assert [tuple(row) for row in rows] == [("r1", None, None, "no key")]
-    assert migrate(engine)["to_revision"] == "0010"
+    assert migrate(engine)["to_revision"] == "0011"
 
 
 def test_a_slower_pull_does_not_resolve_a_row_another_pull_just_quarantined_again(database_url):

@@ -10,6 +10,8 @@ from importlib.resources import files
 import sqlalchemy as sa
 from alembic import op
 
+from forecasting.sql.migrations.view_history import FORECAST_VS_ACTUAL_0007
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -46,7 +48,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model_name", "series_id", "forecast_origin", "target_ts", name="pk_forecast_errors"),
     )
     op.create_index("ix_forecast_errors_model_target", "forecast_errors", ["model_name", "target_ts"])
-    for view in VIEWS:
+    op.execute(FORECAST_VS_ACTUAL_0007)  # as it was then: sql/views/forecast_vs_actual.sql now reads forecasts.method (0011)
+    for view in VIEWS[1:]:
         op.execute(files("forecasting.sql").joinpath(f"views/{view}.sql").read_text())
 
 

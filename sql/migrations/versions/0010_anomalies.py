@@ -13,6 +13,8 @@ from importlib.resources import files
 import sqlalchemy as sa
 from alembic import op
 
+from forecasting.sql.migrations.view_history import ANOMALIES_0010, FORECAST_VS_ACTUAL_0007
+
 revision = "0010"
 down_revision = "0009"
 branch_labels = None
@@ -62,7 +64,7 @@ def upgrade() -> None:
         op.execute(FILL_DISTANCE)
     op.execute(FILL_ANOMALY)
     op.execute("DROP VIEW IF EXISTS anomalies")
-    op.execute(files("forecasting.sql").joinpath("views/anomalies.sql").read_text())
+    op.execute(ANOMALIES_0010)  # as it was then: sql/views/anomalies.sql now reads forecasts.method (0011)
 
 
 def downgrade() -> None:
@@ -72,5 +74,6 @@ def downgrade() -> None:
     with op.batch_alter_table("forecast_errors") as batch:
         batch.drop_column("anomaly")
         batch.drop_column("interval_distance")
-    for view in DEPENDENT_VIEWS:
+    op.execute(FORECAST_VS_ACTUAL_0007)
+    for view in DEPENDENT_VIEWS[1:]:
         op.execute(files("forecasting.sql").joinpath(f"views/{view}.sql").read_text())
