@@ -8,9 +8,9 @@ The rules are pure functions of the frequency, the horizon and the series' lengt
 - lookback: max(ceil(1.25 x season), ceil(1.25 x horizon)), but no longer than the short series
   allow (the 5th percentile of the series' lengths minus the horizon, so nearly every series keeps
   at least one full window for validation), and at least 2. New series (shorter than that lookback
-  plus the horizon: no validation window at it) are left out of the percentile while they are at most
-  a quarter of the series (`NEW_SERIES_SHARE`): a few new stores among established ones do not
-  shorten every series' lookback; they are forecast through the short-history path
+  plus the horizon, and than a quarter of the median series) are left out of the percentile while
+  they are at most a quarter of the series (`NEW_SERIES_SHARE`): a few new stores among established
+  ones do not shorten every series' lookback; they are forecast through the short-history path
   (`prediction.last_windows`). Where more are that short, the data set is short as a whole and the
   lookback fits it as before;
 - batch size: the power of two nearest to the number of windows / 100 (about 100 updates an
@@ -40,9 +40,13 @@ from forecasting.config.model_settings import ModelConfig
 DERIVED_KEYS = ("season", "lookback", "batch_size", "min_epochs")
 MIN_LOOKBACK = 2
 SHORT_SERIES_QUANTILE = 0.05
-# New series (too short for one validation window at the preferred lookback) are left out of the lookback's
-# percentile while they are at most this share of the series (issue 29: 2 new stores in 14 took everyone's lookback to 2).
+# New series (too short for one validation window at the preferred lookback, and far shorter than the median
+# series) are left out of the lookback's percentile while they are at most this share of the series (issue 29:
+# 2 new stores in 14 took everyone's lookback to 2). Short series of a data set of short series still shorten
+# it, as they always did (M3 quarterly's 16-quarter series, median 44: a lookback of 8, which scores better
+# on the holdout than 10 with them padded).
 NEW_SERIES_SHARE = 0.25
+NEW_SERIES_MEDIAN_SHARE = 0.25
 UPDATES_PER_EPOCH = 100
 MIN_BATCH, MAX_BATCH = 32, 1024
 MIN_EPOCHS_SHARE = 0.15
@@ -69,11 +73,19 @@ def preferred_lookback(horizon: int, season: int) -> int:
     return max(math.ceil(1.25 * season), math.ceil(1.25 * horizon), MIN_LOOKBACK)
 
 
+def new_series_length(horizon: int, season: int, lengths: list[int]) -> int:
+    """The length below which a series counts as new: the preferred lookback plus the horizon (no
+    validation window at it), and at most a quarter of the median length (`NEW_SERIES_MEDIAN_SHARE`)."""
+    median = float(np.median(lengths)) if lengths else 0.0
+    return min(preferred_lookback(horizon, season) + horizon, math.ceil(NEW_SERIES_MEDIAN_SHARE * median))
+
+
 def new_series(horizon: int, season: int, lengths: Iterable[int]) -> int:
-    """How many series are new: shorter than the preferred lookback + horizon (no validation window at
-    it), counted only while they are at most `NEW_SERIES_SHARE` of the series (else 0: the data set is short as a whole)."""
+    """How many series are new (shorter than `new_series_length`), counted only while they are at most
+    `NEW_SERIES_SHARE` of the series (else 0: the data set is short as a whole)."""
     values = [int(length) for length in lengths if length > 0]
-    short = sum(1 for length in values if length < preferred_lookback(horizon, season) + horizon)
+    threshold = new_series_length(horizon, season, values)
+    short = sum(1 for length in values if length < threshold)
     return short if values and short <= NEW_SERIES_SHARE * len(values) else 0
 
 
@@ -83,7 +95,8 @@ def default_lookback(horizon: int, season: int, lengths: Iterable[int]) -> int:
     preferred = preferred_lookback(horizon, season)
     lengths = [int(length) for length in lengths]
     if new_series(horizon, season, lengths):
-        lengths = [length for length in lengths if length >= preferred + horizon]
+        threshold = new_series_length(horizon, season, [length for length in lengths if length > 0])
+        lengths = [length for length in lengths if length >= threshold]
     short = short_length(lengths)
     if short is None:
         return preferred

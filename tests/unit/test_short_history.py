@@ -74,3 +74,11 @@ def test_a_new_series_of_a_seasonal_data_set_keeps_its_own_weekly_shape():
     scaler.fit_seasonal(series, {"OLD": long_ts, "NEW": short_ts}, {}, "D", 7)
     assert set(scaler.factors) == {"OLD", "NEW"}  # two weeks: too short for the test, given its own factors
     np.testing.assert_allclose(scaler.factors["NEW"], scaler.factors["OLD"], rtol=1e-9)
+
+
+def test_short_series_of_a_data_set_of_short_series_still_shorten_the_lookback():
+    # M3 quarterly's shape: 7% of the series at 16 quarters, the median at 44. They are not new stores:
+    # the lookback stays 8 (16 - 8), which scores better on the holdout than 10 with them padded.
+    lengths = [16] * 52 + [44] * 704
+    assert new_series(8, 4, lengths) == 0
+    assert default_lookback(8, 4, lengths) == 8
