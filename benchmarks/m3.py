@@ -220,7 +220,7 @@ def run_subset(args: argparse.Namespace, subset: str, config) -> dict:
         "classical_seconds": classical_seconds,
         "best_epoch": outcome.report.best_epoch,
         "val_smape": round(outcome.report.metrics["val_smape_model"], 3),
-        "theta_weight": outcome.forecaster.theta_weight,
+        "blend_weights": dict(outcome.forecaster.blend_weights),
         "holdout": {key.removeprefix("holdout_"): round(value, 4) for key, value in outcome.report.metrics.items() if key.startswith("holdout_")},
         "config": outcome.forecaster.config.model_dump(mode="json", exclude={"schedule", "tuning", "fine_tune", "promotion"}),
     }

@@ -167,6 +167,17 @@ class EnsembleConfig(StrictModel):
         return values
 
 
+class BlendConfig(StrictModel):
+    theta: float = Field(default=0.0, ge=0.0, le=1.0)  # the Theta method's share
+    damped_trend: float = Field(default=0.0, ge=0.0, le=1.0)  # damped-trend exponential smoothing's share
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> "BlendConfig":
+        if self.theta + self.damped_trend > 1 + 1e-9:
+            raise ValueError(f"blend weights theta {self.theta} + damped_trend {self.damped_trend} add up to more than 1")
+        return self
+
+
 class ModelConfig(StrictModel):
     # Keys left out (None) are derived from the data when training starts (forecasting/defaults.py,
     # docs/configuration.md "Derived defaults"); the trained version records the values it used.
@@ -194,9 +205,9 @@ class ModelConfig(StrictModel):
     # 0 weighs every window alike (the loss aims at relative error, like sMAPE), 1 aims it at MASE.
     series_weighting: float = Field(default=0.5, ge=0.0, le=2.0)
     ensemble: EnsembleConfig = EnsembleConfig()
-    # The Theta method's share in the forecast, (1 - w) * network + w * Theta (model/blending.py); None:
-    # chosen on each series' holdout at training (0 for a model reading future features or holidays).
-    theta_weight: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Each classical method's share in the forecast, the rest the network's (model/blending.py); None:
+    # chosen on each series' holdout at training (none for a model reading future features or holidays).
+    blend: BlendConfig | None = None
     deterministic: bool = True  # TensorFlow deterministic ops: same data + config + seed -> same weights
     jit_compile: bool = False
     training_timeout_minutes: float = Field(default=360, gt=0, le=MAX_MINUTES)  # a training task running longer fails the run

@@ -1,94 +1,115 @@
-"""The network's forecast blended with the Theta method's (`evaluation.theta`): `(1 - w) * network
-+ w * theta`, with the weight `w` chosen at training on each series' holdout (its last `horizon`
-observations, which the holdout network never saw), or fixed by `theta_weight` in the config.
+"""The network's forecast blended with classical ones fitted to each series alone
+(`evaluation.classical`: the Theta method and damped-trend exponential smoothing):
+`(1 - a - b) * network + a * theta + b * damped_trend`, the weights chosen at training on each
+series' holdout (its last `horizon` observations, which the holdout network never saw), or fixed
+by `blend` in the config.
 
 A global network learns shapes shared across series; on a short or noisy history it can
-extrapolate a growth nothing in that history supports, which a classical method fitted to the
-series alone does not. Blending the two is the remedy the M4 competition's best methods share
-(combinations of statistical and learned forecasts); the holdout decides how much of each.
+extrapolate a growth nothing in that history supports, which a method fitted to the series alone
+does not. The methods err differently, so a blend errs less than each: combinations of
+statistical and learned forecasts are what the M4 competition's best methods share. The holdout
+decides how much of each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from forecasting.evaluation.classical import classical_forecasts
 from forecasting.evaluation.metrics import smape
-from forecasting.evaluation.theta import theta_forecasts
 from forecasting.model.prediction import HoldoutForecasts
 from forecasting.preparation.seasonality import season_ticks
 from forecasting.sources.tables import interval_columns
 
-# The weights of the Theta forecast tried on the holdout (0: the network alone).
-WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
+METHODS = ("theta", "damped_trend")
+# The weights tried on the holdout: every (theta, damped_trend) pair on a 0.1 grid with a sum of at most
+# 1 (the rest is the network's), fewest classical first, so a tie keeps the network's share.
+CANDIDATES = tuple(
+    sorted(
+        ({"theta": round(0.1 * a, 1), "damped_trend": round(0.1 * b, 1)} for a in range(11) for b in range(11 - a)),
+        key=lambda weights: (round(sum(weights.values()), 1), weights["damped_trend"]),
+    )
+)
 
 
-def theta_for(
+def classical_for(
     histories: Sequence[np.ndarray], timestamps: Sequence[pd.DatetimeIndex], horizon: int, season: int, frequency: str | None
-) -> np.ndarray:
-    """The Theta forecasts after each history (series x horizon), seasonal positions from the
-    timestamps; a series never below zero is not forecast below zero."""
+) -> dict[str, np.ndarray]:
+    """Each classical method's forecasts after each history (series x horizon), seasonal positions
+    from the timestamps; a series never below zero is not forecast below zero."""
     last_ticks = None
     if season > 1 and frequency and len(timestamps):
         last_ticks = season_ticks(pd.DatetimeIndex(np.array([index.values[-1] for index in timestamps])), frequency)
-    forecast = theta_forecasts(histories, horizon, season if last_ticks is not None else 1, last_ticks)
+    forecasts = classical_forecasts(histories, horizon, season if last_ticks is not None else 1, last_ticks, METHODS)
     never_negative = np.array([bool(np.nanmin(history, initial=0.0) >= 0) for history in histories], dtype=bool)
-    if len(forecast):
-        forecast[never_negative] = np.maximum(forecast[never_negative], 0.0)
-    return forecast
+    for values in forecasts.values():
+        if len(values):
+            values[never_negative] = np.maximum(values[never_negative], 0.0)
+    return forecasts
 
 
-def blended(network: np.ndarray, theta: np.ndarray, weight: float) -> np.ndarray:
-    """`(1 - weight) * network + weight * theta`; the network's value where Theta has none."""
-    if weight == 0:
+def blended(network: np.ndarray, classical: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """`(1 - sum of weights) * network + the weighted classical forecasts`; the network's value where
+    a weighted classical forecast has none."""
+    used = {name: weight for name, weight in weights.items() if weight > 0}
+    if not used:
         return network
-    return np.where(np.isfinite(theta), (1 - weight) * network + weight * theta, network)
+    result = (1 - sum(used.values())) * network
+    complete = np.ones(network.shape, dtype=bool)
+    for name, weight in used.items():
+        values = classical[name]
+        complete &= np.isfinite(values)
+        result = result + weight * np.where(np.isfinite(values), values, 0.0)
+    return np.where(complete, result, network)
 
 
-def choose_theta_weight(holdout: HoldoutForecasts, theta: np.ndarray, fixed: float | None = None) -> tuple[float, dict[str, float]]:
-    """The weight of `WEIGHTS` whose blend scores best on the holdout: the lowest sum of its sMAPE and
-    its MASE, each relative to the network's alone (the smaller weight on a tie), or `fixed` where
-    given. Returns it and the holdout's sMAPE and MASE for the network, Theta and the blend with it."""
+def choose_weights(
+    holdout: HoldoutForecasts, classical: Mapping[str, np.ndarray], fixed: Mapping[str, float] | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The `CANDIDATES` weights whose blend scores best on the holdout: the lowest sum of its sMAPE and
+    its MASE, each relative to the network's alone (the first on a tie), or `fixed` where given.
+    Returns them and the holdout's sMAPE and MASE for the network, each method and the blend."""
     scales = np.where(holdout.scales > 0, holdout.scales, np.nan)[:, np.newaxis]
 
     def scores(forecast: np.ndarray) -> tuple[float, float]:
         return smape(holdout.actual, forecast), float(np.nanmean(np.abs(holdout.actual - forecast) / scales))
 
-    network_smape, network_mase = scores(holdout.predicted)
-    best, best_cost = 0.0, 2.0
-    for weight in WEIGHTS[1:]:
-        smape_of, mase_of = scores(blended(holdout.predicted, theta, weight))
-        cost = smape_of / network_smape + mase_of / network_mase if network_smape > 0 and network_mase > 0 else np.inf
-        if cost < best_cost - 1e-9:
-            best, best_cost = weight, cost
-    best = best if fixed is None else fixed
-    theta_scores = scores(blended(holdout.predicted, theta, 1.0))
-    blend_scores = scores(blended(holdout.predicted, theta, best))
-    return best, {
-        "holdout_smape_network": network_smape, "holdout_mase_network": network_mase,
-        "holdout_smape_theta": theta_scores[0], "holdout_mase_theta": theta_scores[1],
-        "holdout_smape_blend": blend_scores[0], "holdout_mase_blend": blend_scores[1],
-    }
+    network = scores(holdout.predicted)
+    best, best_cost = dict(CANDIDATES[0]), 2.0
+    if fixed is None and network[0] > 0 and network[1] > 0:
+        for weights in CANDIDATES[1:]:
+            smape_of, mase_of = scores(blended(holdout.predicted, classical, weights))
+            if smape_of / network[0] + mase_of / network[1] < best_cost - 1e-9:
+                best, best_cost = dict(weights), smape_of / network[0] + mase_of / network[1]
+    best = dict(fixed) if fixed is not None else best
+    metrics = {"holdout_smape_network": network[0], "holdout_mase_network": network[1]}
+    for name in (*METHODS, "blend"):
+        smape_of, mase_of = scores(blended(holdout.predicted, classical, best if name == "blend" else {name: 1.0}))
+        metrics.update({f"holdout_smape_{name}": smape_of, f"holdout_mase_{name}": mase_of})
+    return best, metrics
 
 
-def blend_frame(frame: pd.DataFrame, theta: dict[str, np.ndarray], weight: float, levels: Sequence[int], floor: set[str]) -> pd.DataFrame:
-    """The long forecast frame with each series' `yhat` blended with its Theta forecast (`theta`: per
-    series, one value per step) and its interval bounds moved by the same amount; bounds of the
-    series in `floor` (never below zero) are kept at or above zero. Series without a Theta
-    forecast are left as they are."""
-    if weight == 0 or frame.empty:
+def blend_frame(
+    frame: pd.DataFrame, classical: Mapping[str, Mapping[str, np.ndarray]], weights: Mapping[str, float], levels: Sequence[int], floor: set[str]
+) -> pd.DataFrame:
+    """The long forecast frame with each series' `yhat` blended with its classical forecasts
+    (`classical`: per method, per series, one value per step) and its interval bounds moved by the
+    same amount; bounds of the series in `floor` (never below zero) are kept at or above zero."""
+    if not any(weight > 0 for weight in weights.values()) or frame.empty:
         return frame
     frame = frame.copy()
     network = frame["yhat"].to_numpy(dtype="float64")
     steps = frame["step"].to_numpy(dtype="int64") - 1
-    other = np.full(len(frame), np.nan)
+    others = {name: np.full(len(frame), np.nan) for name in classical}
     for series_id, rows in frame.groupby("series_id", sort=False).indices.items():
-        values = theta.get(series_id)
-        if values is not None:
-            other[rows] = values[steps[rows]]
-    shift = blended(network, other, weight) - network
+        for name, by_series in classical.items():
+            values = by_series.get(series_id)
+            if values is not None:
+                others[name][rows] = values[steps[rows]]
+    shift = blended(network, others, weights) - network
     frame["yhat"] = network + shift
     floored = frame["series_id"].isin(floor).to_numpy()
     for level in levels:

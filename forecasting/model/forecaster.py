@@ -49,7 +49,7 @@ from forecasting.runtime.clock import utc_now
 # Manifest keys that hold the forecaster's state; every other key is provenance (where it came from).
 STATE_KEYS = frozenset(
     {"config", "lookback", "horizon", "features", "future_features", "holidays", "frequency", "scaler", "intervals", "series_train_end", "series_file",
-     "holdout", "sha256", "format_version", "libraries", "theta_weight"}
+     "holdout", "sha256", "format_version", "libraries", "blend_weights"}
 )
 
 
@@ -68,7 +68,7 @@ class RecurrentForecaster:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     holdout: "RecurrentForecaster | None" = None  # in memory; see `holdout_forecaster`
     folder: Path | None = None  # where it was loaded from (its holdout network is read from there)
-    theta_weight: float = 0.0  # the Theta method's share in its forecasts (`blending`; versions from before it: 0)
+    blend_weights: Mapping[str, float] = field(default_factory=dict)  # each classical method's share in its forecasts (`blending`; none: the network's alone)
 
     @property
     def frequency(self) -> str:
@@ -138,7 +138,7 @@ class RecurrentForecaster:
             )
         config, inputs = InputSpec.resolve(config, arrays, tuple(features), tuple(future_features))
         trained = train(arrays, config, season=inputs.season, verbose=verbose)
-        return with_theta_weight(_outcome(trained, config, inputs), arrays)
+        return with_blend_weights(_outcome(trained, config, inputs), arrays)
 
     def fine_tune(self, arrays: SeriesArrays, config: ModelConfig | None = None, verbose: int = 0) -> "TrainingOutcome":
         """Continue training a copy of this forecaster's network on the windows that became trainable
@@ -155,7 +155,7 @@ class RecurrentForecaster:
         outcome = _outcome(trained, config, inputs)
         held_out = self.holdout_forecaster()
         if held_out is None or held_out.network is self.network:  # no holdout network kept, or the deployed one is it
-            return with_theta_weight(outcome, arrays)
+            return with_blend_weights(outcome, arrays)
         # The parent's deployed network may have seen the current holdout (after a refit): fine-tune its
         # holdout network too. Its validation scores and interval widths are out of sample, so they count.
         honest = fine_tune(arrays, config, (copy_network(held_out.network), held_out.scaler, dict(self.train_end)), season, verbose)
@@ -164,7 +164,7 @@ class RecurrentForecaster:
         provenance = {**outcome.forecaster.provenance, **report_provenance(report)}
         deployed = replace(outcome.forecaster, interval_halfwidths=honest.interval_halfwidths, provenance=provenance)
         holdout = replace(deployed, network=honest.network, scaler=honest.scaler, holdout=None)
-        return with_theta_weight(TrainingOutcome(replace(deployed, holdout=holdout), holdout, report), arrays)
+        return with_blend_weights(TrainingOutcome(replace(deployed, holdout=holdout), holdout, report), arrays)
 
     def predict(self, arrays: SeriesArrays, levels: list[int] | None = None) -> Any:
         """A `prediction.ForecastResult`: the next `horizon` steps after each series' last observation,
@@ -177,14 +177,15 @@ class RecurrentForecaster:
         widths = {level: w for level, w in self.interval_halfwidths.items() if levels is None or level in levels}
         frequency = arrays.frequency or self.frequency
         result = predict(self.network, self.scaler.copy(), arrays, self.lookback, self.horizon, frequency, widths, self.season)
-        if self.theta_weight > 0 and len(result.forecasts):
-            from forecasting.model.blending import blend_frame, theta_for  # lazy: keras, tensorflow (through prediction)
+        if any(weight > 0 for weight in self.blend_weights.values()) and len(result.forecasts):
+            from forecasting.model.blending import blend_frame, classical_for  # lazy: keras, tensorflow (through prediction)
 
             ids = list(result.forecasts["series_id"].unique())
             histories = [arrays.values[sid][:, 0] for sid in ids]
-            theta = theta_for(histories, [arrays.timestamps[sid] for sid in ids], self.horizon, self.season, frequency)
+            classical = classical_for(histories, [arrays.timestamps[sid] for sid in ids], self.horizon, self.season, frequency)
+            by_series = {name: dict(zip(ids, values)) for name, values in classical.items()}
             floor = {sid for sid, history in zip(ids, histories) if np.nanmin(history, initial=0.0) >= 0}
-            result.forecasts = blend_frame(result.forecasts, dict(zip(ids, theta)), self.theta_weight, list(widths), floor)
+            result.forecasts = blend_frame(result.forecasts, by_series, self.blend_weights, list(widths), floor)
         return result
 
     def score_holdout(self, arrays: SeriesArrays, metric: str) -> dict[str, float]:
@@ -195,17 +196,17 @@ class RecurrentForecaster:
         return score_holdout(self.holdout_forecasts(arrays, blend=True), metric)
 
     def holdout_forecasts(self, arrays: SeriesArrays, blend: bool = True) -> Any:
-        """This forecaster's `prediction.HoldoutForecasts` on `arrays` (blended with Theta by its
-        `theta_weight` unless `blend` is False; None when no series can be scored)."""
-        from forecasting.model.blending import blended, theta_for  # lazy: keras, tensorflow
+        """This forecaster's `prediction.HoldoutForecasts` on `arrays` (blended with the classical forecasts by its
+        `blend_weights` unless `blend` is False; None when no series can be scored)."""
+        from forecasting.model.blending import blended, classical_for  # lazy: keras, tensorflow
         from forecasting.model.prediction import holdout_forecasts  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "score_holdout")
         holdout = holdout_forecasts(self.network, self.scaler, arrays, self.lookback, self.horizon, self.season)
-        if holdout is None or not blend or self.theta_weight == 0:
+        if holdout is None or not blend or not any(weight > 0 for weight in self.blend_weights.values()):
             return holdout
-        theta = theta_for(holdout.histories, holdout.timestamps, self.horizon, self.season, arrays.frequency or self.frequency)
-        return replace(holdout, predicted=blended(holdout.predicted, theta, self.theta_weight))
+        classical = classical_for(holdout.histories, holdout.timestamps, self.horizon, self.season, arrays.frequency or self.frequency)
+        return replace(holdout, predicted=blended(holdout.predicted, classical, self.blend_weights))
 
     def holdout_forecaster(self) -> "RecurrentForecaster | None":
         """The forecaster whose network never saw any series' last `horizon` rows at training time (this
@@ -233,7 +234,7 @@ class RecurrentForecaster:
             **self.inputs.manifest_entries(),
             "scaler": self.scaler.to_dict(),
             "intervals": {str(level): widths for level, widths in self.interval_halfwidths.items()},
-            "theta_weight": self.theta_weight,
+            "blend_weights": dict(self.blend_weights),
             "series_train_end": dict(self.train_end),
         }
 
@@ -285,7 +286,7 @@ class RecurrentForecaster:
             scaler=scaler,
             inputs=InputSpec.from_manifest(manifest, config),
             interval_halfwidths={int(level): widths for level, widths in manifest["intervals"].items()},
-            theta_weight=float(manifest.get("theta_weight", 0.0)),
+            blend_weights={name: float(weight) for name, weight in manifest.get("blend_weights", {}).items()},
             train_end=train_end,
             provenance={key: value for key, value in manifest.items() if key not in STATE_KEYS},
             folder=folder,
@@ -331,27 +332,27 @@ def _outcome(trained: Any, config: ModelConfig, inputs: InputSpec) -> TrainingOu
     return TrainingOutcome(replace(deployed, holdout=replace(holdout, holdout=None)), holdout, report)
 
 
-def with_theta_weight(outcome: TrainingOutcome, arrays: SeriesArrays) -> TrainingOutcome:
-    """The outcome's forecasters with the Theta weight of `blending`: the config's `theta_weight`, or
-    (unset) the one chosen on the holdout forecaster's holdout; 0 unset for a model reading future
-    features or holidays (Theta cannot see them). The holdout's scores join the report's metrics."""
-    from forecasting.model.blending import choose_theta_weight, theta_for  # lazy: keras, tensorflow
+def with_blend_weights(outcome: TrainingOutcome, arrays: SeriesArrays) -> TrainingOutcome:
+    """The outcome's forecasters with the blend weights of `blending`: the config's `blend`, or (unset)
+    those chosen on the holdout forecaster's holdout; none unset for a model reading future features or
+    holidays (the classical methods cannot see them). The holdout's scores join the report's metrics."""
+    from forecasting.model.blending import choose_weights, classical_for  # lazy: keras, tensorflow
 
     forecaster, config = outcome.forecaster, outcome.forecaster.config
-    weight = config.theta_weight
-    if weight is None and (forecaster.future_features or forecaster.holidays):
-        weight = 0.0
+    fixed = config.blend.model_dump() if config.blend is not None else None
+    if fixed is None and (forecaster.future_features or forecaster.holidays):
+        fixed = {}
+    weights, metrics = dict(fixed or {}), {}
     holdout = outcome.holdout.holdout_forecasts(arrays, blend=False)
-    metrics: dict[str, float] = {}
     if holdout is not None:
-        theta = theta_for(holdout.histories, holdout.timestamps, forecaster.horizon, forecaster.season, arrays.frequency or forecaster.frequency)
-        weight, metrics = choose_theta_weight(holdout, theta, weight)
-    weight = float(weight or 0.0)
-    report = replace(outcome.report, metrics={**outcome.report.metrics, **metrics}, details={**outcome.report.details, "theta_weight": weight})
+        classical = classical_for(holdout.histories, holdout.timestamps, forecaster.horizon, forecaster.season, arrays.frequency or forecaster.frequency)
+        weights, metrics = choose_weights(holdout, classical, fixed)
+    weights = {name: float(weight) for name, weight in weights.items() if weight > 0}
+    report = replace(outcome.report, metrics={**outcome.report.metrics, **metrics}, details={**outcome.report.details, "blend_weights": weights})
     provenance = {**forecaster.provenance, **report_provenance(report)}
-    kept = forecaster.holdout and replace(forecaster.holdout, theta_weight=weight, provenance=provenance)
-    deployed = replace(forecaster, theta_weight=weight, provenance=provenance, holdout=kept)
-    return TrainingOutcome(deployed, replace(outcome.holdout, theta_weight=weight, provenance=provenance), report)
+    kept = forecaster.holdout and replace(forecaster.holdout, blend_weights=weights, provenance=provenance)
+    deployed = replace(forecaster, blend_weights=weights, provenance=provenance, holdout=kept)
+    return TrainingOutcome(deployed, replace(outcome.holdout, blend_weights=weights, provenance=provenance), report)
 
 
 def report_provenance(report: Any) -> dict[str, Any]:

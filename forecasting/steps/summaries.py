@@ -163,8 +163,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
         if "holdout_smape_blend" in metrics:
             lines.append(
-                f"  blend with Theta: weight {trained.get('theta_weight', 0.0):g} (holdout sMAPE network {metrics['holdout_smape_network']:.2f}, "
-                f"Theta {metrics['holdout_smape_theta']:.2f}, blend {metrics['holdout_smape_blend']:.2f})"
+                f"  blend: {blend_text(trained.get('blend_weights') or {})} (holdout sMAPE network {metrics['holdout_smape_network']:.2f}, "
+                f"Theta {metrics['holdout_smape_theta']:.2f}, damped trend {metrics['holdout_smape_damped_trend']:.2f}, "
+                f"blend {metrics['holdout_smape_blend']:.2f})"
             )
         status = "champion" if trained["promoted"] else "candidate"
         parent = f", fine-tuned from v{trained['parent_version']}" if trained.get("parent_version") else ""
@@ -191,6 +192,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("origins"):
         lines.append(f"  forecast origins: {', '.join(summary['origins'])}")
     return "\n".join(lines)
+
+
+def blend_text(weights: dict[str, float]) -> str:
+    """The blend's shares in words: `network 0.4, Theta 0.3, damped trend 0.3` (`network alone` without weights)."""
+    used = {name: weight for name, weight in weights.items() if weight > 0}
+    if not used:
+        return "network alone"
+    names = {"theta": "Theta", "damped_trend": "damped trend"}
+    parts = [f"network {round(1 - sum(used.values()), 2):g}"] + [f"{names.get(name, name)} {weight:g}" for name, weight in used.items()]
+    return ", ".join(parts)
 
 
 def accuracy_line(accuracy: dict[str, Any], summary: dict[str, Any] | None = None) -> str:

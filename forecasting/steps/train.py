@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from forecasting.config.settings import ModelConfig, Settings
@@ -52,7 +52,7 @@ class TrainSummary:
     holdout: dict[str, Any]
     process: int
     anomalies_left_out: int = 0  # flagged actuals read as missing (`ignore_anomalies`)
-    theta_weight: float = 0.0  # the Theta method's share in the forecasts (`model.blending`)
+    blend_weights: dict[str, float] = field(default_factory=dict)  # each classical method's share in the forecasts (`model.blending`)
     series_too_short: int = 0  # series shorter than lookback + horizon: no window to train or validate on (new series)
 
     def as_dict(self) -> dict[str, Any]:
@@ -173,6 +173,6 @@ def train_step(settings: Settings, model_name: str, run_id: str, mode: str = "re
         holdout=gate.scores,
         process=os.getpid(),
         anomalies_left_out=data.anomalies_left_out,
-        theta_weight=forecaster.theta_weight,
+        blend_weights=dict(forecaster.blend_weights),
         series_too_short=sum(1 for values in data.arrays.values.values() if len(values) < trained.lookback + trained.horizon),
     )

@@ -1,11 +1,11 @@
-"""The Theta method: its forecasts on series whose answer is known, and the padded all-series fit
-against the same method written one series at a time."""
+"""The classical forecasts (Theta, damped trend): their forecasts on series whose answer is known, and
+the padded all-series fits against the same methods written one series at a time."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.evaluation.theta import ALPHAS, theta_forecasts
+from forecasting.evaluation.classical import ALPHAS, DAMPED_GRID, classical_forecasts, damped_trend_forecasts, theta_forecasts
 from forecasting.preparation.seasonality import season_ticks, seasonal_factors, seasonal_factors_matrix
 
 
@@ -89,3 +89,36 @@ def test_the_seasonal_factors_of_many_series_at_once_are_those_of_each_alone():
         else:
             np.testing.assert_allclose(together[row], alone, rtol=1e-9)
     assert any(decided) and not all(decided)  # both outcomes of the test are covered
+
+
+def one_series_damped(values: np.ndarray, horizon: int) -> np.ndarray:
+    """Damped-trend smoothing for one series, written out plainly: the reference for the padded version."""
+    best = None
+    for alpha, beta, phi in DAMPED_GRID:
+        level, trend, squared = values[1], values[1] - values[0], 0.0
+        for value in values[2:]:
+            error = value - (level + phi * trend)
+            squared += error**2
+            level, trend = level + phi * trend + alpha * error, phi * trend + beta * error
+        if best is None or squared < best[0]:
+            best = (squared, phi, level, trend)
+    _, phi, level, trend = best
+    return level + np.cumsum(phi ** np.arange(1, horizon + 1)) * trend
+
+
+def test_padded_damped_trend_fit_equals_the_fit_of_each_series_alone():
+    rng = np.random.default_rng(5)
+    histories = [50 + np.cumsum(rng.normal(rng.uniform(-1, 2), 2, size=length)) for length in (3, 9, 24, 24, 61, 100)]
+    together = damped_trend_forecasts(histories, horizon=8)
+    for history, forecast in zip(histories, together):
+        np.testing.assert_allclose(forecast, one_series_damped(history, 8), rtol=1e-9)
+
+
+def test_the_damped_trend_bends_a_straight_line_and_both_methods_come_from_one_fit():
+    line = 10.0 + 2.0 * np.arange(40)
+    damped = damped_trend_forecasts([line], horizon=6)[0]
+    assert (np.diff(damped) > 0).all() and (np.diff(damped) < 2.0).all()  # still rising, less each step
+    assert line[-1] + 2.0 * DAMPED_GRID[:, 2].min() < damped[0] < line[-1] + 2.0
+    both = classical_forecasts([line], horizon=6)
+    np.testing.assert_allclose(both["damped_trend"][0], damped)
+    np.testing.assert_allclose(both["theta"][0], theta_forecasts([line], horizon=6)[0])
