@@ -49,7 +49,7 @@ from forecasting.runtime.clock import utc_now
 # Manifest keys that hold the forecaster's state; every other key is provenance (where it came from).
 STATE_KEYS = frozenset(
     {"config", "lookback", "horizon", "features", "future_features", "holidays", "frequency", "scaler", "intervals", "series_train_end", "series_file",
-     "holdout", "sha256", "format_version", "libraries", "blend_weights"}
+     "holdout", "sha256", "format_version", "libraries", "blend_weights", "interval_scales"}
 )
 
 
@@ -69,6 +69,7 @@ class RecurrentForecaster:
     holdout: "RecurrentForecaster | None" = None  # in memory; see `holdout_forecaster`
     folder: Path | None = None  # where it was loaded from (its holdout network is read from there)
     blend_weights: Mapping[str, float] = field(default_factory=dict)  # each classical method's share in its forecasts (`blending`; none: the network's alone)
+    interval_scales: Mapping[int, float] = field(default_factory=dict)  # per level, the blend's factor on the interval widths (`blending.interval_scales`)
 
     @property
     def frequency(self) -> str:
@@ -185,7 +186,8 @@ class RecurrentForecaster:
             classical = classical_for(histories, [arrays.timestamps[sid] for sid in ids], self.horizon, self.season, frequency)
             by_series = {name: dict(zip(ids, values)) for name, values in classical.items()}
             floor = {sid for sid, history in zip(ids, histories) if np.nanmin(history, initial=0.0) >= 0}
-            result.forecasts = blend_frame(result.forecasts, by_series, self.blend_weights, list(widths), floor)
+            scales = {level: self.interval_scales.get(level, 1.0) for level in widths}
+            result.forecasts = blend_frame(result.forecasts, by_series, self.blend_weights, scales, floor)
         return result
 
     def score_holdout(self, arrays: SeriesArrays, metric: str) -> dict[str, float]:
@@ -202,7 +204,7 @@ class RecurrentForecaster:
         from forecasting.model.prediction import holdout_forecasts  # lazy: keras, tensorflow
 
         check_future_inputs(self, arrays, "score_holdout")
-        holdout = holdout_forecasts(self.network, self.scaler, arrays, self.lookback, self.horizon, self.season)
+        holdout = holdout_forecasts(self.network, self.scaler, arrays, self.lookback, self.horizon, self.season, dict(self.interval_halfwidths))
         if holdout is None or not blend or not any(weight > 0 for weight in self.blend_weights.values()):
             return holdout
         classical = classical_for(holdout.histories, holdout.timestamps, self.horizon, self.season, arrays.frequency or self.frequency)
@@ -235,6 +237,7 @@ class RecurrentForecaster:
             "scaler": self.scaler.to_dict(),
             "intervals": {str(level): widths for level, widths in self.interval_halfwidths.items()},
             "blend_weights": dict(self.blend_weights),
+            "interval_scales": {str(level): scale for level, scale in self.interval_scales.items()},
             "series_train_end": dict(self.train_end),
         }
 
@@ -287,6 +290,7 @@ class RecurrentForecaster:
             inputs=InputSpec.from_manifest(manifest, config),
             interval_halfwidths={int(level): widths for level, widths in manifest["intervals"].items()},
             blend_weights={name: float(weight) for name, weight in manifest.get("blend_weights", {}).items()},
+            interval_scales={int(level): float(scale) for level, scale in manifest.get("interval_scales", {}).items()},
             train_end=train_end,
             provenance={key: value for key, value in manifest.items() if key not in STATE_KEYS},
             folder=folder,
@@ -336,23 +340,28 @@ def with_blend_weights(outcome: TrainingOutcome, arrays: SeriesArrays) -> Traini
     """The outcome's forecasters with the blend weights of `blending`: the config's `blend`, or (unset)
     those chosen on the holdout forecaster's holdout; none unset for a model reading future features or
     holidays (the classical methods cannot see them). The holdout's scores join the report's metrics."""
-    from forecasting.model.blending import choose_weights, classical_for  # lazy: keras, tensorflow
+    from forecasting.model.blending import blended, choose_weights, classical_for, interval_scales  # lazy: keras, tensorflow
 
     forecaster, config = outcome.forecaster, outcome.forecaster.config
     fixed = config.blend.model_dump() if config.blend is not None else None
     if fixed is None and (forecaster.future_features or forecaster.holidays):
         fixed = {}
-    weights, metrics = dict(fixed or {}), {}
+    weights, metrics, scales = dict(fixed or {}), {}, {}
     holdout = outcome.holdout.holdout_forecasts(arrays, blend=False)
     if holdout is not None:
         classical = classical_for(holdout.histories, holdout.timestamps, forecaster.horizon, forecaster.season, arrays.frequency or forecaster.frequency)
         weights, metrics = choose_weights(holdout, classical, fixed)
+        weights = {name: float(weight) for name, weight in weights.items() if weight > 0}
+        if weights:
+            scales = interval_scales(holdout, blended(holdout.predicted, classical, weights))
     weights = {name: float(weight) for name, weight in weights.items() if weight > 0}
-    report = replace(outcome.report, metrics={**outcome.report.metrics, **metrics}, details={**outcome.report.details, "blend_weights": weights})
+    details = {**outcome.report.details, "blend_weights": weights, "interval_scales": {str(level): scale for level, scale in scales.items()}}
+    report = replace(outcome.report, metrics={**outcome.report.metrics, **metrics}, details=details)
     provenance = {**forecaster.provenance, **report_provenance(report)}
-    kept = forecaster.holdout and replace(forecaster.holdout, blend_weights=weights, provenance=provenance)
-    deployed = replace(forecaster, blend_weights=weights, provenance=provenance, holdout=kept)
-    return TrainingOutcome(deployed, replace(outcome.holdout, blend_weights=weights, provenance=provenance), report)
+    state = {"blend_weights": weights, "interval_scales": scales, "provenance": provenance}
+    kept = forecaster.holdout and replace(forecaster.holdout, **state)
+    deployed = replace(forecaster, holdout=kept, **state)
+    return TrainingOutcome(deployed, replace(outcome.holdout, **state), report)
 
 
 def report_provenance(report: Any) -> dict[str, Any]:

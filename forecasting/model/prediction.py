@@ -216,7 +216,7 @@ def target_times(origins: pd.DatetimeIndex, horizon: int, offset: pd.DateOffset)
 class HoldoutForecasts:
     """Each scored series' latest `horizon` observations (`actual`) forecast from just before them by
     the network (`predicted`), with the histories before them and those histories' seasonal-naive
-    forecasts and MASE scales (rows: `ids`)."""
+    forecasts and MASE scales (rows: `ids`), and the network's interval bounds by level, where asked."""
 
     ids: list[str]
     actual: np.ndarray
@@ -225,12 +225,17 @@ class HoldoutForecasts:
     scales: np.ndarray
     histories: list[np.ndarray]
     timestamps: list[pd.DatetimeIndex]
+    bounds: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # level -> (lower, upper)
 
 
-def holdout_forecasts(model: Any, scaler: SeriesScaler, arrays: SeriesArrays, lookback: int, horizon: int, season: int) -> HoldoutForecasts | None:
+def holdout_forecasts(
+    model: Any, scaler: SeriesScaler, arrays: SeriesArrays, lookback: int, horizon: int, season: int,
+    interval_halfwidths: dict[int, list[float]] | None = None,
+) -> HoldoutForecasts | None:
     """The network's forecasts of each series' latest `horizon` observations from just before them
-    (`last_windows` with that cut, as `predict` forecasts). Series without `lookback + horizon` finite
-    observations at the end are left out; None when no series is left."""
+    (`last_windows` with that cut, as `predict` forecasts), with the bounds of `interval_halfwidths`
+    (as `forecast_frame` maps them back). Series without `lookback + horizon` finite observations at
+    the end are left out; None when no series is left."""
     known = list(arrays.future_columns)  # the future block: those columns at the scored periods, never the target
     eligible = [
         series_id for series_id, values in arrays.values.items()
@@ -245,17 +250,25 @@ def holdout_forecasts(model: Any, scaler: SeriesScaler, arrays: SeriesArrays, lo
     naive = np.stack([seasonal_naive_forecast(history[np.newaxis, :, np.newaxis], horizon, season)[0] for history in histories])
     scales = np.asarray([seasonal_naive_scale(history, season) for history in histories])
     predicted = np.empty((len(scored), horizon))
+    bounds = {level: (np.empty((len(scored), horizon)), np.empty((len(scored), horizon))) for level in interval_halfwidths or {}}
     row = {series_id: position for position, series_id in enumerate(scored)}
     if selected.ids:
         blocks = None
         if known:
             ids = np.asarray(selected.ids, dtype=object)
             blocks = encode_future(selected.scaler, ids, np.stack([arrays.values[sid][-horizon:, known] for sid in selected.ids]), arrays.future_columns)
-        predicted[[row[sid] for sid in selected.ids]] = selected.levels.decode(forecast_array(model, network_inputs(selected.inputs, blocks)))
+        rows = [row[sid] for sid in selected.ids]
+        scaled = forecast_array(model, network_inputs(selected.inputs, blocks))
+        predicted[rows] = selected.levels.decode(scaled)
+        for level, (lower, upper) in bounds.items():
+            half = np.asarray(interval_halfwidths[level], dtype="float64")[np.newaxis, :]
+            lower[rows], upper[rows] = selected.levels.decode(scaled - half), selected.levels.decode(scaled + half)
     for series_id, (value, _) in selected.constant.items():  # forecast as `predict` does
         predicted[row[series_id]] = value
+        for lower, upper in bounds.values():
+            lower[row[series_id]] = upper[row[series_id]] = value
     timestamps = [arrays.timestamps[series_id][:-horizon] for series_id in scored]
-    return HoldoutForecasts(scored, actual, predicted, naive, scales, histories, timestamps)
+    return HoldoutForecasts(scored, actual, predicted, naive, scales, histories, timestamps, bounds)
 
 
 def score_holdout(holdout: HoldoutForecasts | None, metric: str) -> dict[str, float]:

@@ -9,7 +9,7 @@ import pytest
 
 from forecasting.config.settings import ModelConfig, SourceConfig
 from forecasting.model.inputs import InputSpec
-from forecasting.model.blending import blend_frame, blended, choose_weights
+from forecasting.model.blending import blend_frame, blended, choose_weights, interval_scales
 from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.model.prediction import HoldoutForecasts, predict
 from forecasting.preparation.windows import to_series_arrays
@@ -41,12 +41,28 @@ def test_blending_moves_intervals_with_the_forecast_and_keeps_them_above_zero():
         "yhat_lower_80": [8.0, 7.0, 1.0, 0.5], "yhat_upper_80": [12.0, 13.0, 7.0, 8.0],
     })
     classical = {"theta": {"a": np.array([20.0, 30.0]), "b": np.array([0.0, 0.0])}, "damped_trend": {"a": np.array([10.0, 10.0]), "b": np.array([4.0, 4.0])}}
-    out = blend_frame(frame, classical, {"theta": 0.5, "damped_trend": 0.25}, [80], floor={"b"})
+    out = blend_frame(frame, classical, {"theta": 0.5, "damped_trend": 0.25}, {80: 1.0}, floor={"b"})
     np.testing.assert_allclose(out["yhat"], [0.25 * 10 + 10 + 2.5, 0.25 * 10 + 15 + 2.5, 1.0 + 0 + 1.0, 2.0])
     np.testing.assert_allclose(out["yhat_upper_80"] - out["yhat"], frame["yhat_upper_80"] - frame["yhat"])
     np.testing.assert_allclose(out["yhat_lower_80"][2:], [0.0, 0.0])  # b's bounds stop at zero
     assert frame["yhat"].tolist() == [10.0, 10.0, 4.0, 4.0]  # the frame given is left as it was
     np.testing.assert_allclose(blended(np.array([1.0, 2.0]), {"theta": np.array([np.nan, 4.0])}, {"theta": 0.5}), [1.0, 3.0])
+    narrower = blend_frame(frame, classical, {"theta": 0.5, "damped_trend": 0.25}, {80: 0.5}, floor=set())
+    np.testing.assert_allclose(narrower["yhat_upper_80"] - narrower["yhat"], 0.5 * (frame["yhat_upper_80"] - frame["yhat"]))
+
+
+def test_interval_scales_make_the_moved_bounds_cover_their_level_of_the_holdout():
+    rng = np.random.default_rng(1)
+    actual = 100 + rng.normal(0, 10, size=(400, 6))
+    network = actual + rng.normal(0, 10, size=actual.shape)  # the network errs twice as much as the blend below
+    holdout = holdout_of(actual, network)
+    holdout.bounds = {80: (network - 20.0, network + 20.0), 95: (network - 30.0, network + 30.0)}
+    blend = actual + rng.normal(0, 5, size=actual.shape)
+    scales = interval_scales(holdout, blend)
+    for level, (lower, upper) in holdout.bounds.items():
+        moved_lower, moved_upper = blend - scales[level] * (network - lower), blend + scales[level] * (upper - network)
+        covered = np.mean((actual >= moved_lower) & (actual <= moved_upper)) * 100
+        assert level <= covered <= level + 0.5 and scales[level] < 0.6
 
 
 def test_a_blend_config_adds_up_to_at_most_one():
@@ -71,6 +87,7 @@ def test_a_trained_forecaster_chooses_its_weights_on_the_holdout_and_keeps_them(
     forecaster.save(tmp_path)
     loaded = RecurrentForecaster.load(tmp_path)
     assert loaded.blend_weights == forecaster.blend_weights
+    assert loaded.interval_scales == forecaster.interval_scales and set(forecaster.interval_scales) <= {80, 95}
     assert loaded.holdout_forecaster().blend_weights == forecaster.blend_weights
 
 
