@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", type=int, default=None, help="score this many series spread over the subset (default: all; per subset with all)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a model key, e.g. ensemble.members=3")
     parser.add_argument("--no-statsforecast", action="store_true", help="leave AutoETS and Theta out even when statsforecast is installed")
+    parser.add_argument(
+        "--per-series", default=None, metavar="PARQUET",
+        help="write each series' sMAPE and MASE per method (the network alone too) and its traits, for benchmarks.diagnosis",
+    )
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args(argv)
     if args.subset is None:
@@ -141,10 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--subset all runs the derived defaults of each subset: leave --model out")
     subsets = SUBSETS if args.subset == "all" else (args.subset,)
     configs = {subset: _model_config(parser, args, subset) for subset in subsets}  # every config checked before any training
-    lines = []
+    lines, per_series = [], []
     for subset in subsets:
-        lines.append(run_subset(args, subset, configs[subset]))
+        lines.append(run_subset(args, subset, configs[subset], per_series))
         print(json.dumps(rounded(lines[-1])), flush=True)
+    if args.per_series:
+        pd.concat(per_series, ignore_index=True).to_parquet(args.per_series, index=False)
     if len(lines) > 1:
         print(json.dumps(combined(lines)))
     return 0
@@ -170,8 +176,9 @@ def _model_config(parser: argparse.ArgumentParser, args: argparse.Namespace, sub
     return config
 
 
-def run_subset(args: argparse.Namespace, subset: str, config) -> dict:
-    """Train, forecast and score one subset beside the baselines: the subset's line, metrics unrounded."""
+def run_subset(args: argparse.Namespace, subset: str, config, per_series: list[pd.DataFrame] | None = None) -> dict:
+    """Train, forecast and score one subset beside the baselines: the subset's line, metrics unrounded
+    (with `--per-series`, each series' scores and traits are appended to `per_series`)."""
     from benchmarks.classical import STATSFORECAST_MISSING, classical_forecasts, statsforecast_available
     from forecasting.evaluation.metrics import accuracy_by_step, seasonal_naive_scale
     from forecasting.model.backtesting import baseline_forecasts
@@ -210,6 +217,14 @@ def run_subset(args: argparse.Namespace, subset: str, config) -> dict:
     for name, frame in frames.items():
         metrics_of, scored[name] = _scores(frame, test_part, scales, name)
         metrics.update(metrics_of)
+    if args.per_series and per_series is not None:
+        from dataclasses import replace
+
+        from benchmarks.diagnosis import series_scores
+
+        network = replace(outcome.forecaster, blend_weights={}).predict(arrays).forecasts  # the network alone: the job before the blend
+        methods = {"model": forecast.forecasts, "network": network, **frames}
+        per_series.append(series_scores(subset, methods, test_part, histories, scales, season))
     return {
         "dataset": f"m3-{subset}",
         "series": int(overall["series"]),
