@@ -53,10 +53,13 @@ def test_m3_subset_splits_each_series_at_its_protocol_horizon(subset):
     assert (test_part.groupby("series_id").size() == horizon).all() and train_part["series_id"].nunique() == 4
 
 
-def test_m3_subset_benchmark_runs_derived_defaults_beside_seasonal_naive():
-    """`--subset` with no `--model`: the config names only the horizon; the rest is derived."""
+def test_m3_subset_benchmark_runs_derived_defaults_beside_seasonal_naive(tmp_path):
+    """`--subset` with no `--model`: the config names only the horizon; the rest is derived. The
+    per-series file feeds `benchmarks.diagnosis`."""
+    per_series = tmp_path / "per_series.parquet"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.m3", "--subset", "quarterly", "--series", "12", "--set", "epochs=2", "--no-statsforecast"],
+        [sys.executable, "-m", "benchmarks.m3", "--subset", "quarterly", "--series", "12", "--set", "epochs=2", "--no-statsforecast",
+         "--per-series", str(per_series)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -70,6 +73,14 @@ def test_m3_subset_benchmark_runs_derived_defaults_beside_seasonal_naive():
     assert config["horizon"] == 8 and config["season"] == 4 and config["batch_size"] == 32 and config["min_epochs"] == 0
     assert config["lookback"] == default_lookback(8, 4, lengths) == 10
     assert 0 < line["snaive_smape"] < 200 and 0 < line["smape"] < 200 and "theta_smape" not in line
+    scores = pd.read_parquet(per_series)
+    assert len(scores) == 12 and {"model_smape", "network_smape", "snaive_mase", "length", "trend"} <= set(scores.columns)
+    # The series' mean sMAPE is the subset's (every series scores the same 8 points).
+    assert scores["model_smape"].mean() == pytest.approx(line["smape"], abs=1e-3)
+    table = subprocess.run([sys.executable, "-m", "benchmarks.diagnosis", str(per_series)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr[-3000:]
+    groups = [json.loads(row) for row in table.stdout.splitlines()]
+    assert {row["trait"] for row in groups} >= {"length", "trend", "scale"} and sum(row["series"] for row in groups if row["trait"] == "length") == 12
 
 
 def test_m3_all_subsets_print_each_subset_then_the_point_average_beside_the_series_weighted_mean():
