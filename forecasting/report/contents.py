@@ -17,7 +17,9 @@ from forecasting.sources.tables import forecast_errors, ingestion_state, model_a
 
 RUNS_SHOWN = 10
 ANOMALIES_SHOWN = 10
-ANOMALY_COLUMNS = ("series_id", "target_ts", "actual", "yhat", "lower_95", "upper_95", "interval_distance", "direction", "model_version", "forecast_origin")
+ANOMALY_COLUMNS = ("series_id", "target_ts", "actual", "yhat", "lower_95", "upper_95", "interval_distance", "direction", "model_version",
+                   "forecast_origin", "method")
+METHOD_SERIES_NAMED = 10  # series named per method other than `network` in the report's method line
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,18 @@ class ReportData:
     extra: dict[str, Any] = field(default_factory=dict)
     # The newest anomalies (view `anomalies`, at most ANOMALIES_SHOWN), newest period first.
     anomalies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(ANOMALY_COLUMNS)))
+    # How each series' newest forecast was made (view `forecast_latest`, column `method`): series_id, method.
+    methods: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["series_id", "method"]))
+
+    @property
+    def method_counts(self) -> list[tuple[str, int, list[str]]]:
+        """Per method of the newest forecasts, `network` first: the number of series and, for other methods,
+        the first METHOD_SERIES_NAMED of them by id."""
+        found = []
+        for method, group in self.methods.groupby("method", sort=False):
+            named = [] if method == "network" else sorted(group["series_id"].astype(str))[:METHOD_SERIES_NAMED]
+            found.append((str(method), int(group["series_id"].nunique()), named))
+        return sorted(found, key=lambda item: (item[0] != "network", item[0]))
 
     @property
     def has_actuals(self) -> bool:
@@ -128,11 +142,12 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         by_period = _view(connection, "accuracy_by_period", model, "target_ts")
         scores = _series_scores(connection, model)
         chosen, note = _pick_series(known, scores, named, top)
-        columns = [f[name] for name in ("series_id", "forecast_origin", "target_ts", "step", "yhat") if name in f]
+        columns = [f[name] for name in ("series_id", "forecast_origin", "target_ts", "step", "yhat", "method") if name in f]
         columns += [f[name] for level in levels for name in (f"yhat_lower_{level}", f"yhat_upper_{level}") if name in f]
         forecasts = _frame(connection, sa.select(*columns).where(f.model_name == model, f.series_id.in_(chosen))) if chosen else pd.DataFrame()
         quarantined = quarantine_counts(connection, settings.source.table)
         anomalies = newest_anomalies(connection, model)
+        methods = newest_methods(connection, model)
     features = list(settings.source.future_features)
     rows = history.read(history.history_root(settings.storage_root, settings.source.table), columns=["series_id", "ts", "value", *features], series=chosen)
     histories = observed_only(rows[["series_id", "ts", "value"]])
@@ -141,7 +156,15 @@ def gather(engine: Engine, settings: Settings, model: str, named: list[str] | No
         versions=versions, by_step=by_step, by_period=by_period, series=chosen, series_note=note, histories=histories,
         forecasts=forecasts, series_scores=scores, quarantine=quarantined, levels=levels,
         planned=planned_periods(rows, features), planned_label=" or ".join(features), anomalies=anomalies,
+        methods=methods,
     )
+
+
+def newest_methods(connection: Connection, model: str) -> pd.DataFrame:
+    """Each series' method in its newest forecast (view `forecast_latest`): series_id, method."""
+    view = sa.table("forecast_latest", sa.column("model_name"), sa.column("series_id"), sa.column("method"))
+    return _frame(connection, sa.select(view.c.series_id, view.c.method).where(view.c.model_name == model).distinct()
+                  .order_by(view.c.series_id, view.c.method))
 
 
 def planned_periods(rows: pd.DataFrame, features: list[str]) -> pd.DataFrame:

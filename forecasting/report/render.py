@@ -57,6 +57,15 @@ def _step_version(data: ReportData) -> int | None:
     return int(data.champion) if data.champion in totals.index else int(totals.idxmax())
 
 
+def _methods_by_origin(forecasts: pd.DataFrame) -> list[tuple[str, str]]:
+    """(method, origin) per forecast origin of one series, oldest first; empty when every row is `network`
+    (or the rows predate the column), so a chart says how it was forecast only when that is news."""
+    if "method" not in forecasts or forecasts.empty or (forecasts["method"] == "network").all():
+        return []
+    firsts = forecasts.sort_values("forecast_origin").groupby("forecast_origin", sort=True)["method"].first()
+    return [(str(method), _when(origin)) for origin, method in firsts.items()]
+
+
 def render(data: ReportData, live: dict[str, Any] | None, generated: datetime | None = None) -> Report:
     """The report's HTML from its data and the champion's live figures (`evaluation.live_figures.LiveFigures.as_dict()`)."""
     from jinja2 import Environment, PackageLoader, select_autoescape  # lazy: jinja2
@@ -84,6 +93,7 @@ def render(data: ReportData, live: dict[str, Any] | None, generated: datetime | 
             "scored": int(score["scored"]) if score is not None else 0,
             "mase": float(score["mase"]) if score is not None and pd.notna(score["mase"]) else None,
             "naive_mase": float(score["naive_mase"]) if score is not None and pd.notna(score["naive_mase"]) else None,
+            "methods": _methods_by_origin(forecasts),
         })
     step_rows = []
     if version is not None:

@@ -61,6 +61,18 @@ def test_report_with_actuals_has_accuracy_and_series_charts_as_real_images(scena
     assert len(list(folder.glob("*.html"))) == 2 and not list(folder.glob(".*tmp"))
 
 
+def test_report_says_how_the_newest_forecasts_were_made_and_which_series_were_not_the_network(scenario):
+    """Issue 29: a new store forecast from a padded window shows in the report, not only in the tables."""
+    settings, engine, full, months, forecasts = scenario
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE forecasts SET method = 'short_history' WHERE series_id = 'S01'"))
+    html = re.sub(r"\s+", " ", build_report(engine, settings, "tiny").html)
+    assert "Newest forecasts by method: network 2 series; short_history 1 series (S01)." in html
+    origin = pd.Timestamp(forecasts.forecast_origin.iloc[0]).date()
+    assert f"Series S01 forecast by short_history from origin {origin}." in html
+    assert "Series S00 forecast by" not in html  # all network: nothing to say
+
+
 def test_report_refuses_unknown_series_and_models_without_forecasts(scenario, tmp_path, database_url):
     settings, engine, full, months, forecasts = scenario
     with pytest.raises(ConfigError, match="--series: 'NOPE' has no forecasts of this model"):
