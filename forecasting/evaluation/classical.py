@@ -101,7 +101,7 @@ def _theta(padded: np.ndarray, lengths: np.ndarray, horizon: int) -> np.ndarray:
     alpha = ALPHAS[:, np.newaxis]
     level = np.full((len(ALPHAS), len(padded)), np.nan)
     squared = np.zeros_like(level)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # a series of huge values: its squared error is inf, never chosen
         for column in range(padded.shape[1]):
             value = padded[:, column]
             started = np.isfinite(level)
@@ -126,7 +126,7 @@ def _damped(padded: np.ndarray, lengths: np.ndarray, horizon: int) -> np.ndarray
     level, trend, squared = np.full(shape, np.nan), np.zeros(shape), np.zeros(shape)
     width = padded.shape[1]
     position = np.arange(width)[np.newaxis, :] - (width - lengths)[:, np.newaxis]  # index within each run
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # a series of huge values: its squared error is inf, never chosen
         for column in range(width):
             value, index = padded[:, column], position[:, column]
             first, second, later = index == 0, index == 1, index >= 2
