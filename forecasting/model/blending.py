@@ -39,15 +39,19 @@ def classical_for(
     histories: Sequence[np.ndarray], timestamps: Sequence[pd.DatetimeIndex], horizon: int, season: int, frequency: str | None
 ) -> dict[str, np.ndarray]:
     """Each classical method's forecasts after each history (series x horizon), seasonal positions
-    from the timestamps; a series never below zero is not forecast below zero."""
+    from the timestamps; a series never below zero is not forecast below zero. A history with a
+    season but fewer than three seasons of values gets none (NaN: not blended): the classical methods
+    cannot tell its season, which the network reads (a new store's weekly shape, `short_factors`)."""
     last_ticks = None
     if season > 1 and frequency and len(timestamps):
         last_ticks = season_ticks(pd.DatetimeIndex(np.array([index.values[-1] for index in timestamps])), frequency)
     forecasts = classical_forecasts(histories, horizon, season if last_ticks is not None else 1, last_ticks, METHODS)
     never_negative = np.array([bool(np.nanmin(history, initial=0.0) >= 0) for history in histories], dtype=bool)
+    too_short = np.array([season > 1 and np.isfinite(history).sum() < 3 * season for history in histories], dtype=bool)
     for values in forecasts.values():
         if len(values):
             values[never_negative] = np.maximum(values[never_negative], 0.0)
+            values[too_short] = np.nan
     return forecasts
 
 
@@ -118,7 +122,8 @@ def blend_frame(
     """The long forecast frame with each series' `yhat` blended with its classical forecasts
     (`classical`: per method, per series, one value per step) and its interval bounds moved with it,
     their distances from it multiplied by `scales[level]` (see `interval_scales`); bounds of the
-    series in `floor` (never below zero) are kept at or above zero."""
+    series in `floor` (never below zero) are kept at or above zero. Rows without a classical
+    forecast (`classical_for`: too short for its season) are left as the network made them."""
     if not any(weight > 0 for weight in weights.values()) or frame.empty:
         return frame
     frame = frame.copy()
@@ -131,11 +136,16 @@ def blend_frame(
             if values is not None:
                 others[name][rows] = values[steps[rows]]
     blend = blended(network, others, weights)
+    mixed = np.ones(len(frame), dtype=bool)  # rows with every weighted classical forecast: the others keep the network's
+    for name, weight in weights.items():
+        if weight > 0:
+            mixed &= np.isfinite(others[name])
     frame["yhat"] = blend
     floored = frame["series_id"].isin(floor).to_numpy()
     for level, scale in scales.items():
         for column in interval_columns(level):
             if column in frame.columns:
-                moved = blend + scale * (frame[column].to_numpy(dtype="float64") - network)
-                frame[column] = np.where(floored, np.maximum(moved, 0.0), moved)
+                bound = frame[column].to_numpy(dtype="float64")
+                moved = np.where(mixed, blend + scale * (bound - network), bound)
+                frame[column] = np.where(floored & mixed, np.maximum(moved, 0.0), moved)
     return frame

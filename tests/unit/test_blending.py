@@ -9,7 +9,7 @@ import pytest
 
 from forecasting.config.settings import ModelConfig, SourceConfig
 from forecasting.model.inputs import InputSpec
-from forecasting.model.blending import blend_frame, blended, choose_weights, interval_scales
+from forecasting.model.blending import blend_frame, blended, choose_weights, classical_for, interval_scales
 from forecasting.model.forecaster import RecurrentForecaster
 from forecasting.model.prediction import HoldoutForecasts, predict
 from forecasting.preparation.windows import to_series_arrays
@@ -111,3 +111,14 @@ def test_a_model_reading_future_inputs_is_not_blended_unless_asked():
     data = spec.prepare(observed, frame[frame["value"].isna()], source, "MS")
     outcome = RecurrentForecaster.fit(data, ModelConfig(**TINY_MODEL), future_features=("promo",))
     assert outcome.forecaster.blend_weights == {}
+
+
+def test_a_history_too_short_for_its_season_keeps_the_network_forecast_and_interval():
+    index = pd.date_range("2026-01-01", periods=60, freq="D")
+    long, short = 100 + 10 * np.sin(np.arange(60) * 2 * np.pi / 7), np.full(15, 50.0)
+    classical = classical_for([long, short], [index, index[:15]], horizon=3, season=7, frequency="D")
+    assert np.isfinite(classical["theta"][0]).all() and np.isnan(classical["theta"][1]).all()  # 15 days: under three weeks
+    frame = pd.DataFrame({"series_id": ["new"] * 3, "step": [1, 2, 3], "yhat": [60.0] * 3, "yhat_lower_80": [50.0] * 3, "yhat_upper_80": [70.0] * 3})
+    by_series = {name: {"new": values[1]} for name, values in classical.items()}
+    out = blend_frame(frame, by_series, {"theta": 0.5}, {80: 0.5}, floor={"new"})
+    pd.testing.assert_frame_equal(out, frame)
