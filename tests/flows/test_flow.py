@@ -41,11 +41,12 @@ def test_retrain_then_forecast_writes_once_and_repeats_without_duplicates(loaded
     settings, config, engine = loaded
     summary = forecast_pipeline(model="tiny", mode="retrain", config=config)
     assert summary["mode"] == "retrain" and summary["produced_version"] == 1
-    assert (summary["series_read"], summary["series_forecast"], summary["series_skipped"]) == (9, 8, 1)
-    assert "SHORT" in summary["skipped_examples"]
-    assert summary["rows_sql"] == summary["rows_parquet"] == 8 * 6
+    # SHORT (8 months, lookback 12) is a new series: forecast from a padded window, its method recorded.
+    assert (summary["series_read"], summary["series_forecast"], summary["series_skipped"]) == (9, 9, 0)
+    assert summary["rows_sql"] == summary["rows_parquet"] == 9 * 6
     first_sql, first_parquet = sql_forecasts(engine), read_forecasts(settings.storage_root, "tiny")
-    assert len(first_sql) == len(first_parquet) == 48
+    assert len(first_sql) == len(first_parquet) == 54
+    assert set(first_sql[first_sql.series_id == "SHORT"].method) == {"short_history"} and set(first_sql[first_sql.series_id != "SHORT"].method) == {"network"}
     assert first_sql.groupby("series_id").step.apply(list).map(lambda s: s == [1, 2, 3, 4, 5, 6]).all()
     assert (first_sql.yhat_lower_95 <= first_sql.yhat_lower_80).all() and (first_sql.yhat_lower_80 <= first_sql.yhat).all()
     assert (first_sql.yhat <= first_sql.yhat_upper_80).all() and (first_sql.yhat_upper_80 <= first_sql.yhat_upper_95).all()
@@ -54,13 +55,13 @@ def test_retrain_then_forecast_writes_once_and_repeats_without_duplicates(loaded
     again = forecast_pipeline(model="tiny", mode="forecast", config=config)
     assert again["produced_version"] is None and again["champion_version"] == 1
     second_sql, second_parquet = sql_forecasts(engine), read_forecasts(settings.storage_root, "tiny")
-    assert len(second_sql) == 48 and len(second_parquet) == 48
+    assert len(second_sql) == 54 and len(second_parquet) == 54
     pd.testing.assert_series_equal(first_sql.yhat, second_sql.yhat)
     assert set(second_sql.run_id) == {again["run_id"]}
 
     runs = runs_table(engine)
     assert list(runs["mode"]) == ["retrain", "forecast"] and set(runs.status) == {"completed"}
-    assert list(runs.rows_sql) == [48, 48] and list(runs.produced_version.fillna(0)) == [1, 0]
+    assert list(runs.rows_sql) == [54, 54] and list(runs.produced_version.fillna(0)) == [1, 0]
     assert not list((settings.storage_root / "staging").glob("*"))
 
 
@@ -82,8 +83,8 @@ def test_auto_mode_forecasts_without_new_data_and_retrains_with_it(loaded, datab
     assert third["produced_version"] == 2 and third["training"]["parent_version"] == 1
     stored = sql_forecasts(engine)
     # The two series with a new observation get a new origin; the earlier origin stays as history.
-    assert len(stored) == 48 + 2 * 6
-    assert len(read_forecasts(settings.storage_root, "tiny")) == 48 + 2 * 6
+    assert len(stored) == 54 + 2 * 6
+    assert len(read_forecasts(settings.storage_root, "tiny")) == 54 + 2 * 6
 
 
 def test_failed_run_is_recorded_and_writes_nothing(loaded):
