@@ -8,9 +8,15 @@
 # ones, the holiday inputs the version was trained with, and the spike flagged in the view `anomalies`.
 # Every fact is checked: the script exits non-zero when one is missing.
 #
-#   docs/examples/planner_demo.sh [WORKDIR]      (PYTHON, FORECASTING: the commands to use)
+#   docs/examples/planner_demo.sh [WORKDIR]      (after `make install`, from anywhere)
+# PYTHON (default: the repository's .venv/bin/python, else python3) and FORECASTING (default:
+# "$PYTHON -m forecasting") name the commands to use; a relative PYTHON is read from where you are.
 set -euo pipefail
-PYTHON=${PYTHON:-python}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
+case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac
 FORECASTING=${FORECASTING:-"$PYTHON -m forecasting"}
 WORK=${1:-$(mktemp -d)}
 mkdir -p "$WORK"
