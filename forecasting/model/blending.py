@@ -129,12 +129,14 @@ def blend_frame(
     frame = frame.copy()
     network = frame["yhat"].to_numpy(dtype="float64")
     steps = frame["step"].to_numpy(dtype="int64") - 1
-    others = {name: np.full(len(frame), np.nan) for name in classical}
-    for series_id, rows in frame.groupby("series_id", sort=False).indices.items():
-        for name, by_series in classical.items():
-            values = by_series.get(series_id)
-            if values is not None:
-                others[name][rows] = values[steps[rows]]
+    others = {}
+    for name, by_series in classical.items():  # each row's value, looked up for all rows at once
+        row = pd.Index(list(by_series)).get_indexer(frame["series_id"])
+        width = max([len(values) for values in by_series.values()] + [int(steps.max()) + 1])
+        table = np.full((len(by_series) + 1, width), np.nan)  # the last row: a series without a forecast
+        for position, values in enumerate(by_series.values()):
+            table[position, : len(values)] = values
+        others[name] = table[np.where(row >= 0, row, len(table) - 1), steps]
     blend = blended(network, others, weights)
     mixed = np.ones(len(frame), dtype=bool)  # rows with every weighted classical forecast: the others keep the network's
     for name, weight in weights.items():

@@ -351,10 +351,9 @@ def with_blend_weights(outcome: TrainingOutcome, arrays: SeriesArrays) -> Traini
     if holdout is not None:
         classical = classical_for(holdout.histories, holdout.timestamps, forecaster.horizon, forecaster.season, arrays.frequency or forecaster.frequency)
         weights, metrics = choose_weights(holdout, classical, fixed)
-        weights = {name: float(weight) for name, weight in weights.items() if weight > 0}
-        if weights:
-            scales = interval_scales(holdout, blended(holdout.predicted, classical, weights))
     weights = {name: float(weight) for name, weight in weights.items() if weight > 0}
+    if holdout is not None and weights:
+        scales = interval_scales(holdout, blended(holdout.predicted, classical, weights))
     details = {**outcome.report.details, "blend_weights": weights, "interval_scales": {str(level): scale for level, scale in scales.items()}}
     report = replace(outcome.report, metrics={**outcome.report.metrics, **metrics}, details=details)
     provenance = {**forecaster.provenance, **report_provenance(report)}
